@@ -1,0 +1,87 @@
+//! The command line, as clap derive types. The `///` docs are the help text.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  with-secrets init API_TOKEN          write a starter secrets.toml here, with one entry
+  with-secrets set API_TOKEN           store API_TOKEN's value (prompts on a terminal)
+  with-secrets -- cargo test           run cargo test with every secret set
+  with-secrets check                   list each entry as found or missing; exit 1 if any required one is missing
+  printf %s \"$TOKEN\" | with-secrets set API_TOKEN
+                                       store a value from standard input
+
+In CI, where there is no keyring, each variable falls back to the same-named
+variable already in the environment, so `with-secrets -- cargo test` works unchanged.
+
+Exit status: the command's own, or 125 if with-secrets failed, 126 if the command
+could not be executed, 127 if it was not found.";
+
+/// Run a command with secrets from your OS keyring as environment variables.
+///
+/// A checked-in manifest, secrets.toml, maps each environment variable to a
+/// keyring entry (service and username), never to a value. `with-secrets --
+/// COMMAND` looks every entry up, then runs COMMAND in its place with those
+/// variables set.
+#[derive(Debug, Parser)]
+#[command(
+    name = "with-secrets",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = EXAMPLES,
+    override_usage = "with-secrets [OPTIONS] -- COMMAND [ARGS]...\n       with-secrets [OPTIONS] <SUBCOMMAND>"
+)]
+pub struct Cli {
+    /// The manifest to use [default: the nearest secrets.toml in this folder
+    /// or above; env: WITH_SECRETS_MANIFEST]
+    #[arg(short, long, global = true, value_name = "PATH")]
+    pub manifest: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// The command to run with the secrets set, and its arguments
+    #[arg(last = true, value_name = "COMMAND")]
+    pub run: Vec<OsString>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Store the value of NAME's entry, replacing any old one.
+    ///
+    /// On a terminal it prompts without echo; otherwise it reads standard
+    /// input and strips one trailing newline.
+    Set {
+        /// The variable, as named in the manifest
+        name: String,
+    },
+    /// Print the value of NAME's entry.
+    ///
+    /// A newline follows the value only when standard output is a terminal,
+    /// so piped output is the value byte for byte.
+    Get {
+        /// The variable, as named in the manifest
+        name: String,
+    },
+    /// Remove NAME's entry from the keyring.
+    Delete {
+        /// The variable, as named in the manifest
+        name: String,
+    },
+    /// Show whether each entry resolves, without printing values.
+    ///
+    /// Exits 0 when every required entry resolves (from the keyring or the
+    /// environment), 1 when one is missing: a preflight for Makefiles and CI.
+    Check,
+    /// Write a commented starter secrets.toml in this folder (or at --manifest).
+    ///
+    /// Each NAME becomes an entry whose username is the name in lower case,
+    /// under a default service named after this folder. It never overwrites.
+    Init {
+        /// Variables to add entries for, e.g. API_TOKEN DATABASE_URL
+        names: Vec<String>,
+    },
+}

@@ -1,0 +1,284 @@
+//! The one error type, and the exit code each error maps to.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::manifest::Snippet;
+use crate::store::StoreError;
+
+/// env(1)'s code for "with-secrets itself failed".
+pub const EXIT_FAILURE: u8 = 125;
+/// env(1)'s code for "found but could not be executed".
+pub const EXIT_CANNOT_EXECUTE: u8 = 126;
+/// env(1)'s code for "not found".
+pub const EXIT_NOT_FOUND: u8 = 127;
+
+/// Everything that can go wrong. A variant carries what a person needs to fix
+/// it (paths, names, services, usernames, the store) and never a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{message}")]
+    Usage { message: String },
+
+    #[error(
+        "no {file} found in {} or any folder above it\n  create one with: with-secrets init\n  or name one with: --manifest PATH (or WITH_SECRETS_MANIFEST)",
+        searched.first().map_or_else(String::new, |dir| dir.display().to_string()),
+        file = crate::manifest::FILE_NAME
+    )]
+    ManifestNotFound { searched: Vec<PathBuf> },
+
+    #[error("cannot read manifest {}{}", path.display(), read_hint(source))]
+    ManifestRead {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("{}:{line}:{column}: {message}\n{snippet}", path.display())]
+    Manifest {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+        snippet: String,
+    },
+
+    #[error("{} already exists; edit it, or remove it first to start over", path.display())]
+    ManifestExists { path: PathBuf },
+
+    #[error("cannot write {}", path.display())]
+    WriteManifest {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error(
+        "{name} is not in {}\n  add it: {name} = {{ service = \"...\", username = \"...\" }}",
+        path.display()
+    )]
+    UnknownName { name: String, path: PathBuf },
+
+    #[error("{}", missing_message(missing, store, fix))]
+    Missing {
+        missing: Vec<MissingEntry>,
+        store: &'static str,
+        /// The command prefix that reaches the same manifest, e.g. `with-secrets -m x.toml`.
+        fix: String,
+    },
+
+    #[error("{}", unavailable_message(store, cause, names))]
+    StoreUnavailable {
+        store: &'static str,
+        cause: StoreError,
+        /// Required variables that had no fallback in the environment.
+        names: Vec<String>,
+    },
+
+    #[error("{store}: {cause}")]
+    Store {
+        store: &'static str,
+        cause: StoreError,
+    },
+
+    #[error(
+        "{name} is not stored in {store} (service {service:?}, username {username:?})\n  store it with: {fix} set {name}"
+    )]
+    NotStored {
+        name: String,
+        service: String,
+        username: String,
+        store: &'static str,
+        fix: String,
+    },
+
+    #[error(
+        "the value of {name} contains a NUL byte, which an environment variable cannot hold\n  replace it with: {fix} set {name}"
+    )]
+    NulInValue { name: String, fix: String },
+
+    #[error("cannot read the value for {name} from standard input")]
+    ReadValue {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("refusing to store an empty value for {name}; nothing was changed")]
+    EmptyValue { name: String },
+
+    #[error("cannot write to standard output")]
+    Stdout {
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("cannot find the current directory")]
+    CurrentDir {
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("{}: command not found", program.to_string_lossy())]
+    CommandNotFound { program: OsString },
+
+    #[error("{}: {}", program.to_string_lossy(), exec_reason(cause))]
+    CannotExecute { program: OsString, cause: io::Error },
+
+    #[error(
+        "the value of {name} is not valid UTF-8, which a Windows environment variable cannot hold\n  replace it with: {fix} set {name}"
+    )]
+    ValueNotText { name: String, fix: String },
+}
+
+/// A required entry that no store or environment variable could provide.
+#[derive(Debug, Clone)]
+pub struct MissingEntry {
+    pub name: String,
+    pub service: String,
+    pub username: String,
+    pub description: Option<String>,
+}
+
+impl Error {
+    /// The process exit code for this error, following env(1).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::CommandNotFound { .. } => EXIT_NOT_FOUND,
+            Self::CannotExecute { cause, .. } if cause.kind() == io::ErrorKind::NotFound => {
+                EXIT_NOT_FOUND
+            }
+            Self::CannotExecute { .. } => EXIT_CANNOT_EXECUTE,
+            _ => EXIT_FAILURE,
+        }
+    }
+
+    /// A located manifest error, with a snippet of the line that hides secrets.
+    pub(crate) fn manifest(path: &Path, text: &str, span: Range<usize>, message: String) -> Self {
+        let snippet = Snippet::new(text, span);
+        Self::Manifest {
+            path: path.to_owned(),
+            line: snippet.line,
+            column: snippet.column,
+            message,
+            snippet: snippet.to_string(),
+        }
+    }
+}
+
+fn read_hint(source: &io::Error) -> &'static str {
+    match source.kind() {
+        io::ErrorKind::NotFound => {
+            "\n  create it with: with-secrets init (or fix the --manifest path)"
+        }
+        _ => "",
+    }
+}
+
+fn exec_reason(cause: &io::Error) -> String {
+    match cause.kind() {
+        io::ErrorKind::PermissionDenied => {
+            "permission denied (is it executable? try: chmod +x)".to_owned()
+        }
+        io::ErrorKind::NotFound => "not found (or its interpreter is missing)".to_owned(),
+        _ => cause.to_string(),
+    }
+}
+
+fn missing_message(missing: &[MissingEntry], store: &str, fix: &str) -> String {
+    let width = missing.iter().map(|m| m.name.len()).max().unwrap_or(0);
+    let mut out = format!(
+        "{} required secret{} missing from {store} and the environment:",
+        missing.len(),
+        if missing.len() == 1 { " is" } else { "s are" }
+    );
+    for entry in missing {
+        let _ = write!(
+            out,
+            "\n  {:width$}  service {:?}, username {:?}",
+            entry.name, entry.service, entry.username
+        );
+        if let Some(description) = &entry.description {
+            let _ = write!(out, " ({description})");
+        }
+    }
+    out.push_str("\nstore each one with:");
+    for entry in missing {
+        let _ = write!(out, "\n  {fix} set {}", entry.name);
+    }
+    out.push_str("\nor, in CI, set the variable in the environment");
+    out
+}
+
+fn unavailable_message(store: &str, cause: &StoreError, names: &[String]) -> String {
+    format!(
+        "{store}: {cause}\n{} {} no fallback in the environment: {}",
+        if names.len() == 1 {
+            "this variable"
+        } else {
+            "these variables"
+        },
+        if names.len() == 1 { "has" } else { "have" },
+        names.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_env() {
+        let not_found = Error::CommandNotFound {
+            program: "nope".into(),
+        };
+        assert_eq!(not_found.exit_code(), 127);
+        let denied = Error::CannotExecute {
+            program: "./x".into(),
+            cause: io::Error::from(io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(denied.exit_code(), 126);
+        let vanished = Error::CannotExecute {
+            program: "./x".into(),
+            cause: io::Error::from(io::ErrorKind::NotFound),
+        };
+        assert_eq!(vanished.exit_code(), 127);
+        let usage = Error::Usage {
+            message: "x".into(),
+        };
+        assert_eq!(usage.exit_code(), 125);
+    }
+
+    #[test]
+    fn missing_lists_every_entry_and_its_fix() {
+        let error = Error::Missing {
+            missing: vec![
+                MissingEntry {
+                    name: "A".into(),
+                    service: "s".into(),
+                    username: "u".into(),
+                    description: None,
+                },
+                MissingEntry {
+                    name: "LONGER".into(),
+                    service: "t".into(),
+                    username: "v w".into(),
+                    description: Some("db".into()),
+                },
+            ],
+            store: "secret-service",
+            fix: "with-secrets".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "2 required secrets are missing from secret-service and the environment:\n  \
+             A       service \"s\", username \"u\"\n  \
+             LONGER  service \"t\", username \"v w\" (db)\n\
+             store each one with:\n  with-secrets set A\n  with-secrets set LONGER\n\
+             or, in CI, set the variable in the environment"
+        );
+    }
+}

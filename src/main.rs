@@ -1,0 +1,51 @@
+//! The binary: parse arguments, call `with_secrets::run`, report the error chain,
+//! and exit with the code env(1) would use.
+
+use std::error::Error as _;
+use std::process::ExitCode;
+
+use clap::Parser;
+use with_secrets::Cli;
+use with_secrets::error::EXIT_FAILURE;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version print to stdout and succeed; a usage
+            // error is our own failure, which env(1) reports as 125.
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::from(EXIT_FAILURE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match with_secrets::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("with-secrets: {}", report(&err));
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// The message, with each cause appended to its first line (`message: cause`)
+/// and any advice lines kept below.
+fn report(err: &with_secrets::Error) -> String {
+    let message = err.to_string();
+    let (head, advice) = message.split_once('\n').unwrap_or((&message, ""));
+    let mut out = head.to_owned();
+    let mut cause = err.source();
+    while let Some(source) = cause {
+        out.push_str(": ");
+        out.push_str(&source.to_string());
+        cause = source.source();
+    }
+    if !advice.is_empty() {
+        out.push('\n');
+        out.push_str(advice);
+    }
+    out
+}

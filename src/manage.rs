@@ -1,0 +1,343 @@
+//! The subcommands that manage entries: set, get, delete, check, init.
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::Context;
+use crate::cli::Command;
+use crate::error::Error;
+use crate::manifest::{Entry, EnvName, Manifest};
+use crate::resolve::{self, Source};
+use crate::secret::Secret;
+use crate::store::{self, Store};
+
+pub fn run(command: Command, context: &Context) -> Result<ExitCode, Error> {
+    match command {
+        Command::Set { name } => set(&name, context),
+        Command::Get { name } => get(&name, context),
+        Command::Delete { name } => delete(&name, context),
+        Command::Check => check(context),
+        Command::Init { names } => init(&names, context),
+    }
+}
+
+fn open() -> Result<Box<dyn Store>, Error> {
+    store::open(store::DEFAULT_TIMEOUT).map_err(|cause| Error::Store {
+        store: store::native_name(),
+        cause,
+    })
+}
+
+fn store_error(store: &dyn Store) -> impl FnOnce(store::StoreError) -> Error + '_ {
+    |cause| Error::Store {
+        store: store.name(),
+        cause,
+    }
+}
+
+/// The manifest entry for `name`, or an error that says how to add it.
+fn entry<'m>(manifest: &'m Manifest, name: &str) -> Result<&'m Entry, Error> {
+    manifest.entry(name).ok_or_else(|| Error::UnknownName {
+        name: name.to_owned(),
+        path: manifest.path.clone(),
+    })
+}
+
+fn set(name: &str, context: &Context) -> Result<ExitCode, Error> {
+    let manifest = context.load_manifest()?;
+    let entry = entry(&manifest, name)?;
+    let key = resolve::key(entry);
+    let interactive = io::stdin().is_terminal();
+    let value = if interactive {
+        let prompt = format!("{name} ({} / {}): ", entry.service, entry.username);
+        let typed = rpassword::prompt_password(prompt).map_err(|source| Error::ReadValue {
+            name: name.to_owned(),
+            source,
+        })?;
+        let value = Secret::new(typed.into_bytes());
+        // An empty answer at a prompt is far more often a slip than a wish.
+        if value.is_empty() {
+            return Err(Error::EmptyValue {
+                name: name.to_owned(),
+            });
+        }
+        value
+    } else {
+        read_value(io::stdin().lock()).map_err(|source| Error::ReadValue {
+            name: name.to_owned(),
+            source,
+        })?
+    };
+    let mut store = open()?;
+    store
+        .set(key, &store::label(name, key), &value)
+        .map_err(store_error(store.as_ref()))?;
+    if interactive {
+        eprintln!("with-secrets: stored {name} in {}", store.name());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a value from a pipe or file: everything, less one trailing newline
+/// (`\n` or `\r\n`), as `echo` and here-strings add one.
+fn read_value(mut input: impl Read) -> io::Result<Secret> {
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    input.read_to_end(&mut bytes)?;
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    Ok(Secret::new(std::mem::take(&mut *bytes)))
+}
+
+fn get(name: &str, context: &Context) -> Result<ExitCode, Error> {
+    let manifest = context.load_manifest()?;
+    let entry = entry(&manifest, name)?;
+    let mut store = open()?;
+    let found = store
+        .get_all(&[resolve::key(entry)])
+        .map_err(store_error(store.as_ref()))?
+        .pop()
+        .flatten()
+        .ok_or_else(|| Error::NotStored {
+            name: name.to_owned(),
+            service: entry.service.clone(),
+            username: entry.username.clone(),
+            store: store.name(),
+            fix: context.fix.clone(),
+        })?;
+    let mut stdout = io::stdout().lock();
+    let newline: &[u8] = if stdout.is_terminal() { b"\n" } else { b"" };
+    stdout
+        .write_all(found.secret.expose())
+        .and_then(|()| stdout.write_all(newline))
+        .and_then(|()| stdout.flush())
+        .map_err(|source| Error::Stdout { source })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn delete(name: &str, context: &Context) -> Result<ExitCode, Error> {
+    let manifest = context.load_manifest()?;
+    let entry = entry(&manifest, name)?;
+    let mut store = open()?;
+    let removed = store
+        .delete(resolve::key(entry))
+        .map_err(store_error(store.as_ref()))?;
+    if removed == 0 {
+        eprintln!(
+            "with-secrets: {name} was not stored in {} (service {:?}, username {:?}); nothing to delete",
+            store.name(),
+            entry.service,
+            entry.username
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per entry, never a value. Exit 0 only when every required entry
+/// resolves, from the keyring or the environment.
+fn check(context: &Context) -> Result<ExitCode, Error> {
+    let manifest = context.load_manifest()?;
+    let resolution = resolve::lookup(
+        &manifest.entries,
+        store::native_name(),
+        || store::open(store::DEFAULT_TIMEOUT),
+        resolve::from_process_env,
+    );
+    if let Some(cause) = &resolution.store_error {
+        eprintln!("with-secrets: {}: {cause}", resolution.store);
+    }
+    let rows: Vec<[String; 4]> = manifest
+        .entries
+        .iter()
+        .zip(&resolution.sources)
+        .map(|(entry, source)| {
+            let status = match source {
+                Source::Store(found) if found.matches > 1 => format!(
+                    "found ({} items match; using the most recently modified)",
+                    found.matches
+                ),
+                Source::Store(_) => "found".to_owned(),
+                Source::Environment => "from environment".to_owned(),
+                Source::Missing if entry.optional => "missing (optional)".to_owned(),
+                Source::Missing => format!("missing: run {} set {}", context.fix, entry.name),
+            };
+            [
+                entry.name.to_string(),
+                entry.service.clone(),
+                entry.username.clone(),
+                status,
+            ]
+        })
+        .collect();
+    let width = |column: usize| rows.iter().map(|row| row[column].len()).max().unwrap_or(0);
+    let (w0, w1, w2) = (width(0), width(1), width(2));
+    let mut stdout = io::stdout().lock();
+    for [name, service, username, status] in &rows {
+        writeln!(
+            stdout,
+            "{name:w0$}  {service:w1$}  {username:w2$}  {status}"
+        )
+        .map_err(|source| Error::Stdout { source })?;
+    }
+    let all_resolve = manifest
+        .entries
+        .iter()
+        .zip(&resolution.sources)
+        .all(|(entry, source)| entry.optional || !matches!(source, Source::Missing));
+    Ok(if all_resolve {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn init(names: &[String], context: &Context) -> Result<ExitCode, Error> {
+    let names = names
+        .iter()
+        .map(|name| {
+            EnvName::new(name).ok_or_else(|| Error::Usage {
+                message: format!(
+                    "`{name}` is not a valid environment variable name: use ASCII letters, \
+                     digits and `_`, and do not start with a digit"
+                ),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let path = context.manifest_to_create();
+    let folder = path
+        .parent()
+        .map(|dir| {
+            if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            }
+        })
+        .and_then(|dir| dir.canonicalize().ok())
+        .and_then(|dir| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let text = starter(&service_name(&folder), &names);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|source| match source.kind() {
+            io::ErrorKind::AlreadyExists => Error::ManifestExists { path: path.clone() },
+            _ => Error::WriteManifest {
+                path: path.clone(),
+                source,
+            },
+        })?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|source| Error::WriteManifest {
+            path: path.clone(),
+            source,
+        })?;
+    let next = match names.first() {
+        Some(name) => format!("store a value with: {} set {name}", context.fix),
+        None => "add an entry under [secrets], then: with-secrets set NAME".to_owned(),
+    };
+    eprintln!("with-secrets: wrote {}\n  {next}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A keyring service name from a folder name: lower case, `-` for the rest.
+fn service_name(folder: &str) -> String {
+    let name: String = folder
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '.' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = name.trim_matches('-');
+    if name.is_empty() {
+        "my-project".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// The starter manifest that `init` writes.
+fn starter(service: &str, names: &[EnvName]) -> String {
+    let mut text = format!(
+        r#"# secrets.toml: the environment variables that `with-secrets -- COMMAND` sets,
+# and where in your OS keyring each value lives. Check this file in: it holds
+# no values, only where to find them.
+#
+#   with-secrets set NAME     store NAME's value (prompts on a terminal)
+#   with-secrets check        see which entries resolve
+#   with-secrets -- COMMAND   run COMMAND with every variable set
+#
+# In CI, a variable the keyring lacks is taken from the environment.
+
+[defaults]
+# The keyring service of every entry below that does not name its own.
+service = {service:?}
+
+[secrets]
+# NAME = {{ service = "...", username = "...", optional = false, description = "..." }}
+"#
+    );
+    if names.is_empty() {
+        text.push_str("# API_TOKEN = { username = \"api-token\" }\n");
+    }
+    for name in names {
+        let username = name.as_str().to_ascii_lowercase().replace('_', "-");
+        text.push_str(&format!("{name} = {{ username = {username:?} }}\n"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_trailing_newline_is_stripped_from_piped_values() {
+        for (input, value) in [
+            ("abc\n", "abc"),
+            ("abc\r\n", "abc"),
+            ("abc\n\n", "abc\n"),
+            ("abc", "abc"),
+            ("", ""),
+            ("\n", ""),
+        ] {
+            let secret = read_value(input.as_bytes()).unwrap();
+            assert_eq!(secret.expose(), value.as_bytes(), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn the_starter_manifest_parses_with_its_entries() {
+        let names = [
+            EnvName::new("API_TOKEN").unwrap(),
+            EnvName::new("DB_URL").unwrap(),
+        ];
+        let text = starter("acme", &names);
+        let manifest = Manifest::parse(Path::new("secrets.toml"), &text).unwrap();
+        let entry = manifest.entry("DB_URL").unwrap();
+        assert_eq!(
+            (entry.service.as_str(), entry.username.as_str()),
+            ("acme", "db-url")
+        );
+        let empty = Manifest::parse(Path::new("secrets.toml"), &starter("acme", &[])).unwrap();
+        assert!(empty.entries.is_empty());
+    }
+
+    #[test]
+    fn service_names_come_from_folder_names() {
+        assert_eq!(service_name("My Project"), "my-project");
+        assert_eq!(service_name("api.v2_x"), "api.v2_x");
+        assert_eq!(service_name("/"), "my-project");
+        assert_eq!(service_name(""), "my-project");
+    }
+}

@@ -1,0 +1,143 @@
+//! The Secret Service `dh-ietf1024-sha256-aes128-cbc-pkcs7` transport encryption.
+//!
+//! The spec: both sides exchange Diffie-Hellman public keys in the 1024-bit
+//! MODP group of RFC 2409 ("Second Oakley Group"), derive a 16-byte AES key
+//! with HKDF-SHA256 (no salt, no info) from the shared secret padded to 128
+//! bytes, and every secret then travels AES-128-CBC encrypted with PKCS#7
+//! padding and a fresh IV. This keeps values out of reach of D-Bus monitors.
+
+use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+use num_bigint::BigUint;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::secret::Secret;
+
+/// The algorithm name passed to `OpenSession`.
+pub const ALGORITHM: &str = "dh-ietf1024-sha256-aes128-cbc-pkcs7";
+
+/// RFC 2409, section 6.2: the prime of the Second Oakley Group; its generator is 2.
+const PRIME: [u8; 128] = [
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xC9, 0x0F, 0xDA, 0xA2, 0x21, 0x68, 0xC2, 0x34,
+    0xC4, 0xC6, 0x62, 0x8B, 0x80, 0xDC, 0x1C, 0xD1, 0x29, 0x02, 0x4E, 0x08, 0x8A, 0x67, 0xCC, 0x74,
+    0x02, 0x0B, 0xBE, 0xA6, 0x3B, 0x13, 0x9B, 0x22, 0x51, 0x4A, 0x08, 0x79, 0x8E, 0x34, 0x04, 0xDD,
+    0xEF, 0x95, 0x19, 0xB3, 0xCD, 0x3A, 0x43, 0x1B, 0x30, 0x2B, 0x0A, 0x6D, 0xF2, 0x5F, 0x14, 0x37,
+    0x4F, 0xE1, 0x35, 0x6D, 0x6D, 0x51, 0xC2, 0x45, 0xE4, 0x85, 0xB5, 0x76, 0x62, 0x5E, 0x7E, 0xC6,
+    0xF4, 0x4C, 0x42, 0xE9, 0xA6, 0x37, 0xED, 0x6B, 0x0B, 0xFF, 0x5C, 0xB6, 0xF4, 0x06, 0xB7, 0xED,
+    0xEE, 0x38, 0x6B, 0xFB, 0x5A, 0x89, 0x9F, 0xA5, 0xAE, 0x9F, 0x24, 0x11, 0x7C, 0x4B, 0x1F, 0xE6,
+    0x49, 0x28, 0x66, 0x51, 0xEC, 0xE6, 0x53, 0x81, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+];
+
+type Encryptor = cbc::Encryptor<aes::Aes128>;
+type Decryptor = cbc::Decryptor<aes::Aes128>;
+
+/// Our half of the key exchange.
+pub struct KeyPair {
+    private: BigUint,
+    /// The public key to send, big-endian.
+    pub public: Vec<u8>,
+}
+
+impl KeyPair {
+    pub fn generate() -> Result<Self, String> {
+        let mut bytes = Zeroizing::new([0u8; 128]);
+        getrandom::fill(bytes.as_mut()).map_err(|err| format!("no randomness: {err}"))?;
+        let private = BigUint::from_bytes_be(bytes.as_ref());
+        let public = BigUint::from(2u8)
+            .modpow(&private, &BigUint::from_bytes_be(&PRIME))
+            .to_bytes_be();
+        Ok(Self { private, public })
+    }
+
+    /// Derives the session key from the service's public key.
+    pub fn derive(&self, server_public: &[u8]) -> Result<SessionKey, String> {
+        let prime = BigUint::from_bytes_be(&PRIME);
+        let theirs = BigUint::from_bytes_be(server_public);
+        // Reject the degenerate keys 0, 1 and p-1, which would fix the secret.
+        if theirs <= BigUint::from(1u8) || theirs >= &prime - 1u8 {
+            return Err("the service sent an invalid public key".into());
+        }
+        let shared = theirs.modpow(&self.private, &prime).to_bytes_be();
+        let mut padded = Zeroizing::new([0u8; 128]);
+        padded[128 - shared.len()..].copy_from_slice(&shared);
+        let mut key = [0u8; 16];
+        hkdf::Hkdf::<sha2::Sha256>::new(None, padded.as_ref())
+            .expand(&[], &mut key)
+            .expect("16 bytes is a valid HKDF-SHA256 length");
+        Ok(SessionKey(key))
+    }
+}
+
+impl Drop for KeyPair {
+    fn drop(&mut self) {
+        // BigUint has no zeroize support; overwrite what we can reach.
+        self.private = BigUint::default();
+    }
+}
+
+/// The AES key of an open session.
+pub struct SessionKey([u8; 16]);
+
+impl Drop for SessionKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl SessionKey {
+    /// Returns (IV, ciphertext).
+    pub fn encrypt(&self, secret: &Secret) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let mut iv = [0u8; 16];
+        getrandom::fill(&mut iv).map_err(|err| format!("no randomness: {err}"))?;
+        let ciphertext = Encryptor::new(&self.0.into(), &iv.into())
+            .encrypt_padded_vec_mut::<Pkcs7>(secret.expose());
+        Ok((iv.to_vec(), ciphertext))
+    }
+
+    pub fn decrypt(&self, iv: &[u8], ciphertext: &[u8]) -> Result<Secret, String> {
+        let iv: [u8; 16] = iv
+            .try_into()
+            .map_err(|_| format!("the service sent a {}-byte IV", iv.len()))?;
+        // Decrypt in place inside the buffer that becomes the Secret, so the
+        // plaintext never sits in a buffer that is not wiped.
+        let mut buffer = Zeroizing::new(ciphertext.to_vec());
+        let len = Decryptor::new(&self.0.into(), &iv.into())
+            .decrypt_padded_mut::<Pkcs7>(&mut buffer)
+            .map_err(|_| "a secret failed to decrypt (bad padding)".to_owned())?
+            .len();
+        buffer.truncate(len);
+        Ok(Secret::new(std::mem::take(&mut *buffer)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_sides_derive_the_same_key_and_values_round_trip() {
+        let ours = KeyPair::generate().unwrap();
+        let theirs = KeyPair::generate().unwrap();
+        let a = ours.derive(&theirs.public).unwrap();
+        let b = theirs.derive(&ours.public).unwrap();
+        assert_eq!(a.0, b.0);
+        for value in ["", "x", "exactly sixteen!", "ünïcödé\nline\0nul"] {
+            let (iv, ciphertext) = a.encrypt(&Secret::from(value)).unwrap();
+            assert_ne!(ciphertext, value.as_bytes());
+            assert_eq!(ciphertext.len() % 16, 0);
+            assert_eq!(
+                b.decrypt(&iv, &ciphertext).unwrap().expose(),
+                value.as_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn degenerate_public_keys_are_refused() {
+        let ours = KeyPair::generate().unwrap();
+        assert!(ours.derive(&[1]).is_err());
+        assert!(ours.derive(&[]).is_err());
+        let mut p_minus_1 = PRIME;
+        p_minus_1[127] -= 1;
+        assert!(ours.derive(&p_minus_1).is_err());
+    }
+}

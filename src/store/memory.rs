@@ -1,0 +1,71 @@
+//! An in-memory store for unit tests; it exists only under `#[cfg(test)]`.
+
+use std::collections::HashMap;
+
+use super::{Found, Key, Store, StoreError};
+use crate::secret::Secret;
+
+#[derive(Default)]
+pub struct Memory {
+    pub items: HashMap<(String, String), Secret>,
+    /// When set, every call fails with this error, as an unreachable store would.
+    pub fail: Option<StoreError>,
+    /// How many `get_all` batches were asked for.
+    pub batches: usize,
+}
+
+impl Memory {
+    pub fn with(items: &[(&str, &str, &str)]) -> Self {
+        Self {
+            items: items
+                .iter()
+                .map(|(service, username, value)| {
+                    (
+                        (service.to_string(), username.to_string()),
+                        Secret::from(*value),
+                    )
+                })
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        self.fail.clone().map_or(Ok(()), Err)
+    }
+}
+
+fn id(key: Key<'_>) -> (String, String) {
+    (key.service.to_owned(), key.username.to_owned())
+}
+
+impl Store for Memory {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
+        self.check()?;
+        self.batches += 1;
+        Ok(keys
+            .iter()
+            .map(|&key| {
+                self.items.get(&id(key)).map(|secret| Found {
+                    secret: secret.clone(),
+                    matches: 1,
+                })
+            })
+            .collect())
+    }
+
+    fn set(&mut self, key: Key<'_>, _label: &str, value: &Secret) -> Result<(), StoreError> {
+        self.check()?;
+        self.items.insert(id(key), value.clone());
+        Ok(())
+    }
+
+    fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
+        self.check()?;
+        Ok(usize::from(self.items.remove(&id(key)).is_some()))
+    }
+}

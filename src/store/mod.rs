@@ -1,0 +1,162 @@
+//! The `Store` trait, which every keyring backend implements, and how one is picked.
+//!
+//! The primary call is a batch: [`Store::get_all`] receives every entry of the
+//! manifest at once, so a backend can fetch them all over one connection with
+//! as few round trips as its protocol allows.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+#[cfg(all(unix, not(target_os = "macos")))]
+mod dh;
+#[cfg(test)]
+pub mod memory;
+#[cfg(any(target_os = "macos", windows))]
+mod native;
+#[cfg(all(unix, not(target_os = "macos")))]
+pub mod secret_service;
+
+/// How long one store operation may take before it fails with
+/// [`StoreError::TimedOut`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What identifies a keyring item: the same pair Python's `keyring` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key<'a> {
+    pub service: &'a str,
+    pub username: &'a str,
+}
+
+/// A value a store found for a key.
+#[derive(Debug)]
+pub struct Found {
+    pub secret: Secret,
+    /// How many items matched the key. Above 1, `secret` is the value of the
+    /// most recently modified one.
+    pub matches: usize,
+}
+
+/// A keyring backend.
+pub trait Store {
+    /// The name a person uses for this store, e.g. `secret-service`.
+    fn name(&self) -> &'static str;
+
+    /// Looks up every key in one batch. The result has one slot per key, in
+    /// order; `None` means the store has no item for it.
+    fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError>;
+
+    /// Stores `value` for `key`, replacing what was there, so that exactly one
+    /// item is left. `label` names a newly created item in keyring managers.
+    fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError>;
+
+    /// Removes every item for `key`; returns how many there were.
+    fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError>;
+}
+
+/// The label of an item that with-secrets creates, as keyring managers such as
+/// Seahorse and KeePassXC show it.
+pub fn label(name: &str, key: Key<'_>) -> String {
+    format!("{name} (with-secrets: {} / {})", key.service, key.username)
+}
+
+/// The name of the store that [`open`] uses on this platform.
+pub const fn native_name() -> &'static str {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    return "secret-service";
+    #[cfg(target_os = "macos")]
+    return "keychain";
+    #[cfg(windows)]
+    return "windows";
+    #[cfg(not(any(unix, windows)))]
+    return "none";
+}
+
+/// Opens the platform's keyring. This must be cheap and must not block: a
+/// backend that talks to a daemon only starts talking to it here.
+pub fn open(timeout: Duration) -> Result<Box<dyn Store>, StoreError> {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    return Ok(Box::new(secret_service::SecretService::connect(timeout)?));
+    #[cfg(any(target_os = "macos", windows))]
+    return {
+        let _ = timeout;
+        Ok(Box::new(native::Native::open()?))
+    };
+    #[cfg(not(any(unix, windows)))]
+    return {
+        let _ = timeout;
+        Err(StoreError::Platform(
+            "no keyring is supported on this platform".into(),
+        ))
+    };
+}
+
+/// Why a store could not do what was asked. Each message says what to do next.
+/// None of them carries a secret value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// No D-Bus session bus address is known.
+    NoSessionBus,
+    /// The session bus address is known, but connecting to it failed.
+    Connect { address: String, reason: String },
+    /// Nothing on the session bus owns `org.freedesktop.secrets`.
+    NoService,
+    /// The items or collection are locked, and no unlock prompt could be shown.
+    Locked,
+    /// There is no default collection to create an item in.
+    NoDefaultCollection,
+    /// The store refused access.
+    Denied(String),
+    /// The store did not answer within the deadline.
+    TimedOut(Duration),
+    /// The store answered something that makes no sense.
+    Protocol(String),
+    /// A platform keyring (Keychain, Credential Manager) reported an error.
+    Platform(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSessionBus => f.write_str(
+                "no D-Bus session bus: DBUS_SESSION_BUS_ADDRESS is not set and \
+                 $XDG_RUNTIME_DIR/bus does not exist\n  start one for this shell with: \
+                 dbus-run-session -- $SHELL (and run gnome-keyring-daemon in it)",
+            ),
+            Self::Connect { address, reason } => write!(
+                f,
+                "cannot connect to the D-Bus session bus at {address}: {reason}\n  \
+                 check DBUS_SESSION_BUS_ADDRESS, or unset it if the bus is gone"
+            ),
+            Self::NoService => f.write_str(
+                "no Secret Service on the session bus (nothing owns org.freedesktop.secrets)\n  \
+                 start one, e.g.: gnome-keyring-daemon --start --components=secrets",
+            ),
+            Self::Locked => f.write_str(
+                "the keyring is locked and could not be unlocked here\n  \
+                 unlock it (e.g. open Seahorse, or pipe your password into \
+                 gnome-keyring-daemon --unlock), then run this again",
+            ),
+            Self::NoDefaultCollection => f.write_str(
+                "the Secret Service has no default collection to store items in\n  \
+                 create a default keyring, e.g. in Seahorse",
+            ),
+            Self::Denied(reason) => write!(
+                f,
+                "access denied: {reason}\n  allow with-secrets in your keyring's access \
+                 settings, then run this again"
+            ),
+            Self::TimedOut(after) => write!(
+                f,
+                "no answer within {} s; the keyring daemon may be hung or waiting on a prompt\n  \
+                 check it (e.g. restart gnome-keyring-daemon), then run this again",
+                after.as_secs_f32()
+            ),
+            Self::Protocol(reason) => write!(f, "unexpected answer: {reason}"),
+            Self::Platform(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}

@@ -1,0 +1,76 @@
+//! macOS Keychain and Windows Credential Manager, through keyring-core.
+//!
+//! Both are in-process APIs with no round trips to batch, so a lookup per key
+//! costs what a batch would. Items use the same (service, username) pair as
+//! Python's `keyring` on these platforms, so both tools share entries.
+
+use std::sync::Arc;
+
+use keyring_core::{CredentialStore, Entry, Error as KeyringError};
+
+use super::{Found, Key, Store, StoreError};
+use crate::secret::Secret;
+
+pub struct Native {
+    store: Arc<CredentialStore>,
+}
+
+impl Native {
+    pub fn open() -> Result<Self, StoreError> {
+        #[cfg(target_os = "macos")]
+        let store: Arc<CredentialStore> =
+            apple_native_keyring_store::keychain::Store::new().map_err(platform)?;
+        #[cfg(windows)]
+        let store: Arc<CredentialStore> =
+            windows_native_keyring_store::Store::new().map_err(platform)?;
+        Ok(Self { store })
+    }
+
+    fn entry(&self, key: Key<'_>) -> Result<Entry, StoreError> {
+        Entry::new_in_store(&self.store, key.service, key.username).map_err(platform)
+    }
+}
+
+impl Store for Native {
+    fn name(&self) -> &'static str {
+        super::native_name()
+    }
+
+    fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
+        keys.iter()
+            .map(|&key| match self.entry(key)?.get_secret() {
+                Ok(bytes) => Ok(Some(Found {
+                    secret: Secret::new(bytes),
+                    matches: 1,
+                })),
+                Err(KeyringError::NoEntry) => Ok(None),
+                Err(err) => Err(platform(err)),
+            })
+            .collect()
+    }
+
+    fn set(&mut self, key: Key<'_>, _label: &str, value: &Secret) -> Result<(), StoreError> {
+        self.entry(key)?
+            .set_secret(value.expose())
+            .map_err(platform)
+    }
+
+    fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
+        match self.entry(key)?.delete_credential() {
+            Ok(()) => Ok(1),
+            Err(KeyringError::NoEntry) => Ok(0),
+            Err(err) => Err(platform(err)),
+        }
+    }
+}
+
+fn platform(err: KeyringError) -> StoreError {
+    match err {
+        KeyringError::NoStorageAccess(inner) => StoreError::Denied(inner.to_string()),
+        // These two carry the stored bytes; their messages must not be shown.
+        KeyringError::BadEncoding(_) | KeyringError::BadDataFormat(..) => {
+            StoreError::Platform("the stored item is in a format with-secrets cannot read".into())
+        }
+        other => StoreError::Platform(other.to_string()),
+    }
+}
