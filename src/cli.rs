@@ -30,7 +30,6 @@ could not be executed, 127 if it was not found.";
 #[command(
     name = "with-secrets",
     version,
-    args_conflicts_with_subcommands = true,
     after_help = EXAMPLES,
     override_usage = "with-secrets [OPTIONS] -- COMMAND [ARGS]...\n       with-secrets [OPTIONS] <SUBCOMMAND>"
 )]

@@ -151,7 +151,7 @@ impl Manifest {
                 key,
                 value,
                 default_service.as_deref(),
-                text,
+                body,
                 &fail,
             )?);
         }
@@ -616,7 +616,7 @@ DATABASE_URL = { username = "dev-db" }
         let message =
             error("[secrets]\nA = { service = \"s\", username = \"u\", servce = \"x\" }\n");
         assert!(
-            message.starts_with("secrets.toml:2:39: unknown key `servce` in `A`"),
+            message.starts_with("secrets.toml:2:38: unknown key `servce` in `A`"),
             "{message}"
         );
         assert!(
@@ -624,7 +624,7 @@ DATABASE_URL = { username = "dev-db" }
             "{message}"
         );
         assert!(
-            message.contains("  |                                       ^^^^^^"),
+            message.ends_with("  |                                      ^^^^^^"),
             "{message}"
         );
     }

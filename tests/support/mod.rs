@@ -1,0 +1,243 @@
+//! The test harness: a `Test` builder that runs the real binary in a temporary
+//! project folder, with a stripped environment and, when asked, its own
+//! private Secret Service.
+
+pub mod keyring;
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use keyring::SecretService;
+use tempfile::TempDir;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_with-secrets");
+
+/// No run may take longer; past this the test fails as a hang.
+const HANG: Duration = Duration::from_secs(60);
+
+/// A temporary project folder in which to run with-secrets.
+pub struct Test {
+    dir: TempDir,
+    cwd: PathBuf,
+    env: Vec<(OsString, OsString)>,
+}
+
+impl Test {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("with-secrets-test.")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::create_dir(dir.path().join("home")).expect("home");
+        let cwd = dir.path().to_owned();
+        let mut test = Self {
+            env: Vec::new(),
+            dir,
+            cwd,
+        };
+        // The caller's environment is stripped; this is all a run sees.
+        let home = test.path().join("home");
+        test = test
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home);
+        test
+    }
+
+    /// The project folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Points runs at `service`'s bus.
+    pub fn keyring(self, service: &SecretService) -> Self {
+        self.env("DBUS_SESSION_BUS_ADDRESS", service.address())
+    }
+
+    /// Writes `secrets.toml` in the project folder.
+    pub fn manifest(self, text: &str) -> Self {
+        self.file("secrets.toml", text)
+    }
+
+    pub fn file(self, path: &str, contents: impl AsRef<[u8]>) -> Self {
+        let path = self.path().join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("parent dir");
+        }
+        std::fs::write(path, contents).expect("write fixture");
+        self
+    }
+
+    /// Runs in `sub`, a folder below the project folder (created).
+    pub fn cwd(mut self, sub: &str) -> Self {
+        self.cwd = self.path().join(sub);
+        std::fs::create_dir_all(&self.cwd).expect("cwd");
+        self
+    }
+
+    pub fn env(mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        let name = name.as_ref().to_owned();
+        self.env.retain(|(n, _)| *n != name);
+        self.env.push((name, value.as_ref().to_owned()));
+        self
+    }
+
+    /// Runs with `input` on standard input.
+    pub fn run_input<I, S>(&self, input: impl AsRef<[u8]>, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.run_with(args, Some(input.as_ref()))
+    }
+
+    /// The command, ready to run with `args`.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .current_dir(&self.cwd)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Runs with-secrets with `args` and waits for it, failing on a hang.
+    pub fn run<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.run_with(args, None)
+    }
+
+    fn run_with<I, S>(&self, args: I, stdin: Option<&[u8]>) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = self.command(args);
+        command.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        let mut child = command.spawn().expect("spawn with-secrets");
+        if let Some(input) = stdin {
+            let mut stdin = child.stdin.take().expect("piped stdin");
+            // with-secrets may exit before it reads, e.g. on a bad name.
+            match stdin.write_all(input) {
+                Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+                    panic!("write stdin: {err}")
+                }
+                _ => {}
+            }
+        }
+        Run::new(wait(child))
+    }
+}
+
+/// Waits for `child`, killing it and failing the test if it hangs.
+pub fn wait(mut child: std::process::Child) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > HANG {
+            let _ = child.kill();
+            panic!("with-secrets hung for {HANG:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The outcome of one run.
+#[derive(Debug)]
+pub struct Run {
+    pub output: Output,
+}
+
+impl Run {
+    fn new(output: Output) -> Self {
+        Self { output }
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Asserts the exit code, showing the output when it differs.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        self.expect_code(0)
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        let stderr = self.stderr();
+        assert!(
+            stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{stderr}"
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_is(&self, expected: &str) -> &Self {
+        assert_eq!(self.stdout(), expected, "stderr:\n{}", self.stderr());
+        self
+    }
+
+    /// Asserts that `secret` appears nowhere in stdout or stderr.
+    #[track_caller]
+    pub fn never_shows(&self, secret: &str) -> &Self {
+        assert!(
+            !self.stdout().contains(secret) && !self.stderr().contains(secret),
+            "a secret leaked:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// A one-entry manifest for `NAME` at (`service`, `username`).
+pub fn manifest_for(entries: &[(&str, &str, &str)]) -> String {
+    let mut text = String::from("[secrets]\n");
+    for (name, service, username) in entries {
+        text.push_str(&format!(
+            "{name} = {{ service = {service:?}, username = {username:?} }}\n"
+        ));
+    }
+    text
+}
