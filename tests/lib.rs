@@ -1,5 +1,8 @@
 //! End-to-end tests of the built binary. Each test that needs a keyring
-//! starts its own private Secret Service (see `support::keyring`).
+//! starts its own private Secret Service (see `support::keyring`). They need
+//! a Secret Service and exec, so they build on Linux and the BSDs only.
+
+#![cfg(all(unix, not(target_os = "macos")))]
 
 mod support;
 

@@ -213,3 +213,46 @@ fn init_at_an_explicit_path() {
         .success()
         .stdout_is("");
 }
+
+/// Runs `args` on a pseudo-terminal (through script(1)), typing `input` only
+/// once `prompt` has appeared, so the typing cannot race the echo switch.
+fn on_terminal(test: &Test, args: &str, prompt: &str, input: &str) -> String {
+    use std::io::{Read, Write};
+    let command = format!("{} {args}", crate::support::BIN);
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(test.path())
+        .env_clear()
+        .envs(test.envs())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 256];
+    if !prompt.is_empty() {
+        while !String::from_utf8_lossy(&seen).contains(prompt) {
+            let n = stdout.read(&mut buffer).unwrap();
+            assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buffer[..n]);
+        }
+    }
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    stdout.read_to_end(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{}", String::from_utf8_lossy(&seen));
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[test]
+fn set_on_a_terminal_prompts_without_echo_and_get_adds_a_newline() {
+    let service = SecretService::start();
+    let test = project(&service);
+    let transcript = on_terminal(&test, "set API_TOKEN", "API_TOKEN (acme / CI Bot): ", "typed-value\r");
+    assert!(!transcript.contains("typed-value"), "echoed: {transcript}");
+    assert!(transcript.contains("stored API_TOKEN in secret-service"), "{transcript}");
+    test.run(["get", "API_TOKEN"]).success().stdout_is("typed-value");
+    let transcript = on_terminal(&test, "get API_TOKEN", "", "");
+    assert_eq!(transcript, "typed-value\r\n");
+}

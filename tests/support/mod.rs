@@ -94,6 +94,11 @@ impl Test {
         self.run_with(args, Some(input.as_ref()))
     }
 
+    /// The environment every run gets.
+    pub fn envs(&self) -> impl Iterator<Item = (&OsStr, &OsStr)> {
+        self.env.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str()))
+    }
+
     /// The command, ready to run with `args`.
     pub fn command<I, S>(&self, args: I) -> Command
     where
@@ -105,7 +110,7 @@ impl Test {
             .args(args)
             .current_dir(&self.cwd)
             .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(self.envs())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         command
