@@ -6,6 +6,7 @@
 
 mod support;
 
+mod examples;
 mod manage;
 mod manifest;
 mod run;

@@ -238,7 +238,12 @@ fn on_terminal(test: &Test, args: &str, prompt: &str, input: &str) -> String {
             seen.extend_from_slice(&buffer[..n]);
         }
     }
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     stdout.read_to_end(&mut seen).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{}", String::from_utf8_lossy(&seen));
@@ -249,10 +254,20 @@ fn on_terminal(test: &Test, args: &str, prompt: &str, input: &str) -> String {
 fn set_on_a_terminal_prompts_without_echo_and_get_adds_a_newline() {
     let service = SecretService::start();
     let test = project(&service);
-    let transcript = on_terminal(&test, "set API_TOKEN", "API_TOKEN (acme / CI Bot): ", "typed-value\r");
+    let transcript = on_terminal(
+        &test,
+        "set API_TOKEN",
+        "API_TOKEN (acme / CI Bot): ",
+        "typed-value\r",
+    );
     assert!(!transcript.contains("typed-value"), "echoed: {transcript}");
-    assert!(transcript.contains("stored API_TOKEN in secret-service"), "{transcript}");
-    test.run(["get", "API_TOKEN"]).success().stdout_is("typed-value");
+    assert!(
+        transcript.contains("stored API_TOKEN in secret-service"),
+        "{transcript}"
+    );
+    test.run(["get", "API_TOKEN"])
+        .success()
+        .stdout_is("typed-value");
     let transcript = on_terminal(&test, "get API_TOKEN", "", "");
     assert_eq!(transcript, "typed-value\r\n");
 }

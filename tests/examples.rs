@@ -1,0 +1,139 @@
+//! The recipes in examples/, run as a user would run them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{BIN, SecretService, Test};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+/// A project folder holding copies of the example manifest and `files`, and a
+/// `bin/with-secrets` that is the binary under test, first on PATH.
+fn project(files: &[&str]) -> Test {
+    let mut test = Test::new().file(
+        "examples/secrets.toml",
+        std::fs::read(example("secrets.toml")).unwrap(),
+    );
+    for file in files {
+        test = test.file(
+            &format!("examples/{file}"),
+            std::fs::read(example(file)).unwrap(),
+        );
+    }
+    let bin = test.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(BIN, bin.join("with-secrets")).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    test.env("PATH", path)
+}
+
+fn run(test: &Test, program: &str, args: &[&str], cwd: &str) -> (bool, String) {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(test.path().join(cwd))
+        .env_clear()
+        .envs(test.envs())
+        .output()
+        .unwrap_or_else(|err| panic!("{program}: {err} (run ./scripts/test to install it)"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn the_makefile_preflight_fails_until_the_secret_is_stored() {
+    let service = SecretService::start();
+    let test = project(&["Makefile"]).keyring(&service);
+    let (ok, output) = run(&test, "make", &["--no-print-directory", "test"], "examples");
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains(
+            "API_TOKEN   with-secrets-example  ci-bot      missing: run with-secrets set API_TOKEN"
+        ),
+        "{output}"
+    );
+    assert!(
+        !output.contains("API_TOKEN is set"),
+        "the recipe ran: {output}"
+    );
+
+    let stored = test.run_input(
+        "makefile-secret",
+        ["-m", "examples/secrets.toml", "set", "API_TOKEN"],
+    );
+    stored.success();
+    let (ok, output) = run(&test, "make", &["--no-print-directory", "test"], "examples");
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("API_TOKEN is set (15 characters)"),
+        "{output}"
+    );
+    assert!(
+        output.contains("SENTRY_DSN is unset (optional)"),
+        "{output}"
+    );
+    assert!(!output.contains("makefile-secret"), "{output}");
+}
+
+#[test]
+fn the_makefile_ci_target_uses_the_environment() {
+    let test = project(&["Makefile"]).env("API_TOKEN", "from-ci");
+    let (ok, output) = run(
+        &test,
+        "make",
+        &["--no-print-directory", "env-ci"],
+        "examples",
+    );
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("API_TOKEN   with-secrets-example  ci-bot      from environment"),
+        "{output}"
+    );
+    assert!(
+        output.contains("API_TOKEN is set (7 characters)"),
+        "{output}"
+    );
+}
+
+/// The `run:` steps of the workflow that exercise with-secrets (not the
+/// apt-get and cargo install steps, which set up a runner).
+fn workflow_steps() -> Vec<String> {
+    let text = std::fs::read_to_string(example("github-actions.yml")).unwrap();
+    let steps: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("- run: "))
+        .filter(|step| step.contains("with-secrets"))
+        .map(str::to_owned)
+        .collect();
+    assert!(steps.len() >= 2, "{steps:?}");
+    steps
+}
+
+#[test]
+fn the_github_actions_steps_pass_with_the_secret_in_the_environment() {
+    let test = project(&[])
+        .env("API_TOKEN", "from-actions")
+        .env("SENTRY_DSN", "");
+    for step in workflow_steps() {
+        let (ok, output) = run(&test, "sh", &["-c", &step], ".");
+        assert!(ok, "{step}\n{output}");
+        assert!(!output.contains("from-actions"), "{output}");
+    }
+}
+
+#[test]
+fn the_github_actions_steps_fail_when_the_secret_is_not_configured() {
+    // An unconfigured secret expands to an empty string.
+    let test = project(&[]).env("API_TOKEN", "").env("SENTRY_DSN", "");
+    let last = workflow_steps().pop().unwrap();
+    let (ok, output) = run(&test, "sh", &["-c", &last], ".");
+    assert!(!ok, "{output}");
+    assert!(output.contains("API_TOKEN"), "{output}");
+}
