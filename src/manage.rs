@@ -147,9 +147,6 @@ fn check(context: &Context) -> Result<ExitCode, Error> {
         || store::open(store::DEFAULT_TIMEOUT),
         resolve::from_process_env,
     );
-    if let Some(cause) = &resolution.store_error {
-        eprintln!("with-secrets: {}: {cause}", resolution.store);
-    }
     let rows: Vec<[String; 4]> = manifest
         .entries
         .iter()
@@ -188,6 +185,10 @@ fn check(context: &Context) -> Result<ExitCode, Error> {
         .iter()
         .zip(&resolution.sources)
         .all(|(entry, source)| entry.optional || !matches!(source, Source::Missing));
+    // Why the keyring gave nothing matters only when something is missing.
+    if let (false, Some(cause)) = (all_resolve, &resolution.store_error) {
+        eprintln!("with-secrets: {}: {cause}", resolution.store);
+    }
     Ok(if all_resolve {
         ExitCode::SUCCESS
     } else {

@@ -137,3 +137,30 @@ fn the_github_actions_steps_fail_when_the_secret_is_not_configured() {
     assert!(!ok, "{output}");
     assert!(output.contains("API_TOKEN"), "{output}");
 }
+
+#[test]
+fn the_demo_runs_end_to_end_on_its_own_keyring() {
+    let test = Test::new();
+    let output = Command::new(example("demo"))
+        .env_clear()
+        .envs(test.envs())
+        .env("WITH_SECRETS", BIN)
+        .env("TMPDIR", test.path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("DEMO_TOKEN has 10 characters"), "{text}");
+    assert!(!text.lines().any(|line| line == "never printed"), "{text}");
+    // Everything the demo made, its keyring included, is gone.
+    let left: Vec<_> = std::fs::read_dir(test.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name != "home")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
