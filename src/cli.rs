@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::store::StoreKind;
+
 const EXAMPLES: &str = "\
 Examples:
   with-secrets init API_TOKEN          write a starter secrets.toml here, with one entry
@@ -38,6 +40,17 @@ pub struct Cli {
     /// or above; env: WITH_SECRETS_MANIFEST]
     #[arg(short, long, global = true, value_name = "PATH")]
     pub manifest: Option<PathBuf>,
+
+    /// Where secrets are kept
+    #[arg(
+        long,
+        global = true,
+        value_name = "STORE",
+        env = "WITH_SECRETS_STORE",
+        default_value = "auto",
+        hide_env_values = true
+    )]
+    pub store: StoreKind,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -75,6 +88,17 @@ pub enum Command {
     /// Exits 0 when every required entry resolves (from the keyring or the
     /// environment), 1 when one is missing: a preflight for Makefiles and CI.
     Check,
+    /// Copy every manifest entry found in another store into this one.
+    ///
+    /// For moving off keyrings.alt's plain-text file: `with-secrets import
+    /// --from keyrings-alt` copies each entry it finds into your keyring (or
+    /// the --store given), reports what it copied and what it did not find,
+    /// and never prints a value. It does not delete the old file.
+    Import {
+        /// The store to copy from
+        #[arg(long, value_name = "STORE")]
+        from: StoreKind,
+    },
     /// Write a commented starter secrets.toml in this folder (or at --manifest).
     ///
     /// Each NAME becomes an entry whose username is the name in lower case,

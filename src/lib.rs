@@ -9,6 +9,7 @@ pub mod error;
 pub mod exec;
 pub mod manage;
 pub mod manifest;
+pub mod prompt;
 pub mod resolve;
 pub mod secret;
 pub mod store;
@@ -28,6 +29,8 @@ pub struct Context {
     /// The start of a with-secrets command line that reaches the same
     /// manifest, for the "run this to fix it" lines of messages.
     pub fix: String,
+    /// The store to use.
+    pub store: store::StoreKind,
 }
 
 impl Context {
@@ -49,7 +52,13 @@ impl Context {
             cwd,
             manifest: cli.manifest.clone().or(from_env),
             fix,
+            store: cli.store,
         })
+    }
+
+    /// Opens the chosen store.
+    pub fn open_store(&self) -> Result<Box<dyn store::Store>, store::StoreError> {
+        store::open(self.store, store::DEFAULT_TIMEOUT)
     }
 
     /// Finds and loads the manifest.
@@ -93,8 +102,8 @@ fn run_command(argv: &[std::ffi::OsString], context: &Context) -> Result<ExitCod
     let path = exec::find(program, &context.cwd)?;
     let resolution = resolve::lookup(
         &manifest.entries,
-        store::native_name(),
-        || store::open(store::DEFAULT_TIMEOUT),
+        context.store.name(),
+        || context.open_store(),
         resolve::from_process_env,
     );
     let variables = resolve::variables(&manifest, resolution, &context.fix)?;

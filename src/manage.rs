@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::manifest::{Entry, EnvName, Manifest};
 use crate::resolve::{self, Source};
 use crate::secret::Secret;
-use crate::store::{self, Store};
+use crate::store::{self, Store, StoreKind, keyrings_alt};
 
 pub fn run(command: Command, context: &Context) -> Result<ExitCode, Error> {
     match command {
@@ -19,12 +19,13 @@ pub fn run(command: Command, context: &Context) -> Result<ExitCode, Error> {
         Command::Delete { name } => delete(&name, context),
         Command::Check => check(context),
         Command::Init { names } => init(&names, context),
+        Command::Import { from } => import(from, context),
     }
 }
 
-fn open() -> Result<Box<dyn Store>, Error> {
-    store::open(store::DEFAULT_TIMEOUT).map_err(|cause| Error::Store {
-        store: store::native_name(),
+fn open(context: &Context) -> Result<Box<dyn Store>, Error> {
+    context.open_store().map_err(|cause| Error::Store {
+        store: context.store.name(),
         cause,
     })
 }
@@ -51,11 +52,11 @@ fn set(name: &str, context: &Context) -> Result<ExitCode, Error> {
     let interactive = io::stdin().is_terminal();
     let value = if interactive {
         let prompt = format!("{name} ({} / {}): ", entry.service, entry.username);
-        let typed = rpassword::prompt_password(prompt).map_err(|source| Error::ReadValue {
+        let typed = crate::prompt::password(&prompt).map_err(|source| Error::ReadValue {
             name: name.to_owned(),
             source,
         })?;
-        let value = Secret::new(typed.into_bytes());
+        let value = Secret::new(typed.as_bytes().to_vec());
         // An empty answer at a prompt is far more often a slip than a wish.
         if value.is_empty() {
             return Err(Error::EmptyValue {
@@ -69,7 +70,7 @@ fn set(name: &str, context: &Context) -> Result<ExitCode, Error> {
             source,
         })?
     };
-    let mut store = open()?;
+    let mut store = open(context)?;
     store
         .set(key, &store::label(name, key), &value)
         .map_err(store_error(store.as_ref()))?;
@@ -96,7 +97,7 @@ fn read_value(mut input: impl Read) -> io::Result<Secret> {
 fn get(name: &str, context: &Context) -> Result<ExitCode, Error> {
     let manifest = context.load_manifest()?;
     let entry = entry(&manifest, name)?;
-    let mut store = open()?;
+    let mut store = open(context)?;
     let found = store
         .get_all(&[resolve::key(entry)])
         .map_err(store_error(store.as_ref()))?
@@ -122,7 +123,7 @@ fn get(name: &str, context: &Context) -> Result<ExitCode, Error> {
 fn delete(name: &str, context: &Context) -> Result<ExitCode, Error> {
     let manifest = context.load_manifest()?;
     let entry = entry(&manifest, name)?;
-    let mut store = open()?;
+    let mut store = open(context)?;
     let removed = store
         .delete(resolve::key(entry))
         .map_err(store_error(store.as_ref()))?;
@@ -143,8 +144,8 @@ fn check(context: &Context) -> Result<ExitCode, Error> {
     let manifest = context.load_manifest()?;
     let resolution = resolve::lookup(
         &manifest.entries,
-        store::native_name(),
-        || store::open(store::DEFAULT_TIMEOUT),
+        context.store.name(),
+        || context.open_store(),
         resolve::from_process_env,
     );
     let rows: Vec<[String; 4]> = manifest
@@ -194,6 +195,80 @@ fn check(context: &Context) -> Result<ExitCode, Error> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Copies every entry found in `from` into the chosen store; reports what it
+/// copied and what it did not find, by name, never by value.
+fn import(from: StoreKind, context: &Context) -> Result<ExitCode, Error> {
+    if from.name() == context.store.name() {
+        return Err(Error::Usage {
+            message: format!(
+                "--from and --store both name {}: import copies from one store into another",
+                from.name()
+            ),
+        });
+    }
+    let manifest = context.load_manifest()?;
+    let keys: Vec<_> = manifest.entries.iter().map(resolve::key).collect();
+    let mut source = store::open(from, store::DEFAULT_TIMEOUT).map_err(|cause| Error::Store {
+        store: from.name(),
+        cause,
+    })?;
+    let found = source
+        .get_all(&keys)
+        .map_err(store_error(source.as_ref()))?;
+    let mut target = open(context)?;
+    let width = manifest
+        .entries
+        .iter()
+        .map(|e| e.name.as_str().len())
+        .max()
+        .unwrap_or(0);
+    let mut copied = 0;
+    let mut stdout = io::stdout().lock();
+    for (entry, found) in manifest.entries.iter().zip(found) {
+        let key = resolve::key(entry);
+        let outcome = match found {
+            Some(found) => {
+                target
+                    .set(key, &store::label(entry.name.as_str(), key), &found.secret)
+                    .map_err(store_error(target.as_ref()))?;
+                copied += 1;
+                "copied   "
+            }
+            None => "not found",
+        };
+        writeln!(
+            stdout,
+            "{outcome}  {:width$}  {} / {}",
+            entry.name, entry.service, entry.username
+        )
+        .map_err(|source| Error::Stdout { source })?;
+    }
+    drop(stdout);
+    eprintln!(
+        "with-secrets: copied {copied} of {} entries from {} into {}",
+        manifest.entries.len(),
+        from.name(),
+        target.name()
+    );
+    if from == StoreKind::KeyringsAlt && copied > 0 {
+        let files = keyrings_alt::KeyringsAlt::open()
+            .map(|store| store.files())
+            .unwrap_or_default();
+        for (path, count) in files {
+            // Deleting is the user's call: the file may hold entries of other
+            // projects, and it is their only copy until those are moved too.
+            eprintln!(
+                "  {} holds {count} entr{}; once `with-secrets check` shows yours found, and \
+                 any others in it are moved too, delete it: rm {}",
+                path.display(),
+                if count == 1 { "y" } else { "ies" },
+                shell_words::quote(&path.to_string_lossy())
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init(names: &[String], context: &Context) -> Result<ExitCode, Error> {

@@ -20,6 +20,11 @@ impl Secret {
         &self.0
     }
 
+    /// The bytes, still wiped when dropped.
+    pub fn into_bytes(self) -> Zeroizing<Vec<u8>> {
+        self.0
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

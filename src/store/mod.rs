@@ -5,12 +5,14 @@
 //! as few round trips as its protocol allows.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::secret::Secret;
 
 #[cfg(all(unix, not(target_os = "macos")))]
 mod dh;
+pub mod keyrings_alt;
 #[cfg(test)]
 pub mod memory;
 #[cfg(any(target_os = "macos", windows))]
@@ -61,7 +63,36 @@ pub fn label(name: &str, key: Key<'_>) -> String {
     format!("{name} (with-secrets: {} / {})", key.service, key.username)
 }
 
-/// The name of the store that [`open`] uses on this platform.
+/// Which store to use: `--store`, `WITH_SECRETS_STORE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum StoreKind {
+    /// The platform's keyring: secret-service, keychain or windows
+    #[default]
+    Auto,
+    /// The freedesktop Secret Service (gnome-keyring, KeePassXC, KWallet): Linux, BSD
+    SecretService,
+    /// The macOS Keychain
+    Keychain,
+    /// The Windows Credential Manager
+    Windows,
+    /// Python keyrings.alt's files, read-only, to use and import what is in them
+    KeyringsAlt,
+}
+
+impl StoreKind {
+    /// The store this choice opens, by the name a person uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => native_name(),
+            Self::SecretService => "secret-service",
+            Self::Keychain => "keychain",
+            Self::Windows => "windows",
+            Self::KeyringsAlt => "keyrings-alt",
+        }
+    }
+}
+
+/// The name of the platform's own keyring.
 pub const fn native_name() -> &'static str {
     #[cfg(all(unix, not(target_os = "macos")))]
     return "secret-service";
@@ -73,9 +104,20 @@ pub const fn native_name() -> &'static str {
     return "none";
 }
 
-/// Opens the platform's keyring. This must be cheap and must not block: a
-/// backend that talks to a daemon only starts talking to it here.
-pub fn open(timeout: Duration) -> Result<Box<dyn Store>, StoreError> {
+/// Opens a store. This must be cheap and must not block: a backend that
+/// talks to a daemon only starts talking to it here.
+pub fn open(kind: StoreKind, timeout: Duration) -> Result<Box<dyn Store>, StoreError> {
+    match kind {
+        StoreKind::KeyringsAlt => Ok(Box::new(keyrings_alt::KeyringsAlt::open()?)),
+        StoreKind::Auto => open_native(timeout),
+        other if other.name() == native_name() => open_native(timeout),
+        other => Err(StoreError::Unsupported {
+            store: other.name(),
+        }),
+    }
+}
+
+fn open_native(timeout: Duration) -> Result<Box<dyn Store>, StoreError> {
     #[cfg(all(unix, not(target_os = "macos")))]
     return Ok(Box::new(secret_service::SecretService::connect(timeout)?));
     #[cfg(any(target_os = "macos", windows))]
@@ -86,9 +128,9 @@ pub fn open(timeout: Duration) -> Result<Box<dyn Store>, StoreError> {
     #[cfg(not(any(unix, windows)))]
     return {
         let _ = timeout;
-        Err(StoreError::Platform(
-            "no keyring is supported on this platform".into(),
-        ))
+        Err(StoreError::Unsupported {
+            store: native_name(),
+        })
     };
 }
 
@@ -114,6 +156,16 @@ pub enum StoreError {
     Protocol(String),
     /// A platform keyring (Keychain, Credential Manager) reported an error.
     Platform(String),
+    /// The store cannot be written.
+    ReadOnly { store: &'static str },
+    /// The store does not exist on this platform.
+    Unsupported { store: &'static str },
+    /// A store file cannot be read or makes no sense.
+    Unreadable { path: PathBuf, reason: String },
+    /// An encrypted store file needs a password and none can be asked for.
+    NeedPassword { path: PathBuf },
+    /// The password does not open an encrypted store file.
+    BadPassword { path: PathBuf },
 }
 
 impl fmt::Display for StoreError {
@@ -155,6 +207,33 @@ impl fmt::Display for StoreError {
             ),
             Self::Protocol(reason) => write!(f, "unexpected answer: {reason}"),
             Self::Platform(reason) => f.write_str(reason),
+            Self::ReadOnly { store } => write!(
+                f,
+                "{store} is read-only: with-secrets only reads it\n  \
+                 store values in your keyring instead, e.g.: with-secrets --store auto set NAME"
+            ),
+            Self::Unsupported { store } => write!(
+                f,
+                "{store} is not available on this platform\n  \
+                 leave out --store (and WITH_SECRETS_STORE) to use the platform's keyring"
+            ),
+            Self::Unreadable { path, reason } => {
+                write!(f, "cannot read {}: {reason}", path.display())
+            }
+            Self::NeedPassword { path } => write!(
+                f,
+                "{} is encrypted, and there is no terminal to ask for its password\n  \
+                 set {} to the keyring's password",
+                path.display(),
+                keyrings_alt::PASSWORD_VARIABLE
+            ),
+            Self::BadPassword { path } => write!(
+                f,
+                "the password does not open {}\n  \
+                 check {} (or what you typed) against the password you gave keyrings.alt",
+                path.display(),
+                keyrings_alt::PASSWORD_VARIABLE
+            ),
         }
     }
 }
