@@ -171,7 +171,12 @@ fn check(context: &Context) -> Result<ExitCode, Error> {
             ]
         })
         .collect();
-    let width = |column: usize| rows.iter().map(|row| row[column].len()).max().unwrap_or(0);
+    let width = |column: usize| {
+        rows.iter()
+            .map(|row| row[column].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
     let (w0, w1, w2) = (width(0), width(1), width(2));
     let mut stdout = io::stdout().lock();
     for [name, service, username, status] in &rows {
@@ -210,7 +215,12 @@ fn import(from: StoreKind, context: &Context) -> Result<ExitCode, Error> {
     }
     let manifest = context.load_manifest()?;
     let keys: Vec<_> = manifest.entries.iter().map(resolve::key).collect();
-    let mut source = store::open(from, store::DEFAULT_TIMEOUT).map_err(|cause| Error::Store {
+    let source = match from {
+        StoreKind::KeyringsAlt => keyrings_alt::KeyringsAlt::open()
+            .map(|store| Box::new(store.without_warning()) as Box<dyn Store>),
+        other => store::open(other, store::DEFAULT_TIMEOUT),
+    };
+    let mut source = source.map_err(|cause| Error::Store {
         store: from.name(),
         cause,
     })?;

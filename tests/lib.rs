@@ -9,4 +9,5 @@ mod support;
 mod examples;
 mod manage;
 mod manifest;
+mod python;
 mod run;

@@ -54,6 +54,12 @@ impl KeyringsAlt {
         Ok(Self { dir, warned: false })
     }
 
+    /// Leaves out the plain-text warning, for `import`, which is its remedy.
+    pub fn without_warning(mut self) -> Self {
+        self.warned = true;
+        self
+    }
+
     pub fn plaintext_path(&self) -> PathBuf {
         self.dir.join(PLAINTEXT_FILE)
     }

@@ -218,6 +218,13 @@ impl Run {
     }
 
     #[track_caller]
+    pub fn stderr_lacks(&self, needle: &str) -> &Self {
+        let stderr = self.stderr();
+        assert!(!stderr.contains(needle), "stderr has {needle:?}:\n{stderr}");
+        self
+    }
+
+    #[track_caller]
     pub fn stdout_is(&self, expected: &str) -> &Self {
         assert_eq!(self.stdout(), expected, "stderr:\n{}", self.stderr());
         self
@@ -245,4 +252,61 @@ pub fn manifest_for(entries: &[(&str, &str, &str)]) -> String {
         ));
     }
     text
+}
+
+/// The Python with `keyring`, `keyrings.alt` and `pycryptodome` that
+/// scripts/test installs in a venv.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("WITH_SECRETS_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python")
+        });
+    assert!(
+        python.exists(),
+        "{} is missing: run ./scripts/test, which makes the venv",
+        python.display()
+    );
+    python
+}
+
+impl Test {
+    /// Runs Python (`args`, e.g. `-c CODE`) in this project's environment.
+    pub fn python(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(python())
+            .args(args)
+            .current_dir(&self.cwd)
+            .env_clear()
+            .envs(self.envs())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(stdin.as_bytes())
+            .expect("python stdin");
+        let output = wait(child);
+        assert!(
+            output.status.success(),
+            "python {args:?} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    /// Python's `keyring` CLI on its Secret Service backend.
+    pub fn keyring_cli(&self, args: &[&str], stdin: &str) -> String {
+        let mut full = vec![
+            "-m",
+            "keyring",
+            "-b",
+            "keyring.backends.SecretService.Keyring",
+        ];
+        full.extend_from_slice(args);
+        String::from_utf8(self.python(&full, stdin).stdout).expect("utf-8")
+    }
 }
