@@ -96,6 +96,7 @@ fn set_collapses_duplicates_into_one_item() {
         "API_TOKEN  acme  CI Bot  found (2 items match; using the most recently modified)\n\
          DB_URL     acme  db      missing (optional)\n",
     );
+    test.run(["get", "API_TOKEN"]).success().stdout_is("b");
     test.run_input("c", ["set", "API_TOKEN"]).success();
     assert_eq!(service.items("acme", "CI Bot").len(), 1);
     test.run(["get", "API_TOKEN"]).success().stdout_is("c");
@@ -214,48 +215,11 @@ fn init_at_an_explicit_path() {
         .stdout_is("");
 }
 
-/// Runs `args` on a pseudo-terminal (through script(1)), typing `input` only
-/// once `prompt` has appeared, so the typing cannot race the echo switch.
-fn on_terminal(test: &Test, args: &str, prompt: &str, input: &str) -> String {
-    use std::io::{Read, Write};
-    let command = format!("{} {args}", crate::support::BIN);
-    let mut child = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .current_dir(test.path())
-        .env_clear()
-        .envs(test.envs())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut seen = Vec::new();
-    let mut buffer = [0u8; 256];
-    if !prompt.is_empty() {
-        while !String::from_utf8_lossy(&seen).contains(prompt) {
-            let n = stdout.read(&mut buffer).unwrap();
-            assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
-            seen.extend_from_slice(&buffer[..n]);
-        }
-    }
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    stdout.read_to_end(&mut seen).unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{}", String::from_utf8_lossy(&seen));
-    String::from_utf8_lossy(&seen).into_owned()
-}
-
 #[test]
 fn set_on_a_terminal_prompts_without_echo_and_get_adds_a_newline() {
     let service = SecretService::start();
     let test = project(&service);
-    let transcript = on_terminal(
-        &test,
+    let transcript = test.on_terminal(
         "set API_TOKEN",
         "API_TOKEN (acme / CI Bot): ",
         "typed-value\r",
@@ -268,6 +232,27 @@ fn set_on_a_terminal_prompts_without_echo_and_get_adds_a_newline() {
     test.run(["get", "API_TOKEN"])
         .success()
         .stdout_is("typed-value");
-    let transcript = on_terminal(&test, "get API_TOKEN", "", "");
+    let transcript = test.on_terminal("get API_TOKEN", "", "");
     assert_eq!(transcript, "typed-value\r\n");
+}
+
+#[test]
+fn of_several_items_the_most_recently_modified_wins() {
+    let service = SecretService::start();
+    service.store_foreign("acme", "CI Bot", "first", "old-a");
+    let output = service.secret_tool(
+        &[
+            "store", "--label", "second", "service", "acme", "username", "CI Bot", "extra", "1",
+        ],
+        Some("b"),
+    );
+    assert!(output.status.success());
+    // Modified has whole seconds: let the clock move on, then change the first.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    service.store_foreign("acme", "CI Bot", "first", "new-a");
+    assert_eq!(service.items("acme", "CI Bot").len(), 2);
+    project(&service)
+        .run(["get", "API_TOKEN"])
+        .success()
+        .stdout_is("new-a");
 }

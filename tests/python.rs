@@ -237,3 +237,16 @@ fn import_needs_two_different_stores() {
         .expect_code(125)
         .stderr_has("--from and --store both name keyrings-alt");
 }
+
+#[test]
+fn the_encrypted_file_password_is_asked_for_on_a_terminal() {
+    let test = alt_project();
+    write_alt(&test, "EncryptedKeyring");
+    let transcript = test.on_terminal(
+        "--store keyrings-alt get LONG",
+        "Password for keyrings.alt's ",
+        "alt password\r",
+    );
+    assert!(!transcript.contains("alt password"), "echoed: {transcript}");
+    assert!(transcript.ends_with(&format!("{LONG}\r\n")), "{transcript}");
+}

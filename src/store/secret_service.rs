@@ -210,15 +210,23 @@ impl SecretService {
                 }
             }
         }
-        let mut newest = vec![(0usize, 0u64); groups.len()];
+        // Per group: (index, modified, path order), the newest so far.
+        let mut newest: Vec<Option<(usize, u64, (usize, &str))>> = vec![None; groups.len()];
         for ((group, index), mut reply) in asks.into_iter().zip(self.call_all(messages)?) {
             let (modified,): (Variant<u64>,) = read(&mut reply)?;
-            // Ties go to the later path, which gnome-keyring numbers upward.
-            if modified.0 >= newest[group].1 {
-                newest[group] = (index, modified.0);
+            // Modified has whole seconds, so ties are common. They go to the
+            // later path: gnome-keyring and KeePassXC number items upward,
+            // and (length, text) orders ".../9" before ".../10".
+            let path = &groups[group][index];
+            let candidate = (index, modified.0, (path.len(), &**path));
+            if newest[group].is_none_or(|(_, m, p)| (modified.0, candidate.2) > (m, p)) {
+                newest[group] = Some(candidate);
             }
         }
-        Ok(newest.into_iter().map(|(index, _)| index).collect())
+        Ok(newest
+            .into_iter()
+            .map(|newest| newest.map_or(0, |(index, _, _)| index))
+            .collect())
     }
 
     /// Waits for a prompt-free answer, or reports that one was needed.

@@ -94,6 +94,42 @@ impl Test {
         self.run_with(args, Some(input.as_ref()))
     }
 
+    /// Runs `args` on a pseudo-terminal (through script(1)), typing `input` only
+    /// once `prompt` has appeared, so the typing cannot race the echo switch.
+    pub fn on_terminal(&self, args: &str, prompt: &str, input: &str) -> String {
+        use std::io::{Read, Write};
+        let command = format!("{} {args}", BIN);
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(self.path())
+            .env_clear()
+            .envs(self.envs())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux");
+        let mut stdout = child.stdout.take().unwrap();
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 256];
+        if !prompt.is_empty() {
+            while !String::from_utf8_lossy(&seen).contains(prompt) {
+                let n = stdout.read(&mut buffer).unwrap();
+                assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
+                seen.extend_from_slice(&buffer[..n]);
+            }
+        }
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        stdout.read_to_end(&mut seen).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{}", String::from_utf8_lossy(&seen));
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+
     /// The environment every run gets.
     pub fn envs(&self) -> impl Iterator<Item = (&OsStr, &OsStr)> {
         self.env.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str()))
