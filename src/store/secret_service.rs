@@ -210,22 +210,22 @@ impl SecretService {
                 }
             }
         }
-        // Per group: (index, modified, path order), the newest so far.
-        let mut newest: Vec<Option<(usize, u64, (usize, &str))>> = vec![None; groups.len()];
+        let mut modified: Vec<Vec<u64>> = groups.iter().map(|paths| vec![0; paths.len()]).collect();
         for ((group, index), mut reply) in asks.into_iter().zip(self.call_all(messages)?) {
-            let (modified,): (Variant<u64>,) = read(&mut reply)?;
-            // Modified has whole seconds, so ties are common. They go to the
-            // later path: gnome-keyring and KeePassXC number items upward,
-            // and (length, text) orders ".../9" before ".../10".
-            let path = &groups[group][index];
-            let candidate = (index, modified.0, (path.len(), &**path));
-            if newest[group].is_none_or(|(_, m, p)| (modified.0, candidate.2) > (m, p)) {
-                newest[group] = Some(candidate);
-            }
+            let (seconds,): (Variant<u64>,) = read(&mut reply)?;
+            modified[group][index] = seconds.0;
         }
-        Ok(newest
-            .into_iter()
-            .map(|newest| newest.map_or(0, |(index, _, _)| index))
+        // Modified has whole seconds, so ties are common. They go to the
+        // later path: gnome-keyring and KeePassXC number items upward, and
+        // (length, text) orders ".../9" before ".../10".
+        Ok(groups
+            .iter()
+            .zip(modified)
+            .map(|(paths, modified)| {
+                (0..paths.len())
+                    .max_by_key(|&i| (modified[i], paths[i].len(), &*paths[i]))
+                    .unwrap_or(0)
+            })
             .collect())
     }
 
