@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -41,16 +42,20 @@ pub struct Cli {
     #[arg(short, long, global = true, value_name = "PATH")]
     pub manifest: Option<PathBuf>,
 
-    /// Where secrets are kept
+    /// Where secrets are kept [default: the manifest's `store`, else auto]
+    #[arg(long, global = true, value_name = "STORE", env = "WITH_SECRETS_STORE")]
+    pub store: Option<StoreKind>,
+
+    /// How long a keyring may take to answer, e.g. 10, 2.5 or 500ms
     #[arg(
         long,
         global = true,
-        value_name = "STORE",
-        env = "WITH_SECRETS_STORE",
-        default_value = "auto",
-        hide_env_values = true
+        value_name = "SECONDS",
+        env = "WITH_SECRETS_TIMEOUT",
+        default_value = "10",
+        value_parser = parse_timeout
     )]
-    pub store: StoreKind,
+    pub timeout: Duration,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -107,4 +112,36 @@ pub enum Command {
         /// Variables to add entries for, e.g. API_TOKEN DATABASE_URL
         names: Vec<String>,
     },
+}
+
+/// A positive duration in seconds (`10`, `2.5`) or milliseconds (`500ms`).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let (number, scale) = match text.strip_suffix("ms") {
+        Some(ms) => (ms, 1e-3),
+        None => (text.strip_suffix('s').unwrap_or(text), 1.0),
+    };
+    number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .map(|n| n * scale)
+        .filter(|seconds| seconds.is_finite() && *seconds > 0.0 && *seconds <= 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{text}` is not a duration: use seconds, e.g. 10 or 2.5, or 500ms"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_seconds_or_milliseconds() {
+        assert_eq!(parse_timeout("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_timeout("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_timeout("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        for bad in ["0", "-1", "", "ten", "inf", "NaN", "1e9"] {
+            assert!(parse_timeout(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -62,12 +62,14 @@ pub enum Error {
     )]
     UnknownName { name: String, path: PathBuf },
 
-    #[error("{}", missing_message(missing, store, fix))]
+    #[error("{}", missing_message(missing, store, fix, passed_over.as_ref()))]
     Missing {
         missing: Vec<MissingEntry>,
         store: &'static str,
         /// The command prefix that reaches the same manifest, e.g. `with-secrets -m x.toml`.
         fix: String,
+        /// Why `auto` passed over the platform's keyring, if it did.
+        passed_over: Option<StoreError>,
     },
 
     #[error("{}", unavailable_message(store, cause, names))]
@@ -188,7 +190,12 @@ fn exec_reason(cause: &io::Error) -> String {
     }
 }
 
-fn missing_message(missing: &[MissingEntry], store: &str, fix: &str) -> String {
+fn missing_message(
+    missing: &[MissingEntry],
+    store: &str,
+    fix: &str,
+    passed_over: Option<&StoreError>,
+) -> String {
     let width = missing.iter().map(|m| m.name.len()).max().unwrap_or(0);
     let mut out = format!(
         "{} required secret{} missing from {store} and the environment:",
@@ -210,6 +217,15 @@ fn missing_message(missing: &[MissingEntry], store: &str, fix: &str) -> String {
         let _ = write!(out, "\n  {fix} set {}", entry.name);
     }
     out.push_str("\nor, in CI, set the variable in the environment");
+    if let Some(reason) = passed_over {
+        let reason = reason.to_string();
+        let reason = reason.lines().next().unwrap_or_default();
+        let _ = write!(
+            out,
+            "\n(the store is {store} because {} is not here: {reason}; choose one with --store)",
+            crate::store::native_name()
+        );
+    }
     out
 }
 
@@ -271,6 +287,7 @@ mod tests {
             ],
             store: "secret-service",
             fix: "with-secrets".into(),
+            passed_over: None,
         };
         assert_eq!(
             error.to_string(),

@@ -29,8 +29,10 @@ pub struct Context {
     /// The start of a with-secrets command line that reaches the same
     /// manifest, for the "run this to fix it" lines of messages.
     pub fix: String,
-    /// The store to use.
-    pub store: store::StoreKind,
+    /// `--store` or `WITH_SECRETS_STORE`; the manifest's `store` comes next.
+    pub store: Option<store::StoreKind>,
+    /// How long a store may take to answer.
+    pub timeout: std::time::Duration,
 }
 
 impl Context {
@@ -53,12 +55,22 @@ impl Context {
             manifest: cli.manifest.clone().or(from_env),
             fix,
             store: cli.store,
+            timeout: cli.timeout,
         })
     }
 
-    /// Opens the chosen store.
-    pub fn open_store(&self) -> Result<Box<dyn store::Store>, store::StoreError> {
-        store::open(self.store, store::DEFAULT_TIMEOUT)
+    /// Which store to use: `--store`, else `WITH_SECRETS_STORE`, else the
+    /// manifest's `store`, else `auto`.
+    pub fn store_kind(&self, manifest: &Manifest) -> store::StoreKind {
+        self.store.or(manifest.store).unwrap_or_default()
+    }
+
+    /// Opens a store, with this run's timeout.
+    pub fn open_store(
+        &self,
+        kind: store::StoreKind,
+    ) -> Result<Box<dyn store::Store>, store::StoreError> {
+        store::open(kind, self.timeout)
     }
 
     /// Finds and loads the manifest.
@@ -100,10 +112,11 @@ fn run_command(argv: &[std::ffi::OsString], context: &Context) -> Result<ExitCod
     // reported even when the command is also wrong.
     let manifest = context.load_manifest()?;
     let path = exec::find(program, &context.cwd)?;
+    let kind = context.store_kind(&manifest);
     let resolution = resolve::lookup(
         &manifest.entries,
-        context.store.name(),
-        || context.open_store(),
+        kind.name(),
+        || context.open_store(kind),
         resolve::from_process_env,
     );
     let variables = resolve::variables(&manifest, resolution, &context.fix)?;

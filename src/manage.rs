@@ -23,9 +23,10 @@ pub fn run(command: Command, context: &Context) -> Result<ExitCode, Error> {
     }
 }
 
-fn open(context: &Context) -> Result<Box<dyn Store>, Error> {
-    context.open_store().map_err(|cause| Error::Store {
-        store: context.store.name(),
+fn open(context: &Context, manifest: &Manifest) -> Result<Box<dyn Store>, Error> {
+    let kind = context.store_kind(manifest);
+    context.open_store(kind).map_err(|cause| Error::Store {
+        store: kind.name(),
         cause,
     })
 }
@@ -70,7 +71,7 @@ fn set(name: &str, context: &Context) -> Result<ExitCode, Error> {
             source,
         })?
     };
-    let mut store = open(context)?;
+    let mut store = open(context, &manifest)?;
     store
         .set(key, &store::label(name, key), &value)
         .map_err(store_error(store.as_ref()))?;
@@ -97,7 +98,7 @@ fn read_value(mut input: impl Read) -> io::Result<Secret> {
 fn get(name: &str, context: &Context) -> Result<ExitCode, Error> {
     let manifest = context.load_manifest()?;
     let entry = entry(&manifest, name)?;
-    let mut store = open(context)?;
+    let mut store = open(context, &manifest)?;
     let found = store
         .get_all(&[resolve::key(entry)])
         .map_err(store_error(store.as_ref()))?
@@ -123,7 +124,7 @@ fn get(name: &str, context: &Context) -> Result<ExitCode, Error> {
 fn delete(name: &str, context: &Context) -> Result<ExitCode, Error> {
     let manifest = context.load_manifest()?;
     let entry = entry(&manifest, name)?;
-    let mut store = open(context)?;
+    let mut store = open(context, &manifest)?;
     let removed = store
         .delete(resolve::key(entry))
         .map_err(store_error(store.as_ref()))?;
@@ -142,10 +143,11 @@ fn delete(name: &str, context: &Context) -> Result<ExitCode, Error> {
 /// resolves, from the keyring or the environment.
 fn check(context: &Context) -> Result<ExitCode, Error> {
     let manifest = context.load_manifest()?;
+    let kind = context.store_kind(&manifest);
     let resolution = resolve::lookup(
         &manifest.entries,
-        context.store.name(),
-        || context.open_store(),
+        kind.name(),
+        || context.open_store(kind),
         resolve::from_process_env,
     );
     let rows: Vec<[String; 4]> = manifest
@@ -205,7 +207,9 @@ fn check(context: &Context) -> Result<ExitCode, Error> {
 /// Copies every entry found in `from` into the chosen store; reports what it
 /// copied and what it did not find, by name, never by value.
 fn import(from: StoreKind, context: &Context) -> Result<ExitCode, Error> {
-    if from.name() == context.store.name() {
+    let manifest = context.load_manifest()?;
+    let into = context.store_kind(&manifest);
+    if from == into {
         return Err(Error::Usage {
             message: format!(
                 "--from and --store both name {}: import copies from one store into another",
@@ -213,12 +217,11 @@ fn import(from: StoreKind, context: &Context) -> Result<ExitCode, Error> {
             ),
         });
     }
-    let manifest = context.load_manifest()?;
     let keys: Vec<_> = manifest.entries.iter().map(resolve::key).collect();
     let source = match from {
         StoreKind::KeyringsAlt => keyrings_alt::KeyringsAlt::open()
             .map(|store| Box::new(store.without_warning()) as Box<dyn Store>),
-        other => store::open(other, store::DEFAULT_TIMEOUT),
+        other => context.open_store(other),
     };
     let mut source = source.map_err(|cause| Error::Store {
         store: from.name(),
@@ -227,7 +230,7 @@ fn import(from: StoreKind, context: &Context) -> Result<ExitCode, Error> {
     let found = source
         .get_all(&keys)
         .map_err(store_error(source.as_ref()))?;
-    let mut target = open(context)?;
+    let mut target = open(context, &manifest)?;
     let width = manifest
         .entries
         .iter()

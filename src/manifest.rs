@@ -13,6 +13,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::Error;
+use crate::store::StoreKind;
 
 /// The file name that discovery looks for.
 pub const FILE_NAME: &str = "secrets.toml";
@@ -31,6 +32,8 @@ const VALUE_KEYS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub path: PathBuf,
+    /// The top-level `store`, if any.
+    pub store: Option<StoreKind>,
     pub entries: Vec<Entry>,
 }
 
@@ -112,6 +115,7 @@ impl Manifest {
 
         let mut default_service = None;
         let mut secrets = None;
+        let mut store = None;
         for (key, value) in doc.get_ref() {
             match key.get_ref().as_ref() {
                 "defaults" => {
@@ -136,10 +140,18 @@ impl Manifest {
                     }
                 }
                 "secrets" => secrets = Some(expect_table(value, "`[secrets]`", &fail)?),
+                "store" => {
+                    let name = string(value, "store", &fail)?;
+                    let kind = <StoreKind as clap::ValueEnum>::from_str(&name, false)
+                        .map_err(|_| fail(value.span(), unknown_store(&name)))?;
+                    store = Some(kind);
+                }
                 other => {
                     return Err(fail(
                         key.span(),
-                        format!("unknown key `{other}`; expected `[defaults]` or `[secrets]`"),
+                        format!(
+                            "unknown key `{other}`; expected `store`, `[defaults]` or `[secrets]`"
+                        ),
                     ));
                 }
             }
@@ -159,6 +171,7 @@ impl Manifest {
         entries.sort_by_key(|entry| entry.line);
         Ok(Self {
             path: path.to_owned(),
+            store,
             entries,
         })
     }
@@ -267,6 +280,18 @@ fn parse_entry(
         description,
         line: line_col(text, key.span().start).0,
     })
+}
+
+fn unknown_store(name: &str) -> String {
+    let names: Vec<_> = <StoreKind as clap::ValueEnum>::value_variants()
+        .iter()
+        .filter_map(|kind| clap::ValueEnum::to_possible_value(kind))
+        .map(|value| value.get_name().to_owned())
+        .collect();
+    format!(
+        "unknown store `{name}`; expected one of {}",
+        names.join(", ")
+    )
 }
 
 fn value_in_entry(name: &EnvName, key: Option<&str>) -> String {
@@ -378,7 +403,8 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
 /// Error snippets are printed to terminals and CI logs, and the line that has
 /// the error is, more often than not, the line where someone pasted a token.
 /// So string contents are shown only where they are known not to be secret:
-/// the values of `service`, `username` and `description`, and quoted keys.
+/// the values of `service`, `username`, `description` and `store`, and
+/// quoted keys.
 /// Every other string becomes `"***"`, and comments become `# ***`.
 pub(crate) struct Snippet {
     pub line: usize,
@@ -466,7 +492,7 @@ impl fmt::Display for Snippet {
 /// string that is a value of a key other than `service`, `username` or
 /// `description`, and every comment.
 fn masked_ranges(text: &str) -> Vec<Range<usize>> {
-    const SHOWN: &[&str] = &["service", "username", "description"];
+    const SHOWN: &[&str] = &["service", "username", "description", "store"];
     let bytes = text.as_bytes();
     let mut masked = Vec::new();
     let mut last_key = String::new();
@@ -603,6 +629,20 @@ DATABASE_URL = { username = "dev-db" }
         assert!(sentry.optional);
         assert_eq!(sentry.description.as_deref(), Some("error reporting"));
         assert_eq!(sentry.line, 6);
+    }
+
+    #[test]
+    fn a_top_level_store_is_read_and_checked() {
+        let manifest = parse("store = \"file\"\n[secrets]\n").unwrap();
+        assert_eq!(manifest.store, Some(StoreKind::File));
+        assert_eq!(parse("").unwrap().store, None);
+        let message = error("store = \"vault\"\n");
+        assert!(
+            message.starts_with(
+                "secrets.toml:1:9: unknown store `vault`; expected one of auto, secret-service"
+            ),
+            "{message}"
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct Resolution {
     pub store: &'static str,
     pub sources: Vec<Source>,
     pub store_error: Option<StoreError>,
+    /// Why `auto` passed over the platform's keyring, if it did.
+    pub passed_over: Option<StoreError>,
 }
 
 /// Looks every entry up with one batch call. `open` is only called when there
@@ -39,10 +41,19 @@ pub fn lookup(
     env: impl Fn(&str) -> Option<std::ffi::OsString>,
 ) -> Resolution {
     let keys: Vec<Key<'_>> = entries.iter().map(key).collect();
+    let mut store_name = store_name;
+    let mut passed_over = None;
     let (found, store_error) = if keys.is_empty() {
         (Vec::new(), None)
     } else {
-        match open().and_then(|mut store| store.get_all(&keys)) {
+        let found = open().and_then(|mut store| {
+            let found = store.get_all(&keys);
+            // `auto` knows which store it is only once it has been used.
+            store_name = store.name();
+            passed_over = store.fallback_reason().cloned();
+            found
+        });
+        match found {
             Ok(found) => (found, None),
             Err(err) => (Vec::new(), Some(err)),
         }
@@ -62,6 +73,7 @@ pub fn lookup(
         store: store_name,
         sources,
         store_error,
+        passed_over,
     }
 }
 
@@ -117,6 +129,7 @@ pub fn variables(
             missing,
             store: resolution.store,
             fix: fix.to_owned(),
+            passed_over: resolution.passed_over,
         },
     })
 }

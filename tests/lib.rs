@@ -7,6 +7,8 @@
 mod support;
 
 mod examples;
+mod file_store;
+mod keyutils;
 mod manage;
 mod manifest;
 mod python;

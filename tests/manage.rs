@@ -164,7 +164,9 @@ fn check_lists_every_entry_without_values_and_fails_on_a_missing_one() {
 
 #[test]
 fn check_without_a_keyring_reports_the_store_and_uses_the_environment() {
-    let test = Test::new().manifest(&manifest_for(&[("A", "s", "a")]));
+    let test = Test::new()
+        .manifest(&manifest_for(&[("A", "s", "a")]))
+        .env("WITH_SECRETS_STORE", "secret-service");
     test.run(["check"])
         .expect_code(1)
         .stderr_has("with-secrets: secret-service: no D-Bus session bus");

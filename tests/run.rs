@@ -243,6 +243,7 @@ fn with_no_bus_and_no_fallback_the_store_is_named() {
         .manifest(&manifest_for(&[("A", "s", "a"), ("B", "s", "b")]))
         .env("A", "ci-a")
         .env("XDG_RUNTIME_DIR", "/nonexistent")
+        .env("WITH_SECRETS_STORE", "secret-service")
         .run(["--", "touch", "ran"])
         .expect_code(125)
         .stderr_has("with-secrets: secret-service: no D-Bus session bus")
@@ -255,6 +256,7 @@ fn a_bus_without_a_secret_service_is_named() {
     Test::new()
         .keyring(&bus)
         .manifest(&manifest_for(&[("A", "s", "a")]))
+        .env("WITH_SECRETS_STORE", "secret-service")
         .run(["--", "true"])
         .expect_code(125)
         .stderr_has("secret-service: no Secret Service on the session bus")
@@ -266,6 +268,7 @@ fn a_dead_bus_address_is_named() {
     Test::new()
         .manifest(&manifest_for(&[("A", "s", "a")]))
         .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .env("WITH_SECRETS_STORE", "secret-service")
         .run(["--", "true"])
         .expect_code(125)
         .stderr_has("cannot connect to the D-Bus session bus at unix:path=/nonexistent/bus");

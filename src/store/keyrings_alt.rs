@@ -142,6 +142,7 @@ impl Store for KeyringsAlt {
         // known reference value first, as keyrings.alt does.
         let wrong = StoreError::BadPassword {
             path: encrypted_path.clone(),
+            variable: PASSWORD_VARIABLE,
         };
         match decrypt(reference) {
             Ok(Some(value)) if value.expose() == REFERENCE_VALUE => {}
@@ -204,11 +205,13 @@ fn password(path: &Path) -> Result<Zeroizing<String>, StoreError> {
             .map(Zeroizing::new)
             .map_err(|_| StoreError::BadPassword {
                 path: path.to_owned(),
+                variable: PASSWORD_VARIABLE,
             });
     }
     if !std::io::stdin().is_terminal() {
         return Err(StoreError::NeedPassword {
             path: path.to_owned(),
+            variable: PASSWORD_VARIABLE,
         });
     }
     crate::prompt::password(&format!("Password for keyrings.alt's {}: ", path.display()))

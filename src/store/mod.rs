@@ -12,7 +12,10 @@ use crate::secret::Secret;
 
 #[cfg(all(unix, not(target_os = "macos")))]
 mod dh;
+pub mod file;
 pub mod keyrings_alt;
+#[cfg(target_os = "linux")]
+pub mod keyutils;
 #[cfg(test)]
 pub mod memory;
 #[cfg(any(target_os = "macos", windows))]
@@ -55,6 +58,11 @@ pub trait Store {
 
     /// Removes every item for `key`; returns how many there were.
     fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError>;
+
+    /// For `auto`: why the platform keyring was passed over, if it was.
+    fn fallback_reason(&self) -> Option<&StoreError> {
+        None
+    }
 }
 
 /// The label of an item that with-secrets creates, as keyring managers such as
@@ -75,6 +83,10 @@ pub enum StoreKind {
     Keychain,
     /// The Windows Credential Manager
     Windows,
+    /// An encrypted file (age format) in $XDG_DATA_HOME/with-secrets; needs no daemon
+    File,
+    /// The Linux kernel keyring: fast, no daemon, but cleared on reboot
+    Keyutils,
     /// Python keyrings.alt's files, read-only, to use and import what is in them
     KeyringsAlt,
 }
@@ -87,6 +99,8 @@ impl StoreKind {
             Self::SecretService => "secret-service",
             Self::Keychain => "keychain",
             Self::Windows => "windows",
+            Self::File => "file",
+            Self::Keyutils => "keyutils",
             Self::KeyringsAlt => "keyrings-alt",
         }
     }
@@ -105,15 +119,95 @@ pub const fn native_name() -> &'static str {
 }
 
 /// Opens a store. This must be cheap and must not block: a backend that
-/// talks to a daemon only starts talking to it here.
+/// talks to a daemon only starts talking to it when first used.
 pub fn open(kind: StoreKind, timeout: Duration) -> Result<Box<dyn Store>, StoreError> {
     match kind {
+        StoreKind::Auto => Ok(Box::new(Auto::new(timeout))),
+        StoreKind::File => Ok(Box::new(file::FileStore::open()?)),
         StoreKind::KeyringsAlt => Ok(Box::new(keyrings_alt::KeyringsAlt::open()?)),
-        StoreKind::Auto => open_native(timeout),
+        #[cfg(target_os = "linux")]
+        StoreKind::Keyutils => Ok(Box::new(keyutils::Keyutils::open()?)),
         other if other.name() == native_name() => open_native(timeout),
         other => Err(StoreError::Unsupported {
             store: other.name(),
         }),
+    }
+}
+
+/// `auto`: the platform's keyring when one answers, else the file store.
+///
+/// On Linux "answers" means a session bus on which something owns (or can
+/// be started as) `org.freedesktop.secrets`. That is only known after the
+/// first call, so the choice is made then: the first batch goes to the
+/// Secret Service, and only an error that says no keyring daemon is there
+/// (no bus, no reachable bus, no service) sends it, and everything after
+/// it, to the file store. A locked, hung or refusing keyring stays an error:
+/// silently using another store would hide it.
+struct Auto {
+    timeout: Duration,
+    chosen: Option<Box<dyn Store>>,
+    /// Why the native keyring was passed over, for `doctor`.
+    reason: Option<StoreError>,
+}
+
+impl Auto {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            chosen: None,
+            reason: None,
+        }
+    }
+
+    fn with<T>(
+        &mut self,
+        mut call: impl FnMut(&mut dyn Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Some(store) = &mut self.chosen {
+            return call(store.as_mut());
+        }
+        let native = open_native(self.timeout).and_then(|mut store| {
+            let result = call(store.as_mut());
+            result.map(|value| (store, value))
+        });
+        match native {
+            Ok((store, value)) => {
+                self.chosen = Some(store);
+                Ok(value)
+            }
+            Err(err) if err.means_no_daemon() => {
+                let mut store: Box<dyn Store> = Box::new(file::FileStore::open()?);
+                let value = call(store.as_mut());
+                self.chosen = Some(store);
+                self.reason = Some(err);
+                value
+            }
+            Err(err) => Err(err),
+        }
+    }
+}
+
+impl Store for Auto {
+    fn name(&self) -> &'static str {
+        self.chosen
+            .as_ref()
+            .map_or(native_name(), |store| store.name())
+    }
+
+    fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
+        self.with(|store| store.get_all(keys))
+    }
+
+    fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
+        self.with(|store| store.set(key, label, value))
+    }
+
+    fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
+        self.with(|store| store.delete(key))
+    }
+
+    fn fallback_reason(&self) -> Option<&StoreError> {
+        self.reason.as_ref()
     }
 }
 
@@ -163,9 +257,17 @@ pub enum StoreError {
     /// A store file cannot be read or makes no sense.
     Unreadable { path: PathBuf, reason: String },
     /// An encrypted store file needs a password and none can be asked for.
-    NeedPassword { path: PathBuf },
+    NeedPassword {
+        path: PathBuf,
+        variable: &'static str,
+    },
     /// The password does not open an encrypted store file.
-    BadPassword { path: PathBuf },
+    BadPassword {
+        path: PathBuf,
+        variable: &'static str,
+    },
+    /// The store cannot work on this machine, e.g. a blocked system call.
+    Unavailable { store: &'static str, reason: String },
 }
 
 impl fmt::Display for StoreError {
@@ -220,21 +322,33 @@ impl fmt::Display for StoreError {
             Self::Unreadable { path, reason } => {
                 write!(f, "cannot read {}: {reason}", path.display())
             }
-            Self::NeedPassword { path } => write!(
+            Self::NeedPassword { path, variable } => write!(
                 f,
                 "{} is encrypted, and there is no terminal to ask for its password\n  \
-                 set {} to the keyring's password",
+                 set {variable} to its password",
                 path.display(),
-                keyrings_alt::PASSWORD_VARIABLE
             ),
-            Self::BadPassword { path } => write!(
+            Self::BadPassword { path, variable } => write!(
                 f,
-                "the password does not open {}\n  \
-                 check {} (or what you typed) against the password you gave keyrings.alt",
+                "the password does not open {}; nothing was changed\n  \
+                 check {variable} (or what you typed) against the one the file was made with",
                 path.display(),
-                keyrings_alt::PASSWORD_VARIABLE
             ),
+            Self::Unavailable { store, reason } => {
+                write!(f, "{store} cannot be used here: {reason}")
+            }
         }
+    }
+}
+
+impl StoreError {
+    /// Whether this says there is no keyring daemon here at all, as opposed
+    /// to one that is locked, hung or refusing.
+    pub fn means_no_daemon(&self) -> bool {
+        matches!(
+            self,
+            Self::NoSessionBus | Self::Connect { .. } | Self::NoService
+        )
     }
 }
 

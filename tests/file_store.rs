@@ -1,0 +1,1 @@
+//! The `file` store: an age-encrypted file, end to end.

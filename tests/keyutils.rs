@@ -1,0 +1,1 @@
+//! The `keyutils` store, inside `keyctl session`.
