@@ -285,7 +285,7 @@ fn parse_entry(
 fn unknown_store(name: &str) -> String {
     let names: Vec<_> = <StoreKind as clap::ValueEnum>::value_variants()
         .iter()
-        .filter_map(|kind| clap::ValueEnum::to_possible_value(kind))
+        .filter_map(clap::ValueEnum::to_possible_value)
         .map(|value| value.get_name().to_owned())
         .collect();
     format!(
