@@ -104,6 +104,10 @@ pub enum Command {
         #[arg(long, value_name = "STORE")]
         from: StoreKind,
     },
+    /// Show what with-secrets sees: which store it uses and why, the session
+    /// bus and Secret Service, keyutils, WSL or container, the manifest, and
+    /// whether each entry resolves. Never a value.
+    Doctor,
     /// Write a commented starter secrets.toml in this folder (or at --manifest).
     ///
     /// Each NAME becomes an entry whose username is the name in lower case,

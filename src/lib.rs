@@ -5,6 +5,7 @@
 //! [`store`]) -> [`exec`]. The subcommands that manage entries are in [`manage`].
 
 pub mod cli;
+pub mod doctor;
 pub mod error;
 pub mod exec;
 pub mod manage;
@@ -41,15 +42,19 @@ impl Context {
         let from_env = std::env::var_os("WITH_SECRETS_MANIFEST")
             .filter(|value| !value.is_empty())
             .map(PathBuf::from);
-        // The variable is still set when the user runs the fix, so only an
-        // explicit flag needs repeating.
-        let fix = match &cli.manifest {
-            Some(path) => format!(
-                "with-secrets -m {}",
-                shell_words::quote(&path.to_string_lossy())
-            ),
-            None => "with-secrets".to_owned(),
-        };
+        // The variables are still set when the user runs the fix, so only
+        // explicit flags need repeating.
+        let mut fix = "with-secrets".to_owned();
+        if let Some(path) = &cli.manifest {
+            fix.push_str(" -m ");
+            fix.push_str(&shell_words::quote(&path.to_string_lossy()));
+        }
+        if let Some(kind) = cli.store
+            && std::env::var_os("WITH_SECRETS_STORE").is_none_or(|value| value != kind.name())
+        {
+            fix.push_str(" --store ");
+            fix.push_str(kind.name());
+        }
         Ok(Self {
             cwd,
             manifest: cli.manifest.clone().or(from_env),

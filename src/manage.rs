@@ -20,6 +20,7 @@ pub fn run(command: Command, context: &Context) -> Result<ExitCode, Error> {
         Command::Check => check(context),
         Command::Init { names } => init(&names, context),
         Command::Import { from } => import(from, context),
+        Command::Doctor => crate::doctor::run(context),
     }
 }
 
@@ -139,17 +140,14 @@ fn delete(name: &str, context: &Context) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line per entry, never a value. Exit 0 only when every required entry
-/// resolves, from the keyring or the environment.
-fn check(context: &Context) -> Result<ExitCode, Error> {
-    let manifest = context.load_manifest()?;
-    let kind = context.store_kind(&manifest);
-    let resolution = resolve::lookup(
-        &manifest.entries,
-        kind.name(),
-        || context.open_store(kind),
-        resolve::from_process_env,
-    );
+/// One aligned line per entry: name, service, username and where its value
+/// comes from. Never a value.
+pub(crate) fn entry_lines(
+    manifest: &Manifest,
+    resolution: &resolve::Resolution,
+    fix: &str,
+    indent: &str,
+) -> Vec<String> {
     let rows: Vec<[String; 4]> = manifest
         .entries
         .iter()
@@ -163,7 +161,7 @@ fn check(context: &Context) -> Result<ExitCode, Error> {
                 Source::Store(_) => "found".to_owned(),
                 Source::Environment => "from environment".to_owned(),
                 Source::Missing if entry.optional => "missing (optional)".to_owned(),
-                Source::Missing => format!("missing: run {} set {}", context.fix, entry.name),
+                Source::Missing => format!("missing: run {fix} set {}", entry.name),
             };
             [
                 entry.name.to_string(),
@@ -180,13 +178,27 @@ fn check(context: &Context) -> Result<ExitCode, Error> {
             .unwrap_or(0)
     };
     let (w0, w1, w2) = (width(0), width(1), width(2));
+    rows.iter()
+        .map(|[name, service, username, status]| {
+            format!("{indent}{name:w0$}  {service:w1$}  {username:w2$}  {status}")
+        })
+        .collect()
+}
+
+/// One line per entry, never a value. Exit 0 only when every required entry
+/// resolves, from the keyring or the environment.
+fn check(context: &Context) -> Result<ExitCode, Error> {
+    let manifest = context.load_manifest()?;
+    let kind = context.store_kind(&manifest);
+    let resolution = resolve::lookup(
+        &manifest.entries,
+        kind.name(),
+        || context.open_store(kind),
+        resolve::from_process_env,
+    );
     let mut stdout = io::stdout().lock();
-    for [name, service, username, status] in &rows {
-        writeln!(
-            stdout,
-            "{name:w0$}  {service:w1$}  {username:w2$}  {status}"
-        )
-        .map_err(|source| Error::Stdout { source })?;
+    for line in entry_lines(&manifest, &resolution, &context.fix, "") {
+        writeln!(stdout, "{line}").map_err(|source| Error::Stdout { source })?;
     }
     let all_resolve = manifest
         .entries

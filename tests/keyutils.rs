@@ -1,1 +1,383 @@
 //! The `keyutils` store, inside `keyctl session`.
+//!
+//! Each test runs its with-secrets processes one after another in one
+//! `keyctl session -`, inside a user namespace of its own (`unshare --user`):
+//! the kernel keeps a user keyring per namespace, so every test has a private,
+//! empty `@u`, and none touches the user keyring of the person running them.
+//! A fresh anonymous session keyring does not link `@u`, which is the case
+//! the store must handle (see src/store/keyutils.rs).
+//!
+//! The blocked case runs with-secrets under a seccomp filter that fails the
+//! keyring's system calls, as Docker's default profile does.
+
+#![cfg(target_os = "linux")]
+
+use std::io::{self, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitStatus, Output, Stdio};
+
+use libc::c_ulong;
+
+use crate::support::{BIN, Run, Test, manifest_for, wait};
+
+/// With non-ASCII text, quotes and shell syntax, an inner and a trailing newline.
+const VALUE: &str = "pä$$ wörd ✓ 🎉 \"q\" 'a' `x`\nsecond line\n";
+const DESCRIPTION: &str = "with-secrets:acme_2Dapi:CI_20Bot";
+
+fn project() -> Test {
+    Test::new().manifest(&manifest_for(&[
+        ("TOKEN", "acme-api", "CI Bot"),
+        ("BIG", "acme-api", "big"),
+    ]))
+}
+
+/// One process in a session: a command line and its standard input.
+struct Step {
+    line: String,
+    input: Vec<u8>,
+}
+
+/// with-secrets `--store keyutils` with `args`.
+fn keyutils(args: &[&str]) -> Step {
+    let mut all = vec!["--store", "keyutils"];
+    all.extend_from_slice(args);
+    with_secrets(&all)
+}
+
+/// with-secrets with `args`.
+fn with_secrets(args: &[&str]) -> Step {
+    shell(&format!("\"$BIN\" {}", shell_words::join(args)))
+}
+
+/// A shell command line, e.g. a look at the keyring with keyctl.
+fn shell(line: &str) -> Step {
+    Step {
+        line: line.to_owned(),
+        input: Vec::new(),
+    }
+}
+
+impl Step {
+    fn input(mut self, input: impl AsRef<[u8]>) -> Self {
+        self.input = input.as_ref().to_vec();
+        self
+    }
+}
+
+/// Runs `steps` one after another, each a process of its own, in one
+/// `keyctl session -` in a user namespace of its own; one `Run` per step.
+fn in_session(test: &Test, steps: &[Step]) -> Vec<Run> {
+    let dir = test.path().join("steps");
+    std::fs::create_dir(&dir).expect("steps dir");
+    let file = |i: usize, ext: &str| {
+        let path = dir.join(format!("{i}.{ext}"));
+        shell_words::quote(path.to_str().expect("a UTF-8 temp path")).into_owned()
+    };
+    let mut script = String::new();
+    for (i, step) in steps.iter().enumerate() {
+        std::fs::write(dir.join(format!("{i}.in")), &step.input).expect("step input");
+        script.push_str(&format!(
+            "{{ {}\n}} <{} >{} 2>{}; echo $? >{}\n",
+            step.line,
+            file(i, "in"),
+            file(i, "out"),
+            file(i, "err"),
+            file(i, "code"),
+        ));
+    }
+    let mut command = Command::new("unshare");
+    command
+        .args(["--user", "--map-root-user", "keyctl", "session", "-"])
+        .args(["sh", "-c", &script])
+        .current_dir(test.path())
+        .env_clear()
+        .envs(test.envs())
+        .env("BIN", BIN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let session = wait(command.spawn().expect("unshare(1) from util-linux"));
+    assert!(
+        session.status.success(),
+        "the session failed; these tests need keyctl (keyutils) and user namespaces \
+         (unshare --user):\n{}",
+        String::from_utf8_lossy(&session.stderr)
+    );
+    (0..steps.len())
+        .map(|i| {
+            let read = |ext: &str| std::fs::read(dir.join(format!("{i}.{ext}"))).expect("step");
+            let code: i32 = String::from_utf8(read("code"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            Run {
+                output: Output {
+                    status: ExitStatus::from_raw(code << 8),
+                    stdout: read("out"),
+                    stderr: read("err"),
+                },
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn values_set_in_one_process_are_read_exactly_by_the_next() {
+    let test = project();
+    // Longer than the first read's buffer, so the read is done again.
+    let big = "ünïcødé ✓ line\n".repeat(300);
+    let runs = in_session(
+        &test,
+        &[
+            keyutils(&["set", "TOKEN"]).input(format!("{VALUE}\n")),
+            keyutils(&["set", "BIG"]).input(&big),
+            keyutils(&["get", "TOKEN"]),
+            keyutils(&["get", "BIG"]),
+            keyutils(&["--", "sh", "-c", "printf '%s|%s' \"$TOKEN\" \"$BIG\""]),
+            // Another session of the same user sees the same user keyring.
+            shell("keyctl session - \"$BIN\" --store keyutils get TOKEN"),
+            shell(&format!(
+                "keyctl rdescribe $(keyctl search @u user {DESCRIPTION})"
+            )),
+        ],
+    );
+    for run in &runs[..2] {
+        run.success();
+        assert_eq!(run.stdout() + &run.stderr(), "", "{run:?}");
+    }
+    runs[2].success().stdout_is(VALUE);
+    runs[3].success().stdout_is(big.strip_suffix('\n').unwrap());
+    runs[4]
+        .success()
+        .stdout_is(&format!("{VALUE}|{}", big.strip_suffix('\n').unwrap()));
+    runs[5].success().stdout_is(VALUE);
+    let described = runs[6].success().stdout();
+    assert!(
+        described.starts_with("user;") && described.ends_with(&format!(";{DESCRIPTION}\n")),
+        "{described}"
+    );
+}
+
+#[test]
+fn set_replaces_the_value_and_leaves_one_key() {
+    let test = project();
+    let runs = in_session(
+        &test,
+        &[
+            keyutils(&["set", "TOKEN"]).input("one"),
+            keyutils(&["set", "TOKEN"]).input("two ✓"),
+            keyutils(&["get", "TOKEN"]),
+            shell("keyctl rlist @u | wc -w"),
+        ],
+    );
+    runs[1].success();
+    runs[2].success().stdout_is("two ✓");
+    assert_eq!(runs[3].success().stdout().trim(), "1");
+}
+
+#[test]
+fn delete_removes_the_key_and_says_when_there_was_none() {
+    let test = project();
+    let runs = in_session(
+        &test,
+        &[
+            keyutils(&["set", "TOKEN"]).input("doomed"),
+            keyutils(&["delete", "TOKEN"]),
+            keyutils(&["get", "TOKEN"]),
+            keyutils(&["delete", "TOKEN"]),
+            shell(&format!("keyctl search @u user {DESCRIPTION} || echo gone")),
+        ],
+    );
+    runs[1].success();
+    assert_eq!(runs[1].stderr(), "");
+    runs[2]
+        .expect_code(125)
+        .stderr_has("TOKEN is not stored in keyutils (service \"acme-api\", username \"CI Bot\")")
+        .never_shows("doomed");
+    runs[3].success().stderr_has(
+        "TOKEN was not stored in keyutils (service \"acme-api\", username \"CI Bot\"); \
+         nothing to delete",
+    );
+    assert_eq!(runs[4].stdout(), "gone\n");
+}
+
+#[test]
+fn a_missing_entry_is_reported_with_exit_125() {
+    let test = project();
+    let runs = in_session(
+        &test,
+        &[
+            keyutils(&["set", "BIG"]).input("present"),
+            keyutils(&["--", "sh", "-c", "echo ran"]),
+        ],
+    );
+    runs[1]
+        .expect_code(125)
+        .stdout_is("")
+        .stderr_has("1 required secret is missing from keyutils and the environment:")
+        .stderr_has("TOKEN  service \"acme-api\", username \"CI Bot\"")
+        .stderr_has("set TOKEN")
+        .never_shows("present");
+}
+
+#[test]
+fn with_secrets_store_chooses_keyutils() {
+    let test = project().env("WITH_SECRETS_STORE", "keyutils");
+    let runs = in_session(
+        &test,
+        &[
+            with_secrets(&["set", "TOKEN"]).input("from the env choice"),
+            with_secrets(&["get", "TOKEN"]),
+            shell(&format!(
+                "keyctl search @u user {DESCRIPTION} >/dev/null && echo found"
+            )),
+        ],
+    );
+    runs[0].success();
+    runs[1].success().stdout_is("from the env choice");
+    assert_eq!(runs[2].stdout(), "found\n");
+}
+
+#[test]
+fn values_the_kernel_cannot_hold_are_refused_and_never_shown() {
+    let test = project();
+    let too_big = format!("LEAK-{}", "x".repeat(32_768 - 5));
+    let runs = in_session(
+        &test,
+        &[
+            keyutils(&["set", "TOKEN"]).input(&too_big),
+            keyutils(&["set", "TOKEN"]).input(""),
+            keyutils(&["get", "TOKEN"]),
+        ],
+    );
+    runs[0]
+        .expect_code(125)
+        .stderr_has(
+            "the kernel keyring holds values of at most 32767 bytes, and this one has 32768; \
+             nothing was changed",
+        )
+        .stderr_has("use --store file for larger values")
+        .never_shows("LEAK");
+    runs[1]
+        .expect_code(125)
+        .stderr_has("the kernel keyring cannot hold an empty value");
+    runs[2].expect_code(125).stderr_has("TOKEN is not stored");
+}
+
+/// Runs with-secrets with `args` under a seccomp filter that fails `keyctl`,
+/// `add_key` and `request_key` with `errno`, as Docker's default profile
+/// does with EPERM.
+fn blocked(test: &Test, errno: i32, input: &str, args: &[&str]) -> Run {
+    let filter = keyring_filter(errno);
+    let mut command = test.command(args);
+    command.stdin(Stdio::piped());
+    // SAFETY: the hook makes two prctl calls, which are async-signal-safe,
+    // and allocates nothing.
+    unsafe { command.pre_exec(move || install(&filter)) };
+    let mut child = command.spawn().expect("spawn with-secrets");
+    // with-secrets may exit before it reads.
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    Run {
+        output: wait(child),
+    }
+}
+
+/// A filter for a test, not a sandbox: it compares syscall numbers only.
+fn keyring_filter(errno: i32) -> [libc::sock_filter; 6] {
+    let op = |code: u32| code as u16;
+    let load = op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS);
+    let jump_if = op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K);
+    let ret = op(libc::BPF_RET | libc::BPF_K);
+    let insn = |code, k, jt, jf| libc::sock_filter { code, jt, jf, k };
+    [
+        insn(
+            load,
+            std::mem::offset_of!(libc::seccomp_data, nr) as u32,
+            0,
+            0,
+        ),
+        insn(jump_if, libc::SYS_keyctl as u32, 3, 0),
+        insn(jump_if, libc::SYS_add_key as u32, 2, 0),
+        insn(jump_if, libc::SYS_request_key as u32, 1, 0),
+        insn(ret, libc::SECCOMP_RET_ALLOW, 0, 0),
+        insn(ret, libc::SECCOMP_RET_ERRNO | errno as u32, 0, 0),
+    ]
+}
+
+fn install(filter: &[libc::sock_filter]) -> io::Result<()> {
+    let program = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: `program` points at `filter`, both alive across the calls.
+    // Variadic arguments go as the unsigned longs the kernel reads.
+    let failed = unsafe {
+        libc::prctl(
+            libc::PR_SET_NO_NEW_PRIVS,
+            1 as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+        ) != 0
+            || libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER as c_ulong,
+                &raw const program,
+            ) != 0
+    };
+    if failed {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[test]
+fn a_blocked_keyring_is_named_with_the_file_store_as_the_next_step() {
+    let test = project();
+    for (errno, text) in [
+        (libc::EPERM, "Operation not permitted"),
+        (libc::ENOSYS, "Function not implemented"),
+    ] {
+        blocked(
+            &test,
+            errno,
+            "s3cret value",
+            &["--store", "keyutils", "set", "TOKEN"],
+        )
+        .expect_code(125)
+        .stderr_has(&format!(
+            "keyutils: cannot be used here: add_key failed: {text}"
+        ))
+        .stderr_has("seccomp")
+        .stderr_has("blocks the kernel keyring")
+        .stderr_has("use --store file (or WITH_SECRETS_STORE=file)")
+        .never_shows("s3cret value");
+    }
+    blocked(
+        &test,
+        libc::EPERM,
+        "",
+        &["--store", "keyutils", "get", "TOKEN"],
+    )
+    .expect_code(125)
+    .stderr_has("keyutils: cannot be used here: keyctl(KEYCTL_SEARCH) failed: ")
+    .stderr_has("use --store file");
+    let run = [
+        "--store",
+        "keyutils",
+        "--",
+        "sh",
+        "-c",
+        "printf %s \"$TOKEN\"",
+    ];
+    blocked(&test, libc::EPERM, "", &run)
+        .expect_code(125)
+        .stderr_has("keyutils: cannot be used here")
+        .stderr_has("no fallback in the environment: TOKEN, BIG");
+    // In CI the variables come from the environment instead.
+    let ci = test.env("TOKEN", "from CI").env("BIG", "big from CI");
+    blocked(&ci, libc::EPERM, "", &run)
+        .success()
+        .stdout_is("from CI");
+}

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod doctor;
 mod examples;
 mod file_store;
 mod keyutils;
@@ -13,3 +14,4 @@ mod manage;
 mod manifest;
 mod python;
 mod run;
+mod store_errors;

@@ -123,7 +123,7 @@ pub const fn native_name() -> &'static str {
 pub fn open(kind: StoreKind, timeout: Duration) -> Result<Box<dyn Store>, StoreError> {
     match kind {
         StoreKind::Auto => Ok(Box::new(Auto::new(timeout))),
-        StoreKind::File => Ok(Box::new(file::FileStore::open()?)),
+        StoreKind::File => Ok(Box::new(file::FileStore::open(timeout)?)),
         StoreKind::KeyringsAlt => Ok(Box::new(keyrings_alt::KeyringsAlt::open()?)),
         #[cfg(target_os = "linux")]
         StoreKind::Keyutils => Ok(Box::new(keyutils::Keyutils::open()?)),
@@ -176,7 +176,7 @@ impl Auto {
                 Ok(value)
             }
             Err(err) if err.means_no_daemon() => {
-                let mut store: Box<dyn Store> = Box::new(file::FileStore::open()?);
+                let mut store: Box<dyn Store> = Box::new(file::FileStore::open(self.timeout)?);
                 let value = call(store.as_mut());
                 self.chosen = Some(store);
                 self.reason = Some(err);
@@ -238,8 +238,10 @@ pub enum StoreError {
     Connect { address: String, reason: String },
     /// Nothing on the session bus owns `org.freedesktop.secrets`.
     NoService,
-    /// The items or collection are locked, and no unlock prompt could be shown.
+    /// The items or collection are locked, and nobody is there to unlock them.
     Locked,
+    /// The unlock prompt was dismissed, or could not be shown.
+    UnlockDismissed,
     /// There is no default collection to create an item in.
     NoDefaultCollection,
     /// The store refused access.
@@ -288,8 +290,15 @@ impl fmt::Display for StoreError {
                  start one, e.g.: gnome-keyring-daemon --start --components=secrets",
             ),
             Self::Locked => f.write_str(
-                "the keyring is locked and could not be unlocked here\n  \
-                 unlock it (e.g. open Seahorse, or pipe your password into \
+                "the keyring is locked, and with no terminal to answer a prompt, \
+                 with-secrets does not ask to unlock it\n  \
+                 unlock it (e.g. in Seahorse, or: printf %s \"$PASSWORD\" | \
+                 gnome-keyring-daemon --unlock), or run this on a terminal",
+            ),
+            Self::UnlockDismissed => f.write_str(
+                "the keyring is locked, and the unlock prompt was dismissed or could not \
+                 be shown\n  \
+                 unlock it (e.g. in Seahorse, or: printf %s \"$PASSWORD\" | \
                  gnome-keyring-daemon --unlock), then run this again",
             ),
             Self::NoDefaultCollection => f.write_str(
@@ -334,9 +343,7 @@ impl fmt::Display for StoreError {
                  check {variable} (or what you typed) against the one the file was made with",
                 path.display(),
             ),
-            Self::Unavailable { store, reason } => {
-                write!(f, "{store} cannot be used here: {reason}")
-            }
+            Self::Unavailable { reason, .. } => write!(f, "cannot be used here: {reason}"),
         }
     }
 }

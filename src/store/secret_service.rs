@@ -17,6 +17,7 @@
 //! do, so items written by any tool are found.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use dbus::Message;
@@ -35,6 +36,10 @@ const ITEM_IFACE: &str = "org.freedesktop.Secret.Item";
 const COLLECTION_IFACE: &str = "org.freedesktop.Secret.Collection";
 const DEFAULT_COLLECTION: &str = "/org/freedesktop/secrets/aliases/default";
 const NO_PROMPT: &str = "/";
+const PROMPT_IFACE: &str = "org.freedesktop.Secret.Prompt";
+/// How long a person gets to answer an unlock prompt: longer than a call may
+/// take, since a person, not a daemon, is the one answering.
+const PROMPT_WAIT: Duration = Duration::from_secs(120);
 
 /// The `application` attribute that Python's `keyring` writes and matches on.
 pub const APPLICATION: &str = "Python keyring library";
@@ -52,6 +57,10 @@ pub struct SecretService {
     session: Session,
     /// Replies that arrived while we waited for others, by serial.
     early: HashMap<u32, Message>,
+    /// Prompt `Completed` signals that arrived while we waited for replies.
+    completed: Vec<Message>,
+    /// Whether a person is there to answer an unlock prompt.
+    interactive: bool,
 }
 
 enum Session {
@@ -88,6 +97,8 @@ impl SecretService {
             timeout,
             session: Session::Pending { serial, keys },
             early: HashMap::new(),
+            completed: Vec::new(),
+            interactive: std::io::stdin().is_terminal(),
         })
     }
 
@@ -101,7 +112,8 @@ impl SecretService {
         while replies.iter().any(Option::is_none) {
             while let Some(message) = self.channel.pop_message() {
                 let Some(serial) = message.get_reply_serial() else {
-                    continue; // a signal, e.g. NameAcquired; nothing we wait for
+                    self.keep_if_completed(message);
+                    continue;
                 };
                 match serials.iter().position(|s| *s == serial) {
                     Some(index) => replies[index] = Some(message),
@@ -125,6 +137,15 @@ impl SecretService {
             .into_iter()
             .map(|r| r.expect("every reply is in"))
             .collect())
+    }
+
+    /// Keeps a prompt's `Completed` signal; drops other signals (NameAcquired).
+    fn keep_if_completed(&mut self, message: Message) {
+        if message.interface().as_deref() == Some(PROMPT_IFACE)
+            && message.member().as_deref() == Some("Completed")
+        {
+            self.completed.push(message);
+        }
     }
 
     /// Sends every message, then waits for every reply.
@@ -183,15 +204,72 @@ impl SecretService {
         Ok(results)
     }
 
-    /// Unlocks `objects` when the service can do that without a prompt.
+    /// Unlocks `objects`, asking the person to if the service needs to.
     fn unlock(&mut self, objects: Vec<ObjectPath>) -> Result<(), StoreError> {
         let mut reply =
             self.call(method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "Unlock").append1(objects))?;
         let (_unlocked, prompt): (Vec<ObjectPath>, ObjectPath) = read(&mut reply)?;
-        if &*prompt != NO_PROMPT {
+        self.complete(&prompt)
+    }
+
+    /// Runs `prompt`, which a call returned because it needs a person (most
+    /// often, to unlock the keyring), and waits for its outcome.
+    ///
+    /// Only with a terminal on standard input: in CI or a Makefile nobody is
+    /// there to answer, and waiting for an answer that never comes is the hang
+    /// this tool must never have. A person gets `PROMPT_WAIT`, not the call
+    /// timeout, since typing a password takes longer than a daemon should.
+    fn complete(&mut self, prompt: &ObjectPath) -> Result<(), StoreError> {
+        if &**prompt == NO_PROMPT {
+            return Ok(());
+        }
+        if !self.interactive {
             return Err(StoreError::Locked);
         }
-        Ok(())
+        // Subscribe before asking, or a quick answer could be missed.
+        let rule = format!(
+            "type='signal',interface='{PROMPT_IFACE}',member='Completed',path='{}'",
+            &**prompt
+        );
+        let subscribe = method(BUS, "/org/freedesktop/DBus", BUS, "AddMatch").append1(rule);
+        let ask = method(SERVICE, prompt, PROMPT_IFACE, "Prompt").append1("");
+        for mut reply in self.call_all(vec![subscribe, ask])? {
+            check(&mut reply)?;
+        }
+        let wait = PROMPT_WAIT.max(self.timeout);
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(index) = self
+                .completed
+                .iter()
+                .position(|signal| signal.path().is_some_and(|path| *path == **prompt))
+            {
+                let signal = self.completed.remove(index);
+                let dismissed: bool = signal.read1().map_err(|err| {
+                    StoreError::Protocol(format!("a bad Completed signal: {err}"))
+                })?;
+                return if dismissed {
+                    Err(StoreError::UnlockDismissed)
+                } else {
+                    Ok(())
+                };
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::TimedOut(wait));
+            }
+            self.channel
+                .read_write(Some(left))
+                .map_err(|()| StoreError::Protocol("the D-Bus connection was closed".into()))?;
+            while let Some(message) = self.channel.pop_message() {
+                match message.get_reply_serial() {
+                    Some(serial) => {
+                        self.early.insert(serial, message);
+                    }
+                    None => self.keep_if_completed(message),
+                }
+            }
+        }
     }
 
     /// For each group of paths, the index of the most recently modified one.
@@ -227,15 +305,6 @@ impl SecretService {
                     .unwrap_or(0)
             })
             .collect())
-    }
-
-    /// Waits for a prompt-free answer, or reports that one was needed.
-    fn no_prompt(prompt: &ObjectPath) -> Result<(), StoreError> {
-        if &**prompt == NO_PROMPT {
-            Ok(())
-        } else {
-            Err(StoreError::Locked)
-        }
     }
 
     fn wire_secret(&mut self, value: &Secret) -> Result<WireSecret, StoreError> {
@@ -319,7 +388,7 @@ impl Store for SecretService {
                     .append3(properties, secret, true),
             )?;
             let (_item, prompt): (ObjectPath, ObjectPath) = read(&mut reply)?;
-            return Self::no_prompt(&prompt);
+            return self.complete(&prompt);
         }
         // Update the newest item in place, so an item Python or another tool
         // created keeps its label, and remove any duplicates beside it.
@@ -336,7 +405,7 @@ impl Store for SecretService {
         check(&mut first)?;
         for mut reply in replies {
             let (prompt,): (ObjectPath,) = read(&mut reply)?;
-            Self::no_prompt(&prompt)?;
+            self.complete(&prompt)?;
         }
         Ok(())
     }
@@ -349,7 +418,7 @@ impl Store for SecretService {
             .collect();
         for mut reply in self.call_all(messages)? {
             let (prompt,): (ObjectPath,) = read(&mut reply)?;
-            Self::no_prompt(&prompt)?;
+            self.complete(&prompt)?;
         }
         Ok(found.len())
     }
@@ -421,4 +490,98 @@ fn read<T: dbus::arg::ReadAll>(reply: &mut Message) -> Result<T, StoreError> {
     reply
         .read_all()
         .map_err(|err| StoreError::Protocol(err.message().unwrap_or("bad reply").to_owned()))
+}
+
+/// What `doctor` reports about the Secret Service. Each part is known only
+/// if the ones before it worked.
+pub struct Diagnosis {
+    /// The session bus address, or why there is none.
+    pub bus: Result<String, StoreError>,
+    /// The PID and program name of the process that owns the service.
+    pub service: Result<(u32, String), StoreError>,
+    /// Whether the default collection is locked.
+    pub locked: Result<bool, StoreError>,
+}
+
+/// Looks at the session bus and the Secret Service without changing anything.
+pub fn diagnose(timeout: Duration) -> Diagnosis {
+    let not_checked = || StoreError::Protocol("not checked".into());
+    let bus = session_bus_address();
+    let Ok(address) = &bus else {
+        return Diagnosis {
+            bus,
+            service: Err(not_checked()),
+            locked: Err(not_checked()),
+        };
+    };
+    let address = address.clone();
+    let mut connection = match SecretService::connect(timeout) {
+        Ok(connection) => connection,
+        Err(err) => {
+            return Diagnosis {
+                bus: Err(err),
+                service: Err(not_checked()),
+                locked: Err(not_checked()),
+            };
+        }
+    };
+    let asks = vec![
+        method(
+            BUS,
+            "/org/freedesktop/DBus",
+            BUS,
+            "GetConnectionUnixProcessID",
+        )
+        .append1(SERVICE),
+        method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "ReadAlias").append1("default"),
+    ];
+    let mut replies = match connection.call_all(asks) {
+        Ok(replies) => replies.into_iter(),
+        Err(err) => {
+            return Diagnosis {
+                bus: if err.means_no_daemon() {
+                    Err(err.clone())
+                } else {
+                    Ok(address)
+                },
+                service: Err(err.clone()),
+                locked: Err(err),
+            };
+        }
+    };
+    let (mut pid_reply, mut alias_reply) = (replies.next(), replies.next());
+    let service = pid_reply
+        .as_mut()
+        .ok_or_else(not_checked)
+        .and_then(read::<(u32,)>)
+        .map(|(pid,)| {
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|name| name.trim().to_owned())
+                .unwrap_or_else(|_| "unknown program".to_owned());
+            (pid, name)
+        });
+    let locked = alias_reply
+        .as_mut()
+        .ok_or_else(not_checked)
+        .and_then(read::<(ObjectPath,)>)
+        .and_then(|(collection,)| {
+            if &*collection == NO_PROMPT {
+                return Err(StoreError::NoDefaultCollection);
+            }
+            let mut reply = connection.call(
+                method(
+                    SERVICE,
+                    collection,
+                    "org.freedesktop.DBus.Properties",
+                    "Get",
+                )
+                .append2(COLLECTION_IFACE, "Locked"),
+            )?;
+            read::<(Variant<bool>,)>(&mut reply).map(|(locked,)| locked.0)
+        });
+    Diagnosis {
+        bus: Ok(address),
+        service,
+        locked,
+    }
 }

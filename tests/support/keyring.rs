@@ -27,8 +27,20 @@ impl SecretService {
         service
     }
 
+    /// A bus with a keyring on it that the bus policy forbids us to call.
+    pub fn start_denied() -> Self {
+        let mut service =
+            Self::bus_with_policy(r#"<deny send_destination="org.freedesktop.secrets"/>"#);
+        service.start_keyring();
+        service
+    }
+
     /// A bus on which nothing owns `org.freedesktop.secrets`.
     pub fn bus_only() -> Self {
+        Self::bus_with_policy("")
+    }
+
+    fn bus_with_policy(extra_policy: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("with-secrets-bus.")
             .tempdir()
@@ -46,6 +58,7 @@ impl SecretService {
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
     <allow own="*"/>
+    {extra_policy}
   </policy>
 </busconfig>
 "#,
@@ -138,6 +151,33 @@ impl SecretService {
 
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// Locks the default collection, as a screen lock or a timeout would.
+    pub fn lock(&self) {
+        let connection = self.connection();
+        let proxy = connection.with_proxy(
+            "org.freedesktop.secrets",
+            "/org/freedesktop/secrets",
+            Duration::from_secs(10),
+        );
+        let (collection,): (dbus::Path,) = proxy
+            .method_call("org.freedesktop.Secret.Service", "ReadAlias", ("default",))
+            .expect("ReadAlias");
+        let (_locked, prompt): (Vec<dbus::Path>, dbus::Path) = proxy
+            .method_call(
+                "org.freedesktop.Secret.Service",
+                "Lock",
+                (vec![collection],),
+            )
+            .expect("Lock");
+        assert_eq!(&*prompt, "/", "locking needed a prompt");
+    }
+
+    /// Sends `signal` to the dbus-daemon.
+    pub fn signal_bus(&self, signal: libc::c_int) {
+        // SAFETY: kill has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(self.dbus_pid, signal) }, 0);
     }
 
     /// Sends `signal` to the gnome-keyring-daemon.

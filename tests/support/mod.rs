@@ -130,6 +130,23 @@ impl Test {
         String::from_utf8_lossy(&seen).into_owned()
     }
 
+    /// Runs `args` on a pseudo-terminal and returns the transcript, whatever
+    /// the exit status.
+    pub fn on_terminal_status(&self, args: &str) -> String {
+        let command = format!("{BIN} {args}; echo \"[exit $?]\"");
+        let child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(self.path())
+            .env_clear()
+            .envs(self.envs())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux");
+        let output = wait(child);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     /// The environment every run gets.
     pub fn envs(&self) -> impl Iterator<Item = (&OsStr, &OsStr)> {
         self.env.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str()))

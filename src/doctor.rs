@@ -1,0 +1,206 @@
+//! `with-secrets doctor`: what a person needs to see when things go wrong.
+//!
+//! It changes nothing, prints no value, and every check it makes is bounded
+//! by the run's timeout, so it works on exactly the machines where
+//! something hangs or is missing.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::Context;
+use crate::error::Error;
+use crate::manifest::Manifest;
+use crate::resolve;
+use crate::store::{self, StoreError, StoreKind, file::FileStore, keyrings_alt::KeyringsAlt};
+
+pub fn run(context: &Context) -> Result<ExitCode, Error> {
+    let mut out = String::new();
+    let manifest = context.load_manifest();
+    let kind = match &manifest {
+        Ok(manifest) => context.store_kind(manifest),
+        Err(_) => context.store.unwrap_or_default(),
+    };
+
+    let chosen_by = match (&context.store, &manifest) {
+        (Some(_), _) if std::env::var_os("WITH_SECRETS_STORE").is_some() => {
+            "chosen by WITH_SECRETS_STORE"
+        }
+        (Some(_), _) => "chosen by --store",
+        (None, Ok(Manifest { store: Some(_), .. })) => "chosen by the manifest's `store`",
+        (None, _) => "auto",
+    };
+    let mut details = String::new();
+    let native = native_report(context, &mut details);
+    let choice = match (kind, &native) {
+        (StoreKind::Auto, Err(reason)) => format!(
+            "file ({chosen_by}: {} is not here: {})",
+            store::native_name(),
+            first_line(reason)
+        ),
+        (StoreKind::Auto, Ok(())) => format!(
+            "{} ({chosen_by}: the platform's keyring answers)",
+            store::native_name()
+        ),
+        (kind, _) => format!("{} ({chosen_by})", kind.name()),
+    };
+    let _ = writeln!(out, "store\n  uses:           {choice}");
+    out.push_str(&details);
+
+    #[cfg(target_os = "linux")]
+    {
+        let keyutils = match store::keyutils::Keyutils::probe() {
+            Ok(()) => "usable (values last until reboot)".to_owned(),
+            Err(err) => first_line(&err),
+        };
+        let _ = writeln!(out, "  keyutils:       {keyutils}");
+    }
+    if let Some(file) = FileStore::default_path() {
+        let state = if file.exists() {
+            "exists"
+        } else {
+            "not created yet"
+        };
+        let _ = writeln!(out, "  file store:     {} ({state})", file.display());
+    }
+    if let Ok(alt) = KeyringsAlt::open() {
+        for (path, count) in alt.files() {
+            let plain = path.ends_with(store::keyrings_alt::PLAINTEXT_FILE);
+            let _ = writeln!(
+                out,
+                "  keyrings.alt:   {} ({count} entr{}{})",
+                path.display(),
+                if count == 1 { "y" } else { "ies" },
+                if plain {
+                    ", plain text: move them with `with-secrets import --from keyrings-alt`"
+                } else {
+                    ", encrypted"
+                }
+            );
+        }
+    }
+
+    out.push_str("machine\n");
+    let _ = writeln!(out, "  WSL:            {}", yes_no(wsl()));
+    let _ = writeln!(out, "  container:      {}", yes_no(container()));
+
+    out.push_str("manifest\n");
+    match &manifest {
+        Ok(manifest) => {
+            let _ = writeln!(
+                out,
+                "  {} ({} entr{})",
+                manifest.path.display(),
+                manifest.entries.len(),
+                if manifest.entries.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                }
+            );
+            out.push_str("entries\n");
+            let resolution = resolve::lookup(
+                &manifest.entries,
+                kind.name(),
+                || context.open_store(kind),
+                resolve::from_process_env,
+            );
+            if let Some(err) = &resolution.store_error {
+                let _ = writeln!(out, "  ({}: {})", resolution.store, first_line(err));
+            }
+            for line in crate::manage::entry_lines(manifest, &resolution, &context.fix, "  ") {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        Err(err) => {
+            let _ = writeln!(out, "  {}", err.to_string().replace('\n', "\n  "));
+        }
+    }
+    std::io::stdout()
+        .lock()
+        .write_all(out.as_bytes())
+        .map_err(|source| Error::Stdout { source })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes what is known of the platform's keyring; `Err` says why it is not
+/// usable, which is also why `auto` would pass it over.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn native_report(context: &Context, out: &mut String) -> Result<(), StoreError> {
+    let diagnosis = store::secret_service::diagnose(context.timeout);
+    let bus = match &diagnosis.bus {
+        Ok(address) => address.clone(),
+        Err(err) => first_line(err),
+    };
+    let _ = writeln!(out, "  session bus:    {bus}");
+    if diagnosis.bus.is_err() {
+        return diagnosis.bus.map(drop);
+    }
+    let service = match &diagnosis.service {
+        Ok((pid, name)) => format!("{name} (pid {pid})"),
+        Err(err) => first_line(err),
+    };
+    let _ = writeln!(out, "  Secret Service: {service}");
+    let locked = match &diagnosis.locked {
+        Ok(false) => "default collection unlocked".to_owned(),
+        Ok(true) => "default collection LOCKED: runs without a terminal fail until it is \
+                     unlocked"
+            .to_owned(),
+        Err(err) => first_line(err),
+    };
+    if diagnosis.service.is_ok() {
+        let _ = writeln!(out, "  keyring:        {locked}");
+    }
+    match diagnosis.service {
+        Err(err) if err.means_no_daemon() => Err(err),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn native_report(_context: &Context, out: &mut String) -> Result<(), StoreError> {
+    let _ = writeln!(out, "  {}:  built in", store::native_name());
+    Ok(())
+}
+
+fn first_line(err: &impl std::fmt::Display) -> String {
+    err.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn yes_no(reason: Option<String>) -> String {
+    reason.map_or_else(|| "no".to_owned(), |why| format!("yes ({why})"))
+}
+
+/// WSL, as its kernel and its environment say.
+fn wsl() -> Option<String> {
+    if std::env::var_os("WSL_DISTRO_NAME").is_some() {
+        return Some("WSL_DISTRO_NAME is set".into());
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let lower = release.to_lowercase();
+    (lower.contains("microsoft") || lower.contains("wsl"))
+        .then(|| format!("kernel {}", release.trim()))
+}
+
+/// A container, by the marks Docker, Podman and systemd-nspawn leave.
+fn container() -> Option<String> {
+    for mark in ["/.dockerenv", "/run/.containerenv"] {
+        if Path::new(mark).exists() {
+            return Some(format!("{mark} exists"));
+        }
+    }
+    if let Some(kind) = std::env::var_os("container") {
+        return Some(format!("container={}", kind.to_string_lossy()));
+    }
+    let cgroup = std::fs::read_to_string("/proc/1/cgroup").unwrap_or_default();
+    ["docker", "kubepods", "containerd", "lxc"]
+        .into_iter()
+        .find(|word| cgroup.contains(word))
+        .map(|word| format!("/proc/1/cgroup mentions {word}"))
+}

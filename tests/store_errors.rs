@@ -1,0 +1,123 @@
+//! Every way a keyring can fail gives a distinct message with the next step,
+//! exit 125, and never a hang.
+
+use crate::support::{SecretService, Test, manifest_for};
+
+fn project(service: &SecretService) -> Test {
+    Test::new()
+        .keyring(service)
+        .manifest(&manifest_for(&[("A", "s", "a")]))
+        .env("WITH_SECRETS_STORE", "secret-service")
+}
+
+#[test]
+fn a_locked_keyring_without_a_terminal_is_an_error_not_a_prompt() {
+    let service = SecretService::start();
+    service.store_foreign("s", "a", "a", "value");
+    service.lock();
+    project(&service)
+        .run(["--", "true"])
+        .expect_code(125)
+        .stderr_has(
+            "secret-service: the keyring is locked, and with no terminal to answer a prompt",
+        )
+        .stderr_has("unlock it (e.g. in Seahorse")
+        .stderr_has("this variable has no fallback in the environment: A");
+}
+
+#[test]
+fn a_locked_keyring_on_a_terminal_gets_a_prompt_and_its_outcome() {
+    // gnome-keyring cannot show its prompt here (no prompter on this bus),
+    // so it reports the prompt as dismissed: the message says so.
+    let service = SecretService::start();
+    service.store_foreign("s", "a", "a", "value");
+    service.lock();
+    let transcript = project(&service).on_terminal_status("get A");
+    assert!(
+        transcript.contains("the unlock prompt was dismissed or could not be shown"),
+        "{transcript}"
+    );
+}
+
+#[test]
+fn set_into_a_locked_keyring_says_it_is_locked() {
+    let service = SecretService::start();
+    service.lock();
+    project(&service)
+        .run_input("v", ["set", "A"])
+        .expect_code(125)
+        .stderr_has("the keyring is locked");
+}
+
+#[test]
+fn access_denied_by_the_bus_is_named() {
+    let service = SecretService::start_denied();
+    project(&service)
+        .run(["--", "true"])
+        .expect_code(125)
+        .stderr_has("secret-service: access denied:")
+        .stderr_has("allow with-secrets in your keyring's access settings");
+}
+
+#[test]
+fn a_stopped_keyring_daemon_times_out_with_a_message() {
+    let service = SecretService::start();
+    service.store_foreign("s", "a", "a", "value");
+    service.signal_keyring(libc::SIGSTOP);
+    let run = project(&service).run(["--timeout", "0.5", "--", "true"]);
+    service.signal_keyring(libc::SIGCONT);
+    run.expect_code(125)
+        .stderr_has("secret-service: no answer within 0.5 s; the keyring daemon may be hung");
+}
+
+#[test]
+fn the_timeout_comes_from_the_environment_too() {
+    let service = SecretService::start();
+    service.signal_keyring(libc::SIGSTOP);
+    let run = project(&service)
+        .env("WITH_SECRETS_TIMEOUT", "300ms")
+        .run(["check"]);
+    service.signal_keyring(libc::SIGCONT);
+    run.expect_code(1).stderr_has("no answer within 0.3 s");
+}
+
+#[test]
+fn a_stopped_bus_times_out_too() {
+    let service = SecretService::start();
+    service.signal_bus(libc::SIGSTOP);
+    let run = project(&service).run(["--timeout", "0.5", "get", "A"]);
+    service.signal_bus(libc::SIGCONT);
+    run.expect_code(125).stderr_has("no answer within 0.5 s");
+}
+
+#[test]
+fn a_keyring_stopped_mid_run_is_bounded() {
+    // Stop the daemon while with-secrets is already running and waiting on it.
+    let service = SecretService::start();
+    service.store_foreign("s", "a", "a", "value");
+    let test = project(&service);
+    let child = test
+        .command(["--timeout", "2", "--", "sh", "-c", "printf %s \"$A\""])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    service.signal_keyring(libc::SIGSTOP);
+    let output = crate::support::wait(child);
+    service.signal_keyring(libc::SIGCONT);
+    // Either the lookup finished before the stop, or it timed out: never a hang.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match output.status.code() {
+        Some(0) => assert_eq!(stdout, "value"),
+        Some(125) => assert!(stderr.contains("no answer within 2 s"), "{stderr}"),
+        other => panic!("{other:?}: {stderr}"),
+    }
+}
+
+#[test]
+fn a_bad_timeout_is_a_usage_error() {
+    Test::new()
+        .run(["--timeout", "soon", "check"])
+        .expect_code(125)
+        .stderr_has("`soon` is not a duration");
+}
