@@ -13,5 +13,6 @@ mod keyutils;
 mod manage;
 mod manifest;
 mod python;
+mod round_trips;
 mod run;
 mod store_errors;

@@ -61,6 +61,9 @@ pub struct SecretService {
     completed: Vec<Message>,
     /// Whether a person is there to answer an unlock prompt.
     interactive: bool,
+    /// How many times we waited for the service: the cost a run pays in
+    /// latency, which must not grow with the number of secrets.
+    round_trips: u32,
 }
 
 enum Session {
@@ -99,6 +102,7 @@ impl SecretService {
             early: HashMap::new(),
             completed: Vec::new(),
             interactive: std::io::stdin().is_terminal(),
+            round_trips: 0,
         })
     }
 
@@ -109,6 +113,9 @@ impl SecretService {
             .iter()
             .map(|serial| self.early.remove(serial))
             .collect();
+        if replies.iter().any(Option::is_none) {
+            self.round_trips += 1;
+        }
         while replies.iter().any(Option::is_none) {
             while let Some(message) = self.channel.pop_message() {
                 let Some(serial) = message.get_reply_serial() else {
@@ -311,6 +318,18 @@ impl SecretService {
         let (path, key) = self.session()?;
         let (iv, ciphertext) = key.encrypt(value).map_err(StoreError::Protocol)?;
         Ok((path.clone(), iv, ciphertext, CONTENT_TYPE.to_owned()))
+    }
+}
+
+/// Debug builds only: `WITH_SECRETS_TRACE_ROUND_TRIPS=1` reports how many
+/// times a run waited for the service, for the test that keeps that number
+/// from growing with the number of secrets.
+#[cfg(debug_assertions)]
+impl Drop for SecretService {
+    fn drop(&mut self) {
+        if std::env::var_os("WITH_SECRETS_TRACE_ROUND_TRIPS").is_some() {
+            eprintln!("with-secrets: trace: {} round trips", self.round_trips);
+        }
     }
 }
 

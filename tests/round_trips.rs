@@ -1,0 +1,115 @@
+//! A regression guard for speed that times nothing: the number of D-Bus
+//! round trips, and of calls, that a run makes as the number of secrets grows.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{SecretService, Test, manifest_for};
+
+/// Calls each with-secrets run sent to the Secret Service, by sender and member.
+fn monitored(
+    service: &SecretService,
+    runs: impl FnOnce(),
+) -> BTreeMap<String, BTreeMap<String, usize>> {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut monitor = Command::new("dbus-monitor")
+        .args(["--address", service.address(), "type='method_call'"])
+        .stdout(Stdio::from(log.reopen().unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dbus-monitor (package dbus-bin)");
+    // It is listening once it has given up its name to become a monitor.
+    let start = Instant::now();
+    while !std::fs::read_to_string(log.path())
+        .unwrap()
+        .contains("NameLost")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "dbus-monitor never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    runs();
+    // Let the last messages reach the monitor, then stop it.
+    std::thread::sleep(Duration::from_millis(200));
+    monitor.kill().unwrap();
+    monitor.wait().unwrap();
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let mut calls: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("method call ")) {
+        let field = |name: &str| {
+            line.split([' ', ';'])
+                .find_map(|word| word.strip_prefix(name))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        *calls
+            .entry(field("sender="))
+            .or_default()
+            .entry(field("member="))
+            .or_default() += 1;
+    }
+    calls
+}
+
+fn round_trips(run: &crate::support::Run) -> usize {
+    run.stderr()
+        .lines()
+        .find_map(|line| line.strip_prefix("with-secrets: trace: "))
+        .and_then(|rest| rest.strip_suffix(" round trips"))
+        .expect("a debug build reports its round trips")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_run_with_20_secrets_waits_as_often_as_a_run_with_1() {
+    let service = SecretService::start();
+    for i in 1..=20 {
+        service.store_foreign("bench", &format!("user-{i}"), "x", &format!("value-{i}"));
+    }
+    let manifest = |n: usize| {
+        let entries: Vec<(String, String)> = (1..=n)
+            .map(|i| (format!("S_{i}"), format!("user-{i}")))
+            .collect();
+        let refs: Vec<(&str, &str, &str)> = entries
+            .iter()
+            .map(|(name, user)| (name.as_str(), "bench", user.as_str()))
+            .collect();
+        manifest_for(&refs)
+    };
+    let one = Test::new()
+        .keyring(&service)
+        .manifest(&manifest(1))
+        .env("WITH_SECRETS_TRACE_ROUND_TRIPS", "1");
+    let twenty = Test::new()
+        .keyring(&service)
+        .manifest(&manifest(20))
+        .env("WITH_SECRETS_TRACE_ROUND_TRIPS", "1");
+    let mut trips = Vec::new();
+    let calls = monitored(&service, || {
+        for test in [&one, &twenty] {
+            let run = test.run(["--", "sh", "-c", "printf %s \"$S_1\""]);
+            run.success().stdout_is("value-1");
+            trips.push(round_trips(&run));
+        }
+    });
+    // Search, then fetch: two waits, whatever the number of secrets.
+    assert_eq!(trips, [2, 2]);
+    let mut runs: Vec<_> = calls
+        .into_values()
+        .filter(|members| members.contains_key("OpenSession"))
+        .collect();
+    runs.sort_by_key(|members| members.get("SearchItems").copied());
+    let expected = |n: usize| {
+        BTreeMap::from([
+            ("Hello".to_owned(), 1),
+            ("OpenSession".to_owned(), 1),
+            ("SearchItems".to_owned(), n),
+            ("GetSecrets".to_owned(), 1),
+        ])
+    };
+    assert_eq!(runs, [expected(1), expected(20)]);
+}
