@@ -12,9 +12,29 @@ fn monitored(
     service: &SecretService,
     runs: impl FnOnce(),
 ) -> BTreeMap<String, BTreeMap<String, usize>> {
+    let text = monitor_log(service, "type='method_call'", runs);
+    let mut calls: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("method call ")) {
+        let field = |name: &str| {
+            line.split([' ', ';'])
+                .find_map(|word| word.strip_prefix(name))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        *calls
+            .entry(field("sender="))
+            .or_default()
+            .entry(field("member="))
+            .or_default() += 1;
+    }
+    calls
+}
+
+/// Everything dbus-monitor saw matching `rule` while `runs` ran.
+fn monitor_log(service: &SecretService, rule: &str, runs: impl FnOnce()) -> String {
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut monitor = Command::new("dbus-monitor")
-        .args(["--address", service.address(), "type='method_call'"])
+        .args(["--address", service.address(), rule])
         .stdout(Stdio::from(log.reopen().unwrap()))
         .stderr(Stdio::null())
         .spawn()
@@ -129,5 +149,10 @@ fn values_cross_the_bus_encrypted_unless_a_plain_session_is_asked_for() {
     assert!(log.contains(VALUE), "{log}");
     // Items written over a plain session read back over an encrypted one.
     plain.run_input("written-plain", ["set", "A"]).success();
-    test.run(["get", "A"]).success().stdout_is("written-plain");
+    Test::new()
+        .keyring(&service)
+        .manifest(&manifest_for(&[("A", "s", "a")]))
+        .run(["get", "A"])
+        .success()
+        .stdout_is("written-plain");
 }
