@@ -12,16 +12,27 @@ const EXAMPLES: &str = "\
 Examples:
   with-secrets init API_TOKEN          write a starter secrets.toml here, with one entry
   with-secrets set API_TOKEN           store API_TOKEN's value (prompts on a terminal)
-  with-secrets -- cargo test           run cargo test with every secret set
-  with-secrets check                   list each entry as found or missing; exit 1 if any required one is missing
   printf %s \"$TOKEN\" | with-secrets set API_TOKEN
                                        store a value from standard input
+  with-secrets check                   list each entry as found or missing; exit 1 if one is
+  with-secrets -- cargo test           run cargo test with every secret set
+  with-secrets -c 'npm run dev'        the same, for places that take one string
+  with-secrets --mask -- ./deploy.sh   show each value in the output as <redacted:NAME>
+  eval \"$(with-secrets env)\"           export every variable into this shell
 
 In CI, where there is no keyring, each variable falls back to the same-named
-variable already in the environment, so `with-secrets -- cargo test` works unchanged.
+variable already in the environment, so the same line works unchanged:
+  API_TOKEN=\"$CI_API_TOKEN\" with-secrets -- cargo test   (or set it in the job's env)
 
-Exit status: the command's own, or 125 if with-secrets failed, 126 if the command
-could not be executed, 127 if it was not found.";
+As a Makefile preflight, so a missing secret stops make before any work starts:
+  check:
+  \twith-secrets check
+  test: check
+  \twith-secrets -- cargo test
+
+Exit status: the command's own (128+N if --mask saw it die of signal N), or 125
+if with-secrets failed, 126 if the command could not be executed, 127 if it was
+not found.";
 
 /// Run a command with secrets from your OS keyring as environment variables.
 ///
@@ -34,7 +45,9 @@ could not be executed, 127 if it was not found.";
     name = "with-secrets",
     version,
     after_help = EXAMPLES,
-    override_usage = "with-secrets [OPTIONS] -- COMMAND [ARGS]...\n       with-secrets [OPTIONS] <SUBCOMMAND>"
+    override_usage = "with-secrets [OPTIONS] -- COMMAND [ARGS]...\n       \
+                      with-secrets [OPTIONS] -c STRING\n       \
+                      with-secrets [OPTIONS] <SUBCOMMAND>"
 )]
 pub struct Cli {
     /// The manifest to use [default: the nearest secrets.toml in this folder
@@ -56,6 +69,42 @@ pub struct Cli {
         value_parser = parse_timeout
     )]
     pub timeout: Duration,
+
+    /// Say on stderr which manifest and store were used, and why, and how
+    /// long the lookup took (never a value)
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Print no warnings; errors are still shown
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Run the command with its output masked: each value, wherever it
+    /// appears in its stdout or stderr, shows as <redacted:NAME>
+    ///
+    /// The command is started as a child instead of in with-secrets' place;
+    /// its exit status is passed on (128+N if signal N killed it), and
+    /// SIGINT, SIGTERM and SIGHUP are forwarded to it. When stdout is a
+    /// terminal the command runs on a pseudo-terminal, so colours and
+    /// interactive programs still work. Values shorter than 4 characters are
+    /// not masked; a warning names them.
+    #[arg(
+        long,
+        env = "WITH_SECRETS_MASK",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub mask: bool,
+
+    /// The command to run, as one string, split into words as a shell would
+    /// (quotes and backslashes) but without starting a shell: for places that
+    /// take one string, such as devcontainer.json or a Makefile variable
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "STRING",
+        conflicts_with = "run"
+    )]
+    pub command_line: Option<String>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -116,6 +165,43 @@ pub enum Command {
         /// Variables to add entries for, e.g. API_TOKEN DATABASE_URL
         names: Vec<String>,
     },
+    /// Print every variable and its value, for a shell, a .env file or JSON.
+    ///
+    /// The variables are the ones `with-secrets -- COMMAND` would give
+    /// COMMAND, resolved the same way: from the store, else (the CI
+    /// fallback) from the same-named variable already in the environment,
+    /// which is printed too. A missing optional one is left out; a missing
+    /// required one is an error. `eval "$(with-secrets env)"` sets them in
+    /// the current shell.
+    Env {
+        /// How to print them
+        #[arg(long, value_enum, default_value_t = EnvFormat::Shell)]
+        format: EnvFormat,
+    },
+    /// Print a shell completion script.
+    ///
+    /// For example: with-secrets completions bash >
+    /// ~/.local/share/bash-completion/completions/with-secrets
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, in roff.
+    ///
+    /// For example: with-secrets man > ~/.local/share/man/man1/with-secrets.1
+    Man,
+}
+
+/// How `with-secrets env` prints the variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnvFormat {
+    /// `export NAME='value'` lines, quoted for sh, bash and zsh
+    Shell,
+    /// `NAME=value` lines, for python-dotenv and docker --env-file
+    Dotenv,
+    /// One JSON object mapping each name to its value
+    Json,
 }
 
 /// A positive duration in seconds (`10`, `2.5`) or milliseconds (`500ms`).
@@ -137,6 +223,12 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn timeouts_are_seconds_or_milliseconds() {

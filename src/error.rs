@@ -134,6 +134,23 @@ pub enum Error {
         "the value of {name} is not valid UTF-8, which a Windows environment variable cannot hold\n  replace it with: {fix} set {name}"
     )]
     ValueNotText { name: String, fix: String },
+
+    #[error(
+        "cannot print {name} as {format}: its value {reason}\n  \
+         use another --format, or give it to the command directly: with-secrets -- COMMAND"
+    )]
+    CannotPrint {
+        name: String,
+        format: &'static str,
+        reason: &'static str,
+    },
+
+    #[error("--mask: cannot {what}")]
+    Mask {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// A required entry that no store or environment variable could provide.

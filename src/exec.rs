@@ -1,5 +1,6 @@
 //! Running the command: find it first, then exec in place (Unix) or spawn and
 //! wait (Windows), with the caller's environment plus the resolved variables.
+//! With `--mask` it is spawned instead, and `supervise` takes over.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -48,12 +49,15 @@ fn has_separator(program: &OsStr) -> bool {
 }
 
 /// Runs `path` (found as `program`) with `args`, adding `variables` to the
-/// environment. On Unix this only returns on failure.
+/// environment. On Unix this only returns on failure, unless `mask` is given:
+/// then the command runs as our child with each of those values masked in
+/// its output (see `supervise`), and its status is returned.
 pub fn run(
     program: &OsStr,
     path: &Path,
     args: &[OsString],
     variables: Vec<(String, Secret)>,
+    mask: Option<&[(String, Secret)]>,
     fix: &str,
 ) -> Result<ExitCode, Error> {
     let mut command = Command::new(path);
@@ -64,7 +68,10 @@ pub fn run(
     // `Command` copied the values; drop ours now so they are wiped before
     // the command runs (after exec our memory is gone in any case).
     drop(variables);
-    platform::run(program, command)
+    match mask {
+        Some(values) => crate::supervise::run(program, command, values),
+        None => platform::run(program, command),
+    }
 }
 
 #[cfg(unix)]

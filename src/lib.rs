@@ -2,18 +2,30 @@
 //! variables, as mapped by a checked-in `secrets.toml`.
 //!
 //! Data flows one way: [`cli`] -> [`manifest`] -> [`resolve`] (with a
-//! [`store`]) -> [`exec`]. The subcommands that manage entries are in [`manage`].
+//! [`store`]) -> [`exec`]. [`variables`] puts manifest and resolve together
+//! for every command that needs values; `--mask` runs through [`supervise`].
+//! The subcommands that manage entries are in [`manage`].
 
 pub mod cli;
 pub mod doctor;
+pub mod env_format;
 pub mod error;
 pub mod exec;
+pub mod generate;
 pub mod manage;
 pub mod manifest;
+pub mod mask;
 pub mod prompt;
+#[cfg(unix)]
+pub mod pty;
 pub mod resolve;
 pub mod secret;
+#[cfg(unix)]
+pub mod signals;
 pub mod store;
+pub mod supervise;
+pub mod variables;
+pub mod verbosity;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,6 +39,8 @@ pub struct Context {
     pub cwd: PathBuf,
     /// `--manifest`, else `WITH_SECRETS_MANIFEST`.
     pub manifest: Option<PathBuf>,
+    /// Which of the two gave `manifest`, for `-v`.
+    pub manifest_source: Option<&'static str>,
     /// The start of a with-secrets command line that reaches the same
     /// manifest, for the "run this to fix it" lines of messages.
     pub fix: String,
@@ -55,8 +69,14 @@ impl Context {
             fix.push_str(" --store ");
             fix.push_str(kind.name());
         }
+        let manifest_source = match (&cli.manifest, &from_env) {
+            (Some(_), _) => Some("--manifest"),
+            (None, Some(_)) => Some("WITH_SECRETS_MANIFEST"),
+            (None, None) => None,
+        };
         Ok(Self {
             cwd,
+            manifest_source,
             manifest: cli.manifest.clone().or(from_env),
             fix,
             store: cli.store,
@@ -95,35 +115,82 @@ impl Context {
 /// Runs the parsed command line. Returns the exit code to use, or the error
 /// to report; `Error::exit_code` gives that error's code.
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
+    verbosity::set(if cli.quiet {
+        verbosity::Verbosity::Quiet
+    } else if cli.verbose {
+        verbosity::Verbosity::Verbose
+    } else {
+        verbosity::Verbosity::Normal
+    });
     let context = Context::new(&cli)?;
-    match cli.command {
-        Some(command) => manage::run(command, &context),
-        None => run_command(&cli.run, &context),
+    match (cli.command, cli.command_line) {
+        (Some(_), Some(_)) => Err(Error::Usage {
+            message: "-c/--command gives the command to run, so it cannot go with a subcommand"
+                .to_owned(),
+        }),
+        (Some(command), None) => manage::run(command, &context),
+        (None, Some(line)) => run_command(&split_command_line(&line)?, cli.mask, &context),
+        (None, None) => run_command(&cli.run, cli.mask, &context),
     }
 }
 
+/// `-c STRING` as argv: split into words as sh would (quotes, backslashes),
+/// but with no shell to expand variables, globs or `~`.
+fn split_command_line(line: &str) -> Result<Vec<std::ffi::OsString>, Error> {
+    let words = shell_words::split(line).map_err(|_| Error::Usage {
+        message: format!(
+            "-c: cannot split the command into words: a quote is not closed in: {line}"
+        ),
+    })?;
+    Ok(words.into_iter().map(Into::into).collect())
+}
+
 /// The main job: resolve every variable, then run the command with them.
-fn run_command(argv: &[std::ffi::OsString], context: &Context) -> Result<ExitCode, Error> {
+fn run_command(
+    argv: &[std::ffi::OsString],
+    mask: bool,
+    context: &Context,
+) -> Result<ExitCode, Error> {
     let Some((program, args)) = argv.split_first() else {
         return Err(Error::Usage {
-            message:
-                "nothing to run: give a command after `--`, e.g. with-secrets -- cargo test\n  \
-                      see: with-secrets --help"
-                    .to_owned(),
+            message: "nothing to run: give a command after `--`, e.g. with-secrets -- cargo test, \
+                 or as one string with -c\n  see: with-secrets --help"
+                .to_owned(),
         });
     };
     // Find the command before touching the keyring, so a typo never costs an
     // unlock prompt, and load the manifest before that, so a bad manifest is
     // reported even when the command is also wrong.
-    let manifest = context.load_manifest()?;
+    let manifest = variables::load_manifest(context)?;
     let path = exec::find(program, &context.cwd)?;
-    let kind = context.store_kind(&manifest);
-    let resolution = resolve::lookup(
-        &manifest.entries,
-        kind.name(),
-        || context.open_store(kind),
-        resolve::from_process_env,
+    let resolution = variables::lookup(context, &manifest);
+    let resolved = variables::resolve(context, &manifest, resolution)?;
+    let added = variables::from_store(&resolved);
+    let mask = mask.then(|| values_to_mask(&resolved));
+    drop(resolved);
+    exec::run(program, &path, args, added, mask.as_deref(), &context.fix)
+}
+
+/// What `--mask` hides: every value, from the store or the environment (in
+/// CI those are the secrets), less the ones too short to mask, which a
+/// warning names.
+fn values_to_mask(resolved: &[variables::Variable]) -> Vec<(String, secret::Secret)> {
+    let (short, values): (Vec<_>, Vec<_>) = variables::all(resolved)
+        .into_iter()
+        .partition(|(_, value)| mask::is_short(value.expose()));
+    if !short.is_empty() {
+        let names: Vec<&str> = short.iter().map(|(name, _)| name.as_str()).collect();
+        crate::warning!(
+            "with-secrets: warning: --mask leaves {} unmasked: values shorter than {} characters \
+             are not masked, as that would mask ordinary text",
+            names.join(", "),
+            mask::MIN_LENGTH
+        );
+    }
+    crate::explain!(
+        "--mask: masking {} value{} in the command's output",
+        values.len(),
+        if values.len() == 1 { "" } else { "s" }
     );
-    let variables = resolve::variables(&manifest, resolution, &context.fix)?;
-    exec::run(program, &path, args, variables, &context.fix)
+    values
 }

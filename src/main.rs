@@ -2,6 +2,7 @@
 //! and exit with the code env(1) would use.
 
 use std::error::Error as _;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -25,7 +26,9 @@ fn main() -> ExitCode {
     match with_secrets::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("with-secrets: {}", report(&err));
+            // Not eprintln!, which panics (exit 101) when stderr is a closed
+            // pipe: the exit code is the message that must get through.
+            let _ = writeln!(std::io::stderr(), "with-secrets: {}", report(&err));
             ExitCode::from(err.exit_code())
         }
     }

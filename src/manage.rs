@@ -1,4 +1,5 @@
-//! The subcommands that manage entries: set, get, delete, check, init.
+//! The subcommands that manage entries: set, get, delete, check, init; and
+//! where each of the others (doctor, env, completions, man) lives.
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::Path;
@@ -21,6 +22,9 @@ pub fn run(command: Command, context: &Context) -> Result<ExitCode, Error> {
         Command::Init { names } => init(&names, context),
         Command::Import { from } => import(from, context),
         Command::Doctor => crate::doctor::run(context),
+        Command::Env { format } => crate::env_format::run(format, context),
+        Command::Completions { shell } => crate::generate::completions(shell),
+        Command::Man => crate::generate::man(),
     }
 }
 
@@ -77,7 +81,7 @@ fn set(name: &str, context: &Context) -> Result<ExitCode, Error> {
         .set(key, &store::label(name, key), &value)
         .map_err(store_error(store.as_ref()))?;
     if interactive {
-        eprintln!("with-secrets: stored {name} in {}", store.name());
+        crate::note!("with-secrets: stored {name} in {}", store.name());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -85,8 +89,28 @@ fn set(name: &str, context: &Context) -> Result<ExitCode, Error> {
 /// Reads a value from a pipe or file: everything, less one trailing newline
 /// (`\n` or `\r\n`), as `echo` and here-strings add one.
 fn read_value(mut input: impl Read) -> io::Result<Secret> {
-    let mut bytes = zeroize::Zeroizing::new(Vec::new());
-    input.read_to_end(&mut bytes)?;
+    // Not read_to_end: each time it grows its buffer it frees the smaller
+    // copy of the value without wiping it. Grow by hand, wiping as we go.
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(4096));
+    loop {
+        if bytes.len() == bytes.capacity() {
+            let mut bigger = zeroize::Zeroizing::new(Vec::with_capacity(2 * bytes.capacity()));
+            bigger.extend_from_slice(&bytes);
+            bytes = bigger; // the old buffer is wiped as it drops
+        }
+        let filled = bytes.len();
+        let capacity = bytes.capacity();
+        bytes.resize(capacity, 0);
+        match input.read(&mut bytes[filled..]) {
+            Ok(0) => {
+                bytes.truncate(filled);
+                break;
+            }
+            Ok(n) => bytes.truncate(filled + n),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => bytes.truncate(filled),
+            Err(err) => return Err(err),
+        }
+    }
     if bytes.ends_with(b"\n") {
         bytes.pop();
         if bytes.ends_with(b"\r") {
@@ -130,7 +154,7 @@ fn delete(name: &str, context: &Context) -> Result<ExitCode, Error> {
         .delete(resolve::key(entry))
         .map_err(store_error(store.as_ref()))?;
     if removed == 0 {
-        eprintln!(
+        crate::warning!(
             "with-secrets: {name} was not stored in {} (service {:?}, username {:?}); nothing to delete",
             store.name(),
             entry.service,
@@ -188,14 +212,8 @@ pub(crate) fn entry_lines(
 /// One line per entry, never a value. Exit 0 only when every required entry
 /// resolves, from the keyring or the environment.
 fn check(context: &Context) -> Result<ExitCode, Error> {
-    let manifest = context.load_manifest()?;
-    let kind = context.store_kind(&manifest);
-    let resolution = resolve::lookup(
-        &manifest.entries,
-        kind.name(),
-        || context.open_store(kind),
-        resolve::from_process_env,
-    );
+    let manifest = crate::variables::load_manifest(context)?;
+    let resolution = crate::variables::lookup(context, &manifest);
     let mut stdout = io::stdout().lock();
     for line in entry_lines(&manifest, &resolution, &context.fix, "") {
         writeln!(stdout, "{line}").map_err(|source| Error::Stdout { source })?;
@@ -207,7 +225,7 @@ fn check(context: &Context) -> Result<ExitCode, Error> {
         .all(|(entry, source)| entry.optional || !matches!(source, Source::Missing));
     // Why the keyring gave nothing matters only when something is missing.
     if let (false, Some(cause)) = (all_resolve, &resolution.store_error) {
-        eprintln!("with-secrets: {}: {cause}", resolution.store);
+        crate::note!("with-secrets: {}: {cause}", resolution.store);
     }
     Ok(if all_resolve {
         ExitCode::SUCCESS
@@ -271,7 +289,7 @@ fn import(from: StoreKind, context: &Context) -> Result<ExitCode, Error> {
         .map_err(|source| Error::Stdout { source })?;
     }
     drop(stdout);
-    eprintln!(
+    crate::note!(
         "with-secrets: copied {copied} of {} entries from {} into {}",
         manifest.entries.len(),
         from.name(),
@@ -284,7 +302,7 @@ fn import(from: StoreKind, context: &Context) -> Result<ExitCode, Error> {
         for (path, count) in files {
             // Deleting is the user's call: the file may hold entries of other
             // projects, and it is their only copy until those are moved too.
-            eprintln!(
+            crate::note!(
                 "  {} holds {count} entr{}; once `with-secrets check` shows yours found, and \
                  any others in it are moved too, delete it: rm {}",
                 path.display(),
@@ -343,7 +361,7 @@ fn init(names: &[String], context: &Context) -> Result<ExitCode, Error> {
         Some(name) => format!("store a value with: {} set {name}", context.fix),
         None => "add an entry under [secrets], then: with-secrets set NAME".to_owned(),
     };
-    eprintln!("with-secrets: wrote {}\n  {next}", path.display());
+    crate::note!("with-secrets: wrote {}\n  {next}", path.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -415,6 +433,14 @@ mod tests {
             let secret = read_value(input.as_bytes()).unwrap();
             assert_eq!(secret.expose(), value.as_bytes(), "{input:?}");
         }
+    }
+
+    #[test]
+    fn a_long_piped_value_is_read_whole() {
+        let value: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        let mut input = value.clone();
+        input.push(b'\n');
+        assert_eq!(read_value(input.as_slice()).unwrap().expose(), value);
     }
 
     #[test]

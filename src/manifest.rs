@@ -18,6 +18,12 @@ use crate::store::StoreKind;
 /// The file name that discovery looks for.
 pub const FILE_NAME: &str = "secrets.toml";
 
+/// The largest manifest we read: 1 MiB. A real one maps a few dozen names
+/// in a few kilobytes; anything near this size is the wrong file (a log, a
+/// dump, `/dev/zero` given to `-m`), and reading it whole, parsing it and
+/// looking up every entry in it would only make with-secrets slow to say so.
+pub const MAX_BYTES: usize = 1 << 20;
+
 /// The keys an entry may have.
 const ENTRY_KEYS: &[&str] = &["service", "username", "optional", "description"];
 
@@ -78,10 +84,22 @@ impl fmt::Display for EnvName {
 impl Manifest {
     /// Reads and checks the manifest at `path`.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let bytes = std::fs::read(path).map_err(|source| Error::ManifestRead {
+        use std::io::Read as _;
+        let read_error = |source| Error::ManifestRead {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        // One byte past the limit is enough to know the file is too big, and
+        // never reading more keeps `-m /dev/zero` from filling the memory.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_BYTES as u64 + 1).read_to_end(&mut bytes))
+            .map_err(read_error)?;
+        if bytes.len() > MAX_BYTES {
+            // The limit may fall inside a character; the message is about size.
+            let text = String::from_utf8_lossy(&bytes[..MAX_BYTES]);
+            return Err(too_big(path, &text));
+        }
         // Decode ourselves: a lossy decode would hide the problem, and the
         // toml error would not say where the bad byte is.
         let text = match String::from_utf8(bytes) {
@@ -89,10 +107,12 @@ impl Manifest {
             Err(err) => {
                 let valid = err.utf8_error().valid_up_to();
                 let text = String::from_utf8_lossy(err.as_bytes()).into_owned();
+                // Located after any byte-order mark, as `parse` does.
+                let mark = if text.starts_with('\u{feff}') { 3 } else { 0 };
                 return Err(Error::manifest(
                     path,
-                    &text,
-                    valid..valid + 1,
+                    &text[mark..],
+                    valid - mark..valid - mark + 1,
                     "the file is not valid UTF-8".into(),
                 ));
             }
@@ -102,11 +122,15 @@ impl Manifest {
 
     /// Checks manifest `text`; `path` is only used in messages.
     pub fn parse(path: &Path, text: &str) -> Result<Self, Error> {
+        if text.len() > MAX_BYTES {
+            return Err(too_big(path, text));
+        }
         // A byte-order mark is harmless; editors on Windows write one.
         let body = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let offset = text.len() - body.len();
+        // Errors are located in the text after the mark, which is what an
+        // editor shows: the mark is invisible and would shift the column.
         let fail = |span: Range<usize>, message: String| {
-            Error::manifest(path, text, span.start + offset..span.end + offset, message)
+            Error::manifest(path, body, span, printable(&message))
         };
         let doc = DeTable::parse(body).map_err(|err| {
             let span = err.span().unwrap_or(0..0);
@@ -157,13 +181,17 @@ impl Manifest {
             }
         }
 
+        // Where each line starts, so that finding an entry's line is a
+        // search, not a count from the top (which made a long manifest slow).
+        let newlines: Vec<usize> = body.match_indices('\n').map(|(i, _)| i).collect();
+        let line_of = |offset: usize| newlines.partition_point(|&i| i < offset) + 1;
         let mut entries = Vec::new();
         for (key, value) in secrets.into_iter().flatten() {
             entries.push(parse_entry(
                 key,
                 value,
                 default_service.as_deref(),
-                body,
+                &line_of,
                 &fail,
             )?);
         }
@@ -188,7 +216,7 @@ fn parse_entry(
     key: &Spanned<std::borrow::Cow<'_, str>>,
     value: &Spanned<DeValue<'_>>,
     default_service: Option<&str>,
-    text: &str,
+    line_of: &impl Fn(usize) -> usize,
     fail: &impl Fn(Range<usize>, String) -> Error,
 ) -> Result<Entry, Error> {
     let raw_name = key.get_ref().as_ref();
@@ -278,8 +306,38 @@ fn parse_entry(
         username,
         optional,
         description,
-        line: line_col(text, key.span().start).0,
+        line: line_of(key.span().start),
     })
+}
+
+/// `message` with its control characters escaped (`\u{1b}`): messages quote
+/// keys, and a quoted key can hold any character, terminal escapes included.
+fn printable(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The error for a manifest over [`MAX_BYTES`], located where it crosses the limit.
+fn too_big(path: &Path, text: &str) -> Error {
+    let at = floor_char_boundary(text, MAX_BYTES.min(text.len()));
+    Error::manifest(
+        path,
+        &text[..at],
+        at..at,
+        format!(
+            "the manifest is larger than {} MiB, which no secrets.toml needs; \
+             is this the right file?",
+            MAX_BYTES >> 20
+        ),
+    )
 }
 
 fn unknown_store(name: &str) -> String {
@@ -398,6 +456,10 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
     offset
 }
 
+/// How many characters of the line a snippet shows on each side of the error
+/// (and of the error itself, at most); the rest of a longer line is `…`.
+const SNIPPET_CONTEXT: usize = 80;
+
 /// The source line of an error, with every string that could be a secret masked.
 ///
 /// Error snippets are printed to terminals and CI logs, and the line that has
@@ -422,20 +484,47 @@ impl Snippet {
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
         let masked = masked_ranges(text);
+        // The ranges are sorted and disjoint, so a binary search finds the
+        // one at `pos`: a scan per character made a long line quadratic.
+        let masked_at = |pos: usize| {
+            masked
+                .get(masked.partition_point(|range| range.end <= pos))
+                .filter(|range| range.contains(&pos))
+        };
+        // A window of the line around the error, so that a one-line file of
+        // a megabyte gives a snippet, not a megabyte of output.
+        let from = text[line_start..start]
+            .char_indices()
+            .rev()
+            .nth(SNIPPET_CONTEXT - 1)
+            .map_or(line_start, |(i, _)| line_start + i);
+        let span_end = end.clamp(start, line_end);
+        let span_end = text[start..span_end]
+            .char_indices()
+            .nth(SNIPPET_CONTEXT)
+            .map_or(span_end, |(i, _)| start + i);
+        let to = text[span_end..line_end]
+            .char_indices()
+            .nth(SNIPPET_CONTEXT)
+            .map_or(line_end, |(i, _)| span_end + i);
 
         let mut out = String::new();
         let mut caret_start = None;
         let mut caret_end = None;
         let mut chars = 0;
-        let mut pos = line_start;
-        while pos < line_end {
+        if from > line_start {
+            out.push('…');
+            chars += 1;
+        }
+        let mut pos = from;
+        while pos < to {
             if pos == start {
                 caret_start = Some(chars);
             }
             if pos == end {
                 caret_end = Some(chars);
             }
-            if let Some(range) = masked.iter().find(|r| r.contains(&pos)) {
+            if let Some(range) = masked_at(pos) {
                 let replacement = if text[pos..].starts_with('#') {
                     "# ***"
                 } else {
@@ -443,7 +532,7 @@ impl Snippet {
                 };
                 out.push_str(replacement);
                 chars += replacement.chars().count();
-                let skip_to = range.end.min(line_end);
+                let skip_to = range.end.min(to);
                 if (pos..skip_to).contains(&start) {
                     caret_start.get_or_insert(chars - replacement.len());
                 }
@@ -455,7 +544,13 @@ impl Snippet {
             }
             let c = text[pos..].chars().next().expect("pos is a char boundary");
             // Tabs and carriage returns would shift or hide the caret.
-            let shown = if c == '\t' || c == '\r' { ' ' } else { c };
+            // Other control characters could move the cursor or recolour
+            // the terminal the error is printed on.
+            let shown = match c {
+                '\t' | '\r' => ' ',
+                c if c.is_control() => '\u{fffd}',
+                c => c,
+            };
             if c != '\r' {
                 out.push(shown);
                 chars += 1;
@@ -464,6 +559,9 @@ impl Snippet {
         }
         let caret_start = caret_start.unwrap_or(chars);
         let caret_end = caret_end.unwrap_or(chars).max(caret_start + 1);
+        if to < line_end {
+            out.push('…');
+        }
         Self {
             line,
             column,
@@ -771,6 +869,191 @@ DATABASE_URL = { username = "dev-db" }
         }
         for name in ["", "9", "A-B", "A B", "A=B", "Ä"] {
             assert!(!EnvName::is_valid(name), "{name}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_name_is_valid_exactly_when_it_matches_the_readme_regex(
+            name in proptest::prop_oneof![
+                // Mostly near-misses: ASCII names with a few wrong characters.
+                "[A-Za-z0-9_\\-= .$\u{0}\u{e9}\u{212a}]{0,12}",
+                proptest::arbitrary::any::<String>(),
+            ]
+        ) {
+            let regex = regex::Regex::new("^[A-Za-z_][A-Za-z0-9_]*$").unwrap();
+            proptest::prop_assert_eq!(EnvName::is_valid(&name), regex.is_match(&name));
+            proptest::prop_assert_eq!(
+                EnvName::new(&name).map(|n| n.as_str().to_owned()),
+                regex.is_match(&name).then(|| name.clone())
+            );
+        }
+
+        #[test]
+        fn every_name_the_regex_allows_is_accepted_as_a_manifest_key(
+            name in "[A-Za-z_][A-Za-z0-9_]{0,20}"
+        ) {
+            let manifest = parse(&format!(
+                "[secrets]\n{name} = {{ service = \"s\", username = \"u\" }}\n"
+            ))
+            .unwrap();
+            proptest::prop_assert_eq!(manifest.entries[0].name.as_str(), name.as_str());
+        }
+
+        #[test]
+        fn any_text_gives_a_manifest_or_a_located_error_never_a_panic(text in ".{0,200}") {
+            if let Err(err) = parse(&text) {
+                let located = matches!(err, Error::Manifest { .. });
+                proptest::prop_assert!(located, "{err:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_manifest_over_one_mib_is_refused_where_it_crosses_the_limit() {
+        let line = "# a comment line of sixty-four bytes, repeated well past 1 MiB.\n";
+        assert_eq!(line.len(), 64);
+        let text = line.repeat(MAX_BYTES / 64 + 10);
+        let message = error(&text);
+        assert!(
+            message.starts_with(&format!(
+                "secrets.toml:{}:1: the manifest is larger than 1 MiB",
+                MAX_BYTES / 64 + 1
+            )),
+            "{message}"
+        );
+        // One byte under the limit is still read.
+        let mut text = line.repeat(MAX_BYTES / 64);
+        text.truncate(MAX_BYTES - 1);
+        assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn a_long_line_gives_a_short_snippet() {
+        // 200,000 strings on one line: a snippet that scanned every string
+        // for every character took minutes and printed a megabyte.
+        let strings = vec!["\"x\""; 200_000].join(",");
+        let message = error(&format!("[secrets]\nA = [{strings}]\n"));
+        assert!(
+            message.starts_with("secrets.toml:2:5: `A` must be a table"),
+            "{message}"
+        );
+        let snippet = message.lines().nth(2).unwrap();
+        assert!(
+            snippet.starts_with("2 | A = [\"***\",\"***\","),
+            "{snippet}"
+        );
+        assert!(snippet.ends_with('…'), "{snippet}");
+        assert!(message.len() < 2_000, "{} bytes", message.len());
+    }
+
+    #[test]
+    fn a_snippet_shows_a_window_around_an_error_far_along_a_line() {
+        let pad = "x".repeat(5_000);
+        let message = error(&format!(
+            "[secrets]\nA = {{ service = \"{pad}\", username = \"u\", nope = 1 }}\n"
+        ));
+        let lines: Vec<&str> = message.lines().collect();
+        assert!(
+            lines[0].starts_with("secrets.toml:2:5037: unknown key `nope`"),
+            "{message}"
+        );
+        assert!(lines[2].starts_with("2 | …xxx"), "{message}");
+        assert!(
+            lines[2].ends_with("username = \"u\", nope = 1 }"),
+            "{message}"
+        );
+        let caret = lines[3].find('^').unwrap();
+        let under: String = lines[2].chars().skip(caret).take(4).collect();
+        assert_eq!(under, "nope", "{message}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_shift_the_column() {
+        let message = error("\u{feff}A = 3\n");
+        assert!(
+            message.starts_with("secrets.toml:1:1: unknown key `A`"),
+            "{message}"
+        );
+        assert!(
+            message.contains("\n1 | A = 3\n  | ^\n") || message.ends_with("\n1 | A = 3\n  | ^"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        let message = error("[secrets]\n\"\\u001b]0;owned\\u0007\" = { service = \"s\" }\n");
+        assert!(
+            message.contains("`\\u{1b}]0;owned\\u{7}` is not a valid"),
+            "{message}"
+        );
+        assert!(
+            !message.chars().any(|c| c.is_control() && c != '\n'),
+            "{message:?}"
+        );
+        for text in [
+            "A = 1 # \x1b[31m\n",
+            "B\x07 = 2\n",
+            "[secrets]\nA = { service = \"\x1b[2J\" }\n",
+        ] {
+            let message = error(text);
+            assert!(
+                !message.chars().any(|c| c.is_control() && c != '\n'),
+                "{message:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_manifests_are_located_errors() {
+        let deep =
+            |open: &str, close: &str| format!("A = {}1{}", open.repeat(5_000), close.repeat(5_000));
+        let cases = [
+            (
+                "[secrets]\nA = { service = \"s\", user".to_owned(),
+                "secrets.toml:2:",
+            ),
+            (
+                "[secrets]\r\nA = 3\r\n".to_owned(),
+                "secrets.toml:2:5: `A` must be a table",
+            ),
+            (deep("[", "]"), "secrets.toml:1:"),
+            (deep("{a=", "}"), "secrets.toml:1:"),
+            (
+                format!("{} = 1", vec!["a"; 5_000].join(".")),
+                "secrets.toml:1:",
+            ),
+            (
+                format!("[{}]", vec!["a"; 5_000].join(".")),
+                "secrets.toml:1:",
+            ),
+            (
+                "[secrets]\nA = { service = \"s\", username = \"u\" }\n[secrets]\n".to_owned(),
+                "secrets.toml:3:",
+            ),
+            ("\0".to_owned(), "secrets.toml:1:"),
+            (
+                "[secrets]\nA = {}\n".to_owned(),
+                "secrets.toml:2:1: `A` has no `username`",
+            ),
+            (
+                "[secrets]\nA = { service = \"s\", username = \"u\", description = 3 }\n"
+                    .to_owned(),
+                "secrets.toml:2:52: `description` must be a string",
+            ),
+            (
+                "secrets = 3\n".to_owned(),
+                "secrets.toml:1:11: `[secrets]` must be a table",
+            ),
+            (
+                "[defaults]\nservice = []\n".to_owned(),
+                "secrets.toml:2:11: `service` must be a string",
+            ),
+        ];
+        for (text, expected) in cases {
+            let message = error(&text);
+            assert!(message.starts_with(expected), "{expected}: {message}");
         }
     }
 

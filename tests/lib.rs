@@ -7,12 +7,17 @@
 mod support;
 
 mod doctor;
+mod env_format;
+mod ergonomics;
 mod examples;
 mod file_store;
+mod hardening;
 mod keyutils;
 mod manage;
 mod manifest;
+mod mask;
 mod python;
+mod recipes;
 mod round_trips;
 mod run;
 mod store_errors;

@@ -104,7 +104,7 @@ impl Store for KeyringsAlt {
             }
             if found.iter().any(Option::is_some) && !self.warned {
                 self.warned = true;
-                eprintln!(
+                crate::warning!(
                     "with-secrets: warning: {} keeps secrets in plain text; move them into \
                      your keyring with: with-secrets import --from keyrings-alt",
                     plaintext_path.display()
@@ -340,6 +340,50 @@ mod tests {
         assert_eq!(escape("CI Bot"), "CI_20Bot");
         assert_eq!(escape("é"), "_C3_A9");
         assert_eq!(escape("a_b"), "a_5Fb");
+    }
+
+    /// The documented rule backwards: `[A-Za-z0-9]` stands for itself, and
+    /// `_` followed by two upper-case hex digits for that byte.
+    fn unescape(escaped: &str) -> Option<Vec<u8>> {
+        let mut bytes = escaped.bytes();
+        let mut out = Vec::new();
+        while let Some(byte) = bytes.next() {
+            match byte {
+                b'_' => {
+                    let hex = [bytes.next()?, bytes.next()?];
+                    if !hex.iter().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F')) {
+                        return None;
+                    }
+                    out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+                }
+                b if b.is_ascii_alphanumeric() => out.push(b),
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_keeps_to_its_alphabet_and_unescapes_to_the_original_bytes(
+            value in proptest::prop_oneof![
+                proptest::arbitrary::any::<String>(),
+                "[a-zA-Z0-9_%. -]{0,16}",
+            ]
+        ) {
+            let escaped = escape(&value);
+            proptest::prop_assert!(
+                escaped.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                "{escaped}"
+            );
+            proptest::prop_assert_eq!(unescape(&escaped), Some(value.as_bytes().to_vec()));
+        }
+
+        #[test]
+        fn different_values_never_escape_alike(a in ".{0,8}", b in ".{0,8}") {
+            proptest::prop_assume!(a != b);
+            proptest::prop_assert_ne!(escape(&a), escape(&b));
+        }
     }
 
     #[test]

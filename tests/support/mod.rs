@@ -307,8 +307,8 @@ pub fn manifest_for(entries: &[(&str, &str, &str)]) -> String {
     text
 }
 
-/// The Python with `keyring`, `keyrings.alt` and `pycryptodome` that
-/// scripts/test installs in a venv.
+/// The Python with `keyring`, `keyrings.alt`, `pycryptodome` and
+/// `python-dotenv` that scripts/test installs in a venv.
 pub fn python() -> PathBuf {
     let python = std::env::var_os("WITH_SECRETS_TEST_PYTHON")
         .map(PathBuf::from)

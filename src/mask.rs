@@ -1,0 +1,287 @@
+//! `--mask`'s matcher: replaces each value, wherever it appears in a byte
+//! stream, with `<redacted:NAME>`, even when the value arrives split across
+//! reads.
+//!
+//! The stream is scanned left to right. At each position where a value
+//! matches, the longest matching value wins (so of `abcd` and `abcdef`, the
+//! text `abcdef` is one `<redacted:LONG>`, never `<redacted:SHORT>ef`). The
+//! only bytes held back are a tail that is still the start of some value, and
+//! so a possible match that the next read would complete: at most the
+//! longest value's length minus one. At the end of the stream that tail is
+//! let go, as it can no longer complete.
+
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+/// Values shorter than this are not masked: `<redacted:X>` in place of every
+/// `on` or `42` would wreck the output and tell anyone the value anyway.
+pub const MIN_LENGTH: usize = 4;
+
+struct Pattern {
+    value: Zeroizing<Vec<u8>>,
+    replacement: Vec<u8>,
+}
+
+/// A streaming matcher. Clones share the values and keep their own held bytes,
+/// one per stream.
+#[derive(Clone)]
+pub struct Masker {
+    patterns: Arc<[Pattern]>,
+    /// Which bytes start some value: the scan skips every other byte quickly.
+    first: Arc<[bool; 256]>,
+    held: Zeroizing<Vec<u8>>,
+}
+
+/// How a value at one position relates to the bytes there.
+enum Match {
+    /// No value starts here.
+    None,
+    /// The bytes so far are the start of some value: wait for more.
+    Partial,
+    /// The longest value that matches here, by index.
+    Full(usize),
+}
+
+impl Masker {
+    /// A matcher for every value of `MIN_LENGTH` or more characters; the names
+    /// are what replaces them. With `crlf`, a value with a newline is also
+    /// matched as a terminal shows it, each `\n` as `\r\n`.
+    pub fn new<'a>(values: impl IntoIterator<Item = (&'a str, &'a [u8])>, crlf: bool) -> Self {
+        let mut patterns = Vec::new();
+        for (name, value) in values {
+            if is_short(value) {
+                continue;
+            }
+            let replacement = format!("<redacted:{name}>").into_bytes();
+            if crlf && value.contains(&b'\n') {
+                let mut translated = Zeroizing::new(Vec::with_capacity(value.len() + 8));
+                for &byte in value {
+                    if byte == b'\n' {
+                        translated.push(b'\r');
+                    }
+                    translated.push(byte);
+                }
+                patterns.push(Pattern {
+                    value: translated,
+                    replacement: replacement.clone(),
+                });
+            }
+            patterns.push(Pattern {
+                value: Zeroizing::new(value.to_vec()),
+                replacement,
+            });
+        }
+        let mut first = [false; 256];
+        for pattern in &patterns {
+            first[usize::from(pattern.value[0])] = true;
+        }
+        Self {
+            patterns: patterns.into(),
+            first: Arc::new(first),
+            held: Zeroizing::new(Vec::new()),
+        }
+    }
+
+    /// Masks `input`, the next bytes of the stream, appending what can be
+    /// shown now to `out`.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if self.patterns.is_empty() {
+            out.extend_from_slice(input);
+            return;
+        }
+        self.held.extend_from_slice(input);
+        let done = self.scan(out, false);
+        self.held.drain(..done);
+    }
+
+    /// Ends the stream: appends whatever was held back, masked.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        let done = self.scan(out, true);
+        debug_assert_eq!(done, self.held.len());
+        self.held.clear();
+    }
+
+    /// Masks `held` into `out` up to the first position that must wait for
+    /// more input (none `at_end`); returns how many bytes it used up.
+    fn scan(&self, out: &mut Vec<u8>, at_end: bool) -> usize {
+        let bytes = &self.held[..];
+        let mut plain = 0;
+        let mut at = 0;
+        while at < bytes.len() {
+            if !self.first[usize::from(bytes[at])] {
+                at += 1;
+                continue;
+            }
+            match self.match_at(&bytes[at..], at_end) {
+                Match::None => at += 1,
+                Match::Partial => break,
+                Match::Full(index) => {
+                    let pattern = &self.patterns[index];
+                    out.extend_from_slice(&bytes[plain..at]);
+                    out.extend_from_slice(&pattern.replacement);
+                    at += pattern.value.len();
+                    plain = at;
+                }
+            }
+        }
+        out.extend_from_slice(&bytes[plain..at]);
+        at
+    }
+
+    fn match_at(&self, rest: &[u8], at_end: bool) -> Match {
+        let mut best: Option<usize> = None;
+        for (index, pattern) in self.patterns.iter().enumerate() {
+            let value = &pattern.value[..];
+            if rest.len() >= value.len() {
+                let longer = best.is_none_or(|b| value.len() > self.patterns[b].value.len());
+                if longer && rest.starts_with(value) {
+                    best = Some(index);
+                }
+            } else if !at_end && value.starts_with(rest) {
+                // A longer value may still match here, and the longest wins.
+                return Match::Partial;
+            }
+        }
+        best.map_or(Match::None, Match::Full)
+    }
+}
+
+/// Whether `value` is too short to mask: under `MIN_LENGTH` characters (bytes,
+/// if it is not UTF-8).
+pub fn is_short(value: &[u8]) -> bool {
+    let length = std::str::from_utf8(value).map_or(value.len(), |text| text.chars().count());
+    length < MIN_LENGTH
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masker(values: &[(&str, &str)]) -> Masker {
+        Masker::new(values.iter().map(|(n, v)| (*n, v.as_bytes())), false)
+    }
+
+    /// Feeds `chunks` one by one, then ends the stream.
+    fn masked(masker: &mut Masker, chunks: &[&str]) -> String {
+        let mut out = Vec::new();
+        for chunk in chunks {
+            masker.feed(chunk.as_bytes(), &mut out);
+        }
+        masker.finish(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn every_occurrence_is_replaced_by_name() {
+        let mut m = masker(&[("TOKEN", "s3cr3t"), ("DB", "postgres://x")]);
+        assert_eq!(
+            masked(&mut m, &["a s3cr3t b s3cr3ts3cr3t postgres://x."]),
+            "a <redacted:TOKEN> b <redacted:TOKEN><redacted:TOKEN> <redacted:DB>."
+        );
+    }
+
+    #[test]
+    fn a_value_split_across_reads_is_still_masked() {
+        let mut m = masker(&[("TOKEN", "s3cr3t")]);
+        assert_eq!(
+            masked(&mut m, &["x s3c", "r3", "t y"]),
+            "x <redacted:TOKEN> y"
+        );
+        for split in 0..=8 {
+            let text = "<s3cr3t>";
+            let (a, b) = text.split_at(split);
+            assert_eq!(masked(&mut m, &[a, b]), "<<redacted:TOKEN>>", "{split}");
+        }
+    }
+
+    #[test]
+    fn only_a_possible_start_of_a_value_is_held_back() {
+        let mut m = masker(&[("TOKEN", "s3cr3t")]);
+        let mut out = Vec::new();
+        m.feed(b"hello s3c", &mut out);
+        assert_eq!(out, b"hello ");
+        m.feed(b"x", &mut out);
+        assert_eq!(out, b"hello s3cx");
+        out.clear();
+        m.feed(b"ss3cr", &mut out);
+        assert_eq!(out, b"s");
+        m.finish(&mut out);
+        assert_eq!(out, b"ss3cr", "a tail that never completed is let go");
+    }
+
+    #[test]
+    fn the_longest_of_overlapping_values_wins() {
+        let mut m = masker(&[("SHORT", "abcd"), ("LONG", "abcdef")]);
+        assert_eq!(
+            masked(&mut m, &["abcdef abcdx abc", "def"]),
+            "<redacted:LONG> <redacted:SHORT>x <redacted:LONG>"
+        );
+        assert_eq!(masked(&mut m, &["abcde"]), "<redacted:SHORT>e");
+    }
+
+    /// Leftmost-longest replacement on the whole text at once.
+    fn reference(values: &[(&str, &str)], text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(c) = rest.chars().next() {
+            let best = values
+                .iter()
+                .filter(|(_, v)| rest.starts_with(v) && !is_short(v.as_bytes()))
+                .max_by_key(|(_, v)| v.len());
+            match best {
+                Some((name, value)) => {
+                    out.push_str(&format!("<redacted:{name}>"));
+                    rest = &rest[value.len()..];
+                }
+                None => {
+                    out.push(c);
+                    rest = &rest[c.len_utf8()..];
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn any_split_into_three_reads_masks_as_the_whole_text_does() {
+        let values = [
+            ("A", "abcd"),
+            ("B", "abcdef"),
+            ("C", "cdcdx"),
+            ("D", "xxxx"),
+        ];
+        let mut m = masker(&values);
+        for text in [
+            "abcdefabcdxcdcdxxxxxx",
+            "aabcabcdeabcdefcdcdcdx",
+            "xxxabcdxxxxxabc",
+        ] {
+            let whole = reference(&values, text);
+            assert_eq!(masked(&mut m, &[text]), whole);
+            for i in 0..=text.len() {
+                for j in i..=text.len() {
+                    let reads = [&text[..i], &text[i..j], &text[j..]];
+                    assert_eq!(masked(&mut m, &reads), whole, "{reads:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn short_values_are_left_alone() {
+        let mut m = masker(&[("PIN", "123"), ("EMOJI", "🎉🎉🎉")]);
+        assert_eq!(masked(&mut m, &["123 🎉🎉🎉"]), "123 🎉🎉🎉");
+        assert!(is_short("🎉🎉🎉".as_bytes()));
+        assert!(!is_short(b"1234"));
+    }
+
+    #[test]
+    fn on_a_terminal_a_newline_may_arrive_as_crlf() {
+        let mut m = Masker::new([("KEY", &b"line1\nline2"[..])], true);
+        assert_eq!(
+            masked(&mut m, &["a line1\r\nline2 b line1\nline2"]),
+            "a <redacted:KEY> b <redacted:KEY>"
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! `--mask`: run the command as our child, copy its output through the
+//! matcher, and pass its fate on.
+//!
+//! Masking means reading the command's output, so unlike the plain run it
+//! cannot exec in our place. What exec gave for free is rebuilt by hand:
+//! SIGINT, SIGTERM and SIGHUP sent to us are forwarded to the command, its
+//! exit status becomes ours, and a death by signal N becomes 128+N, as a
+//! shell reports it. When our stdout is a terminal the command gets a
+//! pseudo-terminal of its own (see `pty`), so it still sees a terminal and
+//! keeps its colours, line editing and prompts.
+//!
+//! We read until every writer has closed the stream, as a pipe into `cat`
+//! would: a command that leaves a background process holding its stdout
+//! open keeps us waiting for that process too.
+
+use std::io::{self, Read, Write};
+use std::process::{Command, ExitCode};
+
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+use crate::mask::Masker;
+use crate::secret::Secret;
+
+/// Runs `command` (typed as `program`) with `values` masked in its output.
+pub fn run(
+    program: &std::ffi::OsStr,
+    command: Command,
+    values: &[(String, Secret)],
+) -> Result<ExitCode, Error> {
+    platform::run(program, command, values)
+}
+
+pub(crate) fn masker(values: &[(String, Secret)], crlf: bool) -> Masker {
+    Masker::new(
+        values
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.expose())),
+        crlf,
+    )
+}
+
+/// Copies `from` to `to` through `masker` until `from` ends. If `to` fails
+/// (say, `| head` has gone), `from` is dropped so that the command's next
+/// write fails too, as it would had it been writing to the pipe itself.
+pub(crate) fn copy(mut from: impl Read, mut to: impl Write, mut masker: Masker) {
+    let mut buffer = Zeroizing::new(vec![0u8; 16 * 1024]);
+    let mut out = Vec::new();
+    loop {
+        let n = match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        out.clear();
+        masker.feed(&buffer[..n], &mut out);
+        if to.write_all(&out).and_then(|()| to.flush()).is_err() {
+            return;
+        }
+    }
+    out.clear();
+    masker.finish(&mut out);
+    let _ = to.write_all(&out).and_then(|()| to.flush());
+}
+
+pub(crate) fn spawn_error(program: &std::ffi::OsStr) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |cause| Error::CannotExecute {
+        program: program.to_owned(),
+        cause,
+    }
+}
+
+#[cfg(unix)]
+mod platform {
+    use std::ffi::OsStr;
+    use std::io::{self, IsTerminal};
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::{Command, ExitCode, ExitStatus, Stdio};
+
+    use super::{copy, masker, spawn_error};
+    use crate::error::Error;
+    use crate::secret::Secret;
+    use crate::{pty, signals};
+
+    pub fn run(
+        program: &OsStr,
+        mut command: Command,
+        values: &[(String, Secret)],
+    ) -> Result<ExitCode, Error> {
+        command.arg0(program);
+        let status = if io::stdout().is_terminal() {
+            pty::run(program, command, values)?
+        } else {
+            pipes(program, command, values)?
+        };
+        Ok(exit_code(status))
+    }
+
+    /// Stdout and stderr each through a pipe and a thread of their own, so
+    /// that stderr stays stderr.
+    fn pipes(
+        program: &OsStr,
+        mut command: Command,
+        values: &[(String, Secret)],
+    ) -> Result<ExitStatus, Error> {
+        // The terminal sends Ctrl+C to our whole process group, the command
+        // included; only signals sent to us alone need forwarding.
+        signals::install(false).map_err(|source| Error::Mask {
+            what: "handle signals",
+            source,
+        })?;
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(spawn_error(program))?;
+        drop(command);
+        signals::forward_to(child.id());
+        let masker = masker(values, false);
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let out = {
+            let masker = masker.clone();
+            std::thread::spawn(move || copy(stdout, io::stdout(), masker))
+        };
+        let err = std::thread::spawn(move || copy(stderr, io::stderr(), masker));
+        let status = child.wait();
+        signals::forget_child();
+        let _ = out.join();
+        let _ = err.join();
+        status.map_err(|source| Error::Mask {
+            what: "wait for the command",
+            source,
+        })
+    }
+
+    /// The child's status as a shell reports it: its code, or 128+N for a
+    /// death by signal N.
+    pub fn exit_code(status: ExitStatus) -> ExitCode {
+        let code = match (status.code(), status.signal()) {
+            (Some(code), _) => code,
+            (None, Some(signal)) => 128 + signal,
+            (None, None) => 1,
+        };
+        ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+    }
+}
+
+#[cfg(windows)]
+mod platform {
+    use std::ffi::OsStr;
+    use std::io;
+    use std::process::{Command, ExitCode, Stdio};
+
+    use super::{copy, masker, spawn_error};
+    use crate::error::Error;
+    use crate::secret::Secret;
+
+    type HandlerRoutine = unsafe extern "system" fn(u32) -> i32;
+
+    unsafe extern "system" {
+        fn SetConsoleCtrlHandler(handler: Option<HandlerRoutine>, add: i32) -> i32;
+    }
+
+    /// Ctrl+C reaches every process on the console, the command included; we
+    /// must outlive it to pass its output and status on.
+    unsafe extern "system" fn ignore(_event: u32) -> i32 {
+        1
+    }
+
+    /// Windows: pipes, no pseudo-terminal, so the command sees no console on
+    /// stdout and stderr (and may drop its colours).
+    pub fn run(
+        program: &OsStr,
+        mut command: Command,
+        values: &[(String, Secret)],
+    ) -> Result<ExitCode, Error> {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(spawn_error(program))?;
+        drop(command);
+        // SAFETY: registering a handler that only returns TRUE has no preconditions.
+        unsafe {
+            SetConsoleCtrlHandler(Some(ignore), 1);
+        }
+        let masker = masker(values, false);
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let out = {
+            let masker = masker.clone();
+            std::thread::spawn(move || copy(stdout, io::stdout(), masker))
+        };
+        let err = std::thread::spawn(move || copy(stderr, io::stderr(), masker));
+        let status = child.wait().map_err(|source| Error::Mask {
+            what: "wait for the command",
+            source,
+        })?;
+        let _ = out.join();
+        let _ = err.join();
+        // Exit codes are 32 bits here; ExitCode only carries 8.
+        std::process::exit(status.code().unwrap_or(1))
+    }
+}

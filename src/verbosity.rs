@@ -1,0 +1,76 @@
+//! How much with-secrets says on stderr besides errors: `-q` silences
+//! warnings, `-v` adds an account of what it did. Errors are always shown.
+//!
+//! This is one process-wide setting, like a logger's level, because warnings
+//! come from deep inside stores (keyrings.alt's plain-text file) that have no
+//! business taking a flag through every call on the way.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// What `-q` and `-v` ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Verbosity {
+    /// `-q`: errors only.
+    Quiet = 0,
+    /// The default: errors and warnings; silence on success.
+    Normal = 1,
+    /// `-v`: also which manifest, which store and why, and how long it took.
+    Verbose = 2,
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(Verbosity::Normal as u8);
+
+/// Sets the level for the rest of the run.
+pub fn set(level: Verbosity) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+/// Whether warnings are shown (not `-q`).
+pub fn warnings() -> bool {
+    LEVEL.load(Ordering::Relaxed) >= Verbosity::Normal as u8
+}
+
+/// Whether `-v` was given.
+pub fn verbose() -> bool {
+    LEVEL.load(Ordering::Relaxed) >= Verbosity::Verbose as u8
+}
+
+/// A line on stderr for a warning: silent under `-q`. Not `eprintln!`, which
+/// panics when stderr is a closed pipe; a warning is never worth dying for.
+#[macro_export]
+macro_rules! warning {
+    ($($arg:tt)*) => {
+        if $crate::verbosity::warnings() {
+            let _ = ::std::io::Write::write_fmt(
+                &mut ::std::io::stderr(),
+                format_args!("{}\n", format_args!($($arg)*)),
+            );
+        }
+    };
+}
+
+/// A line on stderr that is not a warning (what a command did, why `check`
+/// failed), shown even under `-q`, and never a panic on a closed stderr.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {
+        let _ = ::std::io::Write::write_fmt(
+            &mut ::std::io::stderr(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        );
+    };
+}
+
+/// A line on stderr for `-v` only, with the `with-secrets: ` prefix.
+#[macro_export]
+macro_rules! explain {
+    ($($arg:tt)*) => {
+        if $crate::verbosity::verbose() {
+            let _ = ::std::io::Write::write_fmt(
+                &mut ::std::io::stderr(),
+                format_args!("with-secrets: {}\n", format_args!($($arg)*)),
+            );
+        }
+    };
+}
