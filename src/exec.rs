@@ -112,6 +112,9 @@ mod platform {
 }
 
 #[cfg(windows)]
+pub(crate) use platform::outlive_ctrl_c;
+
+#[cfg(windows)]
 mod platform {
     use std::ffi::OsStr;
     use std::process::{Command, ExitCode};
@@ -125,9 +128,17 @@ mod platform {
     }
 
     /// Ctrl+C goes to every process on the console. The command decides what
-    /// to do with it; we must not die first and leave it orphaned.
-    unsafe extern "system" fn ignore(_event: u32) -> i32 {
-        1
+    /// to do with it; we must not die first and leave it orphaned (or, under
+    /// `--mask`, stop passing its output and status on). Called after the
+    /// command is spawned, so the command does not inherit the handler.
+    pub fn outlive_ctrl_c() {
+        unsafe extern "system" fn ignore(_event: u32) -> i32 {
+            1
+        }
+        // SAFETY: registering a handler that only returns TRUE has no preconditions.
+        unsafe {
+            SetConsoleCtrlHandler(Some(ignore), 1);
+        }
     }
 
     /// Windows has no exec: spawn, wait, and pass the exit code through.
@@ -137,10 +148,7 @@ mod platform {
             cause,
         })?;
         drop(command);
-        // SAFETY: registering a handler that only returns TRUE has no preconditions.
-        unsafe {
-            SetConsoleCtrlHandler(Some(ignore), 1);
-        }
+        outlive_ctrl_c();
         let status = child.wait().map_err(|cause| Error::CannotExecute {
             program: program.to_owned(),
             cause,

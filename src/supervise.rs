@@ -40,6 +40,23 @@ pub(crate) fn masker(values: &[(String, Secret)], crlf: bool) -> Masker {
     )
 }
 
+/// Copies the child's piped stdout and stderr to ours, each through its own
+/// masker, on two threads; join both once the child has exited.
+pub(crate) fn pump(
+    child: &mut std::process::Child,
+    values: &[(String, Secret)],
+) -> [std::thread::JoinHandle<()>; 2] {
+    let masker = masker(values, false);
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let out = {
+        let masker = masker.clone();
+        std::thread::spawn(move || copy(stdout, io::stdout(), masker))
+    };
+    let err = std::thread::spawn(move || copy(stderr, io::stderr(), masker));
+    [out, err]
+}
+
 /// Copies `from` to `to` through `masker` until `from` ends. If `to` fails
 /// (say, `| head` has gone), `from` is dropped so that the command's next
 /// write fails too, as it would had it been writing to the pipe itself.
@@ -78,7 +95,7 @@ mod platform {
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     use std::process::{Command, ExitCode, ExitStatus, Stdio};
 
-    use super::{copy, masker, spawn_error};
+    use super::{pump, spawn_error};
     use crate::error::Error;
     use crate::secret::Secret;
     use crate::{pty, signals};
@@ -114,18 +131,12 @@ mod platform {
         let mut child = command.spawn().map_err(spawn_error(program))?;
         drop(command);
         signals::forward_to(child.id());
-        let masker = masker(values, false);
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let out = {
-            let masker = masker.clone();
-            std::thread::spawn(move || copy(stdout, io::stdout(), masker))
-        };
-        let err = std::thread::spawn(move || copy(stderr, io::stderr(), masker));
+        let pumps = pump(&mut child, values);
         let status = child.wait();
         signals::forget_child();
-        let _ = out.join();
-        let _ = err.join();
+        for pump in pumps {
+            let _ = pump.join();
+        }
         status.map_err(|source| Error::Mask {
             what: "wait for the command",
             source,
@@ -147,24 +158,11 @@ mod platform {
 #[cfg(windows)]
 mod platform {
     use std::ffi::OsStr;
-    use std::io;
     use std::process::{Command, ExitCode, Stdio};
 
-    use super::{copy, masker, spawn_error};
+    use super::{pump, spawn_error};
     use crate::error::Error;
     use crate::secret::Secret;
-
-    type HandlerRoutine = unsafe extern "system" fn(u32) -> i32;
-
-    unsafe extern "system" {
-        fn SetConsoleCtrlHandler(handler: Option<HandlerRoutine>, add: i32) -> i32;
-    }
-
-    /// Ctrl+C reaches every process on the console, the command included; we
-    /// must outlive it to pass its output and status on.
-    unsafe extern "system" fn ignore(_event: u32) -> i32 {
-        1
-    }
 
     /// Windows: pipes, no pseudo-terminal, so the command sees no console on
     /// stdout and stderr (and may drop its colours).
@@ -176,24 +174,15 @@ mod platform {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().map_err(spawn_error(program))?;
         drop(command);
-        // SAFETY: registering a handler that only returns TRUE has no preconditions.
-        unsafe {
-            SetConsoleCtrlHandler(Some(ignore), 1);
-        }
-        let masker = masker(values, false);
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let out = {
-            let masker = masker.clone();
-            std::thread::spawn(move || copy(stdout, io::stdout(), masker))
-        };
-        let err = std::thread::spawn(move || copy(stderr, io::stderr(), masker));
+        crate::exec::outlive_ctrl_c();
+        let pumps = pump(&mut child, values);
         let status = child.wait().map_err(|source| Error::Mask {
             what: "wait for the command",
             source,
         })?;
-        let _ = out.join();
-        let _ = err.join();
+        for pump in pumps {
+            let _ = pump.join();
+        }
         // Exit codes are 32 bits here; ExitCode only carries 8.
         std::process::exit(status.code().unwrap_or(1))
     }

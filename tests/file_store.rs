@@ -67,13 +67,8 @@ fn seen(test: &Test, names: &[&str]) -> String {
 /// the project folder with the project's environment, typing each answer
 /// once its prompt has shown. Returns the transcript and the exit code.
 fn on_terminal(test: &Test, line: &str, answers: &[(&str, &str)]) -> (String, i32) {
-    let mut child = Command::new("script")
-        .args(["-qec", line, "/dev/null"])
-        .current_dir(test.path())
-        .env_clear()
-        .envs(test.envs())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+    let mut child = test
+        .script(line)
         .spawn()
         .expect("script(1) from util-linux");
     let mut stdout = child.stdout.take().unwrap();
@@ -389,20 +384,7 @@ fn no_value_is_ever_on_disk_in_clear() {
 fn set_at_once(test: &Test, sets: &[(String, String)]) {
     let children: Vec<Child> = sets
         .iter()
-        .map(|(name, value)| {
-            let mut child = test
-                .command(["set", name])
-                .stdin(Stdio::piped())
-                .spawn()
-                .expect("spawn with-secrets");
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(value.as_bytes())
-                .unwrap();
-            child
-        })
+        .map(|(name, value)| test.spawn_input(["set", name], value.as_bytes()))
         .collect();
     for child in children {
         let output = wait(child);

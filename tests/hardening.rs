@@ -444,20 +444,7 @@ fn eight_concurrent_sets_of_one_entry_leave_one_item_holding_one_of_the_values()
     let values: Vec<String> = (0..8).map(|i| format!("concurrent value {i}")).collect();
     let children: Vec<Child> = values
         .iter()
-        .map(|value| {
-            let mut child = test
-                .command(["--timeout", "30", "set", "TOKEN"])
-                .stdin(Stdio::piped())
-                .spawn()
-                .expect("spawn with-secrets");
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(value.as_bytes())
-                .unwrap();
-            child
-        })
+        .map(|value| test.spawn_input(["--timeout", "30", "set", "TOKEN"], value.as_bytes()))
         .collect();
     for child in children {
         let output = wait(child);

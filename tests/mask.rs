@@ -240,13 +240,8 @@ fn on_a_terminal_the_window_size_and_its_changes_reach_the_command() {
          i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; exit 1'",
         crate::support::BIN
     );
-    let child = std::process::Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .current_dir(test.path())
-        .env_clear()
-        .envs(test.envs())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+    let child = test
+        .script(&line)
         .spawn()
         .expect("script(1) from util-linux");
     let output = wait(child);

@@ -74,7 +74,7 @@ pub fn label(name: &str, key: Key<'_>) -> String {
 /// Which store to use: `--store`, `WITH_SECRETS_STORE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum StoreKind {
-    /// The platform's keyring: secret-service, keychain or windows
+    /// The platform's keyring (secret-service, keychain or windows) when it answers, else file
     #[default]
     Auto,
     /// The freedesktop Secret Service (gnome-keyring, KeePassXC, KWallet): Linux, BSD

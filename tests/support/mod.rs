@@ -85,6 +85,27 @@ impl Test {
         self
     }
 
+    /// Starts with-secrets with `args` and `input` on standard input, without
+    /// waiting for it: for tests that run several at once.
+    pub fn spawn_input<I, S>(&self, args: I, input: &[u8]) -> std::process::Child
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn with-secrets");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input)
+            .expect("write stdin");
+        child
+    }
+
     /// Runs with `input` on standard input.
     pub fn run_input<I, S>(&self, input: impl AsRef<[u8]>, args: I) -> Run
     where
@@ -99,13 +120,8 @@ impl Test {
     pub fn on_terminal(&self, args: &str, prompt: &str, input: &str) -> String {
         use std::io::{Read, Write};
         let command = format!("{} {args}", BIN);
-        let mut child = std::process::Command::new("script")
-            .args(["-qec", &command, "/dev/null"])
-            .current_dir(self.path())
-            .env_clear()
-            .envs(self.envs())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
+        let mut child = self
+            .script(&command)
             .spawn()
             .expect("script(1) from util-linux");
         let mut stdout = child.stdout.take().unwrap();
@@ -134,17 +150,27 @@ impl Test {
     /// the exit status.
     pub fn on_terminal_status(&self, args: &str) -> String {
         let command = format!("{BIN} {args}; echo \"[exit $?]\"");
-        let child = Command::new("script")
-            .args(["-qec", &command, "/dev/null"])
-            .current_dir(self.path())
-            .env_clear()
-            .envs(self.envs())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+        let child = self
+            .script(&command)
             .spawn()
             .expect("script(1) from util-linux");
         let output = wait(child);
         String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// script(1) running the shell command `line` on a pseudo-terminal, in
+    /// the project folder with the project's environment, stdin and stdout
+    /// piped.
+    pub fn script(&self, line: &str) -> Command {
+        let mut script = Command::new("script");
+        script
+            .args(["-qec", line, "/dev/null"])
+            .current_dir(self.path())
+            .env_clear()
+            .envs(self.envs())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        script
     }
 
     /// The environment every run gets.
