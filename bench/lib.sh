@@ -1,0 +1,131 @@
+# shellcheck shell=bash disable=SC2034  # sets variables for the scripts that source it
+# Shared by bench/run and bench/count-roundtrips (sourced, not run): where the
+# caches live, how the N keyring items and each tool's config are written, and
+# the exact command line each tool is measured with.
+#
+# Every tool reads the same items: service "bench", username "user-1".."user-N",
+# value "value-I". with-secrets, Python's keyring, secret-tool, secretspec's
+# keyring provider and fnox's keychain provider all look items up by the
+# `service` and `username` attributes alone (keyring-rs's Secret Service
+# stores add `target` to the search only when one is configured), so one set
+# of items, written once with secret-tool, serves them all. envchain alone
+# keys items by namespace, so it gets a copy in namespace bench-N.
+
+bench_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bench_out=$bench_root/target/bench
+bench_venv=$bench_out/venv
+bench_peers=$bench_out/peers
+
+# The versions measured. Pinned so that reruns compare like with like; bump
+# them on purpose, and note it in BENCHMARKS.md.
+bench_secretspec_version=${BENCH_SECRETSPEC_VERSION:-0.21.1}
+bench_fnox_version=${BENCH_FNOX_VERSION:-1.46.0}
+bench_envchain_version=${BENCH_ENVCHAIN_VERSION:-0.1.0}
+
+# Never reach the session bus of whoever runs this: everything talks to the
+# private bus in DBUS_SESSION_BUS_ADDRESS, and nothing may fall back to
+# $XDG_RUNTIME_DIR/bus.
+unset XDG_RUNTIME_DIR
+
+# bench_store_items COUNT: stores items 1..COUNT in the running private keyring.
+bench_store_items() {
+    local count=$1 i
+    for ((i = 1; i <= count; i++)); do
+        printf 'value-%d' "$i" |
+            secret-tool store --label "bench user-$i" service bench username "user-$i"
+    done
+}
+
+# bench_store_envchain N: envchain's namespace bench-N, with S_1..S_N. envchain
+# (the Rust port on crates.io) finds a namespace's items by its own attributes,
+# so it gets items of its own, with the same values.
+bench_store_envchain() {
+    local n=$1 i
+    for ((i = 1; i <= n; i++)); do
+        printf 'value-%d' "$i" |
+            secret-tool store --label "bench-$n.S_$i" \
+                name "bench-$n" key "S_$i" xdg:schema envchain.EnvironmentVariable
+    done
+}
+
+# bench_write_configs DIR N: DIR/manifest-N.toml (with-secrets),
+# DIR/fnox-N.toml and DIR/secretspec-N.toml, each naming S_1..S_N.
+bench_write_configs() {
+    local dir=$1 n=$2 i
+    mkdir -p "$dir"
+    {
+        echo '[secrets]'
+        for ((i = 1; i <= n; i++)); do
+            echo "S_$i = { service = \"bench\", username = \"user-$i\" }"
+        done
+    } >"$dir/manifest-$n.toml"
+    # fnox: the keychain provider's `service` is the item's service, and a
+    # secret's `value` is its username. root = true stops the upward search
+    # for other fnox.toml files; a missing item is an error, not a warning.
+    {
+        echo 'root = true'
+        echo 'if_missing = "error"'
+        echo
+        echo '[providers.keychain]'
+        echo 'type = "keychain"'
+        echo 'service = "bench"'
+        echo
+        echo '[secrets]'
+        for ((i = 1; i <= n; i++)); do
+            echo "S_$i = { provider = \"keychain\", value = \"user-$i\" }"
+        done
+    } >"$dir/fnox-$n.toml"
+    # secretspec: the keyring provider's `ref` names the item (service) and
+    # the field (username), instead of its own secretspec/{project}/... names.
+    {
+        echo '[project]'
+        echo 'name = "bench"'
+        echo 'revision = "1.0"'
+        echo
+        echo '[profiles.default]'
+        for ((i = 1; i <= n; i++)); do
+            echo "S_$i = { description = \"secret $i\", required = true, ref = { item = \"bench\", field = \"user-$i\" } }"
+        done
+    } >"$dir/secretspec-$n.toml"
+}
+
+# bench_set_env DIR: BENCH_ENV, the env(1) prefix every measured command runs
+# under: a clean environment with the private bus, a temporary HOME (so no
+# tool reads the caller's config), and Python keyring forced to the Secret
+# Service backend.
+bench_set_env() {
+    local dir=$1
+    mkdir -p "$dir/home" "$dir/fnox-config"
+    BENCH_ENV=(env -i
+        PATH=/usr/local/bin:/usr/bin:/bin
+        HOME="$dir/home"
+        LANG=C.UTF-8
+        DBUS_SESSION_BUS_ADDRESS="$DBUS_SESSION_BUS_ADDRESS"
+        PYTHON_KEYRING_BACKEND=keyring.backends.SecretService.Keyring
+        FNOX_CONFIG_DIR="$dir/fnox-config")
+}
+
+# bench_set_command TOOL N DIR WITH_SECRETS: BENCH_CMD, the argv that TOOL is
+# measured with at N secrets (configs in DIR). Returns 1 for an unknown tool.
+bench_set_command() {
+    local tool=$1 n=$2 dir=$3 ws=$4
+    case "$tool" in
+        floor) BENCH_CMD=(env A=x true) ;;
+        with-secrets) BENCH_CMD=("$ws" -m "$dir/manifest-$n.toml" -- true) ;;
+        secret-tool) BENCH_CMD=(secret-tool lookup service bench username user-1) ;;
+        python-keyring) BENCH_CMD=("$bench_venv/bin/python" "$bench_root/bench/keyring-get.py" "$n") ;;
+        keyring-cli) BENCH_CMD=("$bench_venv/bin/keyring" get bench user-1) ;;
+        secretspec) BENCH_CMD=("$bench_peers/bin/secretspec" -f "$dir/secretspec-$n.toml" run --provider keyring -- true) ;;
+        protocol-floor) BENCH_CMD=("$bench_out/protocol-floor" "$n") ;;
+        envchain) BENCH_CMD=("$bench_peers/bin/envchain" run "bench-$n" true) ;;
+        fnox) BENCH_CMD=("$bench_peers/bin/fnox" -c "$dir/fnox-$n.toml" --no-daemon --if-missing error exec -- true) ;;
+        *) return 1 ;;
+    esac
+}
+
+# bench_start_keyring: a throwaway dbus-daemon + unlocked gnome-keyring,
+# stopped when the calling script exits.
+bench_start_keyring() {
+    eval "$("$bench_root/scripts/private-keyring" start)"
+    trap '"$bench_root/scripts/private-keyring" stop' EXIT
+}
