@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use crate::Context;
 use crate::error::Error;
+use crate::error::first_line;
 use crate::manifest::Manifest;
 use crate::resolve;
 use crate::store::{self, StoreError, StoreKind, file::FileStore, keyrings_alt::KeyringsAlt};
@@ -163,14 +164,6 @@ fn native_report(context: &Context, out: &mut String) -> Result<(), StoreError> 
 fn native_report(_context: &Context, out: &mut String) -> Result<(), StoreError> {
     let _ = writeln!(out, "  {}:  built in", store::native_name());
     Ok(())
-}
-
-fn first_line(err: &impl std::fmt::Display) -> String {
-    err.to_string()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 fn yes_no(reason: Option<String>) -> String {

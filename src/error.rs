@@ -188,6 +188,15 @@ impl Error {
     }
 }
 
+/// The first line of a message: its gist, without the advice below it.
+pub(crate) fn first_line(err: &impl std::fmt::Display) -> String {
+    err.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn read_hint(source: &io::Error) -> &'static str {
     match source.kind() {
         io::ErrorKind::NotFound => {
@@ -235,8 +244,7 @@ fn missing_message(
     }
     out.push_str("\nor, in CI, set the variable in the environment");
     if let Some(reason) = passed_over {
-        let reason = reason.to_string();
-        let reason = reason.lines().next().unwrap_or_default();
+        let reason = first_line(reason);
         let _ = write!(
             out,
             "\n(the store is {store} because {} is not here: {reason}; choose one with --store)",

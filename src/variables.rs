@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::Context;
 use crate::error::Error;
+use crate::error::first_line;
 use crate::manifest::Manifest;
 use crate::resolve::{self, Resolution, Source};
 use crate::secret::Secret;
@@ -158,14 +159,6 @@ fn explain_lookup(context: &Context, manifest: &Manifest, resolution: &Resolutio
         human(took),
         sources.join(", ")
     );
-}
-
-fn first_line(err: &impl std::fmt::Display) -> String {
-    err.to_string()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// `12.3 ms` or `1.25 s`.
