@@ -31,27 +31,11 @@ fn project(files: &[&str]) -> Test {
     test.env("PATH", path)
 }
 
-fn run(test: &Test, program: &str, args: &[&str], cwd: &str) -> (bool, String) {
-    let output = Command::new(program)
-        .args(args)
-        .current_dir(test.path().join(cwd))
-        .env_clear()
-        .envs(test.envs())
-        .output()
-        .unwrap_or_else(|err| panic!("{program}: {err} (run ./scripts/test to install it)"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
 #[test]
 fn the_makefile_preflight_fails_until_the_secret_is_stored() {
     let service = SecretService::start();
     let test = project(&["Makefile"]).keyring(&service);
-    let (ok, output) = run(&test, "make", &["--no-print-directory", "test"], "examples");
+    let (ok, output) = test.outside("make", &["--no-print-directory", "test"], "examples");
     assert!(!ok, "{output}");
     assert!(
         output.contains(
@@ -69,7 +53,7 @@ fn the_makefile_preflight_fails_until_the_secret_is_stored() {
         ["-m", "examples/secrets.toml", "set", "API_TOKEN"],
     );
     stored.success();
-    let (ok, output) = run(&test, "make", &["--no-print-directory", "test"], "examples");
+    let (ok, output) = test.outside("make", &["--no-print-directory", "test"], "examples");
     assert!(ok, "{output}");
     assert!(
         output.contains("API_TOKEN is set (15 characters)"),
@@ -85,12 +69,7 @@ fn the_makefile_preflight_fails_until_the_secret_is_stored() {
 #[test]
 fn the_makefile_ci_target_uses_the_environment() {
     let test = project(&["Makefile"]).env("API_TOKEN", "from-ci");
-    let (ok, output) = run(
-        &test,
-        "make",
-        &["--no-print-directory", "env-ci"],
-        "examples",
-    );
+    let (ok, output) = test.outside("make", &["--no-print-directory", "env-ci"], "examples");
     assert!(ok, "{output}");
     assert!(
         output.contains("API_TOKEN   with-secrets-example  ci-bot      from environment"),
@@ -122,7 +101,7 @@ fn the_github_actions_steps_pass_with_the_secret_in_the_environment() {
         .env("API_TOKEN", "from-actions")
         .env("SENTRY_DSN", "");
     for step in workflow_steps() {
-        let (ok, output) = run(&test, "sh", &["-c", &step], ".");
+        let (ok, output) = test.outside("sh", &["-c", &step], ".");
         assert!(ok, "{step}\n{output}");
         assert!(!output.contains("from-actions"), "{output}");
     }
@@ -133,7 +112,7 @@ fn the_github_actions_steps_fail_when_the_secret_is_not_configured() {
     // An unconfigured secret expands to an empty string.
     let test = project(&[]).env("API_TOKEN", "").env("SENTRY_DSN", "");
     let last = workflow_steps().pop().unwrap();
-    let (ok, output) = run(&test, "sh", &["-c", &last], ".");
+    let (ok, output) = test.outside("sh", &["-c", &last], ".");
     assert!(!ok, "{output}");
     assert!(output.contains("API_TOKEN"), "{output}");
 }

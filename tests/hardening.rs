@@ -473,20 +473,7 @@ fn eight_concurrent_sets_into_the_kernel_keyring_leave_one_key_holding_one_of_th
         echo "keys $(keyctl rlist @u | wc -w)"
         printf 'value %s\n' "$("$BIN" --store keyutils get TOKEN)"
     "#;
-    let output = wait(
-        Command::new("unshare")
-            .args(["--user", "--map-root-user", "keyctl", "session", "-"])
-            .args(["sh", "-c", script])
-            .current_dir(test.path())
-            .env_clear()
-            .envs(test.envs())
-            .env("BIN", BIN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("unshare(1) from util-linux"),
-    );
+    let output = crate::keyutils::run_in_own_keyring(&test, script);
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8(output.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();

@@ -66,6 +66,24 @@ impl Step {
 
 /// Runs `steps` one after another, each a process of its own, in one
 /// `keyctl session -` in a user namespace of its own; one `Run` per step.
+/// Runs the shell `script` with `$BIN` set, in a keyring session of its
+/// own inside a user namespace of its own, so its `@u` starts empty and
+/// nobody's real keyring is touched.
+pub(crate) fn run_in_own_keyring(test: &Test, script: &str) -> std::process::Output {
+    let mut command = Command::new("unshare");
+    command
+        .args(["--user", "--map-root-user", "keyctl", "session", "-"])
+        .args(["sh", "-c", script])
+        .current_dir(test.path())
+        .env_clear()
+        .envs(test.envs())
+        .env("BIN", BIN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    wait(command.spawn().expect("unshare(1) from util-linux"))
+}
+
 fn in_session(test: &Test, steps: &[Step]) -> Vec<Run> {
     let dir = test.path().join("steps");
     std::fs::create_dir(&dir).expect("steps dir");
@@ -85,18 +103,7 @@ fn in_session(test: &Test, steps: &[Step]) -> Vec<Run> {
             file(i, "code"),
         ));
     }
-    let mut command = Command::new("unshare");
-    command
-        .args(["--user", "--map-root-user", "keyctl", "session", "-"])
-        .args(["sh", "-c", &script])
-        .current_dir(test.path())
-        .env_clear()
-        .envs(test.envs())
-        .env("BIN", BIN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let session = wait(command.spawn().expect("unshare(1) from util-linux"));
+    let session = run_in_own_keyring(test, &script);
     assert!(
         session.status.success(),
         "the session failed; these tests need keyctl (keyutils) and user namespaces \

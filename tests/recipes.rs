@@ -132,19 +132,8 @@ fn the_devcontainer_post_start_command_runs_with_the_file_store() {
     test.run_input(TOKEN, ["set", "API_TOKEN"]).success();
 
     // A lifecycle command given as a string runs in a shell.
-    let output = Command::new("sh")
-        .args(["-c", post_start])
-        .current_dir(test.path())
-        .env_clear()
-        .envs(test.envs())
-        .output()
-        .unwrap();
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{shown}");
+    let (ok, shown) = test.outside("sh", &["-c", post_start], ".");
+    assert!(ok, "{shown}");
     assert!(
         shown.contains("API_TOKEN   with-secrets-example  ci-bot      found"),
         "{shown}"
@@ -187,19 +176,8 @@ fn the_docker_run_recipe_passes_values_by_name_through_the_environment_only() {
         )
         .keyring(&service);
     let test = with_stand_in(test, "docker", &record);
-    let output = Command::new("sh")
-        .arg(test.path().join("examples/docker-run.sh"))
-        .current_dir(test.path())
-        .env_clear()
-        .envs(test.envs())
-        .output()
-        .unwrap();
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{shown}");
+    let (ok, shown) = test.outside("sh", &["examples/docker-run.sh"], ".");
+    assert!(ok, "{shown}");
     assert!(!shown.contains(TOKEN), "{shown}");
 
     let argv = record.read("argv");

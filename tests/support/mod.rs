@@ -173,6 +173,31 @@ impl Test {
         script
     }
 
+    /// Runs another program (make, sh, a recipe) in folder `cwd` below the
+    /// project, with the project's environment; returns whether it succeeded
+    /// and its stdout followed by its stderr.
+    pub fn outside(&self, program: impl AsRef<OsStr>, args: &[&str], cwd: &str) -> (bool, String) {
+        let program = program.as_ref();
+        let output = Command::new(program)
+            .args(args)
+            .current_dir(self.path().join(cwd))
+            .env_clear()
+            .envs(self.envs())
+            .output()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "{}: {err} (run ./scripts/test to install it)",
+                    program.to_string_lossy()
+                )
+            });
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+
     /// The environment every run gets.
     pub fn envs(&self) -> impl Iterator<Item = (&OsStr, &OsStr)> {
         self.env.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str()))
