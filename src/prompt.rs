@@ -2,6 +2,30 @@
 
 use zeroize::Zeroizing;
 
+/// Whether there is a terminal to ask on: the controlling terminal, which
+/// is where [`password`] reads, whatever standard input is. So
+/// `printf %s "$T" | with-secrets set NAME` typed at a terminal can still be
+/// asked for a passphrase, while CI and cron, which have none, are not.
+#[cfg(unix)]
+use std::os::unix::fs::OpenOptionsExt;
+
+#[cfg(unix)]
+pub fn has_terminal() -> bool {
+    // O_NOCTTY: never acquire one by asking.
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/tty")
+        .is_ok()
+}
+
+#[cfg(not(unix))]
+pub fn has_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
 /// Prints `prompt` on the terminal and reads one line without echoing it.
 ///
 /// Echo is switched off before the prompt is printed, not after: otherwise

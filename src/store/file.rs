@@ -34,7 +34,7 @@
 mod age;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, IsTerminal, Write};
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -188,7 +188,7 @@ impl FileStore {
         if let Some(value) = std::env::var_os(PASSPHRASE_VARIABLE).filter(|v| !v.is_empty()) {
             return Ok(Zeroizing::new(value.into_encoded_bytes()));
         }
-        if !std::io::stdin().is_terminal() {
+        if !crate::prompt::has_terminal() {
             return Err(StoreError::NeedPassword {
                 path: self.path.clone(),
                 variable: PASSPHRASE_VARIABLE,

@@ -21,7 +21,6 @@
 //!   `password reference value`, which tells a wrong password.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use aes::cipher::{AsyncStreamCipher, KeyIvInit};
@@ -208,7 +207,7 @@ fn password(path: &Path) -> Result<Zeroizing<String>, StoreError> {
                 variable: PASSWORD_VARIABLE,
             });
     }
-    if !std::io::stdin().is_terminal() {
+    if !crate::prompt::has_terminal() {
         return Err(StoreError::NeedPassword {
             path: path.to_owned(),
             variable: PASSWORD_VARIABLE,
