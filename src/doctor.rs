@@ -92,7 +92,7 @@ pub fn run(context: &Context) -> Result<ExitCode, Error> {
             let _ = writeln!(
                 out,
                 "  {} ({} entr{})",
-                manifest.path.display(),
+                crate::manifest::printable_path(&manifest.path),
                 manifest.entries.len(),
                 if manifest.entries.len() == 1 {
                     "y"
@@ -119,9 +119,11 @@ pub fn run(context: &Context) -> Result<ExitCode, Error> {
             let _ = writeln!(out, "  {}", err.to_string().replace('\n', "\n  "));
         }
     }
+    // The report quotes the manifest, its paths and store messages: no
+    // control character of theirs reaches the terminal.
     std::io::stdout()
         .lock()
-        .write_all(out.as_bytes())
+        .write_all(crate::manifest::printable_lines(&out).as_bytes())
         .map_err(|source| Error::Stdout { source })?;
     Ok(ExitCode::SUCCESS)
 }

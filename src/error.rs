@@ -6,7 +6,7 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::manifest::Snippet;
+use crate::manifest::{Snippet, printable_path};
 use crate::store::StoreError;
 
 /// env(1)'s code for "with-secrets itself failed".
@@ -25,19 +25,28 @@ pub enum Error {
 
     #[error(
         "no {file} found in {} or any folder above it\n  create one with: with-secrets init\n  or name one with: --manifest PATH (or WITH_SECRETS_MANIFEST)",
-        searched.first().map_or_else(String::new, |dir| dir.display().to_string()),
+        searched.first().map_or_else(String::new, |dir| printable_path(dir)),
         file = crate::manifest::FILE_NAME
     )]
     ManifestNotFound { searched: Vec<PathBuf> },
 
-    #[error("cannot read manifest {}{}", path.display(), read_hint(source))]
+    #[error(
+        "{} belongs to another user (uid {owner}), so with-secrets does not use it: a manifest \
+         found by walking up the folders could have been put there by someone else to choose \
+         what your commands receive\n  if you trust it, name it: with-secrets -m {} ...",
+        printable_path(path),
+        shell_words::quote(&printable_path(path))
+    )]
+    ManifestNotOwned { path: PathBuf, owner: u32 },
+
+    #[error("cannot read manifest {}{}", printable_path(path), read_hint(source))]
     ManifestRead {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
 
-    #[error("{}:{line}:{column}: {message}\n{snippet}", path.display())]
+    #[error("{}:{line}:{column}: {message}\n{snippet}", printable_path(path))]
     Manifest {
         path: PathBuf,
         line: usize,
@@ -46,10 +55,13 @@ pub enum Error {
         snippet: String,
     },
 
-    #[error("{} already exists; edit it, or remove it first to start over", path.display())]
+    #[error(
+        "{} already exists; edit it, or remove it first to start over",
+        printable_path(path)
+    )]
     ManifestExists { path: PathBuf },
 
-    #[error("cannot write {}", path.display())]
+    #[error("cannot write {}", printable_path(path))]
     WriteManifest {
         path: PathBuf,
         #[source]
@@ -58,7 +70,7 @@ pub enum Error {
 
     #[error(
         "{name} is not in {}\n  add it: {name} = {{ service = \"...\", username = \"...\" }}",
-        path.display()
+        printable_path(path)
     )]
     UnknownName { name: String, path: PathBuf },
 
@@ -235,7 +247,7 @@ fn missing_message(
             entry.name, entry.service, entry.username
         );
         if let Some(description) = &entry.description {
-            let _ = write!(out, " ({description})");
+            let _ = write!(out, " ({})", crate::manifest::printable(description));
         }
     }
     out.push_str("\nstore each one with:");

@@ -43,6 +43,12 @@ pub fn find(program: &OsStr, cwd: &Path) -> Result<PathBuf, Error> {
     }
 }
 
+/// The variables that unlock a whole store, which the command never gets.
+pub const UNLOCK_VARIABLES: [&str; 2] = [
+    crate::store::file::PASSPHRASE_VARIABLE,
+    crate::store::keyrings_alt::PASSWORD_VARIABLE,
+];
+
 fn has_separator(program: &OsStr) -> bool {
     let bytes = program.as_encoded_bytes();
     bytes.contains(&b'/') || (cfg!(windows) && bytes.contains(&b'\\'))
@@ -62,6 +68,11 @@ pub fn run(
 ) -> Result<ExitCode, Error> {
     let mut command = Command::new(path);
     command.args(args);
+    // These open every stored value, not one: the command gets the values
+    // it was given, never the key to all the others.
+    for unlocks_everything in UNLOCK_VARIABLES {
+        command.env_remove(unlocks_everything);
+    }
     for (name, value) in &variables {
         command.env(name, env_value(name, value, fix)?);
     }

@@ -61,7 +61,9 @@ impl Context {
         let mut fix = "with-secrets".to_owned();
         if let Some(path) = &cli.manifest {
             fix.push_str(" -m ");
-            fix.push_str(&shell_words::quote(&path.to_string_lossy()));
+            // Messages reach a terminal: a path's control characters are
+            // shown escaped, as every other string of ours is.
+            fix.push_str(&shell_words::quote(&manifest::printable_path(path)));
         }
         if let Some(kind) = cli.store
             && std::env::var_os("WITH_SECRETS_STORE").is_none_or(|value| value != kind.name())

@@ -28,7 +28,9 @@ fn main() -> ExitCode {
         Err(err) => {
             // Not eprintln!, which panics (exit 101) when stderr is a closed
             // pipe: the exit code is the message that must get through.
-            let _ = writeln!(std::io::stderr(), "with-secrets: {}", report(&err));
+            let report = report(&err);
+            let report = with_secrets::manifest::printable_lines(&report);
+            let _ = writeln!(std::io::stderr(), "with-secrets: {report}");
             ExitCode::from(err.exit_code())
         }
     }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use crate::Context;
 use crate::cli::Command;
 use crate::error::Error;
-use crate::manifest::{Entry, EnvName, Manifest};
+use crate::manifest::{Entry, EnvName, Manifest, printable};
 use crate::resolve::{self, Source};
 use crate::secret::Secret;
 use crate::store::{self, Store, StoreKind, keyrings_alt};
@@ -57,7 +57,11 @@ fn set(name: &str, context: &Context) -> Result<ExitCode, Error> {
     let key = resolve::key(entry);
     let interactive = io::stdin().is_terminal();
     let value = if interactive {
-        let prompt = format!("{name} ({} / {}): ", entry.service, entry.username);
+        let prompt = format!(
+            "{name} ({} / {}): ",
+            printable(&entry.service),
+            printable(&entry.username)
+        );
         let typed = crate::prompt::password(&prompt).map_err(|source| Error::ReadValue {
             name: name.to_owned(),
             source,
@@ -184,13 +188,16 @@ pub(crate) fn entry_lines(
                 ),
                 Source::Store(_) => "found".to_owned(),
                 Source::Environment => "from environment".to_owned(),
+                Source::Missing if resolution.store_failed().is_some() => {
+                    format!("not looked up: {} failed", resolution.store)
+                }
                 Source::Missing if entry.optional => "missing (optional)".to_owned(),
                 Source::Missing => format!("missing: run {fix} set {}", entry.name),
             };
             [
                 entry.name.to_string(),
-                entry.service.clone(),
-                entry.username.clone(),
+                printable(&entry.service).into_owned(),
+                printable(&entry.username).into_owned(),
                 status,
             ]
         })
@@ -214,8 +221,17 @@ pub(crate) fn entry_lines(
 fn check(context: &Context) -> Result<ExitCode, Error> {
     let manifest = crate::variables::load_manifest(context)?;
     let resolution = crate::variables::lookup(context, &manifest);
+    // A store that is there but failed says nothing of any entry: that is
+    // an error to fix, not a list of values to store.
+    if let Some(cause) = resolution.store_failed() {
+        return Err(Error::Store {
+            store: resolution.store,
+            cause: cause.clone(),
+        });
+    }
     let mut stdout = io::stdout().lock();
     for line in entry_lines(&manifest, &resolution, &context.fix, "") {
+        let line = crate::manifest::printable_lines(&line);
         writeln!(stdout, "{line}").map_err(|source| Error::Stdout { source })?;
     }
     let all_resolve = manifest
@@ -284,7 +300,9 @@ fn import(from: StoreKind, context: &Context) -> Result<ExitCode, Error> {
         writeln!(
             stdout,
             "{outcome}  {:width$}  {} / {}",
-            entry.name, entry.service, entry.username
+            entry.name,
+            printable(&entry.service),
+            printable(&entry.username)
         )
         .map_err(|source| Error::Stdout { source })?;
     }
@@ -365,15 +383,21 @@ fn init(names: &[String], context: &Context) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A keyring service name from a folder name: lower case, `-` for the rest.
+/// A keyring service name from a folder name: ASCII in lower case, `-` for
+/// ASCII punctuation, white space and control characters. Other characters
+/// stay as they are: a combining mark is part of the letter before it
+/// (Devanagari, Thai, accents written apart), and cutting it out would spell
+/// another word.
 fn service_name(folder: &str) -> String {
     let name: String = folder
         .chars()
         .map(|c| {
-            if c.is_alphanumeric() || c == '.' || c == '_' {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
                 c.to_ascii_lowercase()
-            } else {
+            } else if c.is_ascii() || c.is_whitespace() || c.is_control() {
                 '-'
+            } else {
+                c
             }
         })
         .collect();
@@ -385,8 +409,27 @@ fn service_name(folder: &str) -> String {
     }
 }
 
+/// `text` as a TOML basic string, quotes included. Not Rust's `{:?}`, whose
+/// `\u{...}` escapes TOML does not read: TOML takes any character as it is
+/// but `"`, `\` and control characters, which it escapes as `\uXXXX`.
+fn toml_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// The starter manifest that `init` writes.
 fn starter(service: &str, names: &[EnvName]) -> String {
+    let service = toml_string(service);
     let mut text = format!(
         r#"# secrets.toml: the environment variables that `with-secrets -- COMMAND` sets,
 # and where in your OS keyring each value lives. Check this file in: it holds
@@ -400,7 +443,7 @@ fn starter(service: &str, names: &[EnvName]) -> String {
 
 [defaults]
 # The keyring service of every entry below that does not name its own.
-service = {service:?}
+service = {service}
 
 [secrets]
 # NAME = {{ service = "...", username = "...", optional = false, description = "..." }}
@@ -411,7 +454,10 @@ service = {service:?}
     }
     for name in names {
         let username = name.as_str().to_ascii_lowercase().replace('_', "-");
-        text.push_str(&format!("{name} = {{ username = {username:?} }}\n"));
+        text.push_str(&format!(
+            "{name} = {{ username = {} }}\n",
+            toml_string(&username)
+        ));
     }
     text
 }
@@ -458,6 +504,35 @@ mod tests {
         );
         let empty = Manifest::parse(Path::new("secrets.toml"), &starter("acme", &[])).unwrap();
         assert!(empty.entries.is_empty());
+    }
+
+    #[test]
+    fn the_starter_manifest_is_real_toml_for_any_folder_name() {
+        // Devanagari with combining marks (virama, vowel signs), which `{:?}`
+        // escaped as `\u{94d}`, a form TOML does not read.
+        for folder in [
+            "हिन्दी परियोजना",
+            "café",
+            "naïve\u{301}",
+            "a\"b\\c",
+            "tab\there",
+        ] {
+            let service = service_name(folder);
+            let text = starter(&service, &[EnvName::new("API_TOKEN").unwrap()]);
+            let manifest = Manifest::parse(Path::new("secrets.toml"), &text)
+                .unwrap_or_else(|err| panic!("{folder:?}: {err}\n{text}"));
+            assert_eq!(manifest.entries[0].service, service, "{folder:?}");
+        }
+        assert_eq!(service_name("हिन्दी परियोजना"), "हिन्दी-परियोजना");
+        for text in ["\"", "\\", "\u{1b}[31m", "\u{7f}", "\u{9c}", "é\u{301}"] {
+            let toml = format!("[defaults]\nservice = {}\n", toml_string(text));
+            let manifest = Manifest::parse(
+                Path::new("m"),
+                &format!("{toml}[secrets]\nA = {{ username = \"u\" }}\n"),
+            )
+            .unwrap_or_else(|err| panic!("{text:?}: {err}"));
+            assert_eq!(manifest.entries[0].service, text);
+        }
     }
 
     #[test]

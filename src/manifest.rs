@@ -130,7 +130,7 @@ impl Manifest {
         // Errors are located in the text after the mark, which is what an
         // editor shows: the mark is invisible and would shift the column.
         let fail = |span: Range<usize>, message: String| {
-            Error::manifest(path, body, span, printable(&message))
+            Error::manifest(path, body, span, printable(&message).into_owned())
         };
         let doc = DeTable::parse(body).map_err(|err| {
             let span = err.span().unwrap_or(0..0);
@@ -310,19 +310,41 @@ fn parse_entry(
     })
 }
 
-/// `message` with its control characters escaped (`\u{1b}`): messages quote
-/// keys, and a quoted key can hold any character, terminal escapes included.
-fn printable(message: &str) -> String {
-    message
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+/// `text` with every control character escaped (`\u{1b}`, `\n`): for a
+/// string from the manifest, which is checked in and may be hostile, so a
+/// service, username, description or quoted key can hold terminal escapes
+/// that would recolour, retitle or rewrite the terminal it is printed on.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, |_| true)
+}
+
+/// A path as [`printable`] shows a string: the manifest's own path, and
+/// the folders above it, are named by whoever made the checkout.
+pub fn printable_path(path: &Path) -> String {
+    printable(&path.to_string_lossy()).into_owned()
+}
+
+/// `text` with every control character but the line break escaped: for a
+/// whole message on its way to the terminal, whose own lines must stay
+/// lines. Every line with-secrets writes to stderr goes through this, so a
+/// hostile string that reached a message unescaped is still made harmless.
+pub fn printable_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, |c| c != '\n')
+}
+
+fn escape_controls(text: &str, escape: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && escape(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && escape(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// The error for a manifest over [`MAX_BYTES`], located where it crosses the limit.
@@ -433,11 +455,42 @@ pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, Error> {
     for dir in cwd.ancestors() {
         let candidate = dir.join(FILE_NAME);
         if candidate.is_file() {
+            refuse_foreign(&candidate)?;
             return Ok(candidate);
         }
         searched.push(dir.to_owned());
     }
     Err(Error::ManifestNotFound { searched })
+}
+
+/// Refuses a manifest found by walking up that belongs to another user.
+///
+/// The walk crosses folders other people may write to: a shared `/tmp`, a
+/// group project folder, a mounted volume. A `secrets.toml` someone else
+/// planted above your checkout would choose which keyring items your
+/// commands receive, and under which names. git refuses repositories owned
+/// by others for the same reason since CVE-2022-24765. Yours and root's are
+/// used; anyone else's only when named with `-m`, which says you mean it.
+#[cfg(unix)]
+fn refuse_foreign(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return Ok(()); // reading it will say what is wrong
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    match metadata.uid() {
+        owner if owner == me || owner == 0 => Ok(()),
+        owner => Err(Error::ManifestNotOwned {
+            path: path.to_owned(),
+            owner,
+        }),
+    }
+}
+
+#[cfg(not(unix))]
+fn refuse_foreign(_path: &Path) -> Result<(), Error> {
+    Ok(())
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.
@@ -654,13 +707,40 @@ fn masked_ranges(text: &str) -> Vec<Range<usize>> {
                 }
                 i = close_end;
             }
-            b if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' => {
+            b if !matches!(
+                b,
+                b' ' | b'\t' | b'\r' | b'[' | b']' | b'{' | b'}' | b',' | b'.' | b'='
+            ) =>
+            {
+                // A bare word: a key, `true` or `false`, or a value pasted
+                // without quotes (`API_TOKEN = ghp_...`, `DB = postgres://...`).
                 let end = bytes[i..]
                     .iter()
                     .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-'))
                     .map_or(bytes.len(), |n| i + n);
-                last_key = text[i..end].to_owned();
-                i = end;
+                let line_end = text[i..].find('\n').map_or(text.len(), |n| i + n);
+                let next = bytes[end..line_end]
+                    .iter()
+                    .find(|b| !matches!(b, b' ' | b'\t' | b'\r'))
+                    .copied();
+                let word = &text[i..end];
+                let ends_cleanly = matches!(next, None | Some(b',' | b'}' | b']' | b'#'));
+                let shown = if value_key.is_some() {
+                    matches!(word, "true" | "false") && ends_cleanly
+                } else {
+                    end > i && matches!(next, Some(b'=' | b'.' | b']'))
+                };
+                if shown {
+                    if value_key.is_none() {
+                        last_key = word.to_owned();
+                    }
+                    i = end;
+                } else {
+                    // Anything else could be a secret, and where an unquoted
+                    // one ends is anybody's guess: hide the rest of the line.
+                    masked.push(i..line_end);
+                    i = line_end;
+                }
             }
             _ => i += 1,
         }
@@ -787,6 +867,49 @@ DATABASE_URL = { username = "dev-db" }
             "{message}"
         );
         assert!(!message.contains("sk-live"), "{message}");
+    }
+
+    #[test]
+    fn a_value_pasted_without_quotes_never_appears_in_the_error() {
+        for (text, secret) in [
+            ("[secrets]\nAPI_TOKEN = ghp_abc123XYZ\n", "abc123"),
+            ("[secrets]\nDB=postgres://user:pw@host/db\n", "pw@host"),
+            (
+                "[secrets]\nDB = postgres://user:pw@host/db\nB = 1\n",
+                "pw@host",
+            ),
+            (
+                "[secrets]\nA = { service = \"s\", username = \"u\", password = hunter2 }\n",
+                "hunter2",
+            ),
+            (
+                "[secrets]\nA = { service = \"s\", username = hunter2 }\n",
+                "hunter2",
+            ),
+            ("[secrets]\nghp_abc123XYZ\n", "abc123"),
+            ("[secrets]\nsk-live-abc123 # pasted\n", "abc123"),
+            ("[secrets]\nA = 123456\n", "123456"),
+            ("[secrets]\nA = @abc123$x\n", "abc123"),
+            ("[secrets]\nA = true123\n", "123"),
+            ("[defaults]\nservice = abc123-word\n", "abc123"),
+            ("store = abc123\n", "abc123"),
+            ("[secrets]\nA: abc123\n", "abc123"),
+        ] {
+            let message = error(text);
+            assert!(message.starts_with("secrets.toml:"), "{message}");
+            assert!(!message.contains(secret), "{text:?} gave:\n{message}");
+        }
+    }
+
+    #[test]
+    fn keys_and_booleans_stay_visible_in_a_snippet() {
+        let message =
+            error("[secrets]\nA = { service = \"s\", username = \"u\", optional = true, x = 1 }\n");
+        assert!(
+            message
+                .contains("2 | A = { service = \"s\", username = \"u\", optional = true, x = ***"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -960,7 +1083,7 @@ DATABASE_URL = { username = "dev-db" }
         );
         assert!(lines[2].starts_with("2 | …xxx"), "{message}");
         assert!(
-            lines[2].ends_with("username = \"u\", nope = 1 }"),
+            lines[2].ends_with("username = \"u\", nope = ***"),
             "{message}"
         );
         let caret = lines[3].find('^').unwrap();
@@ -976,7 +1099,7 @@ DATABASE_URL = { username = "dev-db" }
             "{message}"
         );
         assert!(
-            message.contains("\n1 | A = 3\n  | ^\n") || message.ends_with("\n1 | A = 3\n  | ^"),
+            message.contains("\n1 | A = ***\n  | ^\n") || message.ends_with("\n1 | A = ***\n  | ^"),
             "{message}"
         );
     }

@@ -1,9 +1,11 @@
 //! Manifest plus store plus environment: where each variable's value comes from.
 //!
 //! Precedence, per variable: the keyring item first; if the keyring has none,
-//! or cannot be reached at all, the same-named variable already in the
+//! or there is no keyring here at all, the same-named variable already in the
 //! environment (the CI fallback); else the variable is missing. A missing
-//! optional variable is left unset; a missing required one stops the run.
+//! optional variable is left unset; a missing required one stops the run. A
+//! store that is there but fails stops the run whatever the environment
+//! holds.
 
 use std::ffi::OsStr;
 
@@ -32,6 +34,32 @@ pub struct Resolution {
     pub passed_over: Option<StoreError>,
 }
 
+impl Resolution {
+    /// The store's error if the store is there but failed (locked, denied,
+    /// a wrong passphrase, a damaged file, no answer in time). Then nothing
+    /// was looked up, and the environment does not stand in for it: a stale
+    /// exported value must never silently win over a keyring that, say, is
+    /// only locked.
+    pub fn store_failed(&self) -> Option<&StoreError> {
+        self.store_error.as_ref().filter(|err| !is_absent(err))
+    }
+}
+
+/// Whether `err` says there is no store here at all (no session bus, no
+/// Secret Service, a store this platform or machine cannot have), the one
+/// case in which the environment stands in for the store, as it does in CI.
+/// A missing file-store file is not an error: that store is empty.
+pub fn is_absent(err: &StoreError) -> bool {
+    matches!(
+        err,
+        StoreError::NoSessionBus
+            | StoreError::Connect { .. }
+            | StoreError::NoService
+            | StoreError::Unsupported { .. }
+            | StoreError::Unavailable { .. }
+    )
+}
+
 /// Looks every entry up with one batch call. `open` is only called when there
 /// is something to look up, so an empty manifest never touches the keyring.
 pub fn lookup(
@@ -40,7 +68,19 @@ pub fn lookup(
     open: impl FnOnce() -> Result<Box<dyn Store>, StoreError>,
     env: impl Fn(&str) -> Option<std::ffi::OsString>,
 ) -> Resolution {
-    let keys: Vec<Key<'_>> = entries.iter().map(key).collect();
+    // Two names may map to one item (one token under two variable names):
+    // each item is asked for once, and every name that maps to it gets it.
+    let mut keys: Vec<Key<'_>> = Vec::with_capacity(entries.len());
+    let slots: Vec<usize> = entries
+        .iter()
+        .map(|entry| {
+            let key = key(entry);
+            keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+                keys.push(key);
+                keys.len() - 1
+            })
+        })
+        .collect();
     let mut store_name = store_name;
     let mut passed_over = None;
     let (found, store_error) = if keys.is_empty() {
@@ -58,16 +98,24 @@ pub fn lookup(
             Err(err) => (Vec::new(), Some(err)),
         }
     };
-    let mut found = found.into_iter();
+    let fallback = store_error.as_ref().is_none_or(is_absent);
     let sources = entries
         .iter()
-        .map(|entry| match found.next().flatten() {
-            Some(found) => Source::Store(found),
-            // An empty variable counts as unset: CI systems expand a secret
-            // that was never configured to an empty string.
-            None if env(entry.name.as_str()).is_some_and(|v| !v.is_empty()) => Source::Environment,
-            None => Source::Missing,
-        })
+        .zip(&slots)
+        .map(
+            |(entry, &slot)| match found.get(slot).and_then(Option::as_ref) {
+                Some(found) => Source::Store(Found {
+                    secret: found.secret.clone(),
+                    matches: found.matches,
+                }),
+                // An empty variable counts as unset: CI systems expand a secret
+                // that was never configured to an empty string.
+                None if fallback && env(entry.name.as_str()).is_some_and(|v| !v.is_empty()) => {
+                    Source::Environment
+                }
+                None => Source::Missing,
+            },
+        )
         .collect();
     Resolution {
         store: store_name,
@@ -92,6 +140,12 @@ pub fn variables(
     resolution: Resolution,
     fix: &str,
 ) -> Result<Vec<(String, Secret)>, Error> {
+    if let Some(cause) = resolution.store_failed() {
+        return Err(Error::Store {
+            store: resolution.store,
+            cause: cause.clone(),
+        });
+    }
     let mut variables = Vec::new();
     let mut missing = Vec::new();
     for (entry, source) in manifest.entries.iter().zip(resolution.sources) {
@@ -179,12 +233,56 @@ C = { service = "s", username = "c", optional = true }
     }
 
     #[test]
-    fn every_entry_comes_from_one_batch() {
-        let manifest = manifest();
-        let mut store = Memory::with(&[("s", "a", "1"), ("s", "b", "2"), ("s", "c", "3")]);
-        let keys: Vec<_> = manifest.entries.iter().map(key).collect();
-        assert_eq!(store.get_all(&keys).unwrap().len(), 3);
-        assert_eq!(store.batches, 1);
+    fn every_entry_comes_from_one_batch_and_each_item_is_asked_for_once() {
+        let manifest = Manifest::parse(
+            Path::new("secrets.toml"),
+            r#"
+[secrets]
+A = { service = "s", username = "a" }
+B = { service = "s", username = "b" }
+ALSO_A = { service = "s", username = "a" }
+C = { service = "s", username = "c", optional = true }
+"#,
+        )
+        .unwrap();
+        let store = Memory::with(&[("s", "a", "1"), ("s", "b", "2")]);
+        let batches = store.batches.clone();
+        let resolution = lookup(
+            &manifest.entries,
+            "memory",
+            || Ok(Box::new(store)),
+            |_| None,
+        );
+        assert_eq!(
+            *batches.borrow(),
+            [3],
+            "one batch of the three distinct items"
+        );
+        let vars = variables(&manifest, resolution, "with-secrets").unwrap();
+        let values: Vec<(&str, &[u8])> = vars
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.expose()))
+            .collect();
+        assert_eq!(values, [("A", &b"1"[..]), ("B", b"2"), ("ALSO_A", b"1")]);
+    }
+
+    #[test]
+    fn a_store_that_is_there_but_fails_is_never_replaced_by_the_environment() {
+        for fail in [
+            StoreError::Locked,
+            StoreError::TimedOut(std::time::Duration::from_secs(1)),
+            StoreError::Denied("no".into()),
+        ] {
+            let store = Memory {
+                fail: Some(fail.clone()),
+                ..Memory::default()
+            };
+            let err = resolve(store, &[("A", "x"), ("B", "y")]).unwrap_err();
+            assert!(
+                matches!(&err, Error::Store { cause, .. } if *cause == fail),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

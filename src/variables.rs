@@ -27,13 +27,13 @@ pub fn load_manifest(context: &Context) -> Result<Manifest, Error> {
     let manifest = context.load_manifest()?;
     crate::explain!(
         "manifest {} ({})",
-        manifest.path.display(),
+        crate::manifest::printable_path(&manifest.path),
         match context.manifest_source {
             Some(source) => format!("from {source}"),
             None => format!(
                 "the nearest {} from {}",
                 crate::manifest::FILE_NAME,
-                context.cwd.display()
+                crate::manifest::printable_path(&context.cwd)
             ),
         }
     );
@@ -127,9 +127,15 @@ fn explain_lookup(context: &Context, manifest: &Manifest, resolution: &Resolutio
         },
     };
     crate::explain!("store {} ({why})", resolution.store);
-    if let Some(err) = &resolution.store_error {
+    if let Some(err) = resolution.store_failed() {
         crate::explain!(
-            "{} failed, so every value comes from the environment: {}",
+            "{} failed, so nothing is looked up, not even in the environment: {}",
+            resolution.store,
+            first_line(err)
+        );
+    } else if let Some(err) = &resolution.store_error {
+        crate::explain!(
+            "{} is not here, so every value comes from the environment: {}",
             resolution.store,
             first_line(err)
         );

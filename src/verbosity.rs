@@ -4,6 +4,10 @@
 //! This is one process-wide setting, like a logger's level, because warnings
 //! come from deep inside stores (keyrings.alt's plain-text file) that have no
 //! business taking a flag through every call on the way.
+//!
+//! Every line goes out with its control characters escaped (see
+//! [`crate::manifest::printable_lines`]): messages quote the manifest, which
+//! may be hostile.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -44,7 +48,10 @@ macro_rules! warning {
         if $crate::verbosity::warnings() {
             let _ = ::std::io::Write::write_fmt(
                 &mut ::std::io::stderr(),
-                format_args!("{}\n", format_args!($($arg)*)),
+                format_args!(
+                    "{}\n",
+                    $crate::manifest::printable_lines(&format!($($arg)*))
+                ),
             );
         }
     };
@@ -57,7 +64,10 @@ macro_rules! note {
     ($($arg:tt)*) => {
         let _ = ::std::io::Write::write_fmt(
             &mut ::std::io::stderr(),
-            format_args!("{}\n", format_args!($($arg)*)),
+            format_args!(
+                    "{}\n",
+                    $crate::manifest::printable_lines(&format!($($arg)*))
+                ),
         );
     };
 }
@@ -69,7 +79,10 @@ macro_rules! explain {
         if $crate::verbosity::verbose() {
             let _ = ::std::io::Write::write_fmt(
                 &mut ::std::io::stderr(),
-                format_args!("with-secrets: {}\n", format_args!($($arg)*)),
+                format_args!(
+                    "with-secrets: {}\n",
+                    $crate::manifest::printable_lines(&format!($($arg)*))
+                ),
             );
         }
     };

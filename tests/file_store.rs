@@ -572,3 +572,31 @@ fn the_passphrase_is_asked_twice_for_a_new_file_and_once_after() {
     assert!(transcript.ends_with("typed value\r\n"), "{transcript}");
     assert_eq!(transcript.matches("assphrase").count(), 1, "{transcript}");
 }
+
+#[test]
+fn a_piped_value_still_gets_its_passphrase_asked_on_the_terminal() {
+    // `printf %s "$T" | with-secrets set NAME`, typed at a terminal: stdin
+    // is the pipe, and the passphrase is asked on the controlling terminal.
+    let test = project(&[("TOKEN", "acme-api", "CI Bot")]);
+    let bin = crate::support::BIN;
+    let (transcript, code) = on_terminal(
+        &test,
+        &format!("printf %s 'piped value' | {bin} set TOKEN"),
+        &[
+            ("New passphrase for ", PASSPHRASE),
+            ("The same passphrase again: ", PASSPHRASE),
+        ],
+    );
+    assert_eq!(code, 0, "{transcript}");
+    assert!(!transcript.contains(PASSPHRASE), "echoed: {transcript}");
+    let test = test.env("WITH_SECRETS_PASSPHRASE", PASSPHRASE);
+    assert_eq!(get(&test, "TOKEN"), "piped value");
+    // And a run whose stdin is not the terminal asks there too.
+    let (transcript, code) = on_terminal(
+        &test.env("WITH_SECRETS_PASSPHRASE", ""),
+        &format!("{bin} -- sh -c 'printf \"<%s>\" \"$TOKEN\"' </dev/null"),
+        &[("Passphrase for ", PASSPHRASE)],
+    );
+    assert_eq!(code, 0, "{transcript}");
+    assert!(transcript.contains("<piped value>"), "{transcript}");
+}

@@ -10,6 +10,7 @@ mod doctor;
 mod env_format;
 mod ergonomics;
 mod examples;
+mod fallback;
 mod file_store;
 mod hardening;
 mod keyutils;

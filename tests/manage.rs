@@ -249,8 +249,22 @@ fn of_several_items_the_most_recently_modified_wins() {
         Some("b"),
     );
     assert!(output.status.success());
-    // Modified has whole seconds: let the clock move on, then change the first.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Modified has whole seconds: wait until the clock has moved on to the
+    // next second, then change the first.
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        == start
+    {
+        assert!(std::time::Instant::now() < deadline, "the clock stopped");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     service.store_foreign("acme", "CI Bot", "first", "new-a");
     assert_eq!(service.items("acme", "CI Bot").len(), 2);
     project(&service)

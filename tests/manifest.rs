@@ -92,3 +92,119 @@ fn the_example_manifest_parses() {
         .collect();
     assert_eq!(lines, ["API_TOKEN", "DATABASE_URL", "SENTRY_DSN"]);
 }
+
+/// A manifest whose strings carry terminal escapes: colour, window title,
+/// bell, and a line break that would fake a line of output.
+const HOSTILE: &str = r#"[secrets]
+API_TOKEN = { service = "acme\u001b[31m", username = "ci\u001b]0;owned\u0007bot", description = "red\u001b[2Jalert\nfake line" }
+"#;
+
+/// Whether `text` has a control character other than a line break (and the
+/// carriage return a terminal transcript has).
+fn has_control(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r')
+}
+
+#[test]
+fn manifest_strings_reach_the_terminal_with_control_characters_escaped() {
+    let test = Test::new()
+        .manifest(HOSTILE)
+        .file("dir\u{1b}[31m/m\u{1b}[31m.toml", HOSTILE)
+        .cwd("dir\u{1b}[31m")
+        .env("XDG_DATA_HOME", "/nonexistent/data")
+        .env("WITH_SECRETS_STORE", "file");
+    let mut outputs = Vec::new();
+    for args in [
+        &["check"][..],
+        &["doctor"],
+        &["-v", "--", "true"],
+        &["import", "--from", "keyrings-alt"],
+        &["get", "API_TOKEN"],
+        &["delete", "API_TOKEN"],
+        &["-m", "m\u{1b}[31m.toml", "check"],
+        &["-m", "m\u{1b}[31m.toml", "-v", "env"],
+    ] {
+        let run = test.run(args);
+        outputs.push((args.join(" "), run.stdout(), run.stderr()));
+    }
+    // The missing-secrets message, with the description.
+    let run = test.run(["--", "true"]);
+    run.expect_code(125).stderr_has("acme\\u{1b}[31m");
+    outputs.push(("run".into(), run.stdout(), run.stderr()));
+    // The `set` prompt, on a terminal (script(1)).
+    let data = test.path().join("data");
+    let transcript = test
+        .env("XDG_DATA_HOME", data)
+        .env("WITH_SECRETS_PASSPHRASE", "p")
+        .on_terminal("set API_TOKEN", "API_TOKEN (", "value\r");
+    assert!(
+        transcript.contains("API_TOKEN (acme\\u{1b}[31m / "),
+        "{transcript:?}"
+    );
+    outputs.push(("set".into(), transcript, String::new()));
+    for (what, stdout, stderr) in &outputs {
+        assert!(
+            !has_control(stdout) && !has_control(stderr),
+            "{what}:\n{stdout:?}\n{stderr:?}"
+        );
+    }
+    let all: String = outputs
+        .iter()
+        .map(|(_, out, err)| format!("{out}{err}"))
+        .collect();
+    // Escaped, not dropped: the person sees what the manifest says.
+    for shown in [
+        "acme\\u{1b}[31m",
+        "ci\\u{1b}]0;owned\\u{7}bot",
+        "red\\u{1b}[2Jalert\\nfake line",
+    ] {
+        assert!(all.contains(shown), "{shown} not shown in:\n{all}");
+    }
+    assert!(!all.contains("\nfake line"), "{all}");
+}
+
+#[test]
+fn a_manifest_found_by_walking_up_that_another_user_owns_is_refused() {
+    use std::os::unix::fs::chown;
+    let test = Test::new()
+        .manifest(&crate::support::manifest_for(&[("A", "s", "a")]))
+        .cwd("sub")
+        .env("A", "from-env");
+    let manifest = test.path().join("secrets.toml");
+    chown(&manifest, Some(4242), Some(4242)).unwrap();
+    let run = test.run(["--", "sh", "-c", "echo ran"]);
+    run.expect_code(125)
+        .stderr_has("secrets.toml belongs to another user (uid 4242)")
+        .stderr_has("if you trust it, name it: with-secrets -m ");
+    assert!(!run.stdout().contains("ran"), "{}", run.stdout());
+    test.run(["check"]).expect_code(125).stderr_has("uid 4242");
+    // Named explicitly, it is used: that says the user means it.
+    let path = manifest.to_string_lossy().into_owned();
+    test.run(["-m", &path, "--", "sh", "-c", "printf %s \"$A\""])
+        .success()
+        .stdout_is("from-env");
+    // Root's (as in a system-wide checkout) and one's own are used.
+    chown(&manifest, Some(0), Some(0)).unwrap();
+    test.run(["--", "sh", "-c", "printf %s \"$A\""])
+        .success()
+        .stdout_is("from-env");
+}
+
+#[test]
+fn init_in_a_folder_with_combining_marks_writes_a_manifest_that_parses() {
+    let test = Test::new().cwd("हिन्दी परियोजना");
+    test.run(["init", "API_TOKEN"]).success();
+    let written = test.path().join("हिन्दी परियोजना/secrets.toml");
+    let text = std::fs::read_to_string(&written).unwrap();
+    assert!(text.contains("service = \"हिन्दी-परियोजना\""), "{text}");
+    let check = test.env("API_TOKEN", "x").run(["check"]);
+    check.success();
+    assert!(
+        check
+            .stdout()
+            .contains("API_TOKEN  हिन्दी-परियोजना  api-token  from environment"),
+        "{}",
+        check.stdout()
+    );
+}
