@@ -418,10 +418,15 @@ impl SecretService {
         let deadline = Instant::now() + wait;
         loop {
             // An error from AddMatch or Prompt ends the wait; their success
-            // says nothing about the outcome.
-            for serial in serials {
+            // says nothing about the outcome. A prompt that fails to run
+            // (oo7-daemon with no prompter to show it) could not be shown:
+            // for the person, that is what dismissed means.
+            for (index, serial) in serials.into_iter().enumerate() {
                 if let Some(mut reply) = self.early.remove(&serial) {
-                    check(&mut reply)?;
+                    match check(&mut reply) {
+                        Err(StoreError::Protocol(_)) if index == 1 => return Err(dismissed),
+                        other => other?,
+                    }
                 }
             }
             if let Some(index) = self.completed.iter().position(|signal| {
