@@ -324,7 +324,16 @@ impl SecretService {
                 (vec![collection],),
             )
             .expect("Lock");
-        assert_eq!(&*prompt, "/", "locking needed a prompt");
+        // KeePassXC answers Lock with a prompt, which needs no person.
+        if &*prompt != "/" {
+            connection
+                .with_proxy("org.freedesktop.secrets", prompt, Duration::from_secs(10))
+                .method_call::<(), _, _, _>("org.freedesktop.Secret.Prompt", "Prompt", ("",))
+                .expect("Prompt");
+            self.wait_until("the default collection is locked", |service| {
+                service.default_locked() == Some(true)
+            });
+        }
     }
 
     /// Sends `signal` to the dbus-daemon.
@@ -372,6 +381,26 @@ impl SecretService {
             ],
             Some(value),
         );
+        assert!(output.status.success(), "secret-tool store: {output:?}");
+    }
+
+    /// Stores an item with `extra` attributes besides `service` and
+    /// `username`: items that differ only there are separate items.
+    pub fn store_foreign_with(
+        &self,
+        service: &str,
+        username: &str,
+        label: &str,
+        value: &str,
+        extra: &[(&str, &str)],
+    ) {
+        let mut args = vec![
+            "store", "--label", label, "service", service, "username", username,
+        ];
+        for (key, value) in extra {
+            args.extend([*key, *value]);
+        }
+        let output = self.secret_tool(&args, Some(value));
         assert!(output.status.success(), "secret-tool store: {output:?}");
     }
 
