@@ -4,11 +4,19 @@
 //! every change, nothing found in a locked collection, `IsLocked` from
 //! CreateItem, a session algorithm it cannot open.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use dbus::Message;
+use dbus::arg::Variant;
+use dbus::channel::Channel;
+use dbus::message::MessageType;
 
 use crate::support::{SecretService, Test, manifest_for};
 
 const VALUE: &str = "daemon-canary-7e21";
+const PROMPT_IFACE: &str = "org.freedesktop.Secret.Prompt";
 
 fn project(service: &SecretService) -> Test {
     Test::new()
@@ -134,4 +142,294 @@ fn a_locked_collection_that_finds_nothing_never_falls_back_to_the_environment() 
         .run(["--", "sh", "-c", "printf %s \"$A\""])
         .expect_code(125)
         .stderr_has("the keyring is locked");
+}
+
+/// Watches `service`'s bus for the first `Prompt` call anyone makes, and
+/// answers it with a forged `Completed` signal (dismissed) from this
+/// connection: once to everyone, once to the caller directly, which no match
+/// rule filters. Returns how many it sent.
+fn forge_completed(service: &SecretService, until: Instant) -> std::thread::JoinHandle<usize> {
+    let address = service.address().to_owned();
+    let (ready, listening) = std::sync::mpsc::channel();
+    let forger = std::thread::spawn(move || {
+        let mut channel = Channel::open_private(&address).expect("connect");
+        channel.register().expect("register");
+        let watch = Message::new_method_call(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "AddMatch",
+        )
+        .unwrap()
+        .append1(
+            "type='method_call',interface='org.freedesktop.Secret.Prompt',member='Prompt',\
+             eavesdrop='true'",
+        );
+        channel
+            .send_with_reply_and_block(watch, Duration::from_secs(10))
+            .expect("AddMatch");
+        ready.send(()).unwrap();
+        while Instant::now() < until {
+            channel
+                .read_write(Some(Duration::from_millis(50)))
+                .expect("the bus is there");
+            while let Some(call) = channel.pop_message() {
+                if call.msg_type() != MessageType::MethodCall
+                    || call.member().as_deref() != Some("Prompt")
+                {
+                    continue;
+                }
+                let path = call.path().unwrap().to_string();
+                let caller = call.sender().unwrap().into_static();
+                let forged = || {
+                    Message::new_signal(path.clone(), PROMPT_IFACE, "Completed")
+                        .unwrap()
+                        .append2(true, Variant(""))
+                };
+                let mut direct = forged();
+                direct.set_destination(Some(caller));
+                channel.send(forged()).unwrap();
+                channel.send(direct).unwrap();
+                channel.flush();
+                return 2;
+            }
+        }
+        0
+    });
+    listening
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the forger is listening");
+    forger
+}
+
+#[test]
+fn a_forged_completed_signal_from_another_connection_is_ignored() {
+    let service = SecretService::start_keepassxc();
+    lock_hiding(&service);
+    let forger = forge_completed(&service, Instant::now() + Duration::from_secs(20));
+    // KeePassXC's unlock dialog waits on the Xvfb; the forger says at once
+    // that it was dismissed. Only KeePassXC may say so.
+    let run = project(&service).run(["--timeout", "2", "get", "A"]);
+    assert_eq!(forger.join().unwrap(), 2, "the forger saw no Prompt call");
+    run.expect_code(125)
+        .stderr_has("KeePassXC did not finish its prompt within 2 s: a dialog may be waiting")
+        .stderr_lacks("dismissed");
+}
+
+/// A tiny Secret Service, run by a thread of this test, for what no real
+/// daemon here does on demand. It answers each call with what `answer`
+/// returns (an UnknownMethod error for `None`), and records each call's
+/// member.
+struct Fake {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+type Answer = dyn FnMut(&str, &Message, usize) -> Option<Vec<Message>> + Send;
+
+impl Fake {
+    fn start(service: &SecretService, mut answer: Box<Answer>) -> Self {
+        let address = service.address().to_owned();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let (ready, owned) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let mut channel = Channel::open_private(&address).expect("connect");
+            channel.register().expect("register");
+            let request = Message::new_method_call(
+                "org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus",
+                "RequestName",
+            )
+            .unwrap()
+            .append2("org.freedesktop.secrets", 4u32);
+            let reply = channel
+                .send_with_reply_and_block(request, Duration::from_secs(10))
+                .expect("RequestName");
+            assert_eq!(reply.read1::<u32>().unwrap(), 1, "the fake owns the name");
+            ready.send(()).unwrap();
+            let mut calls: Vec<String> = Vec::new();
+            while !stopped.load(Ordering::SeqCst) {
+                channel
+                    .read_write(Some(Duration::from_millis(20)))
+                    .expect("the bus is there");
+                while let Some(call) = channel.pop_message() {
+                    if call.msg_type() != MessageType::MethodCall {
+                        continue;
+                    }
+                    let member = call.member().unwrap().to_string();
+                    let seen = calls.iter().filter(|m| **m == member).count();
+                    calls.push(member.clone());
+                    let replies = answer(&member, &call, seen).unwrap_or_else(|| {
+                        vec![call.error(
+                            &"org.freedesktop.DBus.Error.UnknownMethod".into(),
+                            c"not in this fake",
+                        )]
+                    });
+                    for reply in replies {
+                        channel.send(reply).unwrap();
+                    }
+                }
+                channel.flush();
+            }
+            calls
+        });
+        owned
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the fake service owns org.freedesktop.secrets");
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops it; returns every call it got, by member, in order.
+    fn calls(mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+const COLLECTION: &str = "/org/freedesktop/secrets/collection/fake";
+
+/// What every fake answers alike: a plain session, and the default alias.
+fn common(member: &str, call: &Message) -> Option<Vec<Message>> {
+    match member {
+        "OpenSession" if call.read1::<&str>().ok() == Some("plain") => Some(vec![
+            call.method_return().append2(
+                Variant(""),
+                dbus::Path::from("/org/freedesktop/secrets/session/1"),
+            ),
+        ]),
+        "ReadAlias" => Some(vec![
+            call.method_return().append1(dbus::Path::from(COLLECTION)),
+        ]),
+        _ => None,
+    }
+}
+
+#[test]
+fn create_item_answering_is_locked_unlocks_the_collection_and_retries() {
+    let bus = SecretService::bus_only();
+    let prompt = "/org/freedesktop/secrets/prompt/1";
+    let fake = Fake::start(
+        &bus,
+        Box::new(move |member, call, seen| {
+            let no_items: (Vec<dbus::Path>, Vec<dbus::Path>) = (Vec::new(), Vec::new());
+            Some(match member {
+                "SearchItems" => vec![call.method_return().append2(no_items.0, no_items.1)],
+                // Its Locked property says unlocked; CreateItem knows better.
+                "Get" => vec![call.method_return().append1(Variant(false))],
+                "CreateItem" if seen == 0 => vec![call.error(
+                    &"org.freedesktop.Secret.Error.IsLocked".into(),
+                    c"the collection is locked",
+                )],
+                "CreateItem" => vec![call.method_return().append2(
+                    dbus::Path::from(format!("{COLLECTION}/1")),
+                    dbus::Path::from("/"),
+                )],
+                // Unlocking needs a prompt, which completes with no person,
+                // as KeePassXC's and oo7's can.
+                "Unlock" => vec![
+                    call.method_return()
+                        .append2(Vec::<dbus::Path>::new(), dbus::Path::from(prompt)),
+                ],
+                "Prompt" => vec![
+                    call.method_return(),
+                    Message::new_signal(prompt, PROMPT_IFACE, "Completed")
+                        .unwrap()
+                        .append2(false, Variant(vec![dbus::Path::from(COLLECTION)])),
+                ],
+                _ => return common(member, call),
+            })
+        }),
+    );
+    project(&bus)
+        .env("WITH_SECRETS_PLAIN_SESSION", "1")
+        .run_input(VALUE, ["set", "A"])
+        .success();
+    assert_eq!(
+        fake.calls(),
+        [
+            "OpenSession",
+            "SearchItems",
+            "Get",
+            "CreateItem",
+            "ReadAlias",
+            "Unlock",
+            "Prompt",
+            "SearchItems",
+            "Get",
+            "CreateItem"
+        ]
+    );
+}
+
+#[test]
+fn doctor_shows_a_daemon_that_cannot_open_an_encrypted_session() {
+    let bus = SecretService::bus_only();
+    let fake = Fake::start(
+        &bus,
+        Box::new(|member, call, _| match member {
+            "OpenSession" if call.read1::<&str>().ok() != Some("plain") => Some(vec![call.error(
+                &"org.freedesktop.DBus.Error.NotSupported".into(),
+                c"no such algorithm",
+            )]),
+            "Get" => Some(vec![call.method_return().append1(Variant(false))]),
+            _ => common(member, call),
+        }),
+    );
+    let run = project(&bus).run(["doctor"]);
+    let out = run.success().stdout();
+    assert!(
+        out.contains(
+            "encryption:     dh-ietf1024-sha256-aes128-cbc-pkcs7 FAILS (runs use it): \
+             unexpected answer: org.freedesktop.DBus.Error.NotSupported: no such algorithm"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("plain session:  plain opens (only with WITH_SECRETS_PLAIN_SESSION=1)"),
+        "{out}"
+    );
+    // The test process is the daemon here: an unknown one, named by its program.
+    assert!(out.contains("; your keyring daemon (e2e-"), "{out}");
+    // Both sessions, then the entries' lookup, which opens its own.
+    let calls = fake.calls();
+    assert_eq!(
+        calls[..4].iter().filter(|m| *m == "OpenSession").count(),
+        2,
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn doctor_names_keepassxc_and_oo7_and_opens_both_sessions() {
+    for (service, program, daemon) in [
+        (SecretService::start_keepassxc(), "keepassxc", "KeePassXC"),
+        (SecretService::start_oo7(), "oo7-daemon", "oo7-daemon"),
+    ] {
+        let out = project(&service).run(["doctor"]).success().stdout();
+        assert!(
+            out.contains(&format!("Secret Service: {program} (pid ")),
+            "{out}"
+        );
+        assert!(out.contains(&format!("; {daemon})")), "{out}");
+        assert!(
+            out.contains("encryption:     dh-ietf1024-sha256-aes128-cbc-pkcs7 opens (runs use it)"),
+            "{out}"
+        );
+        assert!(out.contains("plain session:  plain opens"), "{out}");
+        assert!(
+            out.contains("keyring:        default collection unlocked"),
+            "{out}"
+        );
+    }
 }
