@@ -160,7 +160,11 @@ fn native_report(context: &Context, out: &mut String) -> Result<(), StoreError> 
             Ok(()) => format!("opens ({used})"),
             Err(err) => format!("FAILS ({used}): {}", first_line(err)),
         };
-        let label = if index == 0 { "encryption:" } else { "plain session:" };
+        let label = if index == 0 {
+            "encryption:"
+        } else {
+            "plain session:"
+        };
         let _ = writeln!(out, "  {label:<16}{algorithm} {state}");
     }
     let locked = match &diagnosis.locked {

@@ -302,12 +302,12 @@ const COLLECTION: &str = "/org/freedesktop/secrets/collection/fake";
 /// What every fake answers alike: a plain session, and the default alias.
 fn common(member: &str, call: &Message) -> Option<Vec<Message>> {
     match member {
-        "OpenSession" if call.read1::<&str>().ok() == Some("plain") => Some(vec![
-            call.method_return().append2(
+        "OpenSession" if call.read1::<&str>().ok() == Some("plain") => {
+            Some(vec![call.method_return().append2(
                 Variant(""),
                 dbus::Path::from("/org/freedesktop/secrets/session/1"),
-            ),
-        ]),
+            )])
+        }
         "ReadAlias" => Some(vec![
             call.method_return().append1(dbus::Path::from(COLLECTION)),
         ]),

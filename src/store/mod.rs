@@ -364,7 +364,10 @@ impl Daemon {
                                 Service Integration)"
                 .to_owned(),
             Self::KWallet => "create a wallet in KWalletManager".to_owned(),
-            other => format!("create a default collection with {}'s own tools", other.name()),
+            other => format!(
+                "create a default collection with {}'s own tools",
+                other.name()
+            ),
         }
     }
 }

@@ -399,9 +399,10 @@ impl SecretService {
         if &**prompt == NO_PROMPT {
             return Ok(());
         }
-        let owner = self.owner.clone().ok_or_else(|| {
-            StoreError::Protocol("a prompt came from an unknown sender".into())
-        })?;
+        let owner = self
+            .owner
+            .clone()
+            .ok_or_else(|| StoreError::Protocol("a prompt came from an unknown sender".into()))?;
         // Subscribe before asking, or a quick answer could be missed.
         let rule = format!(
             "type='signal',sender='{owner}',interface='{PROMPT_IFACE}',member='Completed',path='{}'",
@@ -437,7 +438,11 @@ impl SecretService {
                 let was_dismissed: bool = signal.read1().map_err(|err| {
                     StoreError::Protocol(format!("a bad Completed signal: {err}"))
                 })?;
-                return if was_dismissed { Err(dismissed) } else { Ok(()) };
+                return if was_dismissed {
+                    Err(dismissed)
+                } else {
+                    Ok(())
+                };
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -832,7 +837,10 @@ pub fn diagnose(timeout: Duration) -> Diagnosis {
     let mut connection = SecretService {
         channel,
         timeout,
-        session: Session::Pending { serial: 0, keys: None },
+        session: Session::Pending {
+            serial: 0,
+            keys: None,
+        },
         early: HashMap::new(),
         completed: Vec::new(),
         owner: None,
@@ -863,8 +871,13 @@ pub fn diagnose(timeout: Duration) -> Diagnosis {
             return failed(bus, err);
         }
     };
-    let [_hello, mut pid_reply, mut alias_reply, mut dh_reply, mut plain_reply] =
-        <[Message; 5]>::try_from(replies).expect("five calls, five replies");
+    let [
+        _hello,
+        mut pid_reply,
+        mut alias_reply,
+        mut dh_reply,
+        mut plain_reply,
+    ] = <[Message; 5]>::try_from(replies).expect("five calls, five replies");
     let service = read::<(u32,)>(&mut pid_reply).map(|(pid,)| {
         let name = program(pid).unwrap_or_else(|| "unknown program".to_owned());
         (pid, name)
@@ -892,7 +905,10 @@ pub fn diagnose(timeout: Duration) -> Diagnosis {
     Diagnosis {
         bus: Ok(address),
         service,
-        sessions: vec![(ALGORITHM, dh.map_err(name)), ("plain", plain.map_err(name))],
+        sessions: vec![
+            (ALGORITHM, dh.map_err(name)),
+            ("plain", plain.map_err(name)),
+        ],
         locked: locked.map_err(name),
         daemon,
     }

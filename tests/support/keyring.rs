@@ -193,7 +193,15 @@ impl SecretService {
     /// the display number, which Xvfb prints once it accepts clients.
     fn start_xvfb(&mut self) -> u32 {
         let mut xvfb = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0", "800x600x24"])
+            .args([
+                "-displayfd",
+                "1",
+                "-nolisten",
+                "tcp",
+                "-screen",
+                "0",
+                "800x600x24",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -543,12 +551,18 @@ fn keepassxc_database() -> &'static [u8] {
                 .write_all(input.as_bytes())
                 .expect("keepassxc-cli stdin");
             let output = child.wait_with_output().expect("keepassxc-cli");
-            assert!(output.status.success(), "keepassxc-cli {args:?}: {output:?}");
+            assert!(
+                output.status.success(),
+                "keepassxc-cli {args:?}: {output:?}"
+            );
             output.stdout
         };
         let twice = format!("{PASSWORD}\n{PASSWORD}\n");
         cli(&["db-create", "-q", "-p", "plain.kdbx"], &twice);
-        let xml = cli(&["export", "-q", "-f", "xml", "plain.kdbx"], &format!("{PASSWORD}\n"));
+        let xml = cli(
+            &["export", "-q", "-f", "xml", "plain.kdbx"],
+            &format!("{PASSWORD}\n"),
+        );
         let xml = String::from_utf8(xml).expect("XML export");
         let group = xml
             .split("<Root>")
@@ -566,7 +580,10 @@ fn keepassxc_database() -> &'static [u8] {
             1,
         );
         std::fs::write(dir.path().join("exposed.xml"), xml).expect("XML");
-        cli(&["import", "-q", "-p", "exposed.xml", "exposed.kdbx"], &twice);
+        cli(
+            &["import", "-q", "-p", "exposed.xml", "exposed.kdbx"],
+            &twice,
+        );
         std::fs::read(dir.path().join("exposed.kdbx")).expect("database")
     })
 }
