@@ -509,3 +509,62 @@ impl StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daemons_are_known_by_their_process_names() {
+        for (program, daemon) in [
+            ("gnome-keyring-d", Daemon::GnomeKeyring),
+            ("keepassxc", Daemon::KeePassXc),
+            ("oo7-daemon", Daemon::Oo7),
+            ("kwalletd6", Daemon::KWallet),
+            ("ksecretd", Daemon::KWallet),
+            ("", Daemon::Unknown),
+            ("pass-secret-ser", Daemon::Other("pass-secret-ser".into())),
+        ] {
+            assert_eq!(Daemon::from_program(program), daemon, "{program}");
+        }
+    }
+
+    #[test]
+    fn advice_names_the_daemon_that_answers() {
+        let locked = |daemon| StoreError::Locked { daemon }.to_string();
+        assert!(locked(Daemon::GnomeKeyring).contains("gnome-keyring-daemon --unlock"));
+        assert!(locked(Daemon::KeePassXc).contains("unlock the database in KeePassXC"));
+        assert!(!locked(Daemon::KeePassXc).contains("gnome-keyring"));
+        assert!(locked(Daemon::KWallet).contains("KWalletManager"));
+        assert!(locked(Daemon::Other("secretd".into())).contains("your keyring daemon (secretd)"));
+        let prompt = StoreError::PromptTimedOut {
+            daemon: Daemon::Oo7,
+            after: Duration::from_millis(1500),
+        }
+        .to_string();
+        assert!(
+            prompt.starts_with(
+                "oo7-daemon did not finish its prompt within 1.5 s: a dialog may be waiting"
+            ),
+            "{prompt}"
+        );
+    }
+
+    #[test]
+    fn for_daemon_fills_in_only_errors_that_give_advice() {
+        let named = StoreError::TimedOut {
+            after: Duration::from_secs(1),
+            daemon: Daemon::Unknown,
+        }
+        .for_daemon(Daemon::KeePassXc);
+        assert!(
+            named.to_string().contains("KeePassXC may be hung"),
+            "{named}"
+        );
+        assert_eq!(
+            StoreError::NoService.for_daemon(Daemon::KeePassXc),
+            StoreError::NoService
+        );
+        assert!(!StoreError::NoService.names_daemon());
+    }
+}
