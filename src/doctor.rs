@@ -142,15 +142,39 @@ fn native_report(context: &Context, out: &mut String) -> Result<(), StoreError> 
         return diagnosis.bus.map(drop);
     }
     let service = match &diagnosis.service {
-        Ok((pid, name)) => format!("{name} (pid {pid})"),
+        Ok((pid, name)) => format!("{name} (pid {pid}; {})", diagnosis.daemon.name()),
         Err(err) => first_line(err),
     };
     let _ = writeln!(out, "  Secret Service: {service}");
+    // A daemon that answers but cannot open a session fails every run:
+    // show each algorithm's outcome, and which one runs use.
+    let plain = std::env::var_os(store::secret_service::PLAIN_SESSION_VARIABLE)
+        .is_some_and(|value| value == "1");
+    for (index, (algorithm, outcome)) in diagnosis.sessions.iter().enumerate() {
+        let used = if (index == 1) == plain {
+            "runs use it"
+        } else if plain {
+            "runs use plain (WITH_SECRETS_PLAIN_SESSION=1)"
+        } else {
+            "only with WITH_SECRETS_PLAIN_SESSION=1"
+        };
+        let state = match outcome {
+            Ok(()) => format!("opens ({used})"),
+            Err(err) => format!("FAILS ({used}): {}", first_line(err)),
+        };
+        let label = if index == 0 {
+            "encryption:"
+        } else {
+            "plain session:"
+        };
+        let _ = writeln!(out, "  {label:<16}{algorithm} {state}");
+    }
     let locked = match &diagnosis.locked {
         Ok(false) => "default collection unlocked".to_owned(),
-        Ok(true) => "default collection LOCKED: runs without a terminal fail until it is \
-                     unlocked"
-            .to_owned(),
+        Ok(true) => format!(
+            "default collection LOCKED: runs ask {} to unlock it, and fail if it stays locked",
+            diagnosis.daemon.name()
+        ),
         Err(err) => first_line(err),
     };
     if diagnosis.service.is_ok() {

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod daemons;
 mod doctor;
 mod env_format;
 mod ergonomics;

@@ -52,11 +52,56 @@ fn monitor_log(service: &SecretService, rule: &str, runs: impl FnOnce()) -> Stri
         std::thread::sleep(Duration::from_millis(5));
     }
     runs();
-    // Let the last messages reach the monitor, then stop it.
-    std::thread::sleep(Duration::from_millis(200));
+    // The bus passes messages on in the order it routes them, so once the
+    // monitor shows a call made after every run ended, it has shown
+    // everything the runs sent and received.
+    let marker = format!("with-secrets.test.marker{}", std::process::id());
+    let _ = service
+        .connection()
+        .with_proxy(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            Duration::from_secs(5),
+        )
+        .method_call::<(String,), _, _, _>("org.freedesktop.DBus", "GetNameOwner", (&marker,));
+    let start = Instant::now();
+    while !std::fs::read_to_string(log.path())
+        .unwrap()
+        .contains(&marker)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "dbus-monitor never showed the marker"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     monitor.kill().unwrap();
     monitor.wait().unwrap();
     std::fs::read_to_string(log.path()).unwrap()
+}
+
+/// The lines of each reply to a `GetSecrets` call in `log`, by the call's
+/// sender and serial: proof that the monitor saw the value pass.
+fn get_secrets_replies(log: &str) -> Vec<&str> {
+    let field = |line: &str, name: &str| {
+        line.split([' ', ';'])
+            .find_map(|word| word.strip_prefix(name))
+            .map(str::to_owned)
+    };
+    let calls: Vec<(String, String)> = log
+        .lines()
+        .filter(|line| line.starts_with("method call ") && line.contains("member=GetSecrets"))
+        .filter_map(|line| Some((field(line, "sender=")?, field(line, "serial=")?)))
+        .collect();
+    log.lines()
+        .filter(|line| {
+            line.starts_with("method return ")
+                && calls.iter().any(|(sender, serial)| {
+                    field(line, "destination=").as_ref() == Some(sender)
+                        && field(line, "reply_serial=").as_ref() == Some(serial)
+                })
+        })
+        .collect()
 }
 
 fn round_trips(run: &crate::support::Run) -> usize {
@@ -101,7 +146,8 @@ fn a_run_with_20_secrets_waits_as_often_as_a_run_with_1() {
             trips.push(round_trips(&run));
         }
     });
-    // Search, then fetch: two waits, whatever the number of secrets.
+    // Search (with the collection's Locked property), then fetch: two
+    // waits, whatever the number of secrets.
     assert_eq!(trips, [2, 2]);
     let mut runs: Vec<_> = calls
         .into_values()
@@ -113,6 +159,7 @@ fn a_run_with_20_secrets_waits_as_often_as_a_run_with_1() {
             ("Hello".to_owned(), 1),
             ("OpenSession".to_owned(), 1),
             ("SearchItems".to_owned(), n),
+            ("Get".to_owned(), 1),
             ("GetSecrets".to_owned(), 1),
         ])
     };
@@ -137,6 +184,8 @@ fn values_cross_the_bus_encrypted_unless_a_plain_session_is_asked_for() {
         default.contains("dh-ietf1024-sha256-aes128-cbc-pkcs7"),
         "{default}"
     );
+    // The check below means something only if the value went past the monitor.
+    assert_eq!(get_secrets_replies(&default).len(), 1, "{default}");
     assert!(
         !default.contains(VALUE),
         "the value crossed the bus in clear"
@@ -145,6 +194,7 @@ fn values_cross_the_bus_encrypted_unless_a_plain_session_is_asked_for() {
     // to anyone monitoring the bus.
     let plain = test.env("WITH_SECRETS_PLAIN_SESSION", "1");
     let log = monitor_log(&service, "", || run(&plain));
+    assert_eq!(get_secrets_replies(&log).len(), 1, "{log}");
     assert!(log.contains("string \"plain\""), "{log}");
     assert!(log.contains(VALUE), "{log}");
     // Items written over a plain session read back over an encrypted one.

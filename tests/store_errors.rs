@@ -11,7 +11,10 @@ fn project(service: &SecretService) -> Test {
 }
 
 #[test]
-fn a_locked_keyring_without_a_terminal_is_an_error_not_a_prompt() {
+fn a_locked_keyring_without_a_terminal_is_an_error_that_says_how_to_unlock_it() {
+    // Its unlock prompt is run, as a daemon may complete one with no
+    // person; gnome-keyring cannot show it here (no prompter on this bus),
+    // so it reports it dismissed at once.
     let service = SecretService::start();
     service.store_foreign("s", "a", "a", "value");
     service.lock();
@@ -19,7 +22,8 @@ fn a_locked_keyring_without_a_terminal_is_an_error_not_a_prompt() {
         .run(["--", "true"])
         .expect_code(125)
         .stderr_has(
-            "secret-service: the keyring is locked, and with no terminal to answer a prompt",
+            "secret-service: the keyring is locked, and gnome-keyring's unlock prompt was \
+             dismissed or could not be shown",
         )
         .stderr_has("unlock it (e.g. in Seahorse")
         .stderr_has("this variable has no fallback in the environment: A");
@@ -27,16 +31,27 @@ fn a_locked_keyring_without_a_terminal_is_an_error_not_a_prompt() {
 
 #[test]
 fn a_locked_keyring_on_a_terminal_gets_a_prompt_and_its_outcome() {
-    // gnome-keyring cannot show its prompt here (no prompter on this bus),
-    // so it reports the prompt as dismissed: the message says so.
     let service = SecretService::start();
     service.store_foreign("s", "a", "a", "value");
     service.lock();
     let transcript = project(&service).on_terminal_status("get A");
     assert!(
-        transcript.contains("the unlock prompt was dismissed or could not be shown"),
+        transcript.contains("gnome-keyring's unlock prompt was dismissed or could not be shown"),
         "{transcript}"
     );
+}
+
+#[test]
+fn a_locked_keyring_that_lacks_the_entry_is_locked_not_missing() {
+    // Nothing found in a locked collection proves nothing: some daemons
+    // hide a locked collection's items.
+    let service = SecretService::start();
+    service.lock();
+    project(&service)
+        .run(["check"])
+        .expect_code(1)
+        .stderr_has("secret-service: the keyring is locked")
+        .stderr_lacks("missing: run");
 }
 
 #[test]
@@ -67,7 +82,8 @@ fn a_stopped_keyring_daemon_times_out_with_a_message() {
     let run = project(&service).run(["--timeout", "0.5", "--", "true"]);
     service.signal_keyring(libc::SIGCONT);
     run.expect_code(125)
-        .stderr_has("secret-service: no answer within 0.5 s; the keyring daemon may be hung");
+        .stderr_has("secret-service: no answer within 0.5 s; gnome-keyring may be hung")
+        .stderr_has("restart gnome-keyring-daemon");
 }
 
 #[test]

@@ -31,11 +31,41 @@ type Encryptor = cbc::Encryptor<aes::Aes128>;
 type Decryptor = cbc::Decryptor<aes::Aes128>;
 
 /// Our half of the key exchange.
+///
+/// What is wiped, and what cannot be. Our own copies of the secrets, the
+/// exponent and the shared secret, live only in `Zeroizing` buffers and in
+/// `BigUint`s that `wipe` overwrites before they are dropped. A `BigUint`
+/// is built from `Zeroizing` words with `assign_from_slice`, never with
+/// `from_bytes_be` (which makes a reversed copy it frees unwiped), and the
+/// shared secret is read out digit by digit, never with `to_bytes_be`
+/// (another unwiped copy).
+///
+/// What remains is inside num-bigint's `modpow` (Montgomery multiplication,
+/// for our odd prime), which frees its scratch buffers unwiped: each of its
+/// ~330 multiplications fills a 2n-digit scratch vector and copies the
+/// result out. For our public key those are powers of 2 by prefixes of the
+/// exponent, from which the exponent follows only by a discrete logarithm
+/// (easy for the first few 4-bit windows, as hard as the exchange for the
+/// rest). For the shared secret, the last one (back out of Montgomery
+/// form) holds the shared secret itself. Measured with a test allocator
+/// that scans every freed block for either secret (a one-off, as the
+/// unit-test binary's allocator belongs to src/secret.rs): `derive` plus
+/// drop leave exactly that 1 block (the code before this left 4: 3 of the
+/// shared secret, 1 of the exponent, plus `generate`'s copy). It stays in
+/// the heap until the allocator reuses it, at most as long as the run:
+/// with-secrets then execs the command, which replaces the whole address
+/// space, or exits. Anything able to read our heap meanwhile could read
+/// the session key in use, and the values themselves, just as well.
 pub struct KeyPair {
-    private: BigUint,
+    /// The exponent, as 32-bit words, least significant first; boxed, so
+    /// moving the pair leaves no copy of it behind on the stack.
+    private: Box<Zeroizing<[u32; EXPONENT_WORDS]>>,
     /// The public key to send, big-endian.
     pub public: Vec<u8>,
 }
+
+/// A 256-bit exponent, in 32-bit words.
+const EXPONENT_WORDS: usize = 8;
 
 impl KeyPair {
     pub fn generate() -> Result<Self, String> {
@@ -45,12 +75,17 @@ impl KeyPair {
         // security; the best attack on a short exponent (Pollard's kangaroo)
         // costs 2^128, so nothing is lost (NIST SP 800-56A asks for an
         // exponent of twice the security strength).
-        let mut bytes = Zeroizing::new([0u8; 32]);
+        let mut private = Box::new(Zeroizing::new([0u32; EXPONENT_WORDS]));
+        let mut bytes = Zeroizing::new([0u8; EXPONENT_WORDS * 4]);
         getrandom::fill(bytes.as_mut()).map_err(|err| format!("no randomness: {err}"))?;
-        let private = BigUint::from_bytes_be(bytes.as_ref());
+        for (word, chunk) in private.iter_mut().zip(bytes.chunks_exact(4)) {
+            *word = u32::from_le_bytes(chunk.try_into().expect("4 bytes"));
+        }
+        let mut exponent = secret_number(&private[..]);
         let public = BigUint::from(2u8)
-            .modpow(&private, &BigUint::from_bytes_be(&PRIME))
+            .modpow(&exponent, &BigUint::from_bytes_be(&PRIME))
             .to_bytes_be();
+        wipe(&mut exponent);
         Ok(Self { private, public })
     }
 
@@ -62,22 +97,49 @@ impl KeyPair {
         if theirs <= BigUint::from(1u8) || theirs >= &prime - 1u8 {
             return Err("the service sent an invalid public key".into());
         }
-        let shared = theirs.modpow(&self.private, &prime).to_bytes_be();
+        let mut exponent = secret_number(&self.private[..]);
+        let mut shared = theirs.modpow(&exponent, &prime);
+        wipe(&mut exponent);
+        // Big-endian, padded to 128 bytes, straight from the digits.
         let mut padded = Zeroizing::new([0u8; 128]);
-        padded[128 - shared.len()..].copy_from_slice(&shared);
-        let mut key = [0u8; 16];
+        for (index, digit) in shared.iter_u64_digits().enumerate() {
+            let end = 128 - 8 * index;
+            padded[end - 8..end].copy_from_slice(&digit.to_be_bytes());
+        }
+        wipe(&mut shared);
+        let mut key = Zeroizing::new([0u8; 16]);
         hkdf::Hkdf::<sha2::Sha256>::new(None, padded.as_ref())
-            .expand(&[], &mut key)
+            .expand(&[], key.as_mut())
             .expect("16 bytes is a valid HKDF-SHA256 length");
-        Ok(SessionKey(key))
+        Ok(SessionKey(*key))
     }
 }
 
-impl Drop for KeyPair {
-    fn drop(&mut self) {
-        // BigUint has no zeroize support; overwrite what we can reach.
-        self.private = BigUint::default();
+/// A `BigUint` holding `words` (least significant first), made without a
+/// copy that is freed unwiped: `assign_from_slice` writes the digits
+/// straight into the number's own buffer.
+fn secret_number(words: &[u32]) -> BigUint {
+    let mut number = BigUint::default();
+    number.assign_from_slice(words);
+    number
+}
+
+/// Overwrites `number`'s digits where they are, as BigUint has no zeroize.
+///
+/// `assign_from_slice` clears the digit vector, which keeps its buffer, and
+/// writes the new digits into that same buffer. Assigning as many words as
+/// the number has, all zero but the top one (so that normalizing keeps the
+/// buffer rather than freeing it), overwrites every digit in place;
+/// `black_box` keeps the compiler from dropping those writes as dead.
+fn wipe(number: &mut BigUint) {
+    let words = number.iter_u64_digits().len() * 2;
+    if words == 0 {
+        return;
     }
+    let mut overwrite = vec![0u32; words];
+    overwrite[words - 1] = 1;
+    number.assign_from_slice(&overwrite);
+    std::hint::black_box(&*number);
 }
 
 /// The AES key of an open session.
@@ -150,6 +212,37 @@ mod tests {
         }
         let each = start.elapsed() / (runs * 2);
         eprintln!("key pair, or key derivation: {each:?} each (a run pays one of each)");
+    }
+
+    #[test]
+    fn the_exponent_is_zeroed_when_the_pair_is_dropped() {
+        let mut pair = std::mem::ManuallyDrop::new(KeyPair::generate().unwrap());
+        let words: *const [u32; EXPONENT_WORDS] = &**pair.private;
+        // SAFETY: `words` points into the box, which stays allocated: the
+        // ManuallyDrop never frees it, and drop_in_place only runs the
+        // Zeroizing's drop. It is read once that drop has run.
+        let after = unsafe {
+            assert_ne!(*words, [0; EXPONENT_WORDS]);
+            std::ptr::drop_in_place::<Zeroizing<[u32; EXPONENT_WORDS]>>(&mut *pair.private);
+            *words
+        };
+        assert_eq!(after, [0; EXPONENT_WORDS]);
+    }
+
+    #[test]
+    fn wipe_overwrites_every_digit_and_keeps_the_buffer() {
+        let words: Vec<u32> = (1..=32).collect();
+        let mut number = secret_number(&words);
+        wipe(&mut number);
+        // As many digits as before, so the same buffer, all zero but the
+        // top one, which keeps normalizing from freeing it.
+        let digits: Vec<u64> = number.iter_u64_digits().collect();
+        let mut expected = vec![0u64; 16];
+        expected[15] = 1 << 32;
+        assert_eq!(digits, expected);
+        let mut small = secret_number(&[7]);
+        wipe(&mut small);
+        assert_eq!(small.iter_u64_digits().collect::<Vec<_>>(), [1u64 << 32]);
     }
 
     #[test]

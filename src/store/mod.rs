@@ -238,16 +238,19 @@ pub enum StoreError {
     Connect { address: String, reason: String },
     /// Nothing on the session bus owns `org.freedesktop.secrets`.
     NoService,
-    /// The items or collection are locked, and nobody is there to unlock them.
-    Locked,
+    /// The items or collection are locked, and stayed locked after asking.
+    Locked { daemon: Daemon },
     /// The unlock prompt was dismissed, or could not be shown.
-    UnlockDismissed,
+    UnlockDismissed { daemon: Daemon },
+    /// A prompt the daemon returned (to unlock, or to confirm a change) did
+    /// not complete in time: a dialog may be waiting for a person.
+    PromptTimedOut { daemon: Daemon, after: Duration },
     /// There is no default collection to create an item in.
-    NoDefaultCollection,
+    NoDefaultCollection { daemon: Daemon },
     /// The store refused access.
     Denied(String),
     /// The store did not answer within the deadline.
-    TimedOut(Duration),
+    TimedOut { after: Duration, daemon: Daemon },
     /// The store answered something that makes no sense.
     Protocol(String),
     /// A platform keyring (Keychain, Credential Manager) reported an error.
@@ -272,6 +275,103 @@ pub enum StoreError {
     Unavailable { store: &'static str, reason: String },
 }
 
+/// The program that answers as the Secret Service, so that advice names it
+/// and says what works for it: "unlock it in Seahorse" helps nobody who runs
+/// KeePassXC. Found only when an error needs it (see `secret_service`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Daemon {
+    /// Not known: not looked up, or the lookup failed.
+    #[default]
+    Unknown,
+    GnomeKeyring,
+    KeePassXc,
+    Oo7,
+    KWallet,
+    /// Another program, by its process name.
+    Other(String),
+}
+
+impl Daemon {
+    /// The daemon whose process name (`/proc/PID/comm`, at most 15 bytes) is `program`.
+    pub fn from_program(program: &str) -> Self {
+        match program.trim() {
+            // "gnome-keyring-daemon", cut to 15 bytes by the kernel.
+            "gnome-keyring-d" | "gnome-keyring-daemon" => Self::GnomeKeyring,
+            "keepassxc" | "KeePassXC" => Self::KeePassXc,
+            "oo7-daemon" => Self::Oo7,
+            "kwalletd" | "kwalletd5" | "kwalletd6" | "ksecretd" => Self::KWallet,
+            "" => Self::Unknown,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// What a person calls it.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Unknown => "your keyring daemon".to_owned(),
+            Self::GnomeKeyring => "gnome-keyring".to_owned(),
+            Self::KeePassXc => "KeePassXC".to_owned(),
+            Self::Oo7 => "oo7-daemon".to_owned(),
+            Self::KWallet => "KWallet".to_owned(),
+            Self::Other(program) => format!("your keyring daemon ({program})"),
+        }
+    }
+
+    /// How to unlock its default collection by hand.
+    fn unlock_advice(&self) -> String {
+        match self {
+            Self::GnomeKeyring => "e.g. in Seahorse, or: printf %s \"$PASSWORD\" | \
+                                   gnome-keyring-daemon --unlock"
+                .to_owned(),
+            Self::KeePassXc => "unlock the database in KeePassXC".to_owned(),
+            Self::Oo7 => "with your desktop's unlock prompt, or start oo7-daemon with \
+                          --login and the password on standard input"
+                .to_owned(),
+            Self::KWallet => "open the wallet in KWalletManager".to_owned(),
+            Self::Unknown | Self::Other(_) => format!("with {}'s own tools", self.name()),
+        }
+    }
+
+    /// What to do about a daemon that does not answer in time.
+    fn hung_advice(&self) -> String {
+        match self {
+            Self::GnomeKeyring => "check it (e.g. restart gnome-keyring-daemon)".to_owned(),
+            Self::KeePassXc => "check KeePassXC for an open dialog, or restart it".to_owned(),
+            Self::Oo7 => "check it (e.g. restart oo7-daemon)".to_owned(),
+            Self::KWallet => "check it (e.g. restart kwalletd)".to_owned(),
+            Self::Unknown | Self::Other(_) => format!("check {} (or restart it)", self.name()),
+        }
+    }
+
+    /// What to do about a prompt that nobody answered.
+    fn prompt_advice(&self) -> String {
+        match self {
+            Self::KeePassXc => "answer it in KeePassXC; to stop KeePassXC asking, turn off its \
+                                confirmations (Settings, Secret Service Integration, \
+                                \"Confirm when passwords are retrieved by clients\" and \
+                                \"Confirm when clients request entry deletion\")"
+                .to_owned(),
+            other => format!("answer it, or {}", other.unlock_advice()),
+        }
+    }
+
+    /// How to get a default collection.
+    fn collection_advice(&self) -> String {
+        match self {
+            Self::GnomeKeyring => "create a default keyring, e.g. in Seahorse".to_owned(),
+            Self::KeePassXc => "in KeePassXC, enable Secret Service integration and expose a \
+                                group of an open database to it (Database settings, Secret \
+                                Service Integration)"
+                .to_owned(),
+            Self::KWallet => "create a wallet in KWalletManager".to_owned(),
+            other => format!(
+                "create a default collection with {}'s own tools",
+                other.name()
+            ),
+        }
+    }
+}
+
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -287,34 +387,52 @@ impl fmt::Display for StoreError {
             ),
             Self::NoService => f.write_str(
                 "no Secret Service on the session bus (nothing owns org.freedesktop.secrets)\n  \
-                 start one, e.g.: gnome-keyring-daemon --start --components=secrets",
+                 start one, e.g.: gnome-keyring-daemon --start --components=secrets, or \
+                 KeePassXC with its Secret Service integration enabled",
             ),
-            Self::Locked => f.write_str(
-                "the keyring is locked, and with no terminal to answer a prompt, \
-                 with-secrets does not ask to unlock it\n  \
-                 unlock it (e.g. in Seahorse, or: printf %s \"$PASSWORD\" | \
-                 gnome-keyring-daemon --unlock), or run this on a terminal",
+            Self::Locked { daemon } => write!(
+                f,
+                "the keyring is locked, and {} left it locked when asked to unlock it\n  \
+                 unlock it ({}), then run this again",
+                daemon.name(),
+                daemon.unlock_advice()
             ),
-            Self::UnlockDismissed => f.write_str(
-                "the keyring is locked, and the unlock prompt was dismissed or could not \
-                 be shown\n  \
-                 unlock it (e.g. in Seahorse, or: printf %s \"$PASSWORD\" | \
-                 gnome-keyring-daemon --unlock), then run this again",
+            Self::UnlockDismissed { daemon } => write!(
+                f,
+                "the keyring is locked, and {}'s unlock prompt was dismissed or could not \
+                 be shown\n  unlock it ({}), then run this again",
+                daemon.name(),
+                daemon.unlock_advice()
             ),
-            Self::NoDefaultCollection => f.write_str(
-                "the Secret Service has no default collection to store items in\n  \
-                 create a default keyring, e.g. in Seahorse",
+            Self::PromptTimedOut { daemon, after } => write!(
+                f,
+                "{} did not finish its prompt within {} s: a dialog may be waiting for an \
+                 answer\n  {}, then run this again (--timeout gives it longer)",
+                daemon.name(),
+                after.as_secs_f32(),
+                daemon.prompt_advice()
+            ),
+            Self::NoDefaultCollection { daemon } => write!(
+                f,
+                "{} has no default collection to store items in\n  {}",
+                daemon.name(),
+                daemon.collection_advice()
             ),
             Self::Denied(reason) => write!(
                 f,
                 "access denied: {reason}\n  allow with-secrets in your keyring's access \
                  settings, then run this again"
             ),
-            Self::TimedOut(after) => write!(
+            Self::TimedOut { after, daemon } => write!(
                 f,
-                "no answer within {} s; the keyring daemon may be hung or waiting on a prompt\n  \
-                 check it (e.g. restart gnome-keyring-daemon), then run this again",
-                after.as_secs_f32()
+                "no answer within {} s; {} may be hung or waiting on a prompt\n  \
+                 {}, then run this again",
+                after.as_secs_f32(),
+                match daemon {
+                    Daemon::Unknown => "the keyring daemon".to_owned(),
+                    other => other.name(),
+                },
+                daemon.hung_advice()
             ),
             Self::Protocol(reason) => write!(f, "unexpected answer: {reason}"),
             Self::Platform(reason) => f.write_str(reason),
@@ -349,6 +467,47 @@ impl fmt::Display for StoreError {
 }
 
 impl StoreError {
+    /// The same error, naming `daemon` in its advice, if it gives any.
+    pub fn for_daemon(mut self, named: Daemon) -> Self {
+        if let Some(daemon) = self.daemon_mut() {
+            *daemon = named;
+        }
+        self
+    }
+
+    /// Whether the message would name the daemon, were it known.
+    pub fn names_daemon(&self) -> bool {
+        matches!(
+            self,
+            Self::Locked { .. }
+                | Self::UnlockDismissed { .. }
+                | Self::PromptTimedOut { .. }
+                | Self::NoDefaultCollection { .. }
+                | Self::TimedOut { .. }
+        )
+    }
+
+    fn daemon_mut(&mut self) -> Option<&mut Daemon> {
+        match self {
+            Self::Locked { daemon }
+            | Self::UnlockDismissed { daemon }
+            | Self::PromptTimedOut { daemon, .. }
+            | Self::NoDefaultCollection { daemon }
+            | Self::TimedOut { daemon, .. } => Some(daemon),
+            _ => None,
+        }
+    }
+
+    /// Whether this says the keyring is there but locked (and stayed so):
+    /// its entries are then unknown, not missing, so the environment must
+    /// not stand in for them.
+    pub fn means_locked(&self) -> bool {
+        matches!(
+            self,
+            Self::Locked { .. } | Self::UnlockDismissed { .. } | Self::PromptTimedOut { .. }
+        )
+    }
+
     /// Whether this says there is no keyring daemon here at all, as opposed
     /// to one that is locked, hung or refusing.
     pub fn means_no_daemon(&self) -> bool {
@@ -360,3 +519,87 @@ impl StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daemons_are_known_by_their_process_names() {
+        for (program, daemon) in [
+            ("gnome-keyring-d", Daemon::GnomeKeyring),
+            ("keepassxc", Daemon::KeePassXc),
+            ("oo7-daemon", Daemon::Oo7),
+            ("kwalletd6", Daemon::KWallet),
+            ("ksecretd", Daemon::KWallet),
+            ("", Daemon::Unknown),
+            ("pass-secret-ser", Daemon::Other("pass-secret-ser".into())),
+        ] {
+            assert_eq!(Daemon::from_program(program), daemon, "{program}");
+        }
+    }
+
+    #[test]
+    fn advice_names_the_daemon_that_answers() {
+        let locked = |daemon| StoreError::Locked { daemon }.to_string();
+        assert!(locked(Daemon::GnomeKeyring).contains("gnome-keyring-daemon --unlock"));
+        assert!(locked(Daemon::KeePassXc).contains("unlock the database in KeePassXC"));
+        assert!(!locked(Daemon::KeePassXc).contains("gnome-keyring"));
+        assert!(locked(Daemon::KWallet).contains("KWalletManager"));
+        assert!(locked(Daemon::Other("secretd".into())).contains("your keyring daemon (secretd)"));
+        let prompt = StoreError::PromptTimedOut {
+            daemon: Daemon::Oo7,
+            after: Duration::from_millis(1500),
+        }
+        .to_string();
+        assert!(
+            prompt.starts_with(
+                "oo7-daemon did not finish its prompt within 1.5 s: a dialog may be waiting"
+            ),
+            "{prompt}"
+        );
+    }
+
+    #[test]
+    fn for_daemon_fills_in_only_errors_that_give_advice() {
+        let named = StoreError::TimedOut {
+            after: Duration::from_secs(1),
+            daemon: Daemon::Unknown,
+        }
+        .for_daemon(Daemon::KeePassXc);
+        assert!(
+            named.to_string().contains("KeePassXC may be hung"),
+            "{named}"
+        );
+        assert_eq!(
+            StoreError::NoService.for_daemon(Daemon::KeePassXc),
+            StoreError::NoService
+        );
+        assert!(!StoreError::NoService.names_daemon());
+    }
+
+    #[test]
+    fn only_a_keyring_that_stayed_locked_means_locked() {
+        let daemon = Daemon::Unknown;
+        assert!(
+            StoreError::Locked {
+                daemon: daemon.clone()
+            }
+            .means_locked()
+        );
+        assert!(
+            StoreError::UnlockDismissed {
+                daemon: daemon.clone()
+            }
+            .means_locked()
+        );
+        assert!(!StoreError::NoService.means_locked());
+        assert!(
+            !StoreError::TimedOut {
+                after: Duration::ZERO,
+                daemon
+            }
+            .means_locked()
+        );
+    }
+}

@@ -17,7 +17,6 @@
 //! do, so items written by any tool are found.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use dbus::Message;
@@ -25,7 +24,7 @@ use dbus::arg::{PropMap, RefArg, Variant};
 use dbus::channel::Channel;
 
 use super::dh::{ALGORITHM, KeyPair, SessionKey};
-use super::{Found, Key, Store, StoreError};
+use super::{Daemon, Found, Key, Store, StoreError};
 use crate::secret::Secret;
 
 const BUS: &str = "org.freedesktop.DBus";
@@ -37,9 +36,14 @@ const COLLECTION_IFACE: &str = "org.freedesktop.Secret.Collection";
 const DEFAULT_COLLECTION: &str = "/org/freedesktop/secrets/aliases/default";
 const NO_PROMPT: &str = "/";
 const PROMPT_IFACE: &str = "org.freedesktop.Secret.Prompt";
-/// How long a person gets to answer an unlock prompt: longer than a call may
-/// take, since a person, not a daemon, is the one answering.
+const PROPERTIES_IFACE: &str = "org.freedesktop.DBus.Properties";
+/// How long a person at a terminal gets to answer a prompt: longer than a
+/// call may take, since a person, not a daemon, may be the one answering.
 const PROMPT_WAIT: Duration = Duration::from_secs(120);
+/// How long finding the daemon's name for a message may take: it runs after
+/// something already failed, perhaps after the whole timeout, so it gets a
+/// budget of its own, and a short one.
+const NAME_WAIT: Duration = Duration::from_millis(500);
 
 /// The `application` attribute that Python's `keyring` writes and matches on.
 pub const APPLICATION: &str = "Python keyring library";
@@ -59,8 +63,9 @@ pub struct SecretService {
     early: HashMap<u32, Message>,
     /// Prompt `Completed` signals that arrived while we waited for replies.
     completed: Vec<Message>,
-    /// Whether a person is there to answer an unlock prompt.
-    interactive: bool,
+    /// The unique bus name (":1.42") of the service, from its replies: the
+    /// only sender whose `Completed` signals count.
+    owner: Option<String>,
     /// How many times we waited for the service: the cost a run pays in
     /// latency, which must not grow with the number of secrets.
     round_trips: u32,
@@ -156,14 +161,19 @@ impl SecretService {
             session: Session::Pending { serial, keys },
             early: HashMap::new(),
             completed: Vec::new(),
-            interactive: std::io::stdin().is_terminal(),
+            owner: None,
             round_trips: 0,
         })
     }
 
     /// Waits for the replies to `serials`, in that order, all within one deadline.
     fn wait(&mut self, serials: &[u32]) -> Result<Vec<Message>, StoreError> {
-        let deadline = Instant::now() + self.timeout;
+        self.wait_for(serials, self.timeout)
+    }
+
+    /// `wait`, within `budget`.
+    fn wait_for(&mut self, serials: &[u32], budget: Duration) -> Result<Vec<Message>, StoreError> {
+        let deadline = Instant::now() + budget;
         let mut replies: Vec<Option<Message>> = serials
             .iter()
             .map(|serial| self.early.remove(serial))
@@ -177,6 +187,7 @@ impl SecretService {
                     self.keep_if_completed(message);
                     continue;
                 };
+                self.note_sender(&message);
                 match serials.iter().position(|s| *s == serial) {
                     Some(index) => replies[index] = Some(message),
                     None => {
@@ -189,7 +200,10 @@ impl SecretService {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(StoreError::TimedOut(self.timeout));
+                return Err(StoreError::TimedOut {
+                    after: budget,
+                    daemon: Daemon::Unknown,
+                });
             }
             self.channel
                 .read_write(Some(left))
@@ -199,6 +213,18 @@ impl SecretService {
             .into_iter()
             .map(|r| r.expect("every reply is in"))
             .collect())
+    }
+
+    /// Remembers who answers for the service. Every call goes either to the
+    /// bus, whose replies come from `org.freedesktop.DBus`, or to the
+    /// service, whose replies come from its unique name: so a reply from a
+    /// unique name is the service's.
+    fn note_sender(&mut self, reply: &Message) {
+        if let Some(sender) = reply.sender()
+            && sender.starts_with(':')
+        {
+            self.owner = Some(sender.to_string());
+        }
     }
 
     /// Keeps a prompt's `Completed` signal; drops other signals (NameAcquired).
@@ -250,9 +276,55 @@ impl SecretService {
     }
 
     /// Every item path for each key: one `SearchItems` per key, pipelined.
-    /// Locked items are unlocked, or the search fails with `Locked`.
+    ///
+    /// Locked items are unlocked. Some daemons (KeePassXC with "unlock before
+    /// search" off, oo7-daemon) return nothing at all for a locked
+    /// collection, rather than its items as locked ones, so nothing found
+    /// means nothing only in an unlocked collection. Whether the default
+    /// collection is locked travels in the same write as the searches, so
+    /// knowing it costs no wait. If it is locked and some key found nothing,
+    /// the collection is unlocked (which may prompt) and those keys searched
+    /// again; if it stays locked, that is a `Locked` error, never "missing".
     fn search(&mut self, keys: &[Key<'_>]) -> Result<Vec<Vec<ObjectPath>>, StoreError> {
-        let searches = keys
+        let (mut results, locked_items, collection_locked) = self.search_once(keys)?;
+        let empty: Vec<usize> = (0..keys.len())
+            .filter(|&index| results[index].is_empty())
+            .collect();
+        let unlock_collection = collection_locked && !empty.is_empty();
+        if locked_items.is_empty() && !unlock_collection {
+            return Ok(results);
+        }
+        let mut objects = locked_items;
+        if unlock_collection {
+            objects.push(self.default_collection()?);
+        }
+        self.unlock(objects)?;
+        if unlock_collection {
+            let again: Vec<Key<'_>> = empty.iter().map(|&index| keys[index]).collect();
+            let (found, _, still_locked) = self.search_once(&again)?;
+            for (&index, paths) in empty.iter().zip(found) {
+                results[index] = paths;
+            }
+            if still_locked && empty.iter().any(|&index| results[index].is_empty()) {
+                return Err(StoreError::Locked {
+                    daemon: Daemon::Unknown,
+                });
+            }
+        }
+        Ok(results)
+    }
+
+    /// One pipelined batch of searches plus the default collection's `Locked`
+    /// property. Returns every key's paths (locked ones included), the locked
+    /// paths, and whether the default collection is known to be locked: a
+    /// service without a default alias, or that cannot say, is taken at its
+    /// search results.
+    #[allow(clippy::type_complexity)]
+    fn search_once(
+        &mut self,
+        keys: &[Key<'_>],
+    ) -> Result<(Vec<Vec<ObjectPath>>, Vec<ObjectPath>, bool), StoreError> {
+        let mut messages: Vec<Message> = keys
             .iter()
             .map(|key| {
                 let attributes =
@@ -260,74 +332,124 @@ impl SecretService {
                 method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "SearchItems").append1(attributes)
             })
             .collect();
+        messages.push(
+            method(SERVICE, DEFAULT_COLLECTION, PROPERTIES_IFACE, "Get")
+                .append2(COLLECTION_IFACE, "Locked"),
+        );
+        let mut replies = self.call_all(messages)?;
+        let mut locked_reply = replies.pop().expect("the Get was sent");
         let mut results = Vec::with_capacity(keys.len());
         let mut locked = Vec::new();
-        for mut reply in self.call_all(searches)? {
+        for mut reply in replies {
             let (mut unlocked, still_locked): (Vec<ObjectPath>, Vec<ObjectPath>) =
                 read(&mut reply)?;
             unlocked.extend(still_locked.iter().cloned());
             locked.extend(still_locked);
             results.push(unlocked);
         }
-        if !locked.is_empty() {
-            self.unlock(locked)?;
-        }
-        Ok(results)
+        let collection_locked =
+            read::<(Variant<bool>,)>(&mut locked_reply).is_ok_and(|(locked,)| locked.0);
+        Ok((results, locked, collection_locked))
     }
 
-    /// Unlocks `objects`, asking the person to if the service needs to.
+    /// The path of the default collection, which `Unlock` needs: not every
+    /// service resolves the alias path there.
+    fn default_collection(&mut self) -> Result<ObjectPath, StoreError> {
+        let mut reply = self
+            .call(method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "ReadAlias").append1("default"))?;
+        let (path,): (ObjectPath,) = read(&mut reply)?;
+        if &*path == NO_PROMPT {
+            return Err(StoreError::NoDefaultCollection {
+                daemon: Daemon::Unknown,
+            });
+        }
+        Ok(path)
+    }
+
+    /// Unlocks `objects`, through the service's prompt if it returns one.
     fn unlock(&mut self, objects: Vec<ObjectPath>) -> Result<(), StoreError> {
         let mut reply =
             self.call(method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "Unlock").append1(objects))?;
         let (_unlocked, prompt): (Vec<ObjectPath>, ObjectPath) = read(&mut reply)?;
-        self.complete(&prompt)
+        self.complete(
+            &prompt,
+            StoreError::UnlockDismissed {
+                daemon: Daemon::Unknown,
+            },
+        )
     }
 
-    /// Runs `prompt`, which a call returned because it needs a person (most
-    /// often, to unlock the keyring), and waits for its outcome.
+    /// Runs `prompt`, which a call returned, and waits for its `Completed`
+    /// signal; a dismissed prompt is the error `dismissed`.
     ///
-    /// Only with a terminal on standard input: in CI or a Makefile nobody is
-    /// there to answer, and waiting for an answer that never comes is the hang
-    /// this tool must never have. A person gets `PROMPT_WAIT`, not the call
-    /// timeout, since typing a password takes longer than a daemon should.
-    fn complete(&mut self, prompt: &ObjectPath) -> Result<(), StoreError> {
+    /// A prompt does not always mean a person must answer: KeePassXC returns
+    /// one for every CreateItem and Delete, and completes it in milliseconds
+    /// with no dialog. So every prompt is run, with or without a terminal.
+    /// Without one, it gets the call timeout, like any call: a prompt that
+    /// needs a person then fails in bounded time, saying a dialog may be
+    /// waiting, and never hangs CI. With a terminal, a person is there to
+    /// answer a dialog and may be typing a password, so it gets
+    /// `PROMPT_WAIT`.
+    ///
+    /// Only the service's own `Completed` counts: the match rule names its
+    /// unique name as sender, and so does the check of each signal, as a
+    /// signal sent to us directly bypasses match rules. Otherwise any
+    /// process on the bus could answer "done" (or "dismissed") for it.
+    fn complete(&mut self, prompt: &ObjectPath, dismissed: StoreError) -> Result<(), StoreError> {
         if &**prompt == NO_PROMPT {
             return Ok(());
         }
-        if !self.interactive {
-            return Err(StoreError::Locked);
-        }
+        let owner = self
+            .owner
+            .clone()
+            .ok_or_else(|| StoreError::Protocol("a prompt came from an unknown sender".into()))?;
         // Subscribe before asking, or a quick answer could be missed.
         let rule = format!(
-            "type='signal',interface='{PROMPT_IFACE}',member='Completed',path='{}'",
+            "type='signal',sender='{owner}',interface='{PROMPT_IFACE}',member='Completed',path='{}'",
             &**prompt
         );
         let subscribe = method(BUS, "/org/freedesktop/DBus", BUS, "AddMatch").append1(rule);
         let ask = method(SERVICE, prompt, PROMPT_IFACE, "Prompt").append1("");
-        for mut reply in self.call_all(vec![subscribe, ask])? {
-            check(&mut reply)?;
-        }
-        let wait = PROMPT_WAIT.max(self.timeout);
+        let serials = [send(&self.channel, subscribe)?, send(&self.channel, ask)?];
+        let wait = if crate::prompt::has_terminal() {
+            PROMPT_WAIT.max(self.timeout)
+        } else {
+            self.timeout
+        };
         let deadline = Instant::now() + wait;
         loop {
-            if let Some(index) = self
-                .completed
-                .iter()
-                .position(|signal| signal.path().is_some_and(|path| *path == **prompt))
-            {
+            // An error from AddMatch or Prompt ends the wait; their success
+            // says nothing about the outcome. A prompt that fails to run
+            // (oo7-daemon with no prompter to show it) could not be shown:
+            // for the person, that is what dismissed means.
+            for (index, serial) in serials.into_iter().enumerate() {
+                if let Some(mut reply) = self.early.remove(&serial) {
+                    match check(&mut reply) {
+                        Err(StoreError::Protocol(_)) if index == 1 => return Err(dismissed),
+                        other => other?,
+                    }
+                }
+            }
+            if let Some(index) = self.completed.iter().position(|signal| {
+                signal.path().is_some_and(|path| *path == **prompt)
+                    && signal.sender().is_some_and(|sender| *sender == *owner)
+            }) {
                 let signal = self.completed.remove(index);
-                let dismissed: bool = signal.read1().map_err(|err| {
+                let was_dismissed: bool = signal.read1().map_err(|err| {
                     StoreError::Protocol(format!("a bad Completed signal: {err}"))
                 })?;
-                return if dismissed {
-                    Err(StoreError::UnlockDismissed)
+                return if was_dismissed {
+                    Err(dismissed)
                 } else {
                     Ok(())
                 };
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(StoreError::TimedOut(wait));
+                return Err(StoreError::PromptTimedOut {
+                    daemon: Daemon::Unknown,
+                    after: wait,
+                });
             }
             self.channel
                 .read_write(Some(left))
@@ -403,6 +525,23 @@ impl Store for SecretService {
     }
 
     fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
+        let result = self.fetch(keys);
+        self.named(result)
+    }
+
+    fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
+        let result = self.store(key, label, value);
+        self.named(result)
+    }
+
+    fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
+        let result = self.remove(key);
+        self.named(result)
+    }
+}
+
+impl SecretService {
+    fn fetch(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -444,36 +583,58 @@ impl Store for SecretService {
             .collect()
     }
 
-    fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
+    fn store(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
         let secret = self.wire_secret(value)?;
-        let found = self.search(&[key])?.remove(0);
-        if found.is_empty() {
-            let attributes = HashMap::from([
-                ("service".to_owned(), key.service.to_owned()),
-                ("username".to_owned(), key.username.to_owned()),
-                ("application".to_owned(), APPLICATION.to_owned()),
-            ]);
-            let mut properties = PropMap::new();
-            properties.insert(
-                format!("{ITEM_IFACE}.Label"),
-                Variant(Box::new(label.to_owned()) as Box<dyn RefArg>),
-            );
-            properties.insert(
-                format!("{ITEM_IFACE}.Attributes"),
-                Variant(Box::new(attributes) as Box<dyn RefArg>),
-            );
-            // replace = true: two concurrent `set`s that both found nothing
-            // leave one item, since the service replaces an identical one.
-            let mut reply = self.call(
-                method(SERVICE, DEFAULT_COLLECTION, COLLECTION_IFACE, "CreateItem")
-                    .append3(properties, secret, true),
-            )?;
-            let (_item, prompt): (ObjectPath, ObjectPath) = read(&mut reply)?;
-            return self.complete(&prompt);
+        let mut unlocked = false;
+        loop {
+            let found = self.search(&[key])?.remove(0);
+            if !found.is_empty() {
+                return self.update(&found, secret);
+            }
+            match self.create(key, label, secret.clone()) {
+                // The collection was locked after all (its `Locked` property
+                // said otherwise, or it was locked since): unlock it, which
+                // may prompt, and start over, as libsecret does. Searching
+                // again, as the item may have been hidden while locked.
+                Err(StoreError::Locked { .. }) if !unlocked => {
+                    unlocked = true;
+                    let collection = self.default_collection()?;
+                    self.unlock(vec![collection])?;
+                }
+                other => return other,
+            }
         }
-        // Update the newest item in place, so an item Python or another tool
-        // created keeps its label, and remove any duplicates beside it.
-        let keep = self.newest(std::slice::from_ref(&found))?[0];
+    }
+
+    fn create(&mut self, key: Key<'_>, label: &str, secret: WireSecret) -> Result<(), StoreError> {
+        let attributes = HashMap::from([
+            ("service".to_owned(), key.service.to_owned()),
+            ("username".to_owned(), key.username.to_owned()),
+            ("application".to_owned(), APPLICATION.to_owned()),
+        ]);
+        let mut properties = PropMap::new();
+        properties.insert(
+            format!("{ITEM_IFACE}.Label"),
+            Variant(Box::new(label.to_owned()) as Box<dyn RefArg>),
+        );
+        properties.insert(
+            format!("{ITEM_IFACE}.Attributes"),
+            Variant(Box::new(attributes) as Box<dyn RefArg>),
+        );
+        // replace = true: two concurrent `set`s that both found nothing
+        // leave one item, since the service replaces an identical one.
+        let mut reply = self.call(
+            method(SERVICE, DEFAULT_COLLECTION, COLLECTION_IFACE, "CreateItem")
+                .append3(properties, secret, true),
+        )?;
+        let (_item, prompt): (ObjectPath, ObjectPath) = read(&mut reply)?;
+        self.complete(&prompt, refused("storing the item"))
+    }
+
+    /// Updates the newest of `found` in place, so an item Python or another
+    /// tool created keeps its label, and removes any duplicates beside it.
+    fn update(&mut self, found: &[ObjectPath], secret: WireSecret) -> Result<(), StoreError> {
+        let keep = self.newest(&[found.to_vec()])?[0];
         let mut messages =
             vec![method(SERVICE, &found[keep], ITEM_IFACE, "SetSecret").append1(secret)];
         for (index, path) in found.iter().enumerate() {
@@ -486,12 +647,12 @@ impl Store for SecretService {
         check(&mut first)?;
         for mut reply in replies {
             let (prompt,): (ObjectPath,) = read(&mut reply)?;
-            self.complete(&prompt)?;
+            self.complete(&prompt, refused("removing a duplicate item"))?;
         }
         Ok(())
     }
 
-    fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
+    fn remove(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
         let found = self.search(&[key])?.remove(0);
         let messages = found
             .iter()
@@ -499,10 +660,56 @@ impl Store for SecretService {
             .collect();
         for mut reply in self.call_all(messages)? {
             let (prompt,): (ObjectPath,) = read(&mut reply)?;
-            self.complete(&prompt)?;
+            self.complete(&prompt, refused("deleting the item"))?;
         }
         Ok(found.len())
     }
+
+    /// `result`, with the daemon named in an error whose advice depends on it.
+    fn named<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        result.map_err(|err| {
+            if err.names_daemon() {
+                let daemon = self.daemon();
+                err.for_daemon(daemon)
+            } else {
+                err
+            }
+        })
+    }
+
+    /// Which program owns the service, from its PID's `comm`. Asked only
+    /// when a message needs it, so a run that works never pays for it; and
+    /// within `NAME_WAIT`, so a hung bus delays the error only that much.
+    fn daemon(&mut self) -> Daemon {
+        let ask = method(
+            BUS,
+            "/org/freedesktop/DBus",
+            BUS,
+            "GetConnectionUnixProcessID",
+        )
+        .append1(SERVICE);
+        let pid = send(&self.channel, ask)
+            .and_then(|serial| self.wait_for(&[serial], NAME_WAIT.min(self.timeout)))
+            .and_then(|mut replies| read::<(u32,)>(&mut replies[0]));
+        match pid {
+            Ok((pid,)) => program(pid).map_or(Daemon::Unknown, |name| Daemon::from_program(&name)),
+            Err(_) => Daemon::Unknown,
+        }
+    }
+}
+
+/// The process name of `pid`, as the kernel keeps it.
+fn program(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|name| name.trim().to_owned())
+}
+
+/// The error for a prompt, confirming `change`, that was dismissed.
+fn refused(change: &str) -> StoreError {
+    StoreError::Denied(format!(
+        "the keyring's prompt to confirm {change} was dismissed"
+    ))
 }
 
 /// The session bus address, without libdbus's fallbacks: its X11 autolaunch
@@ -550,11 +757,15 @@ fn check(reply: &mut Message) -> Result<(), StoreError> {
         match name {
             "org.freedesktop.DBus.Error.ServiceUnknown"
             | "org.freedesktop.DBus.Error.NameHasNoOwner" => StoreError::NoService,
-            "org.freedesktop.Secret.Error.IsLocked" => StoreError::Locked,
+            "org.freedesktop.Secret.Error.IsLocked" => StoreError::Locked {
+                daemon: Daemon::Unknown,
+            },
             "org.freedesktop.Secret.Error.NoSuchObject"
                 if message.contains("collection") || message.is_empty() =>
             {
-                StoreError::NoDefaultCollection
+                StoreError::NoDefaultCollection {
+                    daemon: Daemon::Unknown,
+                }
             }
             "org.freedesktop.DBus.Error.AccessDenied" => StoreError::Denied(message),
             "org.freedesktop.DBus.Error.NoReply" | "org.freedesktop.DBus.Error.Timeout" => {
@@ -580,33 +791,63 @@ pub struct Diagnosis {
     pub bus: Result<String, StoreError>,
     /// The PID and program name of the process that owns the service.
     pub service: Result<(u32, String), StoreError>,
+    /// Which daemon that is, for advice.
+    pub daemon: Daemon,
+    /// Whether a session opens, for each algorithm: (name, outcome). A run
+    /// needs the first one (the second with `WITH_SECRETS_PLAIN_SESSION=1`).
+    pub sessions: Vec<(&'static str, Result<(), StoreError>)>,
     /// Whether the default collection is locked.
     pub locked: Result<bool, StoreError>,
 }
 
 /// Looks at the session bus and the Secret Service without changing anything.
+///
+/// It opens a real session with each algorithm, the way a run does, and
+/// derives the DH key: a daemon that answers the bus but cannot open a
+/// session (KWallet without its Secret Service, a daemon without DH) then
+/// shows here, not only as a failed run.
 pub fn diagnose(timeout: Duration) -> Diagnosis {
     let not_checked = || StoreError::Protocol("not checked".into());
+    let failed = |bus, err: StoreError| Diagnosis {
+        bus,
+        service: Err(err),
+        daemon: Daemon::Unknown,
+        sessions: Vec::new(),
+        locked: Err(not_checked()),
+    };
     let bus = session_bus_address();
     let Ok(address) = &bus else {
-        return Diagnosis {
-            bus,
-            service: Err(not_checked()),
-            locked: Err(not_checked()),
-        };
+        return failed(bus, not_checked());
     };
     let address = address.clone();
-    let mut connection = match SecretService::connect(timeout) {
-        Ok(connection) => connection,
+    let channel = match Channel::open_private(&address) {
+        Ok(channel) => channel,
         Err(err) => {
-            return Diagnosis {
-                bus: Err(err),
-                service: Err(not_checked()),
-                locked: Err(not_checked()),
+            let err = StoreError::Connect {
+                address,
+                reason: err.message().unwrap_or("unknown error").to_owned(),
             };
+            return failed(Err(err), not_checked());
         }
     };
+    let keys = match KeyPair::generate() {
+        Ok(keys) => keys,
+        Err(err) => return failed(Ok(address), StoreError::Protocol(err)),
+    };
+    let mut connection = SecretService {
+        channel,
+        timeout,
+        session: Session::Pending {
+            serial: 0,
+            keys: None,
+        },
+        early: HashMap::new(),
+        completed: Vec::new(),
+        owner: None,
+        round_trips: 0,
+    };
     let asks = vec![
+        method(BUS, "/org/freedesktop/DBus", BUS, "Hello"),
         method(
             BUS,
             "/org/freedesktop/DBus",
@@ -615,54 +856,60 @@ pub fn diagnose(timeout: Duration) -> Diagnosis {
         )
         .append1(SERVICE),
         method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "ReadAlias").append1("default"),
+        method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "OpenSession")
+            .append2(ALGORITHM, Variant(keys.public.clone())),
+        method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "OpenSession").append2("plain", Variant("")),
     ];
-    let mut replies = match connection.call_all(asks) {
-        Ok(replies) => replies.into_iter(),
+    let replies = match connection.call_all(asks) {
+        Ok(replies) => replies,
         Err(err) => {
-            return Diagnosis {
-                bus: if err.means_no_daemon() {
-                    Err(err.clone())
-                } else {
-                    Ok(address)
-                },
-                service: Err(err.clone()),
-                locked: Err(err),
+            let bus = if err.means_no_daemon() {
+                Err(err.clone())
+            } else {
+                Ok(address)
             };
+            return failed(bus, err);
         }
     };
-    let (mut pid_reply, mut alias_reply) = (replies.next(), replies.next());
-    let service = pid_reply
-        .as_mut()
-        .ok_or_else(not_checked)
-        .and_then(read::<(u32,)>)
-        .map(|(pid,)| {
-            let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .map(|name| name.trim().to_owned())
-                .unwrap_or_else(|_| "unknown program".to_owned());
-            (pid, name)
-        });
-    let locked = alias_reply
-        .as_mut()
-        .ok_or_else(not_checked)
-        .and_then(read::<(ObjectPath,)>)
-        .and_then(|(collection,)| {
-            if &*collection == NO_PROMPT {
-                return Err(StoreError::NoDefaultCollection);
-            }
-            let mut reply = connection.call(
-                method(
-                    SERVICE,
-                    collection,
-                    "org.freedesktop.DBus.Properties",
-                    "Get",
-                )
+    let [
+        _hello,
+        mut pid_reply,
+        mut alias_reply,
+        mut dh_reply,
+        mut plain_reply,
+    ] = <[Message; 5]>::try_from(replies).expect("five calls, five replies");
+    let service = read::<(u32,)>(&mut pid_reply).map(|(pid,)| {
+        let name = program(pid).unwrap_or_else(|| "unknown program".to_owned());
+        (pid, name)
+    });
+    let daemon = service
+        .as_ref()
+        .map_or(Daemon::Unknown, |(_, name)| Daemon::from_program(name));
+    let dh = read::<(Variant<Vec<u8>>, ObjectPath)>(&mut dh_reply)
+        .and_then(|(output, _)| keys.derive(&output.0).map_err(StoreError::Protocol))
+        .map(drop);
+    let plain = read::<(Variant<Box<dyn RefArg>>, ObjectPath)>(&mut plain_reply).map(drop);
+    let locked = read::<(ObjectPath,)>(&mut alias_reply).and_then(|(collection,)| {
+        if &*collection == NO_PROMPT {
+            return Err(StoreError::NoDefaultCollection {
+                daemon: daemon.clone(),
+            });
+        }
+        let mut reply = connection.call(
+            method(SERVICE, collection, PROPERTIES_IFACE, "Get")
                 .append2(COLLECTION_IFACE, "Locked"),
-            )?;
-            read::<(Variant<bool>,)>(&mut reply).map(|(locked,)| locked.0)
-        });
+        )?;
+        read::<(Variant<bool>,)>(&mut reply).map(|(locked,)| locked.0)
+    });
+    let name = |err: StoreError| err.for_daemon(daemon.clone());
     Diagnosis {
         bus: Ok(address),
         service,
-        locked,
+        sessions: vec![
+            (ALGORITHM, dh.map_err(name)),
+            ("plain", plain.map_err(name)),
+        ],
+        locked: locked.map_err(name),
+        daemon,
     }
 }

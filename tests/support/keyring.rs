@@ -1,9 +1,12 @@
 //! A private Secret Service for one test: its own `dbus-daemon` and an
-//! unlocked `gnome-keyring-daemon`, in a temporary directory with its own HOME,
-//! so tests never touch the keyring of whoever runs them and run in parallel.
+//! unlocked `gnome-keyring-daemon` (or KeePassXC under its own Xvfb, or
+//! oo7-daemon), in a temporary directory with its own HOME, so tests never
+//! touch the keyring of whoever runs them and run in parallel.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -11,12 +14,18 @@ use tempfile::TempDir;
 /// The password of every test keyring.
 const PASSWORD: &str = "with-secrets-test";
 
+/// How long a daemon may take to come up before the test fails.
+const START: Duration = Duration::from_secs(30);
+
 /// A running session bus, and the Secret Service on it unless started bare.
 pub struct SecretService {
     dir: TempDir,
     address: String,
     dbus_pid: libc::pid_t,
     keyring_pid: Option<libc::pid_t>,
+    /// Processes we spawned (KeePassXC, oo7-daemon, Xvfb): killed and
+    /// reaped on drop, the daemon before its display.
+    children: Vec<Child>,
 }
 
 impl SecretService {
@@ -84,7 +93,159 @@ impl SecretService {
             dir,
             dbus_pid,
             keyring_pid: None,
+            children: Vec::new(),
         }
+    }
+
+    /// The temporary folder's HOME and XDG folders, for a daemon's environment.
+    fn daemon_env(&self, command: &mut Command) {
+        let root = self.dir.path();
+        for sub in ["home", "data", "runtime", "config", "cache"] {
+            std::fs::create_dir_all(root.join(sub)).expect("daemon dirs");
+        }
+        std::fs::set_permissions(
+            root.join("runtime"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("runtime dir mode");
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", root.join("home"))
+            .env("XDG_DATA_HOME", root.join("data"))
+            .env("XDG_RUNTIME_DIR", root.join("runtime"))
+            .env("XDG_CONFIG_HOME", root.join("config"))
+            .env("XDG_CACHE_HOME", root.join("cache"))
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address);
+    }
+
+    /// A bus with KeePassXC on it, headless under its own Xvfb, with its
+    /// Secret Service integration on, access and delete confirmations off,
+    /// and "unlock before search" off: a locked database then answers
+    /// searches with nothing, which with-secrets must tell from "missing".
+    /// Its database (password `PASSWORD`) is open and exposes one group.
+    pub fn start_keepassxc() -> Self {
+        let mut service = Self::bus_only();
+        let root = service.dir.path().to_owned();
+        let database = root.join("test.kdbx");
+        std::fs::write(&database, keepassxc_database()).expect("database");
+        let ini = root.join("config/keepassxc/keepassxc.ini");
+        std::fs::create_dir_all(ini.parent().unwrap()).expect("config dir");
+        std::fs::write(
+            &ini,
+            "[General]\nSingleInstance=false\nConfigVersion=2\nRememberLastDatabases=false\n\
+             RememberLastKeyFiles=false\nAutoSaveAfterEveryChange=true\n\
+             [GUI]\nShowTrayIcon=false\nCheckForUpdates=false\nMinimizeOnStartup=false\n\
+             [FdoSecrets]\nEnabled=true\nShowNotification=false\nConfirmAccessItem=false\n\
+             ConfirmDeleteItem=false\nUnlockBeforeSearch=false\n",
+        )
+        .expect("keepassxc.ini");
+        let display = service.start_xvfb();
+        let mut command = Command::new("keepassxc");
+        service.daemon_env(&mut command);
+        let mut child = command
+            .arg("--pw-stdin")
+            .arg(&database)
+            .env("DISPLAY", format!(":{display}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("keepassxc must be installed: run ./scripts/test");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        writeln!(stdin, "{PASSWORD}").expect("keepassxc password");
+        drop(stdin);
+        service.keyring_pid = Some(child.id() as libc::pid_t);
+        service.children.push(child);
+        // It owns the name before it has opened the database: wait until
+        // the default collection is there and unlocked.
+        service.wait_until("KeePassXC's default collection is unlocked", |service| {
+            service.default_locked() == Some(false)
+        });
+        service
+    }
+
+    /// A bus with oo7-daemon on it, its login keyring unlocked with
+    /// `PASSWORD` (`--login` reads it on stdin).
+    pub fn start_oo7() -> Self {
+        let mut service = Self::bus_only();
+        let mut command = Command::new(oo7_daemon());
+        service.daemon_env(&mut command);
+        let mut child = command
+            .arg("--login")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("oo7-daemon");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(PASSWORD.as_bytes()).expect("oo7 password");
+        drop(stdin);
+        service.keyring_pid = Some(child.id() as libc::pid_t);
+        service.children.push(child);
+        service.wait_until("oo7-daemon's default collection is unlocked", |service| {
+            service.default_locked() == Some(false)
+        });
+        service
+    }
+
+    /// Starts an Xvfb on a free display, for this service only; returns
+    /// the display number, which Xvfb prints once it accepts clients.
+    fn start_xvfb(&mut self) -> u32 {
+        let mut xvfb = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-nolisten",
+                "tcp",
+                "-screen",
+                "0",
+                "800x600x24",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb must be installed: run ./scripts/test");
+        let mut line = String::new();
+        BufReader::new(xvfb.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("Xvfb display");
+        let display = line.trim().parse().unwrap_or_else(|_| {
+            let _ = xvfb.kill();
+            panic!("Xvfb printed no display number: {line:?}")
+        });
+        self.children.push(xvfb);
+        display
+    }
+
+    /// Polls `ready` until it holds, failing the test after `START`.
+    fn wait_until(&self, what: &str, ready: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + START;
+        while !ready(self) {
+            assert!(Instant::now() < deadline, "never happened: {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The default collection's `Locked` property; `None` while the service
+    /// or its default collection is not there.
+    pub fn default_locked(&self) -> Option<bool> {
+        use dbus::arg::Variant;
+        let connection = self.connection();
+        let proxy = connection.with_proxy(
+            "org.freedesktop.secrets",
+            "/org/freedesktop/secrets/aliases/default",
+            Duration::from_secs(5),
+        );
+        proxy
+            .method_call::<(Variant<bool>,), _, _, _>(
+                "org.freedesktop.DBus.Properties",
+                "Get",
+                ("org.freedesktop.Secret.Collection", "Locked"),
+            )
+            .ok()
+            .map(|(locked,)| locked.0)
     }
 
     fn start_keyring(&mut self) {
@@ -116,7 +277,7 @@ impl SecretService {
         assert!(child.wait().expect("gnome-keyring-daemon").success());
         // --unlock returns before the daemon owns the name.
         let connection = self.connection();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + START;
         let pid = loop {
             if let Ok((pid,)) = connection
                 .with_proxy(
@@ -171,7 +332,16 @@ impl SecretService {
                 (vec![collection],),
             )
             .expect("Lock");
-        assert_eq!(&*prompt, "/", "locking needed a prompt");
+        // KeePassXC answers Lock with a prompt, which needs no person.
+        if &*prompt != "/" {
+            connection
+                .with_proxy("org.freedesktop.secrets", prompt, Duration::from_secs(10))
+                .method_call::<(), _, _, _>("org.freedesktop.Secret.Prompt", "Prompt", ("",))
+                .expect("Prompt");
+            self.wait_until("the default collection is locked", |service| {
+                service.default_locked() == Some(true)
+            });
+        }
     }
 
     /// Sends `signal` to the dbus-daemon.
@@ -219,6 +389,26 @@ impl SecretService {
             ],
             Some(value),
         );
+        assert!(output.status.success(), "secret-tool store: {output:?}");
+    }
+
+    /// Stores an item with `extra` attributes besides `service` and
+    /// `username`: items that differ only there are separate items.
+    pub fn store_foreign_with(
+        &self,
+        service: &str,
+        username: &str,
+        label: &str,
+        value: &str,
+        extra: &[(&str, &str)],
+    ) {
+        let mut args = vec![
+            "store", "--label", label, "service", service, "username", username,
+        ];
+        for (key, value) in extra {
+            args.extend([*key, *value]);
+        }
+        let output = self.secret_tool(&args, Some(value));
         assert!(output.status.success(), "secret-tool store: {output:?}");
     }
 
@@ -287,14 +477,133 @@ pub struct Item {
 
 impl Drop for SecretService {
     fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         for pid in self.keyring_pid.into_iter().chain([self.dbus_pid]) {
-            // SAFETY: kill has no memory-safety preconditions. A stopped
-            // daemon must be continued to act on SIGTERM.
+            // SAFETY: kill has no memory-safety preconditions. SIGKILL, as a
+            // stopped daemon would not act on SIGTERM.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
             }
         }
     }
+}
+
+/// oo7-daemon: `WITH_SECRETS_TEST_OO7` (set by scripts/test, which installs
+/// it in target/tools), else `oo7-daemon` on PATH. Missing, it fails the test.
+fn oo7_daemon() -> PathBuf {
+    let path = std::env::var_os("WITH_SECRETS_TEST_OO7")
+        .map(PathBuf::from)
+        .or_else(|| which("oo7-daemon"))
+        .or_else(|| {
+            let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/bin/oo7-daemon");
+            tools.exists().then_some(tools)
+        });
+    match path {
+        Some(path) if path.exists() => path,
+        _ => panic!(
+            "oo7-daemon is missing: run ./scripts/test, which installs it in target/tools \
+             (or set WITH_SECRETS_TEST_OO7 to its path)"
+        ),
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+}
+
+/// A KeePassXC database with password `PASSWORD` whose root group is
+/// exposed to the Secret Service, made once per test process: a new one
+/// each time would cost every test a few keepassxc-cli runs.
+///
+/// keepassxc-cli cannot set the exposed group, which lives in the
+/// database's Meta CustomData as `FDO_SECRETS_EXPOSED_GROUP` (the group's
+/// UUID, braced), so the database goes out as XML, gets that entry, and
+/// comes back in.
+fn keepassxc_database() -> &'static [u8] {
+    static DATABASE: OnceLock<Vec<u8>> = OnceLock::new();
+    DATABASE.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("with-secrets-keepassxc.")
+            .tempdir()
+            .expect("temp dir");
+        let cli = |args: &[&str], input: &str| -> Vec<u8> {
+            let mut child = Command::new("keepassxc-cli")
+                .args(args)
+                .current_dir(dir.path())
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", dir.path())
+                .env("XDG_CONFIG_HOME", dir.path())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("keepassxc-cli must be installed: run ./scripts/test");
+            child
+                .stdin
+                .take()
+                .expect("piped stdin")
+                .write_all(input.as_bytes())
+                .expect("keepassxc-cli stdin");
+            let output = child.wait_with_output().expect("keepassxc-cli");
+            assert!(
+                output.status.success(),
+                "keepassxc-cli {args:?}: {output:?}"
+            );
+            output.stdout
+        };
+        let twice = format!("{PASSWORD}\n{PASSWORD}\n");
+        cli(&["db-create", "-q", "-p", "plain.kdbx"], &twice);
+        let xml = cli(
+            &["export", "-q", "-f", "xml", "plain.kdbx"],
+            &format!("{PASSWORD}\n"),
+        );
+        let xml = String::from_utf8(xml).expect("XML export");
+        let group = xml
+            .split("<Root>")
+            .nth(1)
+            .and_then(|root| root.split("<UUID>").nth(1))
+            .and_then(|rest| rest.split("</UUID>").next())
+            .expect("the root group's UUID");
+        let uuid = braced_uuid(group);
+        let xml = xml.replacen(
+            "</Meta>",
+            &format!(
+                "<CustomData><Item><Key>FDO_SECRETS_EXPOSED_GROUP</Key>\
+                 <Value>{uuid}</Value></Item></CustomData></Meta>"
+            ),
+            1,
+        );
+        std::fs::write(dir.path().join("exposed.xml"), xml).expect("XML");
+        cli(
+            &["import", "-q", "-p", "exposed.xml", "exposed.kdbx"],
+            &twice,
+        );
+        std::fs::read(dir.path().join("exposed.kdbx")).expect("database")
+    })
+}
+
+/// KeePass XML's base64 UUID as `{8-4-4-4-12}` hex.
+fn braced_uuid(base64: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(base64.trim())
+        .expect("a base64 UUID");
+    assert_eq!(bytes.len(), 16, "a UUID is 16 bytes: {base64}");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{{{}-{}-{}-{}-{}}}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 fn read_pid(path: &Path) -> libc::pid_t {
