@@ -269,8 +269,13 @@ C = { service = "s", username = "c", optional = true }
     #[test]
     fn a_store_that_is_there_but_fails_is_never_replaced_by_the_environment() {
         for fail in [
-            StoreError::Locked,
-            StoreError::TimedOut(std::time::Duration::from_secs(1)),
+            StoreError::Locked {
+                daemon: crate::store::Daemon::Unknown,
+            },
+            StoreError::TimedOut {
+                after: std::time::Duration::from_secs(1),
+                daemon: crate::store::Daemon::Unknown,
+            },
             StoreError::Denied("no".into()),
         ] {
             let store = Memory {

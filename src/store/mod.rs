@@ -498,16 +498,6 @@ impl StoreError {
         }
     }
 
-    /// Whether this says the keyring is there but locked (and stayed so):
-    /// its entries are then unknown, not missing, so the environment must
-    /// not stand in for them.
-    pub fn means_locked(&self) -> bool {
-        matches!(
-            self,
-            Self::Locked { .. } | Self::UnlockDismissed { .. } | Self::PromptTimedOut { .. }
-        )
-    }
-
     /// Whether this says there is no keyring daemon here at all, as opposed
     /// to one that is locked, hung or refusing.
     pub fn means_no_daemon(&self) -> bool {
@@ -576,30 +566,5 @@ mod tests {
             StoreError::NoService
         );
         assert!(!StoreError::NoService.names_daemon());
-    }
-
-    #[test]
-    fn only_a_keyring_that_stayed_locked_means_locked() {
-        let daemon = Daemon::Unknown;
-        assert!(
-            StoreError::Locked {
-                daemon: daemon.clone()
-            }
-            .means_locked()
-        );
-        assert!(
-            StoreError::UnlockDismissed {
-                daemon: daemon.clone()
-            }
-            .means_locked()
-        );
-        assert!(!StoreError::NoService.means_locked());
-        assert!(
-            !StoreError::TimedOut {
-                after: Duration::ZERO,
-                daemon
-            }
-            .means_locked()
-        );
     }
 }
