@@ -76,6 +76,11 @@ pub(crate) fn stdout() -> Unbuffered {
 }
 
 #[cfg(unix)]
+pub(crate) fn stderr() -> Unbuffered {
+    Unbuffered(libc::STDERR_FILENO)
+}
+
+#[cfg(unix)]
 impl std::io::Write for Unbuffered {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         // SAFETY: `bytes` is valid for reads of its length.
@@ -100,6 +105,11 @@ impl std::io::Write for Unbuffered {
 #[cfg(not(unix))]
 pub(crate) fn stdout() -> std::io::Stdout {
     std::io::stdout()
+}
+
+#[cfg(not(unix))]
+pub(crate) fn stderr() -> std::io::Stderr {
+    std::io::stderr()
 }
 
 /// The unit-test binary's allocator (with-secrets itself uses the system

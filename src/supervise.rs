@@ -19,7 +19,7 @@ use std::process::{Command, ExitCode};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
-use crate::mask::Masker;
+use crate::mask::{self, Masker};
 use crate::secret::Secret;
 
 /// Runs `command` (typed as `program`) with `values` masked in its output.
@@ -51,18 +51,21 @@ pub(crate) fn pump(
     let stderr = child.stderr.take().expect("piped stderr");
     let out = {
         let masker = masker.clone();
-        std::thread::spawn(move || copy(stdout, io::stdout(), masker))
+        std::thread::spawn(move || copy(stdout, crate::secret::stdout(), masker))
     };
-    let err = std::thread::spawn(move || copy(stderr, io::stderr(), masker));
+    let err = std::thread::spawn(move || copy(stderr, crate::secret::stderr(), masker));
     [out, err]
 }
 
 /// Copies `from` to `to` through `masker` until `from` ends. If `to` fails
 /// (say, `| head` has gone), `from` is dropped so that the command's next
 /// write fails too, as it would had it been writing to the pipe itself.
-pub(crate) fn copy(mut from: impl Read, mut to: impl Write, mut masker: Masker) {
-    let mut buffer = Zeroizing::new(vec![0u8; 16 * 1024]);
-    let mut out = Vec::new();
+///
+/// `to` should be unbuffered (see `secret::stdout`): the buffers here are
+/// of fixed size and wiped, std's are neither.
+pub(crate) fn copy(mut from: impl Read, to: impl Write, mut masker: Masker) {
+    let mut buffer = Zeroizing::new(vec![0u8; mask::READ_SIZE]);
+    let mut out = mask::Output::new(to);
     loop {
         let n = match from.read(&mut buffer) {
             Ok(0) => break,
@@ -70,15 +73,15 @@ pub(crate) fn copy(mut from: impl Read, mut to: impl Write, mut masker: Masker) 
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
-        out.clear();
-        masker.feed(&buffer[..n], &mut out);
-        if to.write_all(&out).and_then(|()| to.flush()).is_err() {
+        if masker
+            .feed(&buffer[..n], &mut out)
+            .and_then(|()| out.flush())
+            .is_err()
+        {
             return;
         }
     }
-    out.clear();
-    masker.finish(&mut out);
-    let _ = to.write_all(&out).and_then(|()| to.flush());
+    let _ = masker.finish(&mut out).and_then(|()| out.flush());
 }
 
 pub(crate) fn spawn_error(program: &std::ffi::OsStr) -> impl FnOnce(io::Error) -> Error + '_ {
