@@ -3,9 +3,9 @@
 //!
 //! Masking means reading the command's output, so unlike the plain run it
 //! cannot exec in our place. What exec gave for free is rebuilt by hand:
-//! SIGINT, SIGTERM and SIGHUP sent to us are forwarded to the command, its
-//! exit status becomes ours, and a death by signal N becomes 128+N, as a
-//! shell reports it. When our stdout is a terminal the command gets a
+//! SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to us are forwarded to the
+//! command, its exit status becomes ours, and when a signal kills it, we
+//! kill ourselves with the same signal. When our stdout is a terminal the command gets a
 //! pseudo-terminal of its own (see `pty`), so it still sees a terminal and
 //! keeps its colours, line editing and prompts.
 //!
@@ -114,6 +114,10 @@ mod platform {
         } else {
             pipes(program, command, values)?
         };
+        // Our terminal is restored and every byte of output passed on.
+        if let Some(signal) = status.signal() {
+            signals::die_by(signal);
+        }
         Ok(exit_code(status))
     }
 
@@ -147,7 +151,7 @@ mod platform {
     }
 
     /// The child's status as a shell reports it: its code, or 128+N for a
-    /// death by signal N.
+    /// death by signal N that could not end us too.
     pub fn exit_code(status: ExitStatus) -> ExitCode {
         let code = match (status.code(), status.signal()) {
             (Some(code), _) => code,
