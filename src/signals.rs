@@ -42,11 +42,13 @@ pub fn install(from_kernel: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Ends this process by `signal`, as the command ended, so that our caller
-/// sees what it would have seen had the command run in our place: a shell
-/// breaks out of its loop when a job dies by SIGINT, but not when one exits
-/// 130. No core is dumped for SIGQUIT or SIGABRT, as `main` made us
-/// non-dumpable. Returns only if `signal` does not end a process.
+/// Takes `signal`'s default action now. After `--mask`'s command died by
+/// it, this ends us the same way, so that our caller sees what it would
+/// have seen had the command run in our place: a shell breaks out of its
+/// loop when a job dies by SIGINT, but not when one exits 130. No core is
+/// dumped for SIGQUIT or SIGABRT, as `main` made us non-dumpable. Returns
+/// only if `signal` does not end a process: once a stop (SIGTSTP) is
+/// continued, or when its action is to be ignored.
 pub fn die_by(signal: libc::c_int) {
     // SAFETY: plain calls on valid, zero-initialized values; SIG_DFL is a
     // valid disposition for any signal (sigaction refuses SIGKILL and

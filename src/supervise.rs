@@ -5,9 +5,9 @@
 //! cannot exec in our place. What exec gave for free is rebuilt by hand:
 //! SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to us are forwarded to the
 //! command, its exit status becomes ours, and when a signal kills it, we
-//! kill ourselves with the same signal. When our stdout is a terminal the command gets a
-//! pseudo-terminal of its own (see `pty`), so it still sees a terminal and
-//! keeps its colours, line editing and prompts.
+//! kill ourselves with the same signal. When our stdout is a terminal the
+//! command gets a pseudo-terminal of its own (see `pty`), so it still sees
+//! a terminal and keeps its colours, line editing and prompts.
 //!
 //! We read until every writer has closed the stream, as a pipe into `cat`
 //! would: a command that leaves a background process holding its stdout
