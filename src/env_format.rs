@@ -5,7 +5,6 @@
 //! a file that some reader reads differently from another is worse than an
 //! error, since the difference shows up later as a wrong password.
 
-use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write as _};
 use std::process::ExitCode;
 
@@ -29,16 +28,16 @@ pub fn run(format: EnvFormat, context: &Context) -> Result<ExitCode, Error> {
     let resolved = variables::resolve(context, &manifest, resolution)?;
     let text = render(format, &variables::all(&resolved))?;
     drop(resolved);
-    let mut stdout = io::stdout().lock();
-    if stdout.is_terminal() {
+    if io::stdout().is_terminal() {
         crate::warning!(
             "with-secrets: warning: printing secret values to the terminal, where they stay in \
              its scrollback; pipe them instead, e.g. eval \"$(with-secrets env)\""
         );
     }
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
+    // Straight to the descriptor: std's stdout would keep a copy of the
+    // last line in its buffer, never wiped.
+    crate::secret::stdout()
+        .write_all(&text)
         .map_err(|source| Error::Stdout { source })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -54,47 +53,154 @@ impl EnvFormat {
 }
 
 /// The whole output, in a buffer that is wiped when dropped.
+///
+/// The buffer is allocated once, at its exact size, which a first pass
+/// counts: a buffer that grew would leave each smaller copy of the values
+/// behind in freed memory, unwiped. For the same reason the quoting and
+/// escaping are done here, byte by byte into that buffer, rather than by
+/// helpers that build strings of their own.
 pub fn render(
     format: EnvFormat,
     variables: &[(String, Secret)],
-) -> Result<Zeroizing<String>, Error> {
-    let mut out = Zeroizing::new(String::new());
-    if format == EnvFormat::Json {
-        out.push('{');
-    }
-    for (index, (name, value)) in variables.iter().enumerate() {
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let mut texts = Vec::with_capacity(variables.len());
+    for (name, value) in variables {
         // Every format here is text; a value that is not UTF-8 would need an
         // encoding that each reader would have to be told about.
         let text = std::str::from_utf8(value.expose())
             .map_err(|_| refuse(name, format, "is not valid UTF-8 text"))?;
+        if format == EnvFormat::Dotenv
+            && let Some(reason) = dotenv_problem(text)
+        {
+            return Err(refuse(name, format, reason));
+        }
+        texts.push((name.as_str(), text));
+    }
+    let mut size = Sink::Count(0);
+    write(format, &texts, &mut size);
+    let Sink::Count(size) = size else {
+        unreachable!("a count stays a count")
+    };
+    let mut out = Zeroizing::new(Vec::with_capacity(size));
+    write(format, &texts, &mut Sink::Fill(&mut out));
+    debug_assert_eq!(out.len(), out.capacity());
+    Ok(out)
+}
+
+/// Where `write` puts the output: nowhere, counting its bytes, or into a
+/// buffer that has room for all of them.
+enum Sink<'a> {
+    Count(usize),
+    Fill(&'a mut Vec<u8>),
+}
+
+impl Sink<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Count(size) => *size += bytes.len(),
+            Self::Fill(out) => {
+                assert!(
+                    out.capacity() - out.len() >= bytes.len(),
+                    "the output outgrew its count"
+                );
+                out.extend_from_slice(bytes);
+            }
+        }
+    }
+}
+
+fn write(format: EnvFormat, variables: &[(&str, &str)], out: &mut Sink) {
+    if format == EnvFormat::Json {
+        out.put(b"{");
+    }
+    for (index, (name, text)) in variables.iter().enumerate() {
         match format {
             EnvFormat::Shell => {
-                // Single quotes keep everything literal in sh, bash and zsh,
-                // newlines included; shell_words writes a ' as '\''.
-                let quoted = Zeroizing::new(shell_words::quote(text).into_owned());
-                let _ = writeln!(out, "export {name}={}", quoted.as_str());
+                out.put(b"export ");
+                out.put(name.as_bytes());
+                out.put(b"=");
+                shell_quote(text, out);
+                out.put(b"\n");
             }
             EnvFormat::Dotenv => {
-                if let Some(reason) = dotenv_problem(text) {
-                    return Err(refuse(name, format, reason));
-                }
-                let _ = writeln!(out, "{name}={text}");
+                out.put(name.as_bytes());
+                out.put(b"=");
+                out.put(text.as_bytes());
+                out.put(b"\n");
             }
             EnvFormat::Json => {
-                let value = Zeroizing::new(serde_json::Value::String(text.to_owned()).to_string());
-                let comma = if index == 0 { "" } else { "," };
-                let _ = write!(out, "{comma}\n  {}: {}", json_string(name), value.as_str());
+                out.put(if index == 0 { b"\n  " } else { b",\n  " });
+                json_string(name, out);
+                out.put(b": ");
+                json_string(text, out);
             }
         }
     }
     if format == EnvFormat::Json {
-        out.push_str(if variables.is_empty() { "}\n" } else { "\n}\n" });
+        out.put(if variables.is_empty() {
+            b"}\n"
+        } else {
+            b"\n}\n"
+        });
     }
-    Ok(out)
 }
 
-fn json_string(text: &str) -> String {
-    serde_json::Value::String(text.to_owned()).to_string()
+/// `text` as one word that sh, bash and zsh read back literally: as it is
+/// when every byte is one that no shell treats specially, else in single
+/// quotes, with each `'` as `'\''`. The bare set is short on purpose: `{`,
+/// `,` and `~`, for instance, mean something to bash in an `export` word.
+fn shell_quote(text: &str, out: &mut Sink) {
+    let bare = |byte: &u8| byte.is_ascii_alphanumeric() || b"_@%+:,./-".contains(byte);
+    if !text.is_empty() && text.bytes().all(|byte| bare(&byte)) {
+        out.put(text.as_bytes());
+        return;
+    }
+    out.put(b"'");
+    for (index, piece) in text.split('\'').enumerate() {
+        if index > 0 {
+            out.put(b"'\\''");
+        }
+        out.put(piece.as_bytes());
+    }
+    out.put(b"'");
+}
+
+/// `text` as a JSON string, escaped as serde_json escapes it: `"`, `\\` and
+/// the control characters, nothing else.
+fn json_string(text: &str, out: &mut Sink) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.put(b"\"");
+    let bytes = text.as_bytes();
+    let mut plain = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        let short: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.put(&bytes[plain..at]);
+        if short.is_empty() {
+            out.put(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0xf)],
+            ]);
+        } else {
+            out.put(short);
+        }
+        plain = at + 1;
+    }
+    out.put(&bytes[plain..]);
+    out.put(b"\"");
 }
 
 fn refuse(name: &str, format: EnvFormat, reason: &'static str) -> Error {
@@ -158,7 +264,7 @@ mod tests {
     }
 
     fn text(format: EnvFormat, pairs: &[(&str, &str)]) -> String {
-        render(format, &vars(pairs)).unwrap().to_string()
+        String::from_utf8(render(format, &vars(pairs)).unwrap().to_vec()).unwrap()
     }
 
     #[test]
@@ -213,6 +319,30 @@ mod tests {
     }
 
     #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        let every_ascii: String = (0u8..=0x7f).map(char::from).collect();
+        for text in [every_ascii.as_str(), "ü 🎉 \u{2028} \u{feff}", ""] {
+            let mut out = Vec::with_capacity(1024);
+            json_string(text, &mut Sink::Fill(&mut out));
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(text).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn shell_words_bash_would_expand_are_quoted() {
+        assert_eq!(
+            text(
+                EnvFormat::Shell,
+                &[("A", "x{b,c}"), ("B", "a:~"), ("C", "a,b@c%d")]
+            ),
+            "export A='x{b,c}'\nexport B='a:~'\nexport C=a,b@c%d\n"
+        );
+    }
+
+    #[test]
     fn a_value_that_is_not_utf8_is_refused_by_name_in_every_format() {
         let variables = vec![("BIN".to_owned(), Secret::new(vec![0xff, 0xfe]))];
         for format in [EnvFormat::Shell, EnvFormat::Dotenv, EnvFormat::Json] {
@@ -220,5 +350,29 @@ mod tests {
             assert!(message.contains("cannot print BIN as"), "{message}");
             assert!(message.contains("not valid UTF-8"), "{message}");
         }
+    }
+
+    #[test]
+    fn rendering_leaves_no_unwiped_copy_of_a_value() {
+        const CANARY: &[u8] = b"canary-60d2aa-env";
+        let mut copies: Vec<(&str, usize)> = Vec::new();
+        for format in [EnvFormat::Shell, EnvFormat::Dotenv, EnvFormat::Json] {
+            // Quotes, backslashes and non-ASCII text, to be escaped, and
+            // enough variables to fill any buffer that grows.
+            let variables: Vec<(String, Secret)> = (0..40)
+                .map(|i| {
+                    let value = [CANARY, " it's \"q\" \\ ü $x".as_bytes()].concat();
+                    (format!("NAME_{i}"), Secret::new(value))
+                })
+                .collect();
+            let found = crate::secret::watch::unwiped_copies(CANARY, || {
+                let out = render(format, &variables).unwrap();
+                let shown = out.windows(CANARY.len()).filter(|w| *w == CANARY).count();
+                assert_eq!(shown, 40);
+            });
+            copies.push((format.name(), found));
+        }
+        // Each format's count of unwiped copies of a value that were freed.
+        assert_eq!(copies, [("shell", 0), ("dotenv", 0), ("json", 0)]);
     }
 }

@@ -10,6 +10,7 @@ use with_secrets::Cli;
 use with_secrets::error::EXIT_FAILURE;
 
 fn main() -> ExitCode {
+    forbid_core_dumps();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -33,6 +34,20 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr(), "with-secrets: {report}");
             ExitCode::from(err.exit_code())
         }
+    }
+}
+
+/// Makes this process non-dumpable before any value is in its memory: no
+/// core dump (of a crash, or of `--mask` dying by the command's SIGQUIT)
+/// holds a value, and processes of the same user can no longer ptrace us or
+/// read our memory or environment through /proc (its files become root's).
+/// The flag is reset when the command is exec'd, so the command is as it
+/// would be without us.
+fn forbid_core_dumps() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: prctl with PR_SET_DUMPABLE takes plain integers.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
 }
 

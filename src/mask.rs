@@ -9,7 +9,13 @@
 //! so a possible match that the next read would complete: at most the
 //! longest value's length minus one. At the end of the stream that tail is
 //! let go, as it can no longer complete.
+//!
+//! No buffer here ever grows: a `Vec` that grows frees its smaller copy of
+//! what it held (here, possibly a value) without wiping it. The held bytes
+//! have room for one read plus the longest value, and the output goes
+//! through an [`Output`] of fixed size; both are wiped when dropped.
 
+use std::io::{self, Write};
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
@@ -18,6 +24,9 @@ use zeroize::Zeroizing;
 /// `on` or `42` would wreck the output and tell anyone the value anyway.
 pub const MIN_LENGTH: usize = 4;
 
+/// The most a caller reads at once. Larger input is fed in pieces this size.
+pub const READ_SIZE: usize = 16 * 1024;
+
 struct Pattern {
     value: Zeroizing<Vec<u8>>,
     replacement: Vec<u8>,
@@ -25,7 +34,6 @@ struct Pattern {
 
 /// A streaming matcher. Clones share the values and keep their own held bytes,
 /// one per stream.
-#[derive(Clone)]
 pub struct Masker {
     patterns: Arc<[Pattern]>,
     /// Which bytes start some value: the scan skips every other byte quickly.
@@ -54,8 +62,9 @@ impl Masker {
                 continue;
             }
             let replacement = format!("<redacted:{name}>").into_bytes();
-            if crlf && value.contains(&b'\n') {
-                let mut translated = Zeroizing::new(Vec::with_capacity(value.len() + 8));
+            let newlines = value.iter().filter(|&&byte| byte == b'\n').count();
+            if crlf && newlines > 0 {
+                let mut translated = Zeroizing::new(Vec::with_capacity(value.len() + newlines));
                 for &byte in value {
                     if byte == b'\n' {
                         translated.push(b'\r');
@@ -76,35 +85,44 @@ impl Masker {
         for pattern in &patterns {
             first[usize::from(pattern.value[0])] = true;
         }
+        let longest = patterns.iter().map(|p| p.value.len()).max().unwrap_or(0);
         Self {
             patterns: patterns.into(),
             first: Arc::new(first),
-            held: Zeroizing::new(Vec::new()),
+            held: Zeroizing::new(Vec::with_capacity(READ_SIZE + longest)),
         }
     }
 
-    /// Masks `input`, the next bytes of the stream, appending what can be
+    /// Masks `input`, the next bytes of the stream, and writes what can be
     /// shown now to `out`.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+    pub fn feed(&mut self, mut input: &[u8], out: &mut impl Write) -> io::Result<()> {
         if self.patterns.is_empty() {
-            out.extend_from_slice(input);
-            return;
+            return out.write_all(input);
         }
-        self.held.extend_from_slice(input);
-        let done = self.scan(out, false);
-        self.held.drain(..done);
+        while !input.is_empty() {
+            // What is held after a scan is shorter than the longest value,
+            // so there is room for at least READ_SIZE more bytes.
+            let room = self.held.capacity() - self.held.len();
+            let (now, later) = input.split_at(room.min(input.len()));
+            self.held.extend_from_slice(now);
+            let done = self.scan(out, false)?;
+            self.held.drain(..done);
+            input = later;
+        }
+        Ok(())
     }
 
-    /// Ends the stream: appends whatever was held back, masked.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        let done = self.scan(out, true);
+    /// Ends the stream: writes whatever was held back, masked.
+    pub fn finish(&mut self, out: &mut impl Write) -> io::Result<()> {
+        let done = self.scan(out, true)?;
         debug_assert_eq!(done, self.held.len());
         self.held.clear();
+        Ok(())
     }
 
     /// Masks `held` into `out` up to the first position that must wait for
     /// more input (none `at_end`); returns how many bytes it used up.
-    fn scan(&self, out: &mut Vec<u8>, at_end: bool) -> usize {
+    fn scan(&self, out: &mut impl Write, at_end: bool) -> io::Result<usize> {
         let bytes = &self.held[..];
         let mut plain = 0;
         let mut at = 0;
@@ -118,15 +136,15 @@ impl Masker {
                 Match::Partial => break,
                 Match::Full(index) => {
                     let pattern = &self.patterns[index];
-                    out.extend_from_slice(&bytes[plain..at]);
-                    out.extend_from_slice(&pattern.replacement);
+                    out.write_all(&bytes[plain..at])?;
+                    out.write_all(&pattern.replacement)?;
                     at += pattern.value.len();
                     plain = at;
                 }
             }
         }
-        out.extend_from_slice(&bytes[plain..at]);
-        at
+        out.write_all(&bytes[plain..at])?;
+        Ok(at)
     }
 
     fn match_at(&self, rest: &[u8], at_end: bool) -> Match {
@@ -144,6 +162,62 @@ impl Masker {
             }
         }
         best.map_or(Match::None, Match::Full)
+    }
+}
+
+impl Clone for Masker {
+    /// Another stream's matcher: the same values, and a buffer of its own
+    /// with the same room (a cloned `Vec` would have only what it holds).
+    fn clone(&self) -> Self {
+        let mut held = Zeroizing::new(Vec::with_capacity(self.held.capacity()));
+        held.extend_from_slice(&self.held);
+        Self {
+            patterns: Arc::clone(&self.patterns),
+            first: Arc::clone(&self.first),
+            held,
+        }
+    }
+}
+
+/// A buffered writer whose buffer never grows and is wiped when dropped: a
+/// write that does not fit goes straight on after what is buffered. What
+/// passes through may hold the start of a value that never completed, or a
+/// value too short to mask.
+pub struct Output<W: Write> {
+    buffer: Zeroizing<Vec<u8>>,
+    inner: W,
+}
+
+impl<W: Write> Output<W> {
+    pub fn new(inner: W) -> Self {
+        Self {
+            buffer: Zeroizing::new(Vec::with_capacity(READ_SIZE)),
+            inner,
+        }
+    }
+
+    fn write_buffer(&mut self) -> io::Result<()> {
+        let written = self.inner.write_all(&self.buffer);
+        self.buffer.clear();
+        written
+    }
+}
+
+impl<W: Write> Write for Output<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if bytes.len() > self.buffer.capacity() - self.buffer.len() {
+            self.write_buffer()?;
+        }
+        if bytes.len() >= self.buffer.capacity() {
+            return self.inner.write(bytes);
+        }
+        self.buffer.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_buffer()?;
+        self.inner.flush()
     }
 }
 
@@ -166,9 +240,9 @@ mod tests {
     fn masked(masker: &mut Masker, chunks: &[&str]) -> String {
         let mut out = Vec::new();
         for chunk in chunks {
-            masker.feed(chunk.as_bytes(), &mut out);
+            masker.feed(chunk.as_bytes(), &mut out).unwrap();
         }
-        masker.finish(&mut out);
+        masker.finish(&mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -199,14 +273,14 @@ mod tests {
     fn only_a_possible_start_of_a_value_is_held_back() {
         let mut m = masker(&[("TOKEN", "s3cr3t")]);
         let mut out = Vec::new();
-        m.feed(b"hello s3c", &mut out);
+        m.feed(b"hello s3c", &mut out).unwrap();
         assert_eq!(out, b"hello ");
-        m.feed(b"x", &mut out);
+        m.feed(b"x", &mut out).unwrap();
         assert_eq!(out, b"hello s3cx");
         out.clear();
-        m.feed(b"ss3cr", &mut out);
+        m.feed(b"ss3cr", &mut out).unwrap();
         assert_eq!(out, b"s");
-        m.finish(&mut out);
+        m.finish(&mut out).unwrap();
         assert_eq!(out, b"ss3cr", "a tail that never completed is let go");
     }
 
@@ -283,5 +357,74 @@ mod tests {
             masked(&mut m, &["a line1\r\nline2 b line1\nline2"]),
             "a <redacted:KEY> b <redacted:KEY>"
         );
+    }
+
+    #[test]
+    fn input_larger_than_a_read_is_masked_as_a_whole() {
+        let mut m = masker(&[("TOKEN", "s3cr3t-value")]);
+        for at in [READ_SIZE - 20, READ_SIZE - 6, READ_SIZE, 3 * READ_SIZE + 1] {
+            let text = format!("{}s3cr3t-value{}", "a".repeat(at), "b".repeat(READ_SIZE));
+            let whole = format!(
+                "{}<redacted:TOKEN>{}",
+                "a".repeat(at),
+                "b".repeat(READ_SIZE)
+            );
+            assert!(masked(&mut m, &[&text]) == whole, "{at}");
+        }
+    }
+
+    #[test]
+    fn output_passes_large_writes_on_in_order_and_never_grows() {
+        let mut output = Output::new(Vec::new());
+        let big = vec![b'b'; READ_SIZE + 1];
+        output.write_all(b"small ").unwrap();
+        output.write_all(&big).unwrap();
+        output.write_all(b" small").unwrap();
+        assert_eq!(output.buffer.capacity(), READ_SIZE);
+        output.flush().unwrap();
+        assert_eq!(output.inner, [&b"small "[..], &big, b" small"].concat());
+    }
+
+    #[test]
+    fn no_buffer_of_the_masker_leaves_an_unwiped_copy_of_a_value() {
+        const FIRST_LINE: &[u8] = b"canary-2b7f51-first-line";
+        // Many newlines, for the terminal form (`\r\n`) the masker builds.
+        let value = Zeroizing::new([FIRST_LINE, b"\n", &b"x\n".repeat(12), b"last"].concat());
+        let padding = vec![b'.'; 2 * READ_SIZE];
+        let stream = Zeroizing::new(
+            [
+                &b"before "[..],
+                &value,
+                b" middle ",
+                &value,
+                &padding,
+                &value,
+            ]
+            .concat(),
+        );
+        let expected = [
+            &b"before <redacted:KEY> middle <redacted:KEY>"[..],
+            &padding,
+            b"<redacted:KEY>",
+        ]
+        .concat();
+        let found = crate::secret::watch::unwiped_copies(FIRST_LINE, || {
+            let mut masker = Masker::new([("KEY", &value[..])], true);
+            // The stream in reads of every size: the value split across
+            // many, whole in one, or with more than a read at once.
+            for size in [1, 5, 300, READ_SIZE, stream.len()] {
+                let mut clone = masker.clone();
+                for masker in [&mut masker, &mut clone] {
+                    let mut out = Output::new(Vec::new());
+                    for chunk in stream.chunks(size) {
+                        masker.feed(chunk, &mut out).unwrap();
+                    }
+                    masker.finish(&mut out).unwrap();
+                    out.flush().unwrap();
+                    assert!(out.inner == expected, "{size}");
+                }
+            }
+        });
+        assert_eq!(found, 0, "unwiped copies of the value were freed");
     }
 }

@@ -21,6 +21,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+use crate::mask::{Output, READ_SIZE};
 use crate::secret::Secret;
 use crate::signals;
 
@@ -85,7 +86,7 @@ pub fn run(
 
     let stderr = child.stderr.take().map(|stderr| {
         let masker = crate::supervise::masker(values, false);
-        std::thread::spawn(move || crate::supervise::copy(stderr, io::stderr(), masker))
+        std::thread::spawn(move || crate::supervise::copy(stderr, crate::secret::stderr(), masker))
     });
     let copied = relay(&master, &window, stdin_is_terminal, values);
     drop(raw);
@@ -108,11 +109,13 @@ fn relay(
     values: &[(String, Secret)],
 ) -> io::Result<()> {
     let mut masker = crate::supervise::masker(values, true);
-    let mut buffer = Zeroizing::new(vec![0u8; 16 * 1024]);
-    let mut typed = Zeroizing::new(Vec::new());
+    let mut buffer = Zeroizing::new(vec![0u8; READ_SIZE]);
+    // What was typed may be a password the command asks for: its buffer
+    // has room for all that may wait, so it never grows (and never leaves
+    // a copy behind).
+    let mut typed = Zeroizing::new(Vec::with_capacity(MAX_PENDING_INPUT));
     let mut stdin_open = forward_input;
-    let mut out = Vec::new();
-    let mut stdout = io::stdout().lock();
+    let mut stdout = Output::new(crate::secret::stdout());
     loop {
         let mut master_events = libc::POLLIN;
         if !typed.is_empty() {
@@ -142,7 +145,8 @@ fn relay(
             copy_window_size(libc::STDOUT_FILENO, master.as_raw_fd());
         }
         if read_stdin && fds[2].revents & any != 0 {
-            match read(libc::STDIN_FILENO, &mut buffer) {
+            let room = MAX_PENDING_INPUT - typed.len();
+            match read(libc::STDIN_FILENO, &mut buffer[..room.min(READ_SIZE)]) {
                 Ok(0) => stdin_open = false,
                 Ok(n) => typed.extend_from_slice(&buffer[..n]),
                 Err(err) if retry(&err) => {}
@@ -163,11 +167,11 @@ fn relay(
             match read(master.as_raw_fd(), &mut buffer) {
                 Ok(0) => break,
                 Ok(n) => {
-                    out.clear();
-                    masker.feed(&buffer[..n], &mut out);
                     // Our stdout gone: keep reading, so the command is not
                     // stuck on a full terminal, but show nothing.
-                    let _ = stdout.write_all(&out).and_then(|()| stdout.flush());
+                    let _ = masker
+                        .feed(&buffer[..n], &mut stdout)
+                        .and_then(|()| stdout.flush());
                 }
                 Err(err) if retry(&err) => {}
                 // Linux says EIO once every holder of the other end closed it.
@@ -175,9 +179,7 @@ fn relay(
             }
         }
     }
-    out.clear();
-    masker.finish(&mut out);
-    let _ = stdout.write_all(&out).and_then(|()| stdout.flush());
+    let _ = masker.finish(&mut stdout).and_then(|()| stdout.flush());
     Ok(())
 }
 

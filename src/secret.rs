@@ -64,116 +64,228 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Standard output or standard error, written straight to its file
+/// descriptor: std's `Stdout` keeps a line buffer that is never wiped (nor
+/// freed), so a value printed through it would stay in our memory.
+#[cfg(unix)]
+pub(crate) struct Unbuffered(std::os::fd::RawFd);
+
+#[cfg(unix)]
+pub(crate) fn stdout() -> Unbuffered {
+    Unbuffered(libc::STDOUT_FILENO)
+}
+
+#[cfg(unix)]
+pub(crate) fn stderr() -> Unbuffered {
+    Unbuffered(libc::STDERR_FILENO)
+}
+
+#[cfg(unix)]
+impl std::io::Write for Unbuffered {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        // SAFETY: `bytes` is valid for reads of its length.
+        let n = unsafe { libc::write(self.0, bytes.as_ptr().cast(), bytes.len()) };
+        match usize::try_from(n) {
+            Ok(n) => Ok(n),
+            // A closed descriptor swallows everything, as it does for std's Stdout.
+            Err(_) if std::io::Error::last_os_error().raw_os_error() == Some(libc::EBADF) => {
+                Ok(bytes.len())
+            }
+            Err(_) => Err(std::io::Error::last_os_error()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Elsewhere std's own handles; Windows' console writes go through a
+/// buffer of std's either way.
+#[cfg(not(unix))]
+pub(crate) fn stdout() -> std::io::Stdout {
+    std::io::stdout()
+}
+
+#[cfg(not(unix))]
+pub(crate) fn stderr() -> std::io::Stderr {
+    std::io::stderr()
+}
+
+/// The unit-test binary's allocator (with-secrets itself uses the system
+/// allocator directly), which looks at blocks on their way out, while they
+/// are still allocated, so nothing reads freed memory.
+///
+/// Two looks: [`look_at`] says what one block held when it was freed, and
+/// [`unwiped_copies`] counts the blocks freed while holding some bytes, such
+/// as a value, wherever those blocks came from. For the second, every block
+/// starts zeroed (so every byte of it was written before it is read), and a
+/// reallocation always moves: the old block is looked at and freed, as the
+/// system allocator may do, and which is how a growing buffer leaves copies.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod watch {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
-    /// Watches one heap block, and records what it held when it was freed.
-    mod watch {
-        use std::alloc::{GlobalAlloc, Layout, System};
-        use std::sync::Mutex;
-        use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+    /// The address of the watched block; 0 (never a block) for none.
+    static WATCHED: AtomicUsize = AtomicUsize::new(0);
+    static OUTCOME: AtomicU8 = AtomicU8::new(NOT_FREED);
+    /// The bytes to look for in every freed block, while `SEEKING`.
+    static NEEDLE: AtomicUsize = AtomicUsize::new(0);
+    static NEEDLE_LEN: AtomicUsize = AtomicUsize::new(0);
+    static SEEKING: AtomicBool = AtomicBool::new(false);
+    static FOUND: AtomicUsize = AtomicUsize::new(0);
+    /// One watch at a time: tests run in parallel threads.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-        /// The address of the watched block; 0 (never a block) for none.
-        static WATCHED: AtomicUsize = AtomicUsize::new(0);
-        static OUTCOME: AtomicU8 = AtomicU8::new(NOT_FREED);
-        /// One watch at a time: tests run in parallel threads.
-        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    const NOT_FREED: u8 = 0;
+    const ZEROED: u8 = 1;
+    const NOT_ZEROED: u8 = 2;
+    const MOVED: u8 = 3;
 
-        const NOT_FREED: u8 = 0;
-        const ZEROED: u8 = 1;
-        const NOT_ZEROED: u8 = 2;
-        const MOVED: u8 = 3;
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum Outcome {
+        NotFreed,
+        Zeroed,
+        NotZeroed,
+        /// Reallocated: the old block was copied and freed without a look.
+        Moved,
+    }
 
-        #[derive(Debug, PartialEq, Eq)]
-        pub enum Outcome {
-            NotFreed,
-            Zeroed,
-            NotZeroed,
-            /// Reallocated: the old block was copied and freed without a look.
-            Moved,
-        }
+    /// The system allocator, with a look at blocks on their way out.
+    pub struct Watching;
 
-        /// The system allocator, with a look at the watched block on its way out.
-        pub struct Watching;
-
-        // SAFETY: every call is forwarded to `System` with the same arguments.
-        unsafe impl GlobalAlloc for Watching {
-            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-                unsafe { System.alloc(layout) }
+    impl Watching {
+        /// Looks at a block that is about to be freed.
+        ///
+        /// # Safety
+        /// `ptr` is a live block of `size` bytes from this allocator.
+        unsafe fn look(&self, ptr: *mut u8, size: usize) {
+            let watched =
+                WATCHED.compare_exchange(ptr as usize, 0, Ordering::AcqRel, Ordering::Relaxed);
+            let seeking = SEEKING.load(Ordering::Acquire);
+            if watched.is_err() && !seeking {
+                return;
             }
-
-            unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-                unsafe { System.alloc_zeroed(layout) }
+            // SAFETY: the block is live, and every byte of it was written:
+            // by `alloc_zeroed` at the start, then by its owner.
+            let bytes = unsafe { std::slice::from_raw_parts(ptr, size) };
+            if watched.is_ok() {
+                let zeroed = bytes.iter().all(|&byte| byte == 0);
+                OUTCOME.store(if zeroed { ZEROED } else { NOT_ZEROED }, Ordering::SeqCst);
             }
-
-            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-                let watched =
-                    WATCHED.compare_exchange(ptr as usize, 0, Ordering::AcqRel, Ordering::Relaxed);
-                if watched.is_ok() {
-                    // SAFETY: the block is still allocated (it is freed on
-                    // the next line), `layout` is its size, and `look_at`
-                    // only watches blocks whose every byte was initialized.
-                    let bytes = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
-                    let zeroed = bytes.iter().all(|&byte| byte == 0);
-                    OUTCOME.store(if zeroed { ZEROED } else { NOT_ZEROED }, Ordering::SeqCst);
+            if seeking {
+                let len = NEEDLE_LEN.load(Ordering::Acquire);
+                // SAFETY: `unwiped_copies` set a 'static slice of `len` bytes.
+                let needle = unsafe {
+                    std::slice::from_raw_parts(NEEDLE.load(Ordering::Acquire) as *const u8, len)
+                };
+                if len > 0 && bytes.windows(len).any(|window| window == needle) {
+                    FOUND.fetch_add(1, Ordering::SeqCst);
                 }
-                unsafe { System.dealloc(ptr, layout) }
-            }
-
-            unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-                let watched =
-                    WATCHED.compare_exchange(ptr as usize, 0, Ordering::AcqRel, Ordering::Relaxed);
-                if watched.is_ok() {
-                    OUTCOME.store(MOVED, Ordering::SeqCst);
-                }
-                unsafe { System.realloc(ptr, layout, new_size) }
-            }
-        }
-
-        /// Where a buffer's heap block is: only its address and sizes, so no
-        /// reference to it is alive while it is wiped and freed.
-        pub struct Block {
-            address: usize,
-            len: usize,
-            capacity: usize,
-        }
-
-        pub fn block(bytes: &[u8], capacity: usize) -> Block {
-            Block {
-                address: bytes.as_ptr() as usize,
-                len: bytes.len(),
-                capacity,
-            }
-        }
-
-        /// Watches `block`, which must be fully initialized (`len ==
-        /// capacity`), while `drop` runs, and says what it held when freed.
-        pub fn look_at(block: Block, free: impl FnOnce()) -> Outcome {
-            assert_eq!(
-                block.len, block.capacity,
-                "every byte of the block must be initialized"
-            );
-            let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-            OUTCOME.store(NOT_FREED, Ordering::SeqCst);
-            WATCHED.store(block.address, Ordering::SeqCst);
-            free();
-            WATCHED.store(0, Ordering::SeqCst);
-            match OUTCOME.load(Ordering::SeqCst) {
-                NOT_FREED => Outcome::NotFreed,
-                ZEROED => Outcome::Zeroed,
-                NOT_ZEROED => Outcome::NotZeroed,
-                _ => Outcome::Moved,
             }
         }
     }
 
-    // Only in the unit-test binary: with-secrets itself uses the system
-    // allocator directly.
-    #[global_allocator]
-    static ALLOCATOR: watch::Watching = watch::Watching;
+    // SAFETY: every block comes from `System` with the caller's layout, and
+    // goes back to it with that layout.
+    unsafe impl GlobalAlloc for Watching {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            unsafe { System.alloc_zeroed(layout) }
+        }
 
-    use watch::{Outcome, block, look_at};
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            unsafe { System.alloc_zeroed(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            unsafe {
+                self.look(ptr, layout.size());
+                System.dealloc(ptr, layout)
+            }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let watched =
+                WATCHED.compare_exchange(ptr as usize, 0, Ordering::AcqRel, Ordering::Relaxed);
+            if watched.is_ok() {
+                OUTCOME.store(MOVED, Ordering::SeqCst);
+            }
+            // SAFETY: the caller guarantees `new_size`, with the old
+            // alignment, is a valid layout.
+            let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+            let new = unsafe { System.alloc_zeroed(new_layout) };
+            if !new.is_null() {
+                unsafe {
+                    std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                    self.look(ptr, layout.size());
+                    System.dealloc(ptr, layout);
+                }
+            }
+            new
+        }
+    }
+
+    /// Where a buffer's heap block is: only its address and sizes, so no
+    /// reference to it is alive while it is wiped and freed.
+    pub struct Block {
+        address: usize,
+        len: usize,
+        capacity: usize,
+    }
+
+    pub fn block(bytes: &[u8], capacity: usize) -> Block {
+        Block {
+            address: bytes.as_ptr() as usize,
+            len: bytes.len(),
+            capacity,
+        }
+    }
+
+    /// Watches `block`, which must be fully initialized (`len ==
+    /// capacity`), while `drop` runs, and says what it held when freed.
+    pub fn look_at(block: Block, free: impl FnOnce()) -> Outcome {
+        assert_eq!(
+            block.len, block.capacity,
+            "every byte of the block must be initialized"
+        );
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        OUTCOME.store(NOT_FREED, Ordering::SeqCst);
+        WATCHED.store(block.address, Ordering::SeqCst);
+        free();
+        WATCHED.store(0, Ordering::SeqCst);
+        match OUTCOME.load(Ordering::SeqCst) {
+            NOT_FREED => Outcome::NotFreed,
+            ZEROED => Outcome::Zeroed,
+            NOT_ZEROED => Outcome::NotZeroed,
+            _ => Outcome::Moved,
+        }
+    }
+
+    /// Runs `run` and counts the heap blocks freed (or moved) meanwhile,
+    /// by any thread, that still held `needle`: each is an unwiped copy.
+    /// `needle` must be unique to the calling test.
+    pub fn unwiped_copies(needle: &'static [u8], run: impl FnOnce()) -> usize {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        FOUND.store(0, Ordering::SeqCst);
+        NEEDLE.store(needle.as_ptr() as usize, Ordering::SeqCst);
+        NEEDLE_LEN.store(needle.len(), Ordering::SeqCst);
+        SEEKING.store(true, Ordering::SeqCst);
+        run();
+        SEEKING.store(false, Ordering::SeqCst);
+        FOUND.load(Ordering::SeqCst)
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Watching = Watching;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::watch::{Outcome, block, look_at, unwiped_copies};
 
     const CANARY: &[u8] = b"canary-4e1d7b secret value";
 
@@ -208,6 +320,24 @@ mod tests {
         let watched = block(&plain, plain.capacity());
         let outcome = look_at(watched, move || drop(std::hint::black_box(plain)));
         assert_eq!(outcome, Outcome::NotZeroed);
+    }
+
+    const GROWN: &[u8] = b"canary-9a3c0e grown value";
+
+    #[test]
+    fn the_seek_counts_the_copy_a_growing_vec_leaves_and_none_of_a_secret() {
+        // Without this, a seek that never fired would let the tests that
+        // use it pass.
+        let found = unwiped_copies(GROWN, || {
+            let mut grown = std::hint::black_box(Vec::with_capacity(GROWN.len()));
+            grown.extend_from_slice(GROWN);
+            // No room: the block moves, and the old one still holds the value.
+            grown.extend_from_slice(b" and more");
+            zeroize::Zeroize::zeroize(&mut grown);
+        });
+        assert_eq!(found, 1);
+        let found = unwiped_copies(GROWN, || drop(Secret::new(GROWN.to_vec())));
+        assert_eq!(found, 0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Signals for `--mask`, which runs the command as a child: SIGINT, SIGTERM
-//! and SIGHUP sent to us are passed on to it, and SIGWINCH wakes the
-//! pseudo-terminal loop through a pipe so it can pass the new window size on.
+//! Signals for `--mask`, which runs the command as a child: SIGINT, SIGTERM,
+//! SIGHUP and SIGQUIT sent to us are passed on to it, SIGWINCH wakes the
+//! pseudo-terminal loop through a pipe so it can pass the new window size
+//! on, and a death of the command by a signal becomes ours (`die_by`).
 //!
 //! A handler may only do what is async-signal-safe, so it uses nothing but
 //! atomics, `kill` and `write`.
@@ -20,17 +21,60 @@ static FORWARD_KERNEL: AtomicBool = AtomicBool::new(true);
 /// The write end of the SIGWINCH pipe, or -1.
 static WINCH: AtomicI32 = AtomicI32::new(-1);
 
-const FORWARDED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
-/// Catches SIGINT, SIGTERM and SIGHUP from now on, to forward them to the
-/// child. `from_kernel`: forward those the kernel raised too, as when the
-/// child has a terminal of its own and so does not get them itself.
+/// Catches SIGINT, SIGTERM, SIGHUP and SIGQUIT from now on, to forward them
+/// to the child. `from_kernel`: forward those the kernel raised too, as when
+/// the child has a terminal of its own and so does not get them itself.
+///
+/// A signal we were started ignoring stays ignored, by us and so by the
+/// command, which inherits that (a caught signal would be reset to its
+/// default action in the command instead): under nohup, or in the
+/// background of a shell without job control, the command must not die by
+/// a SIGHUP or SIGINT that the caller meant to shield it from.
 pub fn install(from_kernel: bool) -> io::Result<()> {
     FORWARD_KERNEL.store(from_kernel, Ordering::Relaxed);
     for signal in FORWARDED {
-        handle(signal, forward as *const () as libc::sighandler_t)?;
+        if !ignored(signal)? {
+            handle(signal, forward as *const () as libc::sighandler_t)?;
+        }
     }
     Ok(())
+}
+
+/// Takes `signal`'s default action now. After `--mask`'s command died by
+/// it, this ends us the same way, so that our caller sees what it would
+/// have seen had the command run in our place: a shell breaks out of its
+/// loop when a job dies by SIGINT, but not when one exits 130. No core is
+/// dumped for SIGQUIT or SIGABRT, as `main` made us non-dumpable. Returns
+/// only if `signal` does not end a process: once a stop (SIGTSTP) is
+/// continued, or when its action is to be ignored.
+pub fn die_by(signal: libc::c_int) {
+    // SAFETY: plain calls on valid, zero-initialized values; SIG_DFL is a
+    // valid disposition for any signal (sigaction refuses SIGKILL and
+    // SIGSTOP, which need none).
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(signal, &action, std::ptr::null_mut());
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(signal);
+    }
+}
+
+/// Whether `signal` is ignored.
+pub(crate) fn ignored(signal: libc::c_int) -> io::Result<bool> {
+    // SAFETY: a zeroed sigaction is a valid buffer for sigaction to fill.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one.
+    if unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(current.sa_sigaction == libc::SIG_IGN)
 }
 
 /// Forwards from now on to `pid`, including a signal that came before it.
@@ -146,7 +190,7 @@ extern "C" fn window_changed(
 
 /// Runs `call` in a signal handler without disturbing the errno of the code
 /// the signal interrupted.
-fn keeping_errno(call: impl FnOnce()) {
+pub(crate) fn keeping_errno(call: impl FnOnce()) {
     let location = errno_location();
     // SAFETY: the location, when known, is this thread's errno.
     let saved = location.map(|errno| unsafe { *errno });

@@ -3,11 +3,11 @@
 //!
 //! Masking means reading the command's output, so unlike the plain run it
 //! cannot exec in our place. What exec gave for free is rebuilt by hand:
-//! SIGINT, SIGTERM and SIGHUP sent to us are forwarded to the command, its
-//! exit status becomes ours, and a death by signal N becomes 128+N, as a
-//! shell reports it. When our stdout is a terminal the command gets a
-//! pseudo-terminal of its own (see `pty`), so it still sees a terminal and
-//! keeps its colours, line editing and prompts.
+//! SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to us are forwarded to the
+//! command, its exit status becomes ours, and when a signal kills it, we
+//! kill ourselves with the same signal. When our stdout is a terminal the
+//! command gets a pseudo-terminal of its own (see `pty`), so it still sees
+//! a terminal and keeps its colours, line editing and prompts.
 //!
 //! We read until every writer has closed the stream, as a pipe into `cat`
 //! would: a command that leaves a background process holding its stdout
@@ -19,7 +19,7 @@ use std::process::{Command, ExitCode};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
-use crate::mask::Masker;
+use crate::mask::{self, Masker};
 use crate::secret::Secret;
 
 /// Runs `command` (typed as `program`) with `values` masked in its output.
@@ -51,18 +51,21 @@ pub(crate) fn pump(
     let stderr = child.stderr.take().expect("piped stderr");
     let out = {
         let masker = masker.clone();
-        std::thread::spawn(move || copy(stdout, io::stdout(), masker))
+        std::thread::spawn(move || copy(stdout, crate::secret::stdout(), masker))
     };
-    let err = std::thread::spawn(move || copy(stderr, io::stderr(), masker));
+    let err = std::thread::spawn(move || copy(stderr, crate::secret::stderr(), masker));
     [out, err]
 }
 
 /// Copies `from` to `to` through `masker` until `from` ends. If `to` fails
 /// (say, `| head` has gone), `from` is dropped so that the command's next
 /// write fails too, as it would had it been writing to the pipe itself.
-pub(crate) fn copy(mut from: impl Read, mut to: impl Write, mut masker: Masker) {
-    let mut buffer = Zeroizing::new(vec![0u8; 16 * 1024]);
-    let mut out = Vec::new();
+///
+/// `to` should be unbuffered (see `secret::stdout`): the buffers here are
+/// of fixed size and wiped, std's are neither.
+pub(crate) fn copy(mut from: impl Read, to: impl Write, mut masker: Masker) {
+    let mut buffer = Zeroizing::new(vec![0u8; mask::READ_SIZE]);
+    let mut out = mask::Output::new(to);
     loop {
         let n = match from.read(&mut buffer) {
             Ok(0) => break,
@@ -70,15 +73,15 @@ pub(crate) fn copy(mut from: impl Read, mut to: impl Write, mut masker: Masker) 
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
-        out.clear();
-        masker.feed(&buffer[..n], &mut out);
-        if to.write_all(&out).and_then(|()| to.flush()).is_err() {
+        if masker
+            .feed(&buffer[..n], &mut out)
+            .and_then(|()| out.flush())
+            .is_err()
+        {
             return;
         }
     }
-    out.clear();
-    masker.finish(&mut out);
-    let _ = to.write_all(&out).and_then(|()| to.flush());
+    let _ = masker.finish(&mut out).and_then(|()| out.flush());
 }
 
 pub(crate) fn spawn_error(program: &std::ffi::OsStr) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -111,6 +114,10 @@ mod platform {
         } else {
             pipes(program, command, values)?
         };
+        // Our terminal is restored and every byte of output passed on.
+        if let Some(signal) = status.signal() {
+            signals::die_by(signal);
+        }
         Ok(exit_code(status))
     }
 
@@ -144,7 +151,7 @@ mod platform {
     }
 
     /// The child's status as a shell reports it: its code, or 128+N for a
-    /// death by signal N.
+    /// death by signal N that could not end us too.
     pub fn exit_code(status: ExitStatus) -> ExitCode {
         let code = match (status.code(), status.signal()) {
             (Some(code), _) => code,

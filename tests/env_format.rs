@@ -8,7 +8,7 @@ use crate::ergonomics::stored;
 use crate::support::{BIN, SecretService, Test, manifest_for};
 
 /// Values that trip up quoting: quotes, newlines, `$`, backticks, backslashes,
-/// non-ASCII text, and nothing at all.
+/// non-ASCII text, braces and tildes, and nothing at all.
 const AWKWARD: &[(&str, &str)] = &[
     ("QUOTES", "it's \"quoted\" ''"),
     ("NEWLINES", "line one\nline two\n\n"),
@@ -16,6 +16,9 @@ const AWKWARD: &[(&str, &str)] = &[
     ("BACKTICKS", "`id` \\`x\\`"),
     ("BACKSLASHES", "a\\b\\n\\\\ \\'"),
     ("UNICODE", "pä$$ wörd ✓ 🎉"),
+    // bash expands braces and a tilde after `:` even in an `export` word.
+    ("BRACES", "x{b,c}"),
+    ("TILDE", "a:~"),
     ("EMPTY", ""),
 ];
 

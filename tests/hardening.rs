@@ -586,6 +586,214 @@ fn a_command_that_kills_itself_shows_a_death_by_that_signal() {
     );
 }
 
+/// The children of process `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|child| child.parse().unwrap())
+        .collect()
+}
+
+/// How a signal reaches with-secrets at a prompt.
+enum Signal {
+    /// Keys typed on its terminal, which signal its whole process group.
+    Typed(&'static str),
+    /// kill(2), to with-secrets alone.
+    Sent(libc::c_int),
+}
+
+/// Runs `with-secrets ARGS` on a pseudo-terminal, in a shell that then
+/// reports its exit status and the terminal's settings; signals it once
+/// `prompt` shows. Returns what the terminal showed.
+fn signal_at_prompt(test: &Test, args: &str, prompt: &str, signal: Signal) -> String {
+    // The shell traps (so outlives) what is typed; the trap is reset in
+    // with-secrets, which gets each signal at its default action.
+    let line = format!(
+        "trap : INT QUIT; {} {args}; echo \"[exit $?]\"; stty -a",
+        shell_words::quote(BIN)
+    );
+    let mut child = test
+        .script(&line)
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains(prompt) {
+        let n = stdout.read(&mut buffer).unwrap();
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    // Echo is off once the prompt shows.
+    let mut stdin = child.stdin.take().unwrap();
+    match signal {
+        Signal::Typed(keys) => stdin.write_all(keys.as_bytes()).unwrap(),
+        Signal::Sent(signal) => {
+            // script(1), then its shell, then with-secrets.
+            let shell = children(child.id());
+            let with_secrets = children(shell[0]);
+            assert_eq!(with_secrets.len(), 1, "{with_secrets:?}");
+            kill(with_secrets[0], signal);
+        }
+    }
+    child.stdout = Some(stdout);
+    let output = wait(child);
+    drop(stdin);
+    seen.extend_from_slice(&output.stdout);
+    let shown = String::from_utf8_lossy(&seen).into_owned();
+    assert!(output.status.success(), "{shown}");
+    shown
+}
+
+/// Whether the `stty -a` in `shown` says echo is on.
+fn echo_is_on(shown: &str) -> bool {
+    let settings = shown.rsplit_once("[exit").expect("an exit line").1;
+    let words: Vec<&str> = settings.split([' ', ';', '\r', '\n']).collect();
+    assert!(
+        words.contains(&"echo") != words.contains(&"-echo"),
+        "{shown}"
+    );
+    words.contains(&"echo")
+}
+
+#[test]
+fn a_signal_at_a_prompt_leaves_echo_on_and_ends_with_secrets_by_it() {
+    let test = Test::new().manifest(&manifest_for(&[("API_TOKEN", "acme-api", "ci-bot")]));
+    let data = test.path().join("data");
+    let test = test
+        .env("WITH_SECRETS_STORE", "file")
+        .env("XDG_DATA_HOME", &data);
+    let value_prompt = "API_TOKEN (acme-api / ci-bot): ";
+    for (signal, number) in [
+        (Signal::Typed("\x03"), libc::SIGINT),
+        (Signal::Typed("\x1c"), libc::SIGQUIT),
+        (Signal::Sent(libc::SIGTERM), libc::SIGTERM),
+        (Signal::Sent(libc::SIGHUP), libc::SIGHUP),
+    ] {
+        let shown = signal_at_prompt(&test, "set API_TOKEN", value_prompt, signal);
+        assert!(
+            shown.contains(&format!("[exit {}]", 128 + number)),
+            "{shown}"
+        );
+        assert!(
+            echo_is_on(&shown),
+            "echo is off after signal {number}: {shown}"
+        );
+    }
+    // The file store's passphrase prompt, with a store file to open.
+    let mut set = test.command(["set", "API_TOKEN"]);
+    set.env("WITH_SECRETS_PASSPHRASE", PASSPHRASE)
+        .stdin(Stdio::piped());
+    let mut child = set.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"stored").unwrap();
+    assert!(wait(child).status.success());
+    let shown = signal_at_prompt(
+        &test,
+        "get API_TOKEN",
+        "Passphrase for ",
+        Signal::Typed("\x03"),
+    );
+    assert!(shown.contains("[exit 130]"), "{shown}");
+    assert!(echo_is_on(&shown), "echo is off: {shown}");
+}
+
+/// A job-control shell that stops with-secrets at a prompt (the test types
+/// Ctrl+Z), shows whether echo is on, and brings it back with `fg`.
+const STOP_AND_FG: &str = r#"set -m
+tty
+"$BIN" set API_TOKEN
+echo "[stopped $?] [$(stty -a | tr ' ;' '\n\n' | grep -x -e echo -e -echo)]"
+fg >/dev/null
+echo "[exit $?] [$(stty -a | tr ' ;' '\n\n' | grep -x -e echo -e -echo)]"
+"#;
+
+/// Reads `stdout` into `seen` until it holds `needle` after `from`.
+fn read_past(stdout: &mut impl Read, seen: &mut Vec<u8>, from: &str, needle: &str) {
+    let mut buffer = [0u8; 256];
+    loop {
+        let text = String::from_utf8_lossy(seen);
+        if text
+            .split_once(from)
+            .is_some_and(|(_, after)| after.contains(needle))
+        {
+            return;
+        }
+        let n = stdout.read(&mut buffer).unwrap();
+        assert!(n > 0, "no {needle:?} after {from:?} in {text}");
+        seen.extend_from_slice(&buffer[..n]);
+    }
+}
+
+#[test]
+fn ctrl_z_at_a_prompt_turns_echo_on_while_stopped_and_off_again_after_fg() {
+    let test = Test::new().manifest(&manifest_for(&[("API_TOKEN", "acme-api", "ci-bot")]));
+    let data = test.path().join("data");
+    let test = test
+        .env("WITH_SECRETS_STORE", "file")
+        .env("WITH_SECRETS_PASSPHRASE", PASSPHRASE)
+        .env("XDG_DATA_HOME", &data)
+        .file("job.sh", STOP_AND_FG);
+    let line = format!("BIN={} bash job.sh", shell_words::quote(BIN));
+    let mut child = test
+        .script(&line)
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = Vec::new();
+    read_past(
+        &mut stdout,
+        &mut seen,
+        "",
+        "API_TOKEN (acme-api / ci-bot): ",
+    );
+    let tty = String::from_utf8_lossy(&seen)
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(tty.starts_with("/dev/"), "{tty}");
+    stdin.write_all(b"\x1a").unwrap();
+    read_past(&mut stdout, &mut seen, "[stopped", "]\r\n");
+    let shown = String::from_utf8_lossy(&seen).into_owned();
+    assert!(shown.contains("[stopped 148] [echo]"), "{shown}");
+    // After fg, echo goes off again before anything is typed.
+    let start = Instant::now();
+    loop {
+        let settings = Command::new("stty")
+            .args(["-a", "-F", &tty])
+            .output()
+            .unwrap();
+        let settings = String::from_utf8_lossy(&settings.stdout).into_owned();
+        if settings.split([' ', ';', '\n']).any(|word| word == "-echo") {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "echo never went off again: {settings}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stdin.write_all(b"typed-after-fg\n").unwrap();
+    child.stdout = Some(stdout);
+    let output = wait(child);
+    drop(stdin);
+    seen.extend_from_slice(&output.stdout);
+    let shown = String::from_utf8_lossy(&seen).into_owned();
+    assert!(output.status.success(), "{shown}");
+    assert!(shown.contains("[exit 0] [echo]"), "{shown}");
+    assert!(
+        !shown.contains("typed-after-fg"),
+        "the value was echoed: {shown}"
+    );
+    assert_eq!(
+        test.run(["get", "API_TOKEN"]).success().output.stdout,
+        b"typed-after-fg"
+    );
+}
+
 /// The signals a process ignores, from the `SigIgn` mask in `status`.
 fn ignored(status: &str) -> u64 {
     let mask = status
@@ -696,12 +904,13 @@ fn a_signal_while_secrets_are_resolved_ends_with_secrets_by_it_and_runs_nothing(
 }
 
 #[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "needs the debug build's fail point, which release builds leave out"
+)]
 fn a_signal_during_a_file_store_write_leaves_the_old_values() {
     // Debug builds stop themselves at the fail point, between writing the new
-    // file and renaming it into place; release builds have no fail point.
-    if !cfg!(debug_assertions) {
-        return;
-    }
+    // file and renaming it into place.
     let test = Test::new().manifest(&manifest_for(&[("TOKEN", "acme-api", "ci-bot")]));
     let data = test.path().join("data");
     let test = test
@@ -806,6 +1015,44 @@ fn leak_free(test: &Test, args: &[&str], input: Option<&str>, code: i32) {
 }
 
 #[test]
+fn with_secrets_is_not_dumpable_so_no_core_dump_or_other_process_sees_its_memory() {
+    // The flag shows from outside: a non-dumpable process's /proc/PID files
+    // belong to root, whoever runs it. So the run must be by another user
+    // than root: this one, or nobody (65534) when the tests run as root.
+    // With --mask the command is our child, and $PPID is with-secrets.
+    let test = Test::new().manifest("[secrets]\n");
+    let args = ["--mask", "--", "sh", "-c", "stat -c %u /proc/$PPID/status"];
+    // SAFETY: geteuid has no preconditions.
+    let output = if unsafe { libc::geteuid() } != 0 {
+        wait(test.command(args).stdin(Stdio::null()).spawn().unwrap())
+    } else {
+        // nobody must reach the binary and the project folder.
+        let bin = test.path().join("with-secrets");
+        std::fs::copy(BIN, &bin).unwrap();
+        let open = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(test.path(), open).unwrap();
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(args)
+            .current_dir(test.path())
+            .env_clear()
+            .envs(test.envs())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        wait(command.spawn().expect("setpriv from util-linux"))
+    };
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "0\n",
+        "with-secrets' /proc files are its user's: it is dumpable"
+    );
+}
+
+#[test]
 fn no_failure_path_shows_the_canary_in_output_argv_or_files() {
     let service = SecretService::start();
     service.store_foreign("acme-api", "ci-bot", "t", CANARY);
@@ -820,8 +1067,8 @@ fn no_failure_path_shows_the_canary_in_output_argv_or_files() {
             manifest_for(&[("API_TOKEN", "acme-api", "ci-bot")]),
         )
         .file("noexec", "#!/bin/sh\n")
-        // Whatever logging or tracing there is, at its loudest.
-        .env("RUST_LOG", "trace")
+        // Whatever tracing there is, at its loudest (no logger reads
+        // RUST_LOG, so it is not set).
         .env("RUST_BACKTRACE", "full")
         .env("WITH_SECRETS_TRACE_ROUND_TRIPS", "1");
     // Pasted secrets live in their own folder: the walk below is for the stored one.
@@ -885,8 +1132,7 @@ fn no_failure_path_shows_the_canary_in_output_argv_or_files() {
             ("GONE", "acme-api", "gone"),
         ]))
         .env("API_TOKEN", CANARY)
-        .env("XDG_RUNTIME_DIR", "/nonexistent")
-        .env("RUST_LOG", "trace");
+        .env("XDG_RUNTIME_DIR", "/nonexistent");
     leak_free(
         &no_bus,
         &["--store", "secret-service", "--", "true"],
@@ -935,8 +1181,7 @@ fn no_failure_path_of_the_file_store_shows_the_canary() {
     let test = test
         .env("WITH_SECRETS_STORE", "file")
         .env("WITH_SECRETS_PASSPHRASE", PASSPHRASE)
-        .env("XDG_DATA_HOME", data)
-        .env("RUST_LOG", "trace");
+        .env("XDG_DATA_HOME", data);
     leak_free(&test, &["set", "API_TOKEN"], Some(CANARY), 0);
     leak_free(&test, &["--", "true"], None, 125);
     leak_free(&test, &["check"], None, 1);

@@ -2,11 +2,15 @@
 //! and the command still behaves as it would run in our place: its exit
 //! code, signals, stderr, and a terminal when there is one.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::support::{SecretService, Test, manifest_for, wait};
+use crate::support::{BIN, SecretService, Test, manifest_for, wait};
+
+/// No wait of our own is longer than this.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 const VALUE: &str = "s3cr3t-mask-value";
 
@@ -50,11 +54,39 @@ fn a_value_in_stderr_is_masked_and_stays_on_stderr() {
 fn a_value_split_across_two_writes_is_still_masked() {
     let service = SecretService::start();
     let (head, tail) = VALUE.split_at(7);
-    let script = format!("printf 'before {head}'; sleep 0.3; printf '{tail} after\\n'");
-    token(&service)
-        .run(["--mask", "--", "sh", "-c", &script])
-        .success()
-        .stdout_is("before <redacted:API_TOKEN> after\n");
+    // The command writes the second half only once the test has seen the
+    // first write come through, so the two cannot arrive as one read.
+    let script = format!("printf 'before {head}'; read go; printf '{tail} after\\n'");
+    let test = token(&service);
+    let mut child = test
+        .command(["--mask", "--", "sh", "-c", &script])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 64];
+    while seen.len() < "before ".len() {
+        let n = stdout.read(&mut buffer).unwrap();
+        if n == 0 {
+            panic!(
+                "{:?} then {:?}",
+                String::from_utf8_lossy(&seen),
+                wait(child)
+            );
+        }
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    // The first write was read and shown, less the half value held back.
+    assert_eq!(String::from_utf8_lossy(&seen), "before ");
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    stdout.read_to_end(&mut seen).unwrap();
+    let output = wait(child);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&seen),
+        "before <redacted:API_TOKEN> after\n"
+    );
 }
 
 #[test]
@@ -68,12 +100,117 @@ fn the_exit_code_is_kept() {
         .expect_code(127);
 }
 
+/// The signals `--mask` forwards, and that the command may die by.
+const SIGNALS: [(libc::c_int, &str); 4] = [
+    (libc::SIGINT, "INT"),
+    (libc::SIGTERM, "TERM"),
+    (libc::SIGHUP, "HUP"),
+    (libc::SIGQUIT, "QUIT"),
+];
+
+/// `test`'s with-secrets with `args`, every signal we may send at its
+/// default action whatever this process inherited (a background job of a
+/// shell without job control starts with SIGINT and SIGQUIT ignored).
+fn with_default_signals(test: &Test, args: &[&str]) -> std::process::Command {
+    let mut command = test.command(args);
+    command.stdin(Stdio::null());
+    // SAFETY: signal(2) is async-signal-safe, and nothing else runs here.
+    unsafe {
+        command.pre_exec(|| {
+            for signal in [
+                libc::SIGINT,
+                libc::SIGTERM,
+                libc::SIGHUP,
+                libc::SIGQUIT,
+                libc::SIGPIPE,
+            ] {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
 #[test]
-fn a_death_by_signal_n_exits_128_plus_n() {
-    let run = Test::new()
-        .manifest("")
-        .run(["--mask", "--", "sh", "-c", "kill -KILL $$"]);
-    run.expect_code(128 + libc::SIGKILL);
+fn a_command_killed_by_signal_n_kills_with_secrets_by_n_too() {
+    let test = Test::new().manifest("");
+    let more = [(libc::SIGKILL, "KILL"), (libc::SIGPIPE, "PIPE")];
+    for (signal, name) in SIGNALS.into_iter().chain(more) {
+        let script = format!("kill -{name} $$");
+        let child = with_default_signals(&test, &["--mask", "--", "sh", "-c", &script])
+            .spawn()
+            .unwrap();
+        let output = wait(child);
+        assert_eq!(output.status.signal(), Some(signal), "{name}: {output:?}");
+        assert!(!output.status.core_dumped(), "{name}: a core was dumped");
+        assert!(output.stderr.is_empty(), "{name}: {output:?}");
+    }
+}
+
+/// Runs `body` (with `$BIN` the binary under test) in a `for i in 1 2 3`
+/// loop of a bash with job control, on a pseudo-terminal; returns the
+/// transcript.
+fn bash_loop(test: &Test, body: &str) -> String {
+    let script =
+        format!("set -m\nfor i in 1 2 3; do\n  {body}\n  echo \"after $i: $?\"\ndone\necho end\n");
+    std::fs::write(test.path().join("loop.sh"), script).unwrap();
+    let line = format!("BIN={} bash loop.sh", shell_words::quote(BIN));
+    let mut script = test.script(&line);
+    script.stdin(Stdio::null());
+    String::from_utf8_lossy(&wait(script.spawn().unwrap()).stdout).into_owned()
+}
+
+#[test]
+fn a_shell_loop_stops_when_the_masked_command_dies_by_sigint() {
+    // bash breaks a loop whose foreground job died by SIGINT (the Ctrl+C
+    // case), but not one that exits 130: that job handled the signal.
+    let test = Test::new().manifest("");
+    let on_terminal = "echo \"ran $i\"; \"$BIN\" --mask -- sh -c 'kill -INT $$'";
+    let piped = "echo \"ran $i\"; \"$BIN\" --mask -- sh -c 'kill -INT $$' | cat";
+    for body in [on_terminal, piped] {
+        let shown = bash_loop(&test, body);
+        assert!(shown.contains("ran 1"), "{body}: {shown}");
+        assert!(
+            !shown.contains("after 1") && !shown.contains("ran 2") && !shown.contains("end"),
+            "{body}: the loop went on: {shown}"
+        );
+    }
+    // The same loop goes on past a command that exits 130 by itself.
+    let shown = bash_loop(&test, "\"$BIN\" --mask -- sh -c 'exit 130'");
+    assert!(shown.contains("after 3: 130\r\nend"), "{shown}");
+}
+
+#[test]
+fn an_ignored_signal_stays_ignored_for_the_command() {
+    // As under nohup (SIGHUP) or in a background job of a shell without
+    // job control (SIGINT, SIGQUIT): the command must ignore them too.
+    let test = Test::new().manifest("");
+    let mut command = test.command(["--mask", "--", "cat", "/proc/self/status"]);
+    command.stdin(Stdio::null());
+    // SAFETY: signal(2) is async-signal-safe, and nothing else runs here.
+    unsafe {
+        command.pre_exec(|| {
+            for signal in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT] {
+                libc::signal(signal, libc::SIG_IGN);
+            }
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let output = wait(command.spawn().unwrap());
+    assert!(output.status.success(), "{output:?}");
+    let status = String::from_utf8_lossy(&output.stdout);
+    let ignored = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+        .expect("a SigIgn line");
+    let bit = |signal: libc::c_int| 1u64 << (signal - 1);
+    for (signal, name) in SIGNALS {
+        let expected = signal != libc::SIGTERM;
+        assert_eq!(ignored & bit(signal) != 0, expected, "SIG{name}: {status}");
+    }
 }
 
 /// Starts `--mask -- sh -c SCRIPT`, waits for its first line, and returns
@@ -95,44 +232,59 @@ fn started(
 }
 
 #[test]
-fn int_term_and_hup_sent_to_with_secrets_reach_the_command() {
+fn int_term_hup_and_quit_sent_to_with_secrets_reach_the_command() {
     let test = Test::new().manifest("");
-    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        let script = "trap 'echo got INT; exit 3' INT; trap 'echo got TERM; exit 4' TERM; \
-                      trap 'echo got HUP; exit 5' HUP; echo ready; \
-                      while :; do sleep 0.05; done";
-        let (child, mut stdout) = started(&test, script);
+    for (code, (signal, name)) in (3..).zip(SIGNALS) {
+        // The command's own loop wakes every 50 ms to run its trap.
+        let script = format!(
+            "trap 'echo got {name}; exit {code}' {name}; echo ready; \
+             while :; do sleep 0.05; done"
+        );
+        let (child, mut stdout) = started(&test, &script);
         // SAFETY: kill has no memory-safety preconditions.
         assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
         let mut rest = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        stdout.read_to_string(&mut rest).unwrap();
         let output = wait(child);
-        let (name, code) = match signal {
-            libc::SIGINT => ("INT", 3),
-            libc::SIGTERM => ("TERM", 4),
-            _ => ("HUP", 5),
-        };
         assert_eq!(rest, format!("got {name}\n"));
         assert_eq!(output.status.code(), Some(code), "{output:?}");
     }
 }
 
 #[test]
-fn a_command_killed_by_a_forwarded_sigterm_exits_143() {
+fn a_command_killed_by_a_forwarded_sigterm_kills_with_secrets_by_it_too() {
     let test = Test::new().manifest("");
-    let (child, _stdout) = started(&test, "echo ready; exec sleep 30");
-    std::thread::sleep(Duration::from_millis(50));
+    let (child, mut stdout) = started(&test, "echo ready; exec sleep 30");
+    // `ready` came from the shell, which may not have become sleep yet: a
+    // SIGTERM now would reach the shell. Wait until the exec is done.
+    let sleeper = grandchild(child.id());
+    let start = Instant::now();
+    while std::fs::read_to_string(format!("/proc/{sleeper}/comm")).unwrap_or_default() != "sleep\n"
+    {
+        assert!(start.elapsed() < DEADLINE, "the command never became sleep");
+        std::thread::sleep(Duration::from_millis(2));
+    }
     // SAFETY: kill has no memory-safety preconditions.
     assert_eq!(
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
         0
     );
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
     let output = wait(child);
-    assert_eq!(
-        output.status.code(),
-        Some(128 + libc::SIGTERM),
-        "{output:?}"
-    );
+    assert_eq!(output.status.signal(), Some(libc::SIGTERM), "{output:?}");
+    assert_eq!(rest, "");
+}
+
+/// The one child of process `pid`.
+fn grandchild(pid: u32) -> u32 {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let children: Vec<u32> = children
+        .split_whitespace()
+        .map(|child| child.parse().unwrap())
+        .collect();
+    assert_eq!(children.len(), 1, "{children:?}");
+    children[0]
 }
 
 #[test]
@@ -233,11 +385,15 @@ fn on_a_terminal_the_exit_code_is_kept() {
 #[test]
 fn on_a_terminal_the_window_size_and_its_changes_reach_the_command() {
     let test = Test::new().manifest("");
-    // Our terminal is 33x77, and becomes 44x88 while the command runs.
+    // Our terminal is 33x77, and becomes 44x88 once the command has shown
+    // its first size and set its trap (the file `trapped` says so). Both
+    // shells wait by polling, for a minute at most.
     let line = format!(
-        "stty rows 33 cols 77; (sleep 0.5; stty rows 44 cols 88 </dev/tty) & \
-         {} --mask -- sh -c 'stty size; trap \"stty size; exit 0\" WINCH; \
-         i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; exit 1'",
+        "stty rows 33 cols 77; \
+         (i=0; while [ ! -e trapped ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; \
+          stty rows 44 cols 88 </dev/tty) & \
+         {} --mask -- sh -c 'trap \"stty size; exit 0\" WINCH; stty size; touch trapped; \
+         i=0; while [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; exit 1'",
         crate::support::BIN
     );
     let child = test
@@ -247,6 +403,7 @@ fn on_a_terminal_the_window_size_and_its_changes_reach_the_command() {
     let output = wait(child);
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{shown}");
-    assert!(shown.contains("33 77\r\n"), "{shown}");
-    assert!(shown.contains("44 88\r\n"), "{shown}");
+    let first = shown.find("33 77\r\n").expect(&shown);
+    let changed = shown.find("44 88\r\n").expect(&shown);
+    assert!(first < changed, "{shown}");
 }
