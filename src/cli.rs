@@ -30,9 +30,9 @@ As a Makefile preflight, so a missing secret stops make before any work starts:
   test: check
   \twith-secrets -- cargo test
 
-Exit status: the command's own (128+N if --mask saw it die of signal N), or 125
-if with-secrets failed, 126 if the command could not be executed, 127 if it was
-not found.";
+Exit status: the command's own (with --mask, a death by signal N kills
+with-secrets by N too), or 125 if with-secrets failed, 126 if the command
+could not be executed, 127 if it was not found.";
 
 /// Run a command with secrets from your OS keyring as environment variables.
 ///
@@ -83,8 +83,9 @@ pub struct Cli {
     /// appears in its stdout or stderr, shows as <redacted:NAME>
     ///
     /// The command is started as a child instead of in with-secrets' place;
-    /// its exit status is passed on (128+N if signal N killed it), and
-    /// SIGINT, SIGTERM and SIGHUP are forwarded to it. When stdout is a
+    /// its exit status is passed on (a death by signal N kills with-secrets
+    /// by N too), and SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to
+    /// it. When stdout is a
     /// terminal the command runs on a pseudo-terminal, so colours and
     /// interactive programs still work. Values shorter than 4 characters are
     /// not masked; a warning names them.

@@ -140,8 +140,13 @@ fn get(name: &str, context: &Context) -> Result<ExitCode, Error> {
             store: store.name(),
             fix: context.fix.clone(),
         })?;
-    let mut stdout = io::stdout().lock();
-    let newline: &[u8] = if stdout.is_terminal() { b"\n" } else { b"" };
+    // Straight to the descriptor: std's stdout buffer would keep a copy.
+    let newline: &[u8] = if io::stdout().is_terminal() {
+        b"\n"
+    } else {
+        b""
+    };
+    let mut stdout = crate::secret::stdout();
     stdout
         .write_all(found.secret.expose())
         .and_then(|()| stdout.write_all(newline))

@@ -13,7 +13,7 @@ use dbus::arg::Variant;
 use dbus::channel::Channel;
 use dbus::message::MessageType;
 
-use crate::support::{Run, SecretService, Test, manifest_for};
+use crate::support::{SecretService, Test, manifest_for};
 
 const VALUE: &str = "daemon-canary-7e21";
 const PROMPT_IFACE: &str = "org.freedesktop.Secret.Prompt";
@@ -23,31 +23,6 @@ fn project(service: &SecretService) -> Test {
         .keyring(service)
         .manifest(&manifest_for(&[("A", "s", "a")]))
         .env("WITH_SECRETS_STORE", "secret-service")
-}
-
-/// Runs with-secrets in a session of its own, so without a controlling
-/// terminal even when the tests run on one: a prompt's wait depends on it.
-/// `input` goes to its standard input.
-fn run_headless(test: &Test, args: &[&str], input: &str) -> Run {
-    use std::io::Write;
-    use std::os::unix::process::CommandExt;
-    let mut command = test.command(args);
-    command.stdin(std::process::Stdio::piped());
-    // SAFETY: setsid is async-signal-safe and touches no memory.
-    unsafe {
-        command.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = command.spawn().expect("spawn with-secrets");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    // with-secrets may exit before it reads.
-    let _ = stdin.write_all(input.as_bytes());
-    drop(stdin);
-    Run {
-        output: crate::support::wait(child),
-    }
 }
 
 /// set of a new entry, get, a run, check, delete, all without a terminal.
@@ -142,11 +117,7 @@ fn keepassxc_unlock_prompt_nobody_answers_fails_at_the_timeout_saying_a_dialog_m
     let service = SecretService::start_keepassxc();
     lock_hiding(&service);
     // KeePassXC shows its unlock dialog on the Xvfb, where nobody answers.
-    let run = run_headless(
-        &project(&service),
-        &["--timeout", "1", "--", "sh", "-c", "printf %s \"$A\""],
-        "",
-    );
+    let run = project(&service).run(["--timeout", "1", "--", "sh", "-c", "printf %s \"$A\""]);
     run.expect_code(125)
         .never_shows(VALUE)
         .stderr_has(
@@ -233,7 +204,7 @@ fn a_forged_completed_signal_from_another_connection_is_ignored() {
     let forger = forge_completed(&service, Instant::now() + Duration::from_secs(20));
     // KeePassXC's unlock dialog waits on the Xvfb; the forger says at once
     // that it was dismissed. Only KeePassXC may say so.
-    let run = run_headless(&project(&service), &["--timeout", "2", "get", "A"], "");
+    let run = project(&service).run(["--timeout", "2", "get", "A"]);
     assert_eq!(forger.join().unwrap(), 2, "the forger saw no Prompt call");
     run.expect_code(125)
         .stderr_has("KeePassXC did not finish its prompt within 2 s: a dialog may be waiting")
@@ -464,12 +435,14 @@ fn set_into_a_locked_collection_asks_to_unlock_it_and_says_why_it_could_not() {
     // so nothing proves the entry is new; it must be unlocked first.
     let oo7 = SecretService::start_oo7();
     oo7.lock();
-    run_headless(&project(&oo7), &["set", "A"], VALUE)
+    project(&oo7)
+        .run_input(VALUE, ["set", "A"])
         .expect_code(125)
         .stderr_has("the keyring is locked, and oo7-daemon's unlock prompt was dismissed");
     let keepassxc = SecretService::start_keepassxc();
     keepassxc.lock();
-    run_headless(&project(&keepassxc), &["--timeout", "1", "set", "A"], VALUE)
+    project(&keepassxc)
+        .run_input(VALUE, ["--timeout", "1", "set", "A"])
         .expect_code(125)
         .stderr_has("KeePassXC did not finish its prompt within 1 s: a dialog may be waiting");
     assert_eq!(keepassxc.default_locked(), Some(true));

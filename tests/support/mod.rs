@@ -209,6 +209,7 @@ impl Test {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        use std::os::unix::process::CommandExt;
         let mut command = Command::new(BIN);
         command
             .args(args)
@@ -217,6 +218,17 @@ impl Test {
             .envs(self.envs())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // A session of its own, with no controlling terminal: a run is as
+        // headless as in CI even when the suite is started from a terminal,
+        // where with-secrets would otherwise ask there and wait for a person.
+        // Tests that want a terminal use `script` and say so.
+        // SAFETY: setsid is async-signal-safe and touches no memory.
+        unsafe {
+            command.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
         command
     }
 
