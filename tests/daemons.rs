@@ -447,3 +447,43 @@ fn set_into_a_locked_collection_asks_to_unlock_it_and_says_why_it_could_not() {
         .stderr_has("KeePassXC did not finish its prompt within 1 s: a dialog may be waiting");
     assert_eq!(keepassxc.default_locked(), Some(true));
 }
+
+#[test]
+fn on_a_terminal_an_open_unlock_dialog_gets_two_minutes_and_the_person_is_told() {
+    use std::io::Read;
+    let service = SecretService::start_keepassxc();
+    lock_hiding(&service);
+    // KeePassXC shows its unlock dialog on the Xvfb. On a terminal a person
+    // may be answering it, so --timeout 1 does not cut the wait short.
+    let test = project(&service);
+    let mut child = test
+        .script(&format!("{} --timeout 1 -- true", crate::support::BIN))
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut stdout = child.stdout.take().unwrap();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 256];
+        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
+            if send.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let expected = "with-secrets: waiting up to 120 s for KeePassXC's prompt; answer it there, \
+                    or press Ctrl+C";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains(expected) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receive.recv_timeout(left) {
+            Ok(bytes) => seen.extend_from_slice(&bytes),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no notice of the wait:\n{}", String::from_utf8_lossy(&seen));
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

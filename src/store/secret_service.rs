@@ -40,6 +40,9 @@ const PROPERTIES_IFACE: &str = "org.freedesktop.DBus.Properties";
 /// How long a person at a terminal gets to answer a prompt: longer than a
 /// call may take, since a person, not a daemon, may be the one answering.
 const PROMPT_WAIT: Duration = Duration::from_secs(120);
+/// How long a prompt may take before the person at the terminal is told
+/// that with-secrets waits for it.
+const NOTICE_AFTER: Duration = Duration::from_millis(500);
 /// How long finding the daemon's name for a message may take: it runs after
 /// something already failed, perhaps after the whole timeout, so it gets a
 /// budget of its own, and a short one.
@@ -411,12 +414,17 @@ impl SecretService {
         let subscribe = method(BUS, "/org/freedesktop/DBus", BUS, "AddMatch").append1(rule);
         let ask = method(SERVICE, prompt, PROMPT_IFACE, "Prompt").append1("");
         let serials = [send(&self.channel, subscribe)?, send(&self.channel, ask)?];
-        let wait = if crate::prompt::has_terminal() {
+        let person = crate::prompt::has_terminal();
+        let wait = if person {
             PROMPT_WAIT.max(self.timeout)
         } else {
             self.timeout
         };
         let deadline = Instant::now() + wait;
+        // A prompt that needs nobody completes at once; one that is still
+        // open after a moment is a dialog, and the person at the terminal
+        // is told what the wait is for, as sudo or ssh would.
+        let mut notice_at = person.then(|| Instant::now() + NOTICE_AFTER);
         loop {
             // An error from AddMatch or Prompt ends the wait; their success
             // says nothing about the outcome. A prompt that fails to run
@@ -444,15 +452,28 @@ impl SecretService {
                     Ok(())
                 };
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            let left = deadline.saturating_duration_since(now);
             if left.is_zero() {
                 return Err(StoreError::PromptTimedOut {
                     daemon: Daemon::Unknown,
                     after: wait,
                 });
             }
+            if notice_at.is_some_and(|at| now >= at) {
+                notice_at = None;
+                let daemon = self.daemon();
+                crate::note!(
+                    "with-secrets: waiting up to {} s for {}'s prompt; answer it there, \
+                     or press Ctrl+C",
+                    wait.as_secs(),
+                    daemon.name()
+                );
+                continue;
+            }
+            let until = notice_at.map_or(left, |at| left.min(at.saturating_duration_since(now)));
             self.channel
-                .read_write(Some(left))
+                .read_write(Some(until))
                 .map_err(|()| StoreError::Protocol("the D-Bus connection was closed".into()))?;
             while let Some(message) = self.channel.pop_message() {
                 match message.get_reply_serial() {
