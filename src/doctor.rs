@@ -181,7 +181,7 @@ fn native_report(context: &Context, out: &mut String) -> Result<(), StoreError> 
         let _ = writeln!(out, "  keyring:        {locked}");
     }
     match diagnosis.service {
-        Err(err) if err.means_no_daemon() => Err(err),
+        Err(err) if err.means_absent() => Err(err),
         _ => Ok(()),
     }
 }

@@ -41,23 +41,8 @@ impl Resolution {
     /// exported value must never silently win over a keyring that, say, is
     /// only locked.
     pub fn store_failed(&self) -> Option<&StoreError> {
-        self.store_error.as_ref().filter(|err| !is_absent(err))
+        self.store_error.as_ref().filter(|err| !err.means_absent())
     }
-}
-
-/// Whether `err` says there is no store here at all (no session bus, no
-/// Secret Service, a store this platform or machine cannot have), the one
-/// case in which the environment stands in for the store, as it does in CI.
-/// A missing file-store file is not an error: that store is empty.
-pub fn is_absent(err: &StoreError) -> bool {
-    matches!(
-        err,
-        StoreError::NoSessionBus
-            | StoreError::Connect { .. }
-            | StoreError::NoService
-            | StoreError::Unsupported { .. }
-            | StoreError::Unavailable { .. }
-    )
 }
 
 /// Looks every entry up with one batch call. `open` is only called when there
@@ -98,7 +83,7 @@ pub fn lookup(
             Err(err) => (Vec::new(), Some(err)),
         }
     };
-    let fallback = store_error.as_ref().is_none_or(is_absent);
+    let fallback = store_error.as_ref().is_none_or(StoreError::means_absent);
     let sources = entries
         .iter()
         .zip(&slots)

@@ -175,7 +175,7 @@ impl Auto {
                 self.chosen = Some(store);
                 Ok(value)
             }
-            Err(err) if err.means_no_daemon() => {
+            Err(err) if err.means_absent() => {
                 let mut store: Box<dyn Store> = Box::new(file::FileStore::open(self.timeout)?);
                 let value = call(store.as_mut());
                 self.chosen = Some(store);
@@ -498,13 +498,36 @@ impl StoreError {
         }
     }
 
-    /// Whether this says there is no keyring daemon here at all, as opposed
-    /// to one that is locked, hung or refusing.
-    pub fn means_no_daemon(&self) -> bool {
-        matches!(
-            self,
-            Self::NoSessionBus | Self::Connect { .. } | Self::NoService
-        )
+    /// Whether this says there is no store here at all, as opposed to one
+    /// that is there but fails (locked, hung, refusing, a wrong passphrase,
+    /// a damaged file). Only then may anything stand in for the store: `auto`
+    /// passes over an absent platform keyring for the file store, and a run
+    /// takes same-named variables from the environment (the CI case). A store
+    /// that is there but fails must stay an error, or a stale value wins.
+    ///
+    /// Every variant is named, so a new one must be classed here.
+    pub fn means_absent(&self) -> bool {
+        match self {
+            // No session bus, nothing listening on it, nothing owning the
+            // Secret Service name (or able to be started as it).
+            Self::NoSessionBus | Self::Connect { .. } | Self::NoService => true,
+            // A store this platform, or this machine, cannot have: the
+            // kernel keyring blocked by a container's seccomp profile, no
+            // HOME to put a file store in.
+            Self::Unsupported { .. } | Self::Unavailable { .. } => true,
+            Self::Locked { .. }
+            | Self::UnlockDismissed { .. }
+            | Self::PromptTimedOut { .. }
+            | Self::NoDefaultCollection { .. }
+            | Self::Denied(_)
+            | Self::TimedOut { .. }
+            | Self::Protocol(_)
+            | Self::Platform(_)
+            | Self::ReadOnly { .. }
+            | Self::Unreadable { .. }
+            | Self::NeedPassword { .. }
+            | Self::BadPassword { .. } => false,
+        }
     }
 }
 

@@ -884,7 +884,7 @@ pub fn diagnose(timeout: Duration) -> Diagnosis {
     let replies = match connection.call_all(asks) {
         Ok(replies) => replies,
         Err(err) => {
-            let bus = if err.means_no_daemon() {
+            let bus = if err.means_absent() {
                 Err(err.clone())
             } else {
                 Ok(address)
