@@ -102,8 +102,8 @@ impl Context {
 
     /// Finds and loads the manifest.
     pub fn load_manifest(&self) -> Result<Manifest, Error> {
-        let path = manifest::locate(self.manifest.as_deref(), &self.cwd)?;
-        Manifest::load(&path)
+        let located = manifest::locate(self.manifest.as_deref(), &self.cwd)?;
+        Manifest::load(&located)
     }
 
     /// Where `init` writes: the explicit manifest path, else `./secrets.toml`.

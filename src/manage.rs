@@ -75,7 +75,7 @@ fn set(name: &str, context: &Context) -> Result<ExitCode, Error> {
         }
         value
     } else {
-        read_value(io::stdin().lock()).map_err(|source| Error::ReadValue {
+        read_value(crate::secret::stdin()).map_err(|source| Error::ReadValue {
             name: name.to_owned(),
             source,
         })?

@@ -82,18 +82,25 @@ impl fmt::Display for EnvName {
 }
 
 impl Manifest {
-    /// Reads and checks the manifest at `path`.
-    pub fn load(path: &Path) -> Result<Self, Error> {
+    /// Reads and checks the manifest `locate` found. One found by walking up
+    /// is refused if another user owns it (see [`refuse_foreign`]), as
+    /// checked on the very file that is then read.
+    pub fn load(located: &Located) -> Result<Self, Error> {
         use std::io::Read as _;
+        let path = located.path.as_path();
         let read_error = |source| Error::ManifestRead {
             path: path.to_owned(),
             source,
         };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        if located.walked {
+            refuse_foreign(path, &file)?;
+        }
         // One byte past the limit is enough to know the file is too big, and
         // never reading more keeps `-m /dev/zero` from filling the memory.
         let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|file| file.take(MAX_BYTES as u64 + 1).read_to_end(&mut bytes))
+        file.take(MAX_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
             .map_err(read_error)?;
         if bytes.len() > MAX_BYTES {
             // The limit may fall inside a character; the message is about size.
@@ -318,6 +325,22 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     escape_controls(text, |_| true)
 }
 
+/// Characters that print nothing but change what the text around them
+/// looks like: bidirectional overrides and isolates, which can reorder a
+/// service or username on screen ("Trojan Source", CVE-2021-42574), and
+/// zero-width characters that make two different strings look alike.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
 /// A path as [`printable`] shows a string: the manifest's own path, and
 /// the folders above it, are named by whoever made the checkout.
 pub fn printable_path(path: &Path) -> String {
@@ -333,12 +356,13 @@ pub fn printable_lines(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn escape_controls(text: &str, escape: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && escape(c)) {
+    let hostile = |c: char| (c.is_control() || is_invisible_format(c)) && escape(c);
+    if !text.chars().any(hostile) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() && escape(c) {
+        if hostile(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -445,18 +469,31 @@ fn article(kind: &str) -> &'static str {
     }
 }
 
+/// Where the manifest is, and whether it was found by walking up (rather
+/// than named by `--manifest` or `WITH_SECRETS_MANIFEST`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub path: PathBuf,
+    pub walked: bool,
+}
+
 /// Finds the manifest: an explicit path (from `--manifest` or
 /// `WITH_SECRETS_MANIFEST`), else the nearest `secrets.toml` from `cwd` upward.
-pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, Error> {
+pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<Located, Error> {
     if let Some(path) = explicit {
-        return Ok(path.to_owned());
+        return Ok(Located {
+            path: path.to_owned(),
+            walked: false,
+        });
     }
     let mut searched = Vec::new();
     for dir in cwd.ancestors() {
         let candidate = dir.join(FILE_NAME);
         if candidate.is_file() {
-            refuse_foreign(&candidate)?;
-            return Ok(candidate);
+            return Ok(Located {
+                path: candidate,
+                walked: true,
+            });
         }
         searched.push(dir.to_owned());
     }
@@ -471,25 +508,34 @@ pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, Error> {
 /// commands receive, and under which names. git refuses repositories owned
 /// by others for the same reason since CVE-2022-24765. Yours and root's are
 /// used; anyone else's only when named with `-m`, which says you mean it.
+///
+/// The owner is read from `file`, the one already open for reading, so the
+/// path cannot be swapped between check and read. A symbolic link there
+/// must be yours or root's too: its owner chose where it points.
 #[cfg(unix)]
-fn refuse_foreign(path: &Path) -> Result<(), Error> {
+fn refuse_foreign(path: &Path, file: &std::fs::File) -> Result<(), Error> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(metadata) = std::fs::metadata(path) else {
-        return Ok(()); // reading it will say what is wrong
-    };
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
-    match metadata.uid() {
-        owner if owner == me || owner == 0 => Ok(()),
-        owner => Err(Error::ManifestNotOwned {
+    let foreign = |owner: u32| owner != me && owner != 0;
+    let link = std::fs::symlink_metadata(path)
+        .ok()
+        .filter(|meta| meta.file_type().is_symlink());
+    let owners = [
+        link.map(|meta| meta.uid()),
+        file.metadata().ok().map(|meta| meta.uid()),
+    ];
+    match owners.into_iter().flatten().find(|&owner| foreign(owner)) {
+        Some(owner) => Err(Error::ManifestNotOwned {
             path: path.to_owned(),
             owner,
         }),
+        None => Ok(()),
     }
 }
 
 #[cfg(not(unix))]
-fn refuse_foreign(_path: &Path) -> Result<(), Error> {
+fn refuse_foreign(_path: &Path, _file: &std::fs::File) -> Result<(), Error> {
     Ok(())
 }
 
@@ -1187,7 +1233,7 @@ DATABASE_URL = { username = "dev-db" }
         std::fs::create_dir_all(&nested).unwrap();
         std::fs::write(dir.path().join("a").join(FILE_NAME), "").unwrap();
         assert_eq!(
-            locate(None, &nested).unwrap(),
+            locate(None, &nested).unwrap().path,
             dir.path().join("a").join(FILE_NAME)
         );
         let empty = tempfile::tempdir().unwrap();

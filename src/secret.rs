@@ -100,6 +100,28 @@ impl std::io::Write for Unbuffered {
     }
 }
 
+/// Standard input, read straight from its file descriptor: std's `Stdin`
+/// reads ahead into a buffer of its own that lives, unwiped, as long as the
+/// process, so a value piped to `set` would stay there.
+#[cfg(unix)]
+pub(crate) fn stdin() -> Unbuffered {
+    Unbuffered(libc::STDIN_FILENO)
+}
+
+#[cfg(unix)]
+impl std::io::Read for Unbuffered {
+    fn read(&mut self, bytes: &mut [u8]) -> std::io::Result<usize> {
+        // SAFETY: `bytes` is valid for writes of its length.
+        let n = unsafe { libc::read(self.0, bytes.as_mut_ptr().cast(), bytes.len()) };
+        usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(unix))]
+pub(crate) fn stdin() -> std::io::Stdin {
+    std::io::stdin()
+}
+
 /// Elsewhere std's own handles; Windows' console writes go through a
 /// buffer of std's either way.
 #[cfg(not(unix))]

@@ -852,24 +852,43 @@ fn state(pid: u32) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
-/// Waits until `child` sleeps in poll(2), as it does waiting for a keyring
-/// that does not answer.
-fn wait_until_blocked(child: &mut Child) {
+/// Waits until `child` is connected to `service`'s bus and so has sent its
+/// whole first batch (Hello, OpenSession and the searches go out in one
+/// write) to a keyring that will not answer: from then on it is resolving.
+/// Asked of the bus, not of /proc/PID/wchan, which a non-dumpable process
+/// hides from every user but root.
+fn wait_until_blocked(child: &mut Child, service: &SecretService) {
     let pid = child.id();
+    let connection = service.connection();
+    let bus = connection.with_proxy(
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        Duration::from_secs(5),
+    );
     let start = Instant::now();
     loop {
         assert!(
             child.try_wait().unwrap().is_none(),
             "it ended before blocking"
         );
-        let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
-        if state(pid) == Some('S') && wchan.contains("poll") {
+        let (names,): (Vec<String>,) = bus
+            .method_call("org.freedesktop.DBus", "ListNames", ())
+            .expect("ListNames");
+        let connected = names
+            .iter()
+            .filter(|name| name.starts_with(':'))
+            .any(|name| {
+                bus.method_call::<(u32,), _, _, _>(
+                    "org.freedesktop.DBus",
+                    "GetConnectionUnixProcessID",
+                    (name.as_str(),),
+                )
+                .is_ok_and(|(owner,)| owner == pid)
+            });
+        if connected && state(pid) == Some('S') {
             return;
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "never blocked (wchan {wchan:?})"
-        );
+        assert!(start.elapsed() < DEADLINE, "never connected to the bus");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -890,7 +909,7 @@ fn a_signal_while_secrets_are_resolved_ends_with_secrets_by_it_and_runs_nothing(
         let marker = marker.to_str().unwrap();
         let mut child =
             spawn_with_default_signals(&test, &["--timeout", "50", "--", "touch", marker]);
-        wait_until_blocked(&mut child);
+        wait_until_blocked(&mut child, &service);
         kill(child.id(), signal);
         let output = wait(child);
         assert_eq!(output.status.signal(), Some(signal), "{output:?}");

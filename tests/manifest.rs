@@ -96,14 +96,14 @@ fn the_example_manifest_parses() {
 /// A manifest whose strings carry terminal escapes: colour, window title,
 /// bell, and a line break that would fake a line of output.
 const HOSTILE: &str = r#"[secrets]
-API_TOKEN = { service = "acme\u001b[31m", username = "ci\u001b]0;owned\u0007bot", description = "red\u001b[2Jalert\nfake line" }
+API_TOKEN = { service = "acme\u001b[31m", username = "ci\u001b]0;owned\u0007bot\u202Egnp.exe", description = "red\u001b[2Jalert\nfake line" }
 "#;
 
 /// Whether `text` has a control character other than a line break (and the
 /// carriage return a terminal transcript has).
 fn has_control(text: &str) -> bool {
     text.chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r')
+        .any(|c| (c.is_control() && c != '\n' && c != '\r') || c == '\u{202e}')
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn manifest_strings_reach_the_terminal_with_control_characters_escaped() {
     // Escaped, not dropped: the person sees what the manifest says.
     for shown in [
         "acme\\u{1b}[31m",
-        "ci\\u{1b}]0;owned\\u{7}bot",
+        "ci\\u{1b}]0;owned\\u{7}bot\\u{202e}gnp.exe",
         "red\\u{1b}[2Jalert\\nfake line",
     ] {
         assert!(all.contains(shown), "{shown} not shown in:\n{all}");
@@ -167,6 +167,7 @@ fn manifest_strings_reach_the_terminal_with_control_characters_escaped() {
 #[test]
 fn a_manifest_found_by_walking_up_that_another_user_owns_is_refused() {
     use std::os::unix::fs::chown;
+    needs_root("it gives a file to another user");
     let test = Test::new()
         .manifest(&crate::support::manifest_for(&[("A", "s", "a")]))
         .cwd("sub")
@@ -207,4 +208,39 @@ fn init_in_a_folder_with_combining_marks_writes_a_manifest_that_parses() {
         "{}",
         check.stdout()
     );
+}
+
+#[test]
+fn a_link_to_the_manifest_that_another_user_owns_is_refused() {
+    use std::os::unix::fs::{lchown, symlink};
+    needs_root("it gives a link to another user");
+    // Someone who may write to a folder above yours links secrets.toml to a
+    // file of root's: the file passes, the link's owner chose it.
+    let test = Test::new()
+        .file(
+            "real/manifest.toml",
+            crate::support::manifest_for(&[("A", "s", "a")]),
+        )
+        .cwd("sub")
+        .env("A", "from-env");
+    let link = test.path().join("secrets.toml");
+    symlink(test.path().join("real/manifest.toml"), &link).unwrap();
+    lchown(&link, Some(4242), Some(4242)).unwrap();
+    test.run(["--", "true"])
+        .expect_code(125)
+        .stderr_has("secrets.toml belongs to another user (uid 4242)");
+    // The same link, yours: used.
+    lchown(&link, Some(0), Some(0)).unwrap();
+    test.run(["--", "sh", "-c", "printf %s \"$A\""])
+        .success()
+        .stdout_is("from-env");
+}
+
+/// Fails, saying why, where the suite is not run as root (CI runs it as
+/// root; a test that needs it must not pass silently elsewhere).
+#[track_caller]
+fn needs_root(why: &str) {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    assert_eq!(uid, 0, "this test needs root, as CI runs it: {why}");
 }

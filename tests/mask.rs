@@ -63,24 +63,46 @@ fn a_value_split_across_two_writes_is_still_masked() {
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
+    // Read on a thread, so that a regression that holds everything back
+    // fails at a deadline instead of blocking the test forever.
     let mut stdout = child.stdout.take().unwrap();
-    let mut seen = Vec::new();
-    let mut buffer = [0u8; 64];
-    while seen.len() < "before ".len() {
-        let n = stdout.read(&mut buffer).unwrap();
-        if n == 0 {
-            panic!(
-                "{:?} then {:?}",
-                String::from_utf8_lossy(&seen),
-                wait(child)
-            );
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 64];
+        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
+            if send.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
         }
-        seen.extend_from_slice(&buffer[..n]);
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while seen.len() < "before ".len() {
+        match receive.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(bytes) => seen.extend_from_slice(&bytes),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "{:?} then {:?}",
+                    String::from_utf8_lossy(&seen),
+                    wait(child)
+                );
+            }
+        }
     }
     // The first write was read and shown, less the half value held back.
     assert_eq!(String::from_utf8_lossy(&seen), "before ");
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    stdout.read_to_end(&mut seen).unwrap();
+    loop {
+        match receive.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(bytes) => seen.extend_from_slice(&bytes),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!("hung after {:?}", String::from_utf8_lossy(&seen));
+            }
+        }
+    }
     let output = wait(child);
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
@@ -138,10 +160,25 @@ fn a_command_killed_by_signal_n_kills_with_secrets_by_n_too() {
     let more = [(libc::SIGKILL, "KILL"), (libc::SIGPIPE, "PIPE")];
     for (signal, name) in SIGNALS.into_iter().chain(more) {
         let script = format!("kill -{name} $$");
-        let child = with_default_signals(&test, &["--mask", "--", "sh", "-c", &script])
-            .spawn()
-            .unwrap();
-        let output = wait(child);
+        let mut command = with_default_signals(&test, &["--mask", "--", "sh", "-c", &script]);
+        // Cores allowed (CI often sets the limit to 0, which would make the
+        // check below pass whatever with-secrets does): only with-secrets'
+        // own PR_SET_DUMPABLE keeps a death by SIGQUIT from dumping its
+        // memory. The command's own core, if any, lands in the temp dir.
+        // SAFETY: setrlimit is async-signal-safe and reads only `unlimited`.
+        unsafe {
+            command.pre_exec(|| {
+                let unlimited = libc::rlimit {
+                    rlim_cur: libc::RLIM_INFINITY,
+                    rlim_max: libc::RLIM_INFINITY,
+                };
+                if libc::setrlimit(libc::RLIMIT_CORE, &unlimited) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let output = wait(command.spawn().unwrap());
         assert_eq!(output.status.signal(), Some(signal), "{name}: {output:?}");
         assert!(!output.status.core_dumped(), "{name}: a core was dumped");
         assert!(output.stderr.is_empty(), "{name}: {output:?}");

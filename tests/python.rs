@@ -180,6 +180,14 @@ fn the_encrypted_file_of_keyrings_alt_is_read_with_its_password() {
     test.run(args)
         .expect_code(125)
         .stderr_has("the password does not open ");
+    // A wrong password is a store that fails: same-named variables in the
+    // environment do not stand in for it.
+    let test = test.env("TOKEN", "stale-token").env("LONG", "stale-long");
+    let run = test.run(args);
+    run.expect_code(125)
+        .stderr_has("the password does not open ")
+        .never_shows("stale-token");
+    assert!(run.stdout().is_empty(), "{}", run.stdout());
     let test = test.env("WITH_SECRETS_KEYRINGS_ALT_PASSWORD", "alt password");
     let run = test.run(args);
     run.success().stdout_is(&format!("{VALUE}|{LONG}"));

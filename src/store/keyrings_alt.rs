@@ -45,9 +45,12 @@ pub struct KeyringsAlt {
 
 impl KeyringsAlt {
     pub fn open() -> Result<Self, StoreError> {
-        let dir = data_root().ok_or_else(|| StoreError::Unreadable {
-            path: "python_keyring".into(),
-            reason: "neither XDG_DATA_HOME nor HOME is set, so keyrings.alt's folder is unknown"
+        // As for the file store: with no folder to look in, there is no
+        // store here at all.
+        let dir = data_root().ok_or_else(|| StoreError::Unavailable {
+            store: "keyrings-alt",
+            reason: "neither XDG_DATA_HOME nor HOME is set, so keyrings.alt's folder is unknown; \
+                     set XDG_DATA_HOME"
                 .into(),
         })?;
         Ok(Self { dir, warned: false })

@@ -295,6 +295,21 @@ impl Failure {
             io::Error::from_raw_os_error(self.errno)
         );
         match self.errno {
+            // A key the search found, that this process may not read or
+            // remove: the store is here and refuses, so nothing may stand in
+            // for it (see StoreError::means_absent).
+            libc::EACCES
+                if !confinement.seccomp
+                    && matches!(
+                        self.call,
+                        "keyctl(KEYCTL_READ)" | "keyctl(KEYCTL_INVALIDATE)"
+                    ) =>
+            {
+                StoreError::Denied(format!(
+                    "{what}: the key is there, but its permissions do not let this process \
+                     use it (see what `keyctl show @u` says)"
+                ))
+            }
             // These never come from our calls on a keyring we may use: a
             // filter or the kernel itself refuses the system call.
             libc::EPERM | libc::ENOSYS | libc::EACCES => StoreError::Unavailable {
@@ -588,6 +603,43 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn a_found_key_this_process_may_not_read_is_a_refusal_not_an_absent_store() {
+        let confinement = Confinement {
+            container: None,
+            seccomp: false,
+        };
+        for call in ["keyctl(KEYCTL_READ)", "keyctl(KEYCTL_INVALIDATE)"] {
+            let err = Failure {
+                call,
+                errno: libc::EACCES,
+            }
+            .explain(&confinement, &|| None);
+            assert!(matches!(err, StoreError::Denied(_)), "{err:?}");
+            assert!(!err.means_absent(), "{err:?}");
+        }
+        // The same errno from a seccomp filter, or on the first call, means
+        // the kernel keyring cannot be used here at all.
+        let filtered = Failure {
+            call: "keyctl(KEYCTL_READ)",
+            errno: libc::EACCES,
+        }
+        .explain(
+            &Confinement {
+                container: None,
+                seccomp: true,
+            },
+            &|| None,
+        );
+        assert!(filtered.means_absent(), "{filtered:?}");
+        let probe = Failure {
+            call: "keyctl(KEYCTL_GET_KEYRING_ID)",
+            errno: libc::EACCES,
+        }
+        .explain(&confinement, &|| None);
+        assert!(probe.means_absent(), "{probe:?}");
     }
 
     #[test]

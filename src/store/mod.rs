@@ -538,6 +538,62 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_a_store_that_is_not_here_at_all_means_absent() {
+        let daemon = || Daemon::Unknown;
+        let path = || PathBuf::from("f");
+        let absent = [
+            StoreError::NoSessionBus,
+            StoreError::Connect {
+                address: "a".into(),
+                reason: "r".into(),
+            },
+            StoreError::NoService,
+            StoreError::Unsupported { store: "keychain" },
+            StoreError::Unavailable {
+                store: "keyutils",
+                reason: "seccomp".into(),
+            },
+        ];
+        let failing = [
+            StoreError::Locked { daemon: daemon() },
+            StoreError::UnlockDismissed { daemon: daemon() },
+            StoreError::PromptTimedOut {
+                daemon: daemon(),
+                after: Duration::ZERO,
+            },
+            StoreError::NoDefaultCollection { daemon: daemon() },
+            StoreError::Denied("no".into()),
+            StoreError::TimedOut {
+                after: Duration::ZERO,
+                daemon: daemon(),
+            },
+            StoreError::Protocol("p".into()),
+            StoreError::Platform("p".into()),
+            StoreError::ReadOnly {
+                store: "keyrings-alt",
+            },
+            StoreError::Unreadable {
+                path: path(),
+                reason: "damaged".into(),
+            },
+            StoreError::NeedPassword {
+                path: path(),
+                variable: "V",
+            },
+            StoreError::BadPassword {
+                path: path(),
+                variable: "V",
+            },
+        ];
+        for err in absent {
+            assert!(err.means_absent(), "{err:?}");
+        }
+        for err in failing {
+            assert!(!err.means_absent(), "{err:?}");
+        }
+    }
+
+    #[test]
     fn daemons_are_known_by_their_process_names() {
         for (program, daemon) in [
             ("gnome-keyring-d", Daemon::GnomeKeyring),
