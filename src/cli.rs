@@ -53,11 +53,16 @@ pub struct Cli {
     /// The manifest to use [default: the nearest secrets.toml in this folder
     /// or above; env: WITH_SECRETS_MANIFEST]
     #[arg(short, long, global = true, value_name = "PATH")]
-    pub manifest: Option<PathBuf>,
+    pub(crate) manifest: Option<PathBuf>,
 
     /// Where secrets are kept [default: the manifest's `store`, else auto]
     #[arg(long, global = true, value_name = "STORE", env = "WITH_SECRETS_STORE")]
-    pub store: Option<StoreKind>,
+    pub(crate) store: Option<StoreKind>,
+
+    /// Whether `store` came from WITH_SECRETS_STORE rather than `--store`,
+    /// for messages that say why a store was used.
+    #[arg(skip)]
+    pub(crate) store_from_env: bool,
 
     /// How long a keyring may take to answer, e.g. 10, 2.5 or 500ms
     #[arg(
@@ -68,16 +73,16 @@ pub struct Cli {
         default_value = "10",
         value_parser = parse_timeout
     )]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 
     /// Say on stderr which manifest and store were used, and why, and how
     /// long the lookup took (never a value)
     #[arg(short, long, global = true, conflicts_with = "quiet")]
-    pub verbose: bool,
+    pub(crate) verbose: bool,
 
     /// Print no warnings; errors are still shown
     #[arg(short, long, global = true)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 
     /// Run the command with its output masked: each value, wherever it
     /// appears in its stdout or stderr, shows as <redacted:NAME>
@@ -94,7 +99,7 @@ pub struct Cli {
         env = "WITH_SECRETS_MASK",
         value_parser = clap::builder::FalseyValueParser::new()
     )]
-    pub mask: bool,
+    pub(crate) mask: bool,
 
     /// The command to run, as one string, split into words as a shell would
     /// (quotes and backslashes) but without starting a shell: for places that
@@ -105,18 +110,31 @@ pub struct Cli {
         value_name = "STRING",
         conflicts_with = "run"
     )]
-    pub command_line: Option<String>,
+    pub(crate) command_line: Option<String>,
 
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
 
     /// The command to run with the secrets set, and its arguments
     #[arg(last = true, value_name = "COMMAND")]
-    pub run: Vec<OsString>,
+    pub(crate) run: Vec<OsString>,
+}
+
+impl Cli {
+    /// Parses this process's arguments (and the variables that stand in for
+    /// flags), noting where `--store`'s value came from.
+    pub fn parse_args() -> Result<Self, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().try_get_matches()?;
+        let mut cli = Self::from_arg_matches(&matches)?;
+        cli.store_from_env =
+            matches.value_source("store") == Some(clap::parser::ValueSource::EnvVariable);
+        Ok(cli)
+    }
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Store the value of NAME's entry, replacing any old one.
     ///
     /// On a terminal it prompts without echo; otherwise it reads standard
@@ -196,7 +214,7 @@ pub enum Command {
 
 /// How `with-secrets env` prints the variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum EnvFormat {
+pub(crate) enum EnvFormat {
     /// `export NAME='value'` lines, quoted for sh, bash and zsh
     Shell,
     /// `NAME=value` lines, for python-dotenv and docker --env-file
@@ -219,6 +237,18 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
         .filter(|seconds| seconds.is_finite() && *seconds > 0.0 && *seconds <= 86_400.0)
         .map(Duration::from_secs_f64)
         .ok_or_else(|| format!("`{text}` is not a duration: use seconds, e.g. 10 or 2.5, or 500ms"))
+}
+
+/// The store names as clap offers them, with each one's help; the store
+/// module itself knows nothing of clap.
+impl clap::ValueEnum for StoreKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.spelling()).help(self.about()))
+    }
 }
 
 #[cfg(test)]

@@ -3,18 +3,17 @@
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io;
-use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::manifest::{Snippet, printable_path};
 use crate::store::StoreError;
+use crate::term::printable::printable_path;
 
 /// env(1)'s code for "with-secrets itself failed".
 pub const EXIT_FAILURE: u8 = 125;
 /// env(1)'s code for "found but could not be executed".
-pub const EXIT_CANNOT_EXECUTE: u8 = 126;
+pub(crate) const EXIT_CANNOT_EXECUTE: u8 = 126;
 /// env(1)'s code for "not found".
-pub const EXIT_NOT_FOUND: u8 = 127;
+pub(crate) const EXIT_NOT_FOUND: u8 = 127;
 
 /// Everything that can go wrong. A variant carries what a person needs to fix
 /// it (paths, names, services, usernames, the store) and never a secret value.
@@ -186,18 +185,27 @@ impl Error {
             _ => EXIT_FAILURE,
         }
     }
+}
 
-    /// A located manifest error, with a snippet of the line that hides secrets.
-    pub(crate) fn manifest(path: &Path, text: &str, span: Range<usize>, message: String) -> Self {
-        let snippet = Snippet::new(text, span);
-        Self::Manifest {
-            path: path.to_owned(),
-            line: snippet.line,
-            column: snippet.column,
-            message,
-            snippet: snippet.to_string(),
-        }
+/// The message for `err` as the person sees it: each cause appended to its
+/// first line (`message: cause`), any advice lines kept below, and every
+/// control character of the strings it quotes escaped.
+pub fn message(err: &Error) -> String {
+    use std::error::Error as _;
+    let message = err.to_string();
+    let (head, advice) = message.split_once('\n').unwrap_or((&message, ""));
+    let mut out = head.to_owned();
+    let mut cause = err.source();
+    while let Some(source) = cause {
+        out.push_str(": ");
+        out.push_str(&source.to_string());
+        cause = source.source();
     }
+    if !advice.is_empty() {
+        out.push('\n');
+        out.push_str(advice);
+    }
+    crate::term::printable::printable_lines(&out).into_owned()
 }
 
 /// The first line of a message: its gist, without the advice below it.
@@ -247,7 +255,7 @@ fn missing_message(
             entry.name, entry.service, entry.username
         );
         if let Some(description) = &entry.description {
-            let _ = write!(out, " ({})", crate::manifest::printable(description));
+            let _ = write!(out, " ({})", crate::term::printable::printable(description));
         }
     }
     out.push_str("\nstore each one with:");

@@ -1,17 +1,14 @@
 //! The binary: parse arguments, call `with_secrets::run`, report the error chain,
 //! and exit with the code env(1) would use.
 
-use std::error::Error as _;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use clap::Parser;
-use with_secrets::Cli;
-use with_secrets::error::EXIT_FAILURE;
+use with_secrets::{Cli, EXIT_FAILURE};
 
 fn main() -> ExitCode {
     forbid_core_dumps();
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args() {
         Ok(cli) => cli,
         Err(err) => {
             // --help and --version print to stdout and succeed; a usage
@@ -29,9 +26,8 @@ fn main() -> ExitCode {
         Err(err) => {
             // Not eprintln!, which panics (exit 101) when stderr is a closed
             // pipe: the exit code is the message that must get through.
-            let report = report(&err);
-            let report = with_secrets::manifest::printable_lines(&report);
-            let _ = writeln!(std::io::stderr(), "with-secrets: {report}");
+            let message = with_secrets::message(&err);
+            let _ = writeln!(std::io::stderr(), "with-secrets: {message}");
             ExitCode::from(err.exit_code())
         }
     }
@@ -49,23 +45,4 @@ fn forbid_core_dumps() {
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
-}
-
-/// The message, with each cause appended to its first line (`message: cause`)
-/// and any advice lines kept below.
-fn report(err: &with_secrets::Error) -> String {
-    let message = err.to_string();
-    let (head, advice) = message.split_once('\n').unwrap_or((&message, ""));
-    let mut out = head.to_owned();
-    let mut cause = err.source();
-    while let Some(source) = cause {
-        out.push_str(": ");
-        out.push_str(&source.to_string());
-        cause = source.source();
-    }
-    if !advice.is_empty() {
-        out.push('\n');
-        out.push_str(advice);
-    }
-    out
 }

@@ -1,37 +1,41 @@
-//! Manifest plus store plus environment: where each variable's value comes from.
+//! Manifest plus store plus environment: every variable, each with its
+//! value's source.
 //!
 //! Precedence, per variable: the keyring item first; if the keyring has none,
 //! or there is no keyring here at all, the same-named variable already in the
 //! environment (the CI fallback); else the variable is missing. A missing
 //! optional variable is left unset; a missing required one stops the run. A
 //! store that is there but fails stops the run whatever the environment
-//! holds.
+//! holds. The environment is read once, here.
 
 use std::ffi::OsStr;
+use std::time::{Duration, Instant};
 
-use crate::error::{Error, MissingEntry};
+use crate::config::{Config, Project, StoreSource};
+use crate::error::{Error, MissingEntry, first_line};
 use crate::manifest::{Entry, Manifest};
 use crate::secret::Secret;
-use crate::store::{Found, Key, Store, StoreError};
+use crate::store::{self, Found, Key, Store, StoreError};
 
 /// Where one entry's value comes from.
 #[derive(Debug)]
-pub enum Source {
+pub(crate) enum Source {
     Store(Found),
-    /// The variable is already set (and not empty) in the environment.
-    Environment,
+    /// The variable is already set (and not empty) in the environment: the
+    /// value it has there.
+    Environment(Secret),
     Missing,
 }
 
 /// Every entry's source, in manifest order, plus the store error if the store
 /// could not be used at all.
 #[derive(Debug)]
-pub struct Resolution {
-    pub store: &'static str,
-    pub sources: Vec<Source>,
-    pub store_error: Option<StoreError>,
+pub(crate) struct Resolution {
+    pub(crate) store: &'static str,
+    pub(crate) sources: Vec<Source>,
+    pub(crate) store_error: Option<StoreError>,
     /// Why `auto` passed over the platform's keyring, if it did.
-    pub passed_over: Option<StoreError>,
+    pub(crate) passed_over: Option<StoreError>,
 }
 
 impl Resolution {
@@ -40,14 +44,40 @@ impl Resolution {
     /// was looked up, and the environment does not stand in for it: a stale
     /// exported value must never silently win over a keyring that, say, is
     /// only locked.
-    pub fn store_failed(&self) -> Option<&StoreError> {
+    pub(crate) fn store_failed(&self) -> Option<&StoreError> {
         self.store_error.as_ref().filter(|err| !err.means_absent())
     }
 }
 
+/// A variable with a value, and where the value came from.
+#[derive(Debug)]
+pub(crate) struct Variable {
+    pub(crate) name: String,
+    pub(crate) value: Secret,
+    /// From the store; else it was already in the environment (the CI
+    /// fallback), so the command has it without our help.
+    pub(crate) from_store: bool,
+}
+
+/// Looks every entry of the project's manifest up in its store, saying under
+/// `-v` which store answered, why that one, and how long it took.
+pub(crate) fn lookup(config: &Config, project: &Project) -> Resolution {
+    let start = Instant::now();
+    let resolution = lookup_in(
+        &project.manifest.entries,
+        project.store.name(),
+        || config.open_store(project.store),
+        from_process_env,
+    );
+    if crate::term::verbosity::verbose() {
+        explain_lookup(project, &resolution, start.elapsed());
+    }
+    resolution
+}
+
 /// Looks every entry up with one batch call. `open` is only called when there
 /// is something to look up, so an empty manifest never touches the keyring.
-pub fn lookup(
+fn lookup_in(
     entries: &[Entry],
     store_name: &'static str,
     open: impl FnOnce() -> Result<Box<dyn Store>, StoreError>,
@@ -95,10 +125,10 @@ pub fn lookup(
                 }),
                 // An empty variable counts as unset: CI systems expand a secret
                 // that was never configured to an empty string.
-                None if fallback && env(entry.name.as_str()).is_some_and(|v| !v.is_empty()) => {
-                    Source::Environment
-                }
-                None => Source::Missing,
+                None => match env(entry.name.as_str()).filter(|v| fallback && !v.is_empty()) {
+                    Some(value) => Source::Environment(Secret::new(value.into_encoded_bytes())),
+                    None => Source::Missing,
+                },
             },
         )
         .collect();
@@ -110,21 +140,22 @@ pub fn lookup(
     }
 }
 
-pub fn key(entry: &Entry) -> Key<'_> {
+/// The store key of an entry.
+pub(crate) fn key(entry: &Entry) -> Key<'_> {
     Key {
         service: &entry.service,
         username: &entry.username,
     }
 }
 
-/// The variables to add to the command's environment: every value the store
-/// found. Values from the environment are already there. Fails if a required
-/// entry has no value, reporting every such entry at once.
-pub fn variables(
+/// Every variable with a value, in manifest order. Fails if the store
+/// failed, or if a required entry has no value (reporting every such entry
+/// at once), or if a value cannot be an environment variable's.
+pub(crate) fn variables(
     manifest: &Manifest,
     resolution: Resolution,
     fix: &str,
-) -> Result<Vec<(String, Secret)>, Error> {
+) -> Result<Vec<Variable>, Error> {
     if let Some(cause) = resolution.store_failed() {
         return Err(Error::Store {
             store: resolution.store,
@@ -134,20 +165,29 @@ pub fn variables(
     let mut variables = Vec::new();
     let mut missing = Vec::new();
     for (entry, source) in manifest.entries.iter().zip(resolution.sources) {
+        let name = entry.name.to_string();
         match source {
             Source::Store(found) => {
                 if found.secret.expose().contains(&0) {
                     return Err(Error::NulInValue {
-                        name: entry.name.to_string(),
+                        name,
                         fix: fix.to_owned(),
                     });
                 }
-                variables.push((entry.name.to_string(), found.secret));
+                variables.push(Variable {
+                    name,
+                    value: found.secret,
+                    from_store: true,
+                });
             }
-            Source::Environment => {}
+            Source::Environment(value) => variables.push(Variable {
+                name,
+                value,
+                from_store: false,
+            }),
             Source::Missing if entry.optional => {}
             Source::Missing => missing.push(MissingEntry {
-                name: entry.name.to_string(),
+                name,
                 service: entry.service.clone(),
                 username: entry.username.clone(),
                 description: entry.description.clone(),
@@ -157,7 +197,7 @@ pub fn variables(
     if missing.is_empty() {
         return Ok(variables);
     }
-    // When the store itself failed, say why: that, not the entries, is what to fix.
+    // When there is no store, say so: that, not the entries, is what to fix.
     Err(match resolution.store_error {
         Some(cause) => Error::StoreUnavailable {
             store: resolution.store,
@@ -173,9 +213,94 @@ pub fn variables(
     })
 }
 
-/// Whether `name` is set to a non-empty value in this process's environment.
-pub fn from_process_env(name: &str) -> Option<std::ffi::OsString> {
+/// The ones the command does not already have: those from the store.
+pub(crate) fn from_store(variables: &[Variable]) -> Vec<(String, Secret)> {
+    variables
+        .iter()
+        .filter(|v| v.from_store)
+        .map(|v| (v.name.clone(), v.value.clone()))
+        .collect()
+}
+
+/// Every one, by name.
+pub(crate) fn all(variables: &[Variable]) -> Vec<(String, Secret)> {
+    variables
+        .iter()
+        .map(|v| (v.name.clone(), v.value.clone()))
+        .collect()
+}
+
+/// `name`'s value in this process's environment, if it is set.
+fn from_process_env(name: &str) -> Option<std::ffi::OsString> {
     std::env::var_os(OsStr::new(name))
+}
+
+fn explain_lookup(project: &Project, resolution: &Resolution, took: Duration) {
+    let manifest = &project.manifest;
+    if manifest.entries.is_empty() {
+        crate::explain!("store not opened: the manifest has no entries");
+        return;
+    }
+    let why = match project.store_source {
+        StoreSource::Auto => match (&resolution.passed_over, &resolution.store_error) {
+            (Some(reason), _) => format!(
+                "auto: {} is not here: {}",
+                store::native_name(),
+                first_line(reason)
+            ),
+            (None, None) => "auto: the platform's keyring answered".to_owned(),
+            (None, Some(_)) => "auto".to_owned(),
+        },
+        chosen => chosen.why().to_owned(),
+    };
+    crate::explain!("store {} ({why})", resolution.store);
+    if let Some(err) = resolution.store_failed() {
+        crate::explain!(
+            "{} failed, so nothing is looked up, not even in the environment: {}",
+            resolution.store,
+            first_line(err)
+        );
+    } else if let Some(err) = &resolution.store_error {
+        crate::explain!(
+            "{} is not here, so every value comes from the environment: {}",
+            resolution.store,
+            first_line(err)
+        );
+    }
+    let sources: Vec<String> = manifest
+        .entries
+        .iter()
+        .zip(&resolution.sources)
+        .map(|(entry, source)| {
+            let status = match source {
+                Source::Store(_) => format!("from {}", resolution.store),
+                Source::Environment(_) => "from the environment".to_owned(),
+                Source::Missing if entry.optional => "missing (optional)".to_owned(),
+                Source::Missing => "missing".to_owned(),
+            };
+            format!("{} {status}", entry.name)
+        })
+        .collect();
+    crate::explain!(
+        "looked up {} entr{} in {}: {}",
+        manifest.entries.len(),
+        if manifest.entries.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        human(took),
+        sources.join(", ")
+    );
+}
+
+/// `12.3 ms` or `1.25 s`.
+fn human(took: Duration) -> String {
+    if took < Duration::from_secs(1) {
+        format!("{:.1} ms", took.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.2} s", took.as_secs_f64())
+    }
 }
 
 #[cfg(test)]
@@ -198,13 +323,13 @@ C = { service = "s", username = "c", optional = true }
         .unwrap()
     }
 
-    fn resolve(store: Memory, env: &[(&str, &str)]) -> Result<Vec<(String, Secret)>, Error> {
+    fn resolve(store: Memory, env: &[(&str, &str)]) -> Result<Vec<Variable>, Error> {
         let manifest = manifest();
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let resolution = lookup(
+        let resolution = lookup_in(
             &manifest.entries,
             "memory",
             || Ok(Box::new(store)),
@@ -213,8 +338,8 @@ C = { service = "s", username = "c", optional = true }
         variables(&manifest, resolution, "with-secrets")
     }
 
-    fn names(vars: &[(String, Secret)]) -> Vec<&str> {
-        vars.iter().map(|(name, _)| name.as_str()).collect()
+    fn names(vars: &[Variable]) -> Vec<&str> {
+        vars.iter().map(|v| v.name.as_str()).collect()
     }
 
     #[test]
@@ -232,7 +357,7 @@ C = { service = "s", username = "c", optional = true }
         .unwrap();
         let store = Memory::with(&[("s", "a", "1"), ("s", "b", "2")]);
         let batches = store.batches.clone();
-        let resolution = lookup(
+        let resolution = lookup_in(
             &manifest.entries,
             "memory",
             || Ok(Box::new(store)),
@@ -246,7 +371,7 @@ C = { service = "s", username = "c", optional = true }
         let vars = variables(&manifest, resolution, "with-secrets").unwrap();
         let values: Vec<(&str, &[u8])> = vars
             .iter()
-            .map(|(name, value)| (name.as_str(), value.expose()))
+            .map(|v| (v.name.as_str(), v.value.expose()))
             .collect();
         assert_eq!(values, [("A", &b"1"[..]), ("B", b"2"), ("ALSO_A", b"1")]);
     }
@@ -279,7 +404,7 @@ C = { service = "s", username = "c", optional = true }
     fn a_missing_optional_entry_is_left_unset() {
         let vars = resolve(Memory::with(&[("s", "a", "1"), ("s", "b", "2")]), &[]).unwrap();
         assert_eq!(names(&vars), ["A", "B"]);
-        assert_eq!(vars[1].1.expose(), b"2");
+        assert_eq!(vars[1].value.expose(), b"2");
     }
 
     #[test]
@@ -301,8 +426,11 @@ C = { service = "s", username = "c", optional = true }
             &[("A", "env"), ("B", "env")],
         )
         .unwrap();
-        assert_eq!(names(&vars), ["A"]);
-        assert_eq!(vars[0].1.expose(), b"store");
+        assert_eq!(names(&vars), ["A", "B"]);
+        assert_eq!(vars[0].value.expose(), b"store");
+        assert!(vars[0].from_store);
+        assert_eq!(vars[1].value.expose(), b"env");
+        assert!(!vars[1].from_store);
     }
 
     #[test]
@@ -317,11 +445,9 @@ C = { service = "s", username = "c", optional = true }
             fail: Some(StoreError::NoSessionBus),
             ..Memory::default()
         };
-        assert!(
-            resolve(store, &[("A", "x"), ("B", "y")])
-                .unwrap()
-                .is_empty()
-        );
+        let vars = resolve(store, &[("A", "x"), ("B", "y")]).unwrap();
+        assert_eq!(names(&vars), ["A", "B"]);
+        assert!(vars.iter().all(|v| !v.from_store));
     }
 
     #[test]
@@ -355,7 +481,7 @@ C = { service = "s", username = "c", optional = true }
     #[test]
     fn an_empty_manifest_never_opens_the_store() {
         let manifest = Manifest::parse(Path::new("m"), "").unwrap();
-        let resolution = lookup(&manifest.entries, "memory", || panic!("opened"), |_| None);
+        let resolution = lookup_in(&manifest.entries, "memory", || panic!("opened"), |_| None);
         assert!(resolution.sources.is_empty());
     }
 }

@@ -21,27 +21,27 @@ use zeroize::Zeroizing;
 /// while a value is read into it leaves its old blocks unwiped, so code that
 /// builds a value should size its buffer first or wipe as it grows.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Zeroizing<Vec<u8>>);
+pub(crate) struct Secret(Zeroizing<Vec<u8>>);
 
 impl Secret {
-    pub fn new(bytes: Vec<u8>) -> Self {
+    pub(crate) fn new(bytes: Vec<u8>) -> Self {
         Self(Zeroizing::new(bytes))
     }
 
-    pub fn expose(&self) -> &[u8] {
+    pub(crate) fn expose(&self) -> &[u8] {
         &self.0
     }
 
     /// The bytes, still wiped when dropped.
-    pub fn into_bytes(self) -> Zeroizing<Vec<u8>> {
+    pub(crate) fn into_bytes(self) -> Zeroizing<Vec<u8>> {
         self.0
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
@@ -167,7 +167,7 @@ pub(crate) mod watch {
     const MOVED: u8 = 3;
 
     #[derive(Debug, PartialEq, Eq)]
-    pub enum Outcome {
+    pub(crate) enum Outcome {
         NotFreed,
         Zeroed,
         NotZeroed,
@@ -176,7 +176,7 @@ pub(crate) mod watch {
     }
 
     /// The system allocator, with a look at blocks on their way out.
-    pub struct Watching;
+    pub(crate) struct Watching;
 
     impl Watching {
         /// Looks at a block that is about to be freed.
@@ -251,13 +251,13 @@ pub(crate) mod watch {
 
     /// Where a buffer's heap block is: only its address and sizes, so no
     /// reference to it is alive while it is wiped and freed.
-    pub struct Block {
+    pub(crate) struct Block {
         address: usize,
         len: usize,
         capacity: usize,
     }
 
-    pub fn block(bytes: &[u8], capacity: usize) -> Block {
+    pub(crate) fn block(bytes: &[u8], capacity: usize) -> Block {
         Block {
             address: bytes.as_ptr() as usize,
             len: bytes.len(),
@@ -267,7 +267,7 @@ pub(crate) mod watch {
 
     /// Watches `block`, which must be fully initialized (`len ==
     /// capacity`), while `drop` runs, and says what it held when freed.
-    pub fn look_at(block: Block, free: impl FnOnce()) -> Outcome {
+    pub(crate) fn look_at(block: Block, free: impl FnOnce()) -> Outcome {
         assert_eq!(
             block.len, block.capacity,
             "every byte of the block must be initialized"
@@ -288,7 +288,7 @@ pub(crate) mod watch {
     /// Runs `run` and counts the heap blocks freed (or moved) meanwhile,
     /// by any thread, that still held `needle`: each is an unwiped copy.
     /// `needle` must be unique to the calling test.
-    pub fn unwiped_copies(needle: &'static [u8], run: impl FnOnce()) -> usize {
+    pub(crate) fn unwiped_copies(needle: &'static [u8], run: impl FnOnce()) -> usize {
         let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         FOUND.store(0, Ordering::SeqCst);
         NEEDLE.store(needle.as_ptr() as usize, Ordering::SeqCst);

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use with_secrets::Error;
-use with_secrets::manifest::{EnvName, Manifest};
+use with_secrets::{EnvName, Manifest};
 
 fuzz_target!(|data: &[u8]| {
     // `load` refuses invalid UTF-8 before parsing; a lossy decode gives the

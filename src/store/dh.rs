@@ -13,7 +13,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::secret::Secret;
 
 /// The algorithm name passed to `OpenSession`.
-pub const ALGORITHM: &str = "dh-ietf1024-sha256-aes128-cbc-pkcs7";
+pub(crate) const ALGORITHM: &str = "dh-ietf1024-sha256-aes128-cbc-pkcs7";
 
 /// RFC 2409, section 6.2: the prime of the Second Oakley Group; its generator is 2.
 const PRIME: [u8; 128] = [
@@ -56,19 +56,19 @@ type Decryptor = cbc::Decryptor<aes::Aes128>;
 /// with-secrets then execs the command, which replaces the whole address
 /// space, or exits. Anything able to read our heap meanwhile could read
 /// the session key in use, and the values themselves, just as well.
-pub struct KeyPair {
+pub(crate) struct KeyPair {
     /// The exponent, as 32-bit words, least significant first; boxed, so
     /// moving the pair leaves no copy of it behind on the stack.
     private: Box<Zeroizing<[u32; EXPONENT_WORDS]>>,
     /// The public key to send, big-endian.
-    pub public: Vec<u8>,
+    pub(crate) public: Vec<u8>,
 }
 
 /// A 256-bit exponent, in 32-bit words.
 const EXPONENT_WORDS: usize = 8;
 
 impl KeyPair {
-    pub fn generate() -> Result<Self, String> {
+    pub(crate) fn generate() -> Result<Self, String> {
         // A 256-bit exponent, not a 1024-bit one: both modpows sit on the
         // critical path of every run, and a quarter of the exponent is about
         // a quarter of their cost. The group itself gives about 80 bits of
@@ -90,7 +90,7 @@ impl KeyPair {
     }
 
     /// Derives the session key from the service's public key.
-    pub fn derive(&self, server_public: &[u8]) -> Result<SessionKey, String> {
+    pub(crate) fn derive(&self, server_public: &[u8]) -> Result<SessionKey, String> {
         let prime = BigUint::from_bytes_be(&PRIME);
         let theirs = BigUint::from_bytes_be(server_public);
         // Reject the degenerate keys 0, 1 and p-1, which would fix the secret.
@@ -143,7 +143,7 @@ fn wipe(number: &mut BigUint) {
 }
 
 /// The AES key of an open session.
-pub struct SessionKey([u8; 16]);
+pub(crate) struct SessionKey([u8; 16]);
 
 impl Drop for SessionKey {
     fn drop(&mut self) {
@@ -153,7 +153,7 @@ impl Drop for SessionKey {
 
 impl SessionKey {
     /// Returns (IV, ciphertext).
-    pub fn encrypt(&self, secret: &Secret) -> Result<(Vec<u8>, Vec<u8>), String> {
+    pub(crate) fn encrypt(&self, secret: &Secret) -> Result<(Vec<u8>, Vec<u8>), String> {
         let mut iv = [0u8; 16];
         getrandom::fill(&mut iv).map_err(|err| format!("no randomness: {err}"))?;
         let ciphertext = Encryptor::new(&self.0.into(), &iv.into())
@@ -161,7 +161,7 @@ impl SessionKey {
         Ok((iv.to_vec(), ciphertext))
     }
 
-    pub fn decrypt(&self, iv: &[u8], ciphertext: &[u8]) -> Result<Secret, String> {
+    pub(crate) fn decrypt(&self, iv: &[u8], ciphertext: &[u8]) -> Result<Secret, String> {
         let iv: [u8; 16] = iv
             .try_into()
             .map_err(|_| format!("the service sent a {}-byte IV", iv.len()))?;

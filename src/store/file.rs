@@ -48,14 +48,14 @@ use crate::secret::Secret;
 
 /// The folder's name, under the platform's data folder.
 const DIR_NAME: &str = "with-secrets";
-pub const FILE_NAME: &str = "secrets.age";
+pub(crate) const FILE_NAME: &str = "secrets.age";
 const LOCK_NAME: &str = "secrets.age.lock";
 /// Temporary files are `.secrets.age.<random>.tmp`; a writer that died can
 /// leave one behind, which the next writer removes.
 const TEMP_PREFIX: &str = ".secrets.age.";
 const TEMP_SUFFIX: &str = ".tmp";
 /// Where the passphrase may come from, besides a prompt.
-pub const PASSPHRASE_VARIABLE: &str = "WITH_SECRETS_PASSPHRASE";
+pub(crate) const PASSPHRASE_VARIABLE: &str = "WITH_SECRETS_PASSPHRASE";
 /// The version of the JSON document inside.
 const FORMAT: u64 = 1;
 
@@ -77,7 +77,7 @@ const LOG_N: u8 = 16;
 /// change and rewrite the file (prompts happen before), about 0.3 s each.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
-pub struct FileStore {
+pub(crate) struct FileStore {
     dir: PathBuf,
     path: PathBuf,
     /// Once known, the passphrase, so a run asks at most once.
@@ -89,7 +89,7 @@ pub struct FileStore {
 impl FileStore {
     /// The store at its usual place. Reads nothing and asks nothing: that
     /// waits until the store is used.
-    pub fn open(timeout: Duration) -> Result<Self, StoreError> {
+    pub(crate) fn open(timeout: Duration) -> Result<Self, StoreError> {
         let dir = Self::default_dir().ok_or_else(|| StoreError::Unavailable {
             store: "file",
             reason: "neither XDG_DATA_HOME nor HOME is set, so its folder is unknown; \
@@ -111,15 +111,10 @@ impl FileStore {
         }
     }
 
-    /// The encrypted file, which may not exist yet.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The store's folder: `$XDG_DATA_HOME/with-secrets` wherever
     /// XDG_DATA_HOME is set (to an absolute path, as the XDG spec asks), else
     /// the platform's place for a user's application data.
-    pub fn default_dir() -> Option<PathBuf> {
+    pub(crate) fn default_dir() -> Option<PathBuf> {
         let var = |name| {
             std::env::var_os(name)
                 .filter(|value| !value.is_empty())
@@ -139,7 +134,7 @@ impl FileStore {
     }
 
     /// Where the store file is, or would be made.
-    pub fn default_path() -> Option<PathBuf> {
+    pub(crate) fn default_path() -> Option<PathBuf> {
         Self::default_dir().map(|dir| dir.join(FILE_NAME))
     }
 
@@ -188,14 +183,14 @@ impl FileStore {
         if let Some(value) = std::env::var_os(PASSPHRASE_VARIABLE).filter(|v| !v.is_empty()) {
             return Ok(Zeroizing::new(value.into_encoded_bytes()));
         }
-        if !crate::prompt::has_terminal() {
+        if !crate::term::prompt::has_terminal() {
             return Err(StoreError::NeedPassword {
                 path: self.path.clone(),
                 variable: PASSPHRASE_VARIABLE,
             });
         }
         let prompt = |text: &str| {
-            crate::prompt::password(text)
+            crate::term::prompt::password(text)
                 .map(|mut typed| Zeroizing::new(std::mem::take(&mut *typed).into_bytes()))
                 .map_err(|err| self.unreadable(format!("cannot read the passphrase: {err}")))
         };

@@ -30,21 +30,21 @@ use zeroize::Zeroizing;
 use super::{Found, Key, Store, StoreError};
 use crate::secret::Secret;
 
-pub const PLAINTEXT_FILE: &str = "keyring_pass.cfg";
-pub const ENCRYPTED_FILE: &str = "crypted_pass.cfg";
+pub(crate) const PLAINTEXT_FILE: &str = "keyring_pass.cfg";
+pub(crate) const ENCRYPTED_FILE: &str = "crypted_pass.cfg";
 /// Where the password for `crypted_pass.cfg` may come from, besides a prompt.
-pub const PASSWORD_VARIABLE: &str = "WITH_SECRETS_KEYRINGS_ALT_PASSWORD";
+pub(crate) const PASSWORD_VARIABLE: &str = "WITH_SECRETS_KEYRINGS_ALT_PASSWORD";
 const REFERENCE: (&str, &str) = ("keyring-setting", "password reference");
 const REFERENCE_VALUE: &[u8] = b"password reference value";
 
-pub struct KeyringsAlt {
+pub(crate) struct KeyringsAlt {
     dir: PathBuf,
     /// Set once the plain-text warning has been printed.
     warned: bool,
 }
 
 impl KeyringsAlt {
-    pub fn open() -> Result<Self, StoreError> {
+    pub(crate) fn open() -> Result<Self, StoreError> {
         // As for the file store: with no folder to look in, there is no
         // store here at all.
         let dir = data_root().ok_or_else(|| StoreError::Unavailable {
@@ -57,22 +57,22 @@ impl KeyringsAlt {
     }
 
     /// Leaves out the plain-text warning, for `import`, which is its remedy.
-    pub fn without_warning(mut self) -> Self {
+    pub(crate) fn without_warning(mut self) -> Self {
         self.warned = true;
         self
     }
 
-    pub fn plaintext_path(&self) -> PathBuf {
+    pub(crate) fn plaintext_path(&self) -> PathBuf {
         self.dir.join(PLAINTEXT_FILE)
     }
 
-    pub fn encrypted_path(&self) -> PathBuf {
+    pub(crate) fn encrypted_path(&self) -> PathBuf {
         self.dir.join(ENCRYPTED_FILE)
     }
 
     /// The files that exist, with how many entries each holds (not counting
     /// the encrypted file's password reference).
-    pub fn files(&self) -> Vec<(PathBuf, usize)> {
+    pub(crate) fn files(&self) -> Vec<(PathBuf, usize)> {
         [self.plaintext_path(), self.encrypted_path()]
             .into_iter()
             .filter_map(|path| {
@@ -210,13 +210,13 @@ fn password(path: &Path) -> Result<Zeroizing<String>, StoreError> {
                 variable: PASSWORD_VARIABLE,
             });
     }
-    if !crate::prompt::has_terminal() {
+    if !crate::term::prompt::has_terminal() {
         return Err(StoreError::NeedPassword {
             path: path.to_owned(),
             variable: PASSWORD_VARIABLE,
         });
     }
-    crate::prompt::password(&format!("Password for keyrings.alt's {}: ", path.display()))
+    crate::term::prompt::password(&format!("Password for keyrings.alt's {}: ", path.display()))
         .map_err(|err| unreadable(path, format!("cannot read the password: {err}")))
 }
 
@@ -284,7 +284,7 @@ fn lookup<'a>(ini: &'a Ini, key: Key<'_>) -> Option<&'a str> {
 
 /// keyrings.alt's escape: `[A-Za-z0-9]` bytes as they are, every other byte
 /// of the UTF-8 as `_%02X`.
-pub fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() {

@@ -49,7 +49,7 @@ use crate::secret::Secret;
 
 const NAME: &str = "keyutils";
 /// The largest value the kernel takes for a `user` key (`user_preparse`).
-pub const MAX_VALUE: usize = 32_767;
+pub(crate) const MAX_VALUE: usize = 32_767;
 /// The longest key description the kernel takes (`KEY_MAX_DESC_SIZE` less the NUL).
 const MAX_DESCRIPTION: usize = 4_095;
 const KEY_TYPE: &CStr = c"user";
@@ -60,12 +60,12 @@ const POSSESS_KEYRING: i32 = libc::KEY_SPEC_THREAD_KEYRING;
 /// A first guess at a value's size; larger ones cost a second read.
 const READ_GUESS: usize = 4096;
 
-pub struct Keyutils;
+pub(crate) struct Keyutils;
 
 impl Keyutils {
     /// Makes no system call: the first lookup or write finds out whether the
     /// keyring is usable here.
-    pub fn open() -> Result<Self, StoreError> {
+    pub(crate) fn open() -> Result<Self, StoreError> {
         Ok(Self)
     }
 
@@ -73,7 +73,7 @@ impl Keyutils {
     /// if need be creates) the user keyring, which fails as every other call
     /// would where a seccomp filter blocks `keyctl` or the kernel has no
     /// keyring.
-    pub fn probe() -> Result<(), StoreError> {
+    pub(crate) fn probe() -> Result<(), StoreError> {
         keyctl(
             "keyctl(KEYCTL_GET_KEYRING_ID)",
             libc::KEYCTL_GET_KEYRING_ID,

@@ -6,17 +6,17 @@ use super::{Found, Key, Store, StoreError};
 use crate::secret::Secret;
 
 #[derive(Default)]
-pub struct Memory {
-    pub items: HashMap<(String, String), Secret>,
+pub(crate) struct Memory {
+    pub(crate) items: HashMap<(String, String), Secret>,
     /// When set, every call fails with this error, as an unreachable store would.
-    pub fail: Option<StoreError>,
+    pub(crate) fail: Option<StoreError>,
     /// How many keys each `get_all` batch asked for, shared with the test
     /// that handed the store over.
-    pub batches: std::rc::Rc<std::cell::RefCell<Vec<usize>>>,
+    pub(crate) batches: std::rc::Rc<std::cell::RefCell<Vec<usize>>>,
 }
 
 impl Memory {
-    pub fn with(items: &[(&str, &str, &str)]) -> Self {
+    pub(crate) fn with(items: &[(&str, &str, &str)]) -> Self {
         Self {
             items: items
                 .iter()

@@ -10,41 +10,40 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
+pub(crate) use kind::{StoreKind, native_name};
+
 #[cfg(all(unix, not(target_os = "macos")))]
 mod dh;
-pub mod file;
-pub mod keyrings_alt;
+pub(crate) mod file;
+pub(crate) mod keyrings_alt;
 #[cfg(target_os = "linux")]
-pub mod keyutils;
+pub(crate) mod keyutils;
+mod kind;
 #[cfg(test)]
-pub mod memory;
+pub(crate) mod memory;
 #[cfg(any(target_os = "macos", windows))]
 mod native;
 #[cfg(all(unix, not(target_os = "macos")))]
-pub mod secret_service;
-
-/// How long one store operation may take before it fails with
-/// [`StoreError::TimedOut`].
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) mod secret_service;
 
 /// What identifies a keyring item: the same pair Python's `keyring` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Key<'a> {
-    pub service: &'a str,
-    pub username: &'a str,
+pub(crate) struct Key<'a> {
+    pub(crate) service: &'a str,
+    pub(crate) username: &'a str,
 }
 
 /// A value a store found for a key.
 #[derive(Debug)]
-pub struct Found {
-    pub secret: Secret,
+pub(crate) struct Found {
+    pub(crate) secret: Secret,
     /// How many items matched the key. Above 1, `secret` is the value of the
     /// most recently modified one.
-    pub matches: usize,
+    pub(crate) matches: usize,
 }
 
 /// A keyring backend.
-pub trait Store {
+pub(crate) trait Store {
     /// The name a person uses for this store, e.g. `secret-service`.
     fn name(&self) -> &'static str;
 
@@ -67,60 +66,13 @@ pub trait Store {
 
 /// The label of an item that with-secrets creates, as keyring managers such as
 /// Seahorse and KeePassXC show it.
-pub fn label(name: &str, key: Key<'_>) -> String {
+pub(crate) fn label(name: &str, key: Key<'_>) -> String {
     format!("{name} (with-secrets: {} / {})", key.service, key.username)
-}
-
-/// Which store to use: `--store`, `WITH_SECRETS_STORE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum StoreKind {
-    /// The platform's keyring (secret-service, keychain or windows) when it answers, else file
-    #[default]
-    Auto,
-    /// The freedesktop Secret Service (gnome-keyring, KeePassXC, KWallet): Linux, BSD
-    SecretService,
-    /// The macOS Keychain
-    Keychain,
-    /// The Windows Credential Manager
-    Windows,
-    /// An encrypted file (age format) in $XDG_DATA_HOME/with-secrets; needs no daemon
-    File,
-    /// The Linux kernel keyring: fast, no daemon, but cleared on reboot
-    Keyutils,
-    /// Python keyrings.alt's files, read-only, to use and import what is in them
-    KeyringsAlt,
-}
-
-impl StoreKind {
-    /// The store this choice opens, by the name a person uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Auto => native_name(),
-            Self::SecretService => "secret-service",
-            Self::Keychain => "keychain",
-            Self::Windows => "windows",
-            Self::File => "file",
-            Self::Keyutils => "keyutils",
-            Self::KeyringsAlt => "keyrings-alt",
-        }
-    }
-}
-
-/// The name of the platform's own keyring.
-pub const fn native_name() -> &'static str {
-    #[cfg(all(unix, not(target_os = "macos")))]
-    return "secret-service";
-    #[cfg(target_os = "macos")]
-    return "keychain";
-    #[cfg(windows)]
-    return "windows";
-    #[cfg(not(any(unix, windows)))]
-    return "none";
 }
 
 /// Opens a store. This must be cheap and must not block: a backend that
 /// talks to a daemon only starts talking to it when first used.
-pub fn open(kind: StoreKind, timeout: Duration) -> Result<Box<dyn Store>, StoreError> {
+pub(crate) fn open(kind: StoreKind, timeout: Duration) -> Result<Box<dyn Store>, StoreError> {
     match kind {
         StoreKind::Auto => Ok(Box::new(Auto::new(timeout))),
         StoreKind::File => Ok(Box::new(file::FileStore::open(timeout)?)),
@@ -293,7 +245,7 @@ pub enum Daemon {
 
 impl Daemon {
     /// The daemon whose process name (`/proc/PID/comm`, at most 15 bytes) is `program`.
-    pub fn from_program(program: &str) -> Self {
+    pub(crate) fn from_program(program: &str) -> Self {
         match program.trim() {
             // "gnome-keyring-daemon", cut to 15 bytes by the kernel.
             "gnome-keyring-d" | "gnome-keyring-daemon" => Self::GnomeKeyring,
@@ -306,7 +258,7 @@ impl Daemon {
     }
 
     /// What a person calls it.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Self::Unknown => "your keyring daemon".to_owned(),
             Self::GnomeKeyring => "gnome-keyring".to_owned(),
@@ -468,7 +420,7 @@ impl fmt::Display for StoreError {
 
 impl StoreError {
     /// The same error, naming `daemon` in its advice, if it gives any.
-    pub fn for_daemon(mut self, named: Daemon) -> Self {
+    pub(crate) fn for_daemon(mut self, named: Daemon) -> Self {
         if let Some(daemon) = self.daemon_mut() {
             *daemon = named;
         }
@@ -476,7 +428,7 @@ impl StoreError {
     }
 
     /// Whether the message would name the daemon, were it known.
-    pub fn names_daemon(&self) -> bool {
+    pub(crate) fn names_daemon(&self) -> bool {
         matches!(
             self,
             Self::Locked { .. }
@@ -506,7 +458,7 @@ impl StoreError {
     /// that is there but fails must stay an error, or a stale value wins.
     ///
     /// Every variant is named, so a new one must be classed here.
-    pub fn means_absent(&self) -> bool {
+    pub(crate) fn means_absent(&self) -> bool {
         match self {
             // No session bus, nothing listening on it, nothing owning the
             // Secret Service name (or able to be started as it).

@@ -11,12 +11,12 @@ use keyring_core::{CredentialStore, Entry, Error as KeyringError};
 use super::{Found, Key, Store, StoreError};
 use crate::secret::Secret;
 
-pub struct Native {
+pub(crate) struct Native {
     store: Arc<CredentialStore>,
 }
 
 impl Native {
-    pub fn open() -> Result<Self, StoreError> {
+    pub(crate) fn open() -> Result<Self, StoreError> {
         #[cfg(target_os = "macos")]
         let store: Arc<CredentialStore> =
             apple_native_keyring_store::keychain::Store::new().map_err(platform)?;

@@ -49,7 +49,7 @@ const NOTICE_AFTER: Duration = Duration::from_millis(500);
 const NAME_WAIT: Duration = Duration::from_millis(500);
 
 /// The `application` attribute that Python's `keyring` writes and matches on.
-pub const APPLICATION: &str = "Python keyring library";
+pub(crate) const APPLICATION: &str = "Python keyring library";
 /// The content type Python's `keyring` (via secretstorage) writes.
 const CONTENT_TYPE: &str = "text/plain";
 
@@ -58,7 +58,7 @@ type ObjectPath = dbus::Path<'static>;
 type WireSecret = (ObjectPath, Vec<u8>, Vec<u8>, String);
 
 /// A connection to the Secret Service with an encrypted session.
-pub struct SecretService {
+pub(crate) struct SecretService {
     channel: Channel,
     timeout: Duration,
     session: Session,
@@ -132,12 +132,12 @@ fn plain_session() -> bool {
 }
 
 /// `WITH_SECRETS_PLAIN_SESSION=1` opens a plain (unencrypted) session.
-pub const PLAIN_SESSION_VARIABLE: &str = "WITH_SECRETS_PLAIN_SESSION";
+pub(crate) const PLAIN_SESSION_VARIABLE: &str = "WITH_SECRETS_PLAIN_SESSION";
 
 impl SecretService {
     /// Connects to the session bus and sends `Hello` and `OpenSession` without
     /// waiting for either: their replies are read with the first batch.
-    pub fn connect(timeout: Duration) -> Result<Self, StoreError> {
+    pub(crate) fn connect(timeout: Duration) -> Result<Self, StoreError> {
         let address = session_bus_address()?;
         let channel = Channel::open_private(&address).map_err(|err| StoreError::Connect {
             address: address.clone(),
@@ -414,7 +414,7 @@ impl SecretService {
         let subscribe = method(BUS, "/org/freedesktop/DBus", BUS, "AddMatch").append1(rule);
         let ask = method(SERVICE, prompt, PROMPT_IFACE, "Prompt").append1("");
         let serials = [send(&self.channel, subscribe)?, send(&self.channel, ask)?];
-        let person = crate::prompt::has_terminal();
+        let person = crate::term::prompt::has_terminal();
         let wait = if person {
             PROMPT_WAIT.max(self.timeout)
         } else {
@@ -807,18 +807,18 @@ fn read<T: dbus::arg::ReadAll>(reply: &mut Message) -> Result<T, StoreError> {
 
 /// What `doctor` reports about the Secret Service. Each part is known only
 /// if the ones before it worked.
-pub struct Diagnosis {
+pub(crate) struct Diagnosis {
     /// The session bus address, or why there is none.
-    pub bus: Result<String, StoreError>,
+    pub(crate) bus: Result<String, StoreError>,
     /// The PID and program name of the process that owns the service.
-    pub service: Result<(u32, String), StoreError>,
+    pub(crate) service: Result<(u32, String), StoreError>,
     /// Which daemon that is, for advice.
-    pub daemon: Daemon,
+    pub(crate) daemon: Daemon,
     /// Whether a session opens, for each algorithm: (name, outcome). A run
     /// needs the first one (the second with `WITH_SECRETS_PLAIN_SESSION=1`).
-    pub sessions: Vec<(&'static str, Result<(), StoreError>)>,
+    pub(crate) sessions: Vec<(&'static str, Result<(), StoreError>)>,
     /// Whether the default collection is locked.
-    pub locked: Result<bool, StoreError>,
+    pub(crate) locked: Result<bool, StoreError>,
 }
 
 /// Looks at the session bus and the Secret Service without changing anything.
@@ -827,7 +827,7 @@ pub struct Diagnosis {
 /// derives the DH key: a daemon that answers the bus but cannot open a
 /// session (KWallet without its Secret Service, a daemon without DH) then
 /// shows here, not only as a failed run.
-pub fn diagnose(timeout: Duration) -> Diagnosis {
+pub(crate) fn diagnose(timeout: Duration) -> Diagnosis {
     let not_checked = || StoreError::Protocol("not checked".into());
     let failed = |bus, err: StoreError| Diagnosis {
         bus,

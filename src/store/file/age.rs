@@ -45,11 +45,11 @@ const CHUNK: usize = 64 * 1024;
 /// A file could name any; each step doubles time and memory, and 2^22 already
 /// takes 4 GiB and several seconds. A hostile or damaged file must not make
 /// us spend minutes, or all memory, before saying no.
-pub const MAX_LOG_N: u8 = 22;
+pub(crate) const MAX_LOG_N: u8 = 22;
 
 /// Why a file did not decrypt. None of these carries any of its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Error {
+pub(crate) enum Error {
     /// Not an age file, or not one we can read; says what is wrong.
     Malformed(&'static str),
     /// An age file, but for age keys, not a passphrase.
@@ -88,7 +88,7 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Encrypts `plaintext` to `passphrase`, with scrypt work factor 2^`log_n`.
-pub fn encrypt(passphrase: &[u8], log_n: u8, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+pub(crate) fn encrypt(passphrase: &[u8], log_n: u8, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
     let mut file_key = Zeroizing::new([0u8; FILE_KEY]);
     random(file_key.as_mut())?;
     let mut salt = [0u8; SALT];
@@ -151,21 +151,21 @@ fn open(key: &[u8; 32], nonce: &Nonce, buffer: &mut [u8], tag: &[u8]) -> Result<
 
 /// Decrypts `file` with `passphrase`.
 #[cfg(test)]
-pub fn decrypt(passphrase: &[u8], file: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+pub(crate) fn decrypt(passphrase: &[u8], file: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
     Encrypted::parse(file)?.decrypt(passphrase)
 }
 
 /// An age file whose header has been read and checked, so that whatever
 /// is wrong with it short of the passphrase is told before anyone is asked
 /// for one, or spends time in scrypt.
-pub struct Encrypted<'a> {
+pub(crate) struct Encrypted<'a> {
     file: &'a [u8],
     header: Header,
     scrypt: Scrypt,
 }
 
 impl<'a> Encrypted<'a> {
-    pub fn parse(file: &'a [u8]) -> Result<Self, Error> {
+    pub(crate) fn parse(file: &'a [u8]) -> Result<Self, Error> {
         let header = Header::parse(file)?;
         let scrypt = Scrypt::from_stanzas(&header.stanzas)?;
         Ok(Self {
@@ -175,7 +175,7 @@ impl<'a> Encrypted<'a> {
         })
     }
 
-    pub fn decrypt(&self, passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+    pub(crate) fn decrypt(&self, passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
         let file_key = self.scrypt.file_key(passphrase)?;
         let mut mac = header_hmac(&file_key);
         mac.update(&self.file[..self.header.mac_input]);

@@ -10,11 +10,11 @@ use std::process::ExitCode;
 
 use zeroize::Zeroizing;
 
-use crate::Context;
 use crate::cli::EnvFormat;
+use crate::config::Config;
 use crate::error::Error;
+use crate::resolve;
 use crate::secret::Secret;
-use crate::variables;
 
 /// Prints every variable the run form would give a command, in `format`.
 ///
@@ -22,11 +22,11 @@ use crate::variables;
 /// too, although a command would have them anyway: the output then stands
 /// on its own, e.g. as a .env file for a container, and it is the same
 /// whether a value is in the keyring or set by CI.
-pub fn run(format: EnvFormat, context: &Context) -> Result<ExitCode, Error> {
-    let manifest = variables::load_manifest(context)?;
-    let resolution = variables::lookup(context, &manifest);
-    let resolved = variables::resolve(context, &manifest, resolution)?;
-    let text = render(format, &variables::all(&resolved))?;
+pub(crate) fn run(format: EnvFormat, config: &Config) -> Result<ExitCode, Error> {
+    let project = config.project()?;
+    let resolution = resolve::lookup(config, &project);
+    let resolved = resolve::variables(&project.manifest, resolution, &config.fix)?;
+    let text = render(format, &resolve::all(&resolved))?;
     drop(resolved);
     if io::stdout().is_terminal() {
         crate::warning!(
@@ -43,7 +43,7 @@ pub fn run(format: EnvFormat, context: &Context) -> Result<ExitCode, Error> {
 }
 
 impl EnvFormat {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Shell => "shell",
             Self::Dotenv => "dotenv",
@@ -59,7 +59,7 @@ impl EnvFormat {
 /// behind in freed memory, unwiped. For the same reason the quoting and
 /// escaping are done here, byte by byte into that buffer, rather than by
 /// helpers that build strings of their own.
-pub fn render(
+pub(crate) fn render(
     format: EnvFormat,
     variables: &[(String, Secret)],
 ) -> Result<Zeroizing<Vec<u8>>, Error> {

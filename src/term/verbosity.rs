@@ -6,7 +6,7 @@
 //! business taking a flag through every call on the way.
 //!
 //! Every line goes out with its control characters escaped (see
-//! [`crate::manifest::printable_lines`]): messages quote the manifest, which
+//! [`crate::term::printable::printable_lines`]): messages quote the manifest, which
 //! may be hostile.
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// What `-q` and `-v` ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
-pub enum Verbosity {
+pub(crate) enum Verbosity {
     /// `-q`: errors only.
     Quiet = 0,
     /// The default: errors and warnings; silence on success.
@@ -26,17 +26,17 @@ pub enum Verbosity {
 static LEVEL: AtomicU8 = AtomicU8::new(Verbosity::Normal as u8);
 
 /// Sets the level for the rest of the run.
-pub fn set(level: Verbosity) {
+pub(crate) fn set(level: Verbosity) {
     LEVEL.store(level as u8, Ordering::Relaxed);
 }
 
 /// Whether warnings are shown (not `-q`).
-pub fn warnings() -> bool {
+pub(crate) fn warnings() -> bool {
     LEVEL.load(Ordering::Relaxed) >= Verbosity::Normal as u8
 }
 
 /// Whether `-v` was given.
-pub fn verbose() -> bool {
+pub(crate) fn verbose() -> bool {
     LEVEL.load(Ordering::Relaxed) >= Verbosity::Verbose as u8
 }
 
@@ -45,12 +45,12 @@ pub fn verbose() -> bool {
 #[macro_export]
 macro_rules! warning {
     ($($arg:tt)*) => {
-        if $crate::verbosity::warnings() {
+        if $crate::term::verbosity::warnings() {
             let _ = ::std::io::Write::write_fmt(
                 &mut ::std::io::stderr(),
                 format_args!(
                     "{}\n",
-                    $crate::manifest::printable_lines(&format!($($arg)*))
+                    $crate::term::printable::printable_lines(&format!($($arg)*))
                 ),
             );
         }
@@ -66,7 +66,7 @@ macro_rules! note {
             &mut ::std::io::stderr(),
             format_args!(
                     "{}\n",
-                    $crate::manifest::printable_lines(&format!($($arg)*))
+                    $crate::term::printable::printable_lines(&format!($($arg)*))
                 ),
         );
     };
@@ -76,12 +76,12 @@ macro_rules! note {
 #[macro_export]
 macro_rules! explain {
     ($($arg:tt)*) => {
-        if $crate::verbosity::verbose() {
+        if $crate::term::verbosity::verbose() {
             let _ = ::std::io::Write::write_fmt(
                 &mut ::std::io::stderr(),
                 format_args!(
                     "with-secrets: {}\n",
-                    $crate::manifest::printable_lines(&format!($($arg)*))
+                    $crate::term::printable::printable_lines(&format!($($arg)*))
                 ),
             );
         }

@@ -15,7 +15,7 @@ use crate::secret::Secret;
 /// A name with a path separator is used as it is; exec reports what is wrong
 /// with it. A bare name is searched in `PATH`. As with env(1), a file that is
 /// in `PATH` but not executable is "cannot execute" (126), not "not found".
-pub fn find(program: &OsStr, cwd: &Path) -> Result<PathBuf, Error> {
+pub(crate) fn find(program: &OsStr, cwd: &Path) -> Result<PathBuf, Error> {
     if program.is_empty() {
         return Err(Error::CommandNotFound {
             program: program.to_owned(),
@@ -44,7 +44,7 @@ pub fn find(program: &OsStr, cwd: &Path) -> Result<PathBuf, Error> {
 }
 
 /// The variables that unlock a whole store, which the command never gets.
-pub const UNLOCK_VARIABLES: [&str; 2] = [
+pub(crate) const UNLOCK_VARIABLES: [&str; 2] = [
     crate::store::file::PASSPHRASE_VARIABLE,
     crate::store::keyrings_alt::PASSWORD_VARIABLE,
 ];
@@ -58,7 +58,7 @@ fn has_separator(program: &OsStr) -> bool {
 /// environment. On Unix this only returns on failure, unless `mask` is given:
 /// then the command runs as our child with each of those values masked in
 /// its output (see `supervise`), and its status is returned.
-pub fn run(
+pub(crate) fn run(
     program: &OsStr,
     path: &Path,
     args: &[OsString],
@@ -80,7 +80,7 @@ pub fn run(
     // the command runs (after exec our memory is gone in any case).
     drop(variables);
     match mask {
-        Some(values) => crate::supervise::run(program, command, values),
+        Some(values) => crate::process::supervise::run(program, command, values),
         None => platform::run(program, command),
     }
 }
@@ -111,7 +111,7 @@ mod platform {
 
     /// Replaces this process with the command: same PID, so signals sent to
     /// us reach it, and its exit status is what our caller sees.
-    pub fn run(program: &OsStr, mut command: Command) -> Result<ExitCode, Error> {
+    pub(crate) fn run(program: &OsStr, mut command: Command) -> Result<ExitCode, Error> {
         // argv[0] is the name the user typed, as a shell would pass it.
         command.arg0(program);
         let cause = command.exec();
@@ -123,43 +123,20 @@ mod platform {
 }
 
 #[cfg(windows)]
-pub(crate) use platform::outlive_ctrl_c;
-
-#[cfg(windows)]
 mod platform {
     use std::ffi::OsStr;
     use std::process::{Command, ExitCode};
 
     use crate::error::Error;
 
-    type HandlerRoutine = unsafe extern "system" fn(u32) -> i32;
-
-    unsafe extern "system" {
-        fn SetConsoleCtrlHandler(handler: Option<HandlerRoutine>, add: i32) -> i32;
-    }
-
-    /// Ctrl+C goes to every process on the console. The command decides what
-    /// to do with it; we must not die first and leave it orphaned (or, under
-    /// `--mask`, stop passing its output and status on). Called after the
-    /// command is spawned, so the command does not inherit the handler.
-    pub fn outlive_ctrl_c() {
-        unsafe extern "system" fn ignore(_event: u32) -> i32 {
-            1
-        }
-        // SAFETY: registering a handler that only returns TRUE has no preconditions.
-        unsafe {
-            SetConsoleCtrlHandler(Some(ignore), 1);
-        }
-    }
-
     /// Windows has no exec: spawn, wait, and pass the exit code through.
-    pub fn run(program: &OsStr, mut command: Command) -> Result<ExitCode, Error> {
+    pub(crate) fn run(program: &OsStr, mut command: Command) -> Result<ExitCode, Error> {
         let mut child = command.spawn().map_err(|cause| Error::CannotExecute {
             program: program.to_owned(),
             cause,
         })?;
         drop(command);
-        outlive_ctrl_c();
+        crate::process::outlive_ctrl_c();
         let status = child.wait().map_err(|cause| Error::CannotExecute {
             program: program.to_owned(),
             cause,

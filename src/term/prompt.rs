@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use std::os::unix::fs::OpenOptionsExt;
 
 #[cfg(unix)]
-pub fn has_terminal() -> bool {
+pub(crate) fn has_terminal() -> bool {
     // O_NOCTTY: never acquire one by asking.
     std::fs::OpenOptions::new()
         .read(true)
@@ -21,7 +21,7 @@ pub fn has_terminal() -> bool {
 }
 
 #[cfg(not(unix))]
-pub fn has_terminal() -> bool {
+pub(crate) fn has_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stdin().is_terminal()
 }
@@ -33,7 +33,7 @@ pub fn has_terminal() -> bool {
 /// screen in the moment between the two. It is switched back on however the
 /// prompt ends, a signal included (see [`EchoOff`]).
 #[cfg(unix)]
-pub fn password(prompt: &str) -> std::io::Result<Zeroizing<String>> {
+pub(crate) fn password(prompt: &str) -> std::io::Result<Zeroizing<String>> {
     use std::io::Write;
     use std::os::fd::AsRawFd;
 
@@ -176,7 +176,7 @@ mod echo_off {
             // The handlers come first: a signal between echo off and them
             // would leave echo off.
             for signal in SIGNALS {
-                if crate::signals::ignored(signal)? {
+                if crate::process::signals::ignored(signal)? {
                     continue;
                 }
                 echo_off.previous.push((signal, catch(signal)?));
@@ -223,7 +223,7 @@ mod echo_off {
     }
 
     extern "C" fn put_back_then_default(signal: libc::c_int) {
-        crate::signals::keeping_errno(|| {
+        crate::process::signals::keeping_errno(|| {
             let fd = TTY.load(Ordering::SeqCst);
             // SAFETY: `TTY` is set only after `SETTINGS` was written.
             let settings = (fd >= 0).then(|| unsafe { (*SETTINGS.0.get()).assume_init() });
@@ -234,7 +234,7 @@ mod echo_off {
             // The default action, now: unblocked, raise acts before it
             // returns. It returns only from a stop (SIGTSTP), once continued,
             // or if the stop did not happen (an orphaned process group).
-            crate::signals::die_by(signal);
+            crate::process::signals::die_by(signal);
             if let Some((_, silent)) = &settings {
                 // SAFETY: as above. From the background this stops us again
                 // (SIGTTOU) until we are in the foreground, as it should.
@@ -246,7 +246,7 @@ mod echo_off {
 }
 
 #[cfg(not(unix))]
-pub fn password(prompt: &str) -> std::io::Result<Zeroizing<String>> {
+pub(crate) fn password(prompt: &str) -> std::io::Result<Zeroizing<String>> {
     rpassword::prompt_password(prompt).map(Zeroizing::new)
 }
 

@@ -32,7 +32,7 @@ const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, 
 /// default action in the command instead): under nohup, or in the
 /// background of a shell without job control, the command must not die by
 /// a SIGHUP or SIGINT that the caller meant to shield it from.
-pub fn install(from_kernel: bool) -> io::Result<()> {
+pub(crate) fn install(from_kernel: bool) -> io::Result<()> {
     FORWARD_KERNEL.store(from_kernel, Ordering::Relaxed);
     for signal in FORWARDED {
         if !ignored(signal)? {
@@ -49,7 +49,7 @@ pub fn install(from_kernel: bool) -> io::Result<()> {
 /// dumped for SIGQUIT or SIGABRT, as `main` made us non-dumpable. Returns
 /// only if `signal` does not end a process: once a stop (SIGTSTP) is
 /// continued, or when its action is to be ignored.
-pub fn die_by(signal: libc::c_int) {
+pub(crate) fn die_by(signal: libc::c_int) {
     // SAFETY: plain calls on valid, zero-initialized values; SIG_DFL is a
     // valid disposition for any signal (sigaction refuses SIGKILL and
     // SIGSTOP, which need none).
@@ -78,7 +78,7 @@ pub(crate) fn ignored(signal: libc::c_int) -> io::Result<bool> {
 }
 
 /// Forwards from now on to `pid`, including a signal that came before it.
-pub fn forward_to(pid: u32) {
+pub(crate) fn forward_to(pid: u32) {
     let pid = libc::pid_t::try_from(pid).unwrap_or(0);
     CHILD.store(pid, Ordering::SeqCst);
     let pending = PENDING.swap(0, Ordering::SeqCst);
@@ -91,13 +91,13 @@ pub fn forward_to(pid: u32) {
 }
 
 /// Stops forwarding: the child is reaped and its PID may be reused.
-pub fn forget_child() {
+pub(crate) fn forget_child() {
     CHILD.store(0, Ordering::SeqCst);
 }
 
 /// A pipe that becomes readable whenever SIGWINCH arrives; returns its read
 /// end. Both ends are non-blocking and close on exec.
-pub fn window_changes() -> io::Result<OwnedFd> {
+pub(crate) fn window_changes() -> io::Result<OwnedFd> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` has room for the two descriptors pipe writes.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
@@ -106,8 +106,8 @@ pub fn window_changes() -> io::Result<OwnedFd> {
     // SAFETY: pipe just returned these two descriptors, owned by nobody else.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     for fd in [fds[0], fds[1]] {
-        crate::pty::set_nonblocking(fd)?;
-        crate::pty::set_close_on_exec(fd)?;
+        set_nonblocking(fd)?;
+        set_close_on_exec(fd)?;
     }
     // The handler owns the write end for the rest of the process's life.
     let write = std::os::fd::IntoRawFd::into_raw_fd(write);
@@ -123,6 +123,28 @@ pub fn window_changes() -> io::Result<OwnedFd> {
         window_changed as *const () as libc::sighandler_t,
     )?;
     Ok(read)
+}
+
+pub(crate) fn set_close_on_exec(fd: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn set_nonblocking(fd: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 fn handle(signal: libc::c_int, handler: libc::sighandler_t) -> io::Result<()> {

@@ -15,17 +15,19 @@
 //! have room for one read plus the longest value, and the output goes
 //! through an [`Output`] of fixed size; both are wiped when dropped.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
+use crate::secret::Secret;
+
 /// Values shorter than this are not masked: `<redacted:X>` in place of every
 /// `on` or `42` would wreck the output and tell anyone the value anyway.
-pub const MIN_LENGTH: usize = 4;
+pub(crate) const MIN_LENGTH: usize = 4;
 
 /// The most a caller reads at once. Larger input is fed in pieces this size.
-pub const READ_SIZE: usize = 16 * 1024;
+pub(crate) const READ_SIZE: usize = 16 * 1024;
 
 struct Pattern {
     value: Zeroizing<Vec<u8>>,
@@ -34,7 +36,7 @@ struct Pattern {
 
 /// A streaming matcher. Clones share the values and keep their own held bytes,
 /// one per stream.
-pub struct Masker {
+pub(crate) struct Masker {
     patterns: Arc<[Pattern]>,
     /// Which bytes start some value: the scan skips every other byte quickly.
     first: Arc<[bool; 256]>,
@@ -55,7 +57,10 @@ impl Masker {
     /// A matcher for every value of `MIN_LENGTH` or more characters; the names
     /// are what replaces them. With `crlf`, a value with a newline is also
     /// matched as a terminal shows it, each `\n` as `\r\n`.
-    pub fn new<'a>(values: impl IntoIterator<Item = (&'a str, &'a [u8])>, crlf: bool) -> Self {
+    pub(crate) fn new<'a>(
+        values: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        crlf: bool,
+    ) -> Self {
         let mut patterns = Vec::new();
         for (name, value) in values {
             if is_short(value) {
@@ -95,7 +100,7 @@ impl Masker {
 
     /// Masks `input`, the next bytes of the stream, and writes what can be
     /// shown now to `out`.
-    pub fn feed(&mut self, mut input: &[u8], out: &mut impl Write) -> io::Result<()> {
+    pub(crate) fn feed(&mut self, mut input: &[u8], out: &mut impl Write) -> io::Result<()> {
         if self.patterns.is_empty() {
             return out.write_all(input);
         }
@@ -113,7 +118,7 @@ impl Masker {
     }
 
     /// Ends the stream: writes whatever was held back, masked.
-    pub fn finish(&mut self, out: &mut impl Write) -> io::Result<()> {
+    pub(crate) fn finish(&mut self, out: &mut impl Write) -> io::Result<()> {
         let done = self.scan(out, true)?;
         debug_assert_eq!(done, self.held.len());
         self.held.clear();
@@ -183,13 +188,13 @@ impl Clone for Masker {
 /// write that does not fit goes straight on after what is buffered. What
 /// passes through may hold the start of a value that never completed, or a
 /// value too short to mask.
-pub struct Output<W: Write> {
+pub(crate) struct Output<W: Write> {
     buffer: Zeroizing<Vec<u8>>,
     inner: W,
 }
 
 impl<W: Write> Output<W> {
-    pub fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         Self {
             buffer: Zeroizing::new(Vec::with_capacity(READ_SIZE)),
             inner,
@@ -223,9 +228,47 @@ impl<W: Write> Write for Output<W> {
 
 /// Whether `value` is too short to mask: under `MIN_LENGTH` characters (bytes,
 /// if it is not UTF-8).
-pub fn is_short(value: &[u8]) -> bool {
+pub(crate) fn is_short(value: &[u8]) -> bool {
     let length = std::str::from_utf8(value).map_or(value.len(), |text| text.chars().count());
     length < MIN_LENGTH
+}
+
+/// The matcher for `values`; `crlf`: also match each as a terminal shows a
+/// line break in it (`\r\n`).
+pub(crate) fn masker(values: &[(String, Secret)], crlf: bool) -> Masker {
+    Masker::new(
+        values
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.expose())),
+        crlf,
+    )
+}
+
+/// Copies `from` to `to` through `masker` until `from` ends. If `to` fails
+/// (say, `| head` has gone), `from` is dropped so that the command's next
+/// write fails too, as it would had it been writing to the pipe itself.
+///
+/// `to` should be unbuffered (see `secret::stdout`): the buffers here are
+/// of fixed size and wiped, std's are neither.
+pub(crate) fn copy(mut from: impl Read, to: impl Write, mut masker: Masker) {
+    let mut buffer = Zeroizing::new(vec![0u8; READ_SIZE]);
+    let mut out = Output::new(to);
+    loop {
+        let n = match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if masker
+            .feed(&buffer[..n], &mut out)
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return;
+        }
+    }
+    let _ = masker.finish(&mut out).and_then(|()| out.flush());
 }
 
 #[cfg(test)]

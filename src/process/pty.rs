@@ -21,9 +21,9 @@ use std::process::{Command, ExitStatus, Stdio};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
-use crate::mask::{Output, READ_SIZE};
+use crate::process::mask::{Output, READ_SIZE, copy, masker};
+use crate::process::signals;
 use crate::secret::Secret;
-use crate::signals;
 
 /// Stop reading our stdin while this much typed input waits for the command.
 const MAX_PENDING_INPUT: usize = 64 * 1024;
@@ -31,7 +31,7 @@ const MAX_PENDING_INPUT: usize = 64 * 1024;
 /// Runs `command` on a new pseudo-terminal, masking `values` in what it
 /// shows, until the terminal is closed by everything that had it open; then
 /// reaps the command.
-pub fn run(
+pub(crate) fn run(
     program: &std::ffi::OsStr,
     mut command: Command,
     values: &[(String, Secret)],
@@ -77,7 +77,7 @@ pub fn run(
     };
     let mut child = command
         .spawn()
-        .map_err(crate::supervise::spawn_error(program))?;
+        .map_err(crate::process::spawn_error(program))?;
     // Only the command may keep the terminal open: its end of file, when the
     // command and all it started are done, is how we know to stop.
     drop(command);
@@ -85,8 +85,8 @@ pub fn run(
     signals::forward_to(child.id());
 
     let stderr = child.stderr.take().map(|stderr| {
-        let masker = crate::supervise::masker(values, false);
-        std::thread::spawn(move || crate::supervise::copy(stderr, crate::secret::stderr(), masker))
+        let masker = masker(values, false);
+        std::thread::spawn(move || copy(stderr, crate::secret::stderr(), masker))
     });
     let copied = relay(&master, &window, stdin_is_terminal, values);
     drop(raw);
@@ -108,7 +108,7 @@ fn relay(
     forward_input: bool,
     values: &[(String, Secret)],
 ) -> io::Result<()> {
-    let mut masker = crate::supervise::masker(values, true);
+    let mut masker = masker(values, true);
     let mut buffer = Zeroizing::new(vec![0u8; READ_SIZE]);
     // What was typed may be a password the command asks for: its buffer
     // has room for all that may wait, so it never grows (and never leaves
@@ -240,32 +240,10 @@ fn open(settings: &libc::termios) -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: openpty just returned these two descriptors, owned by nobody else.
     let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    set_close_on_exec(master.as_raw_fd())?;
-    set_close_on_exec(slave.as_raw_fd())?;
-    set_nonblocking(master.as_raw_fd())?;
+    signals::set_close_on_exec(master.as_raw_fd())?;
+    signals::set_close_on_exec(slave.as_raw_fd())?;
+    signals::set_nonblocking(master.as_raw_fd())?;
     Ok((master, slave))
-}
-
-pub(crate) fn set_close_on_exec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// Gives the terminal `to` the window size of `from`, if `from` has one.

@@ -13,31 +13,19 @@
 //! would: a command that leaves a background process holding its stdout
 //! open keeps us waiting for that process too.
 
-use std::io::{self, Read, Write};
 use std::process::{Command, ExitCode};
 
-use zeroize::Zeroizing;
-
 use crate::error::Error;
-use crate::mask::{self, Masker};
+use crate::process::mask::{copy, masker};
 use crate::secret::Secret;
 
 /// Runs `command` (typed as `program`) with `values` masked in its output.
-pub fn run(
+pub(crate) fn run(
     program: &std::ffi::OsStr,
     command: Command,
     values: &[(String, Secret)],
 ) -> Result<ExitCode, Error> {
     platform::run(program, command, values)
-}
-
-pub(crate) fn masker(values: &[(String, Secret)], crlf: bool) -> Masker {
-    Masker::new(
-        values
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.expose())),
-        crlf,
-    )
 }
 
 /// Copies the child's piped stdout and stderr to ours, each through its own
@@ -57,40 +45,6 @@ pub(crate) fn pump(
     [out, err]
 }
 
-/// Copies `from` to `to` through `masker` until `from` ends. If `to` fails
-/// (say, `| head` has gone), `from` is dropped so that the command's next
-/// write fails too, as it would had it been writing to the pipe itself.
-///
-/// `to` should be unbuffered (see `secret::stdout`): the buffers here are
-/// of fixed size and wiped, std's are neither.
-pub(crate) fn copy(mut from: impl Read, to: impl Write, mut masker: Masker) {
-    let mut buffer = Zeroizing::new(vec![0u8; mask::READ_SIZE]);
-    let mut out = mask::Output::new(to);
-    loop {
-        let n = match from.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        if masker
-            .feed(&buffer[..n], &mut out)
-            .and_then(|()| out.flush())
-            .is_err()
-        {
-            return;
-        }
-    }
-    let _ = masker.finish(&mut out).and_then(|()| out.flush());
-}
-
-pub(crate) fn spawn_error(program: &std::ffi::OsStr) -> impl FnOnce(io::Error) -> Error + '_ {
-    move |cause| Error::CannotExecute {
-        program: program.to_owned(),
-        cause,
-    }
-}
-
 #[cfg(unix)]
 mod platform {
     use std::ffi::OsStr;
@@ -98,12 +52,13 @@ mod platform {
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     use std::process::{Command, ExitCode, ExitStatus, Stdio};
 
-    use super::{pump, spawn_error};
+    use super::pump;
     use crate::error::Error;
+    use crate::process::spawn_error;
+    use crate::process::{pty, signals};
     use crate::secret::Secret;
-    use crate::{pty, signals};
 
-    pub fn run(
+    pub(crate) fn run(
         program: &OsStr,
         mut command: Command,
         values: &[(String, Secret)],
@@ -152,7 +107,7 @@ mod platform {
 
     /// The child's status as a shell reports it: its code, or 128+N for a
     /// death by signal N that could not end us too.
-    pub fn exit_code(status: ExitStatus) -> ExitCode {
+    pub(crate) fn exit_code(status: ExitStatus) -> ExitCode {
         let code = match (status.code(), status.signal()) {
             (Some(code), _) => code,
             (None, Some(signal)) => 128 + signal,
@@ -167,13 +122,14 @@ mod platform {
     use std::ffi::OsStr;
     use std::process::{Command, ExitCode, Stdio};
 
-    use super::{pump, spawn_error};
+    use super::pump;
     use crate::error::Error;
+    use crate::process::spawn_error;
     use crate::secret::Secret;
 
     /// Windows: pipes, no pseudo-terminal, so the command sees no console on
     /// stdout and stderr (and may drop its colours).
-    pub fn run(
+    pub(crate) fn run(
         program: &OsStr,
         mut command: Command,
         values: &[(String, Secret)],
@@ -181,7 +137,7 @@ mod platform {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().map_err(spawn_error(program))?;
         drop(command);
-        crate::exec::outlive_ctrl_c();
+        crate::process::outlive_ctrl_c();
         let pumps = pump(&mut child, values);
         let status = child.wait().map_err(|source| Error::Mask {
             what: "wait for the command",

@@ -9,31 +9,22 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::Context;
+use crate::config::Config;
 use crate::error::Error;
 use crate::error::first_line;
-use crate::manifest::Manifest;
 use crate::resolve;
 use crate::store::{self, StoreError, StoreKind, file::FileStore, keyrings_alt::KeyringsAlt};
 
-pub fn run(context: &Context) -> Result<ExitCode, Error> {
+pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     let mut out = String::new();
-    let manifest = context.load_manifest();
-    let kind = match &manifest {
-        Ok(manifest) => context.store_kind(manifest),
-        Err(_) => context.store.unwrap_or_default(),
+    let project = config.project();
+    let (kind, source) = match &project {
+        Ok(project) => (project.store, project.store_source),
+        Err(_) => config.store_without_manifest(),
     };
-
-    let chosen_by = match (&context.store, &manifest) {
-        (Some(_), _) if std::env::var_os("WITH_SECRETS_STORE").is_some() => {
-            "chosen by WITH_SECRETS_STORE"
-        }
-        (Some(_), _) => "chosen by --store",
-        (None, Ok(Manifest { store: Some(_), .. })) => "chosen by the manifest's `store`",
-        (None, _) => "auto",
-    };
+    let chosen_by = source.why();
     let mut details = String::new();
-    let native = native_report(context, &mut details);
+    let native = native_report(config, &mut details);
     let choice = match (kind, &native) {
         (StoreKind::Auto, Err(reason)) => format!(
             "file ({chosen_by}: {} is not here: {})",
@@ -87,12 +78,13 @@ pub fn run(context: &Context) -> Result<ExitCode, Error> {
     let _ = writeln!(out, "  container:      {}", yes_no(container()));
 
     out.push_str("manifest\n");
-    match &manifest {
-        Ok(manifest) => {
+    match &project {
+        Ok(project) => {
+            let manifest = &project.manifest;
             let _ = writeln!(
                 out,
                 "  {} ({} entr{})",
-                crate::manifest::printable_path(&manifest.path),
+                crate::term::printable::printable_path(&manifest.path),
                 manifest.entries.len(),
                 if manifest.entries.len() == 1 {
                     "y"
@@ -101,16 +93,11 @@ pub fn run(context: &Context) -> Result<ExitCode, Error> {
                 }
             );
             out.push_str("entries\n");
-            let resolution = resolve::lookup(
-                &manifest.entries,
-                kind.name(),
-                || context.open_store(kind),
-                resolve::from_process_env,
-            );
+            let resolution = resolve::lookup(config, project);
             if let Some(err) = &resolution.store_error {
                 let _ = writeln!(out, "  ({}: {})", resolution.store, first_line(err));
             }
-            for line in crate::manage::entry_lines(manifest, &resolution, &context.fix, "  ") {
+            for line in super::check::entry_lines(manifest, &resolution, &config.fix, "  ") {
                 out.push_str(&line);
                 out.push('\n');
             }
@@ -123,7 +110,7 @@ pub fn run(context: &Context) -> Result<ExitCode, Error> {
     // control character of theirs reaches the terminal.
     std::io::stdout()
         .lock()
-        .write_all(crate::manifest::printable_lines(&out).as_bytes())
+        .write_all(crate::term::printable::printable_lines(&out).as_bytes())
         .map_err(|source| Error::Stdout { source })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -131,8 +118,8 @@ pub fn run(context: &Context) -> Result<ExitCode, Error> {
 /// Writes what is known of the platform's keyring; `Err` says why it is not
 /// usable, which is also why `auto` would pass it over.
 #[cfg(all(unix, not(target_os = "macos")))]
-fn native_report(context: &Context, out: &mut String) -> Result<(), StoreError> {
-    let diagnosis = store::secret_service::diagnose(context.timeout);
+fn native_report(config: &Config, out: &mut String) -> Result<(), StoreError> {
+    let diagnosis = store::secret_service::diagnose(config.timeout);
     let bus = match &diagnosis.bus {
         Ok(address) => address.clone(),
         Err(err) => first_line(err),
@@ -187,7 +174,7 @@ fn native_report(context: &Context, out: &mut String) -> Result<(), StoreError> 
 }
 
 #[cfg(not(all(unix, not(target_os = "macos"))))]
-fn native_report(_context: &Context, out: &mut String) -> Result<(), StoreError> {
+fn native_report(_config: &Config, out: &mut String) -> Result<(), StoreError> {
     let _ = writeln!(out, "  {}:  built in", store::native_name());
     Ok(())
 }

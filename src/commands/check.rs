@@ -1,0 +1,93 @@
+//! `with-secrets check`: one line per entry, found or missing, never a value.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::manifest::Manifest;
+use crate::resolve::{self, Source};
+use crate::term::printable::{printable, printable_lines};
+
+/// One aligned line per entry: name, service, username and where its value
+/// comes from. Never a value.
+pub(crate) fn entry_lines(
+    manifest: &Manifest,
+    resolution: &resolve::Resolution,
+    fix: &str,
+    indent: &str,
+) -> Vec<String> {
+    let rows: Vec<[String; 4]> = manifest
+        .entries
+        .iter()
+        .zip(&resolution.sources)
+        .map(|(entry, source)| {
+            let status = match source {
+                Source::Store(found) if found.matches > 1 => format!(
+                    "found ({} items match; using the most recently modified)",
+                    found.matches
+                ),
+                Source::Store(_) => "found".to_owned(),
+                Source::Environment(_) => "from environment".to_owned(),
+                Source::Missing if resolution.store_failed().is_some() => {
+                    format!("not looked up: {} failed", resolution.store)
+                }
+                Source::Missing if entry.optional => "missing (optional)".to_owned(),
+                Source::Missing => format!("missing: run {fix} set {}", entry.name),
+            };
+            [
+                entry.name.to_string(),
+                printable(&entry.service).into_owned(),
+                printable(&entry.username).into_owned(),
+                status,
+            ]
+        })
+        .collect();
+    let width = |column: usize| {
+        rows.iter()
+            .map(|row| row[column].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let (w0, w1, w2) = (width(0), width(1), width(2));
+    rows.iter()
+        .map(|[name, service, username, status]| {
+            format!("{indent}{name:w0$}  {service:w1$}  {username:w2$}  {status}")
+        })
+        .collect()
+}
+
+/// One line per entry, never a value. Exit 0 only when every required entry
+/// resolves, from the keyring or the environment.
+pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
+    let project = config.project()?;
+    let manifest = &project.manifest;
+    let resolution = resolve::lookup(config, &project);
+    // A store that is there but failed says nothing of any entry: that is
+    // an error to fix, not a list of values to store.
+    if let Some(cause) = resolution.store_failed() {
+        return Err(Error::Store {
+            store: resolution.store,
+            cause: cause.clone(),
+        });
+    }
+    let mut stdout = io::stdout().lock();
+    for line in entry_lines(manifest, &resolution, &config.fix, "") {
+        let line = printable_lines(&line);
+        writeln!(stdout, "{line}").map_err(|source| Error::Stdout { source })?;
+    }
+    let all_resolve = manifest
+        .entries
+        .iter()
+        .zip(&resolution.sources)
+        .all(|(entry, source)| entry.optional || !matches!(source, Source::Missing));
+    // Why the keyring gave nothing matters only when something is missing.
+    if let (false, Some(cause)) = (all_resolve, &resolution.store_error) {
+        crate::note!("with-secrets: {}: {cause}", resolution.store);
+    }
+    Ok(if all_resolve {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,148 @@
+//! The one configuration: the command line, the environment and the
+//! manifest, worked out once. Which manifest and how it was found, which
+//! store and why, the timeout and the "run this to fix it" prefix: every
+//! command reads them here, and none works them out again.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::Cli;
+use crate::error::Error;
+use crate::manifest::{self, Manifest};
+use crate::store::{self, Store, StoreError, StoreKind};
+use crate::term::printable::printable_path;
+
+/// What every command needs besides its own arguments.
+pub(crate) struct Config {
+    pub(crate) cwd: PathBuf,
+    /// `--manifest`, else `WITH_SECRETS_MANIFEST`.
+    manifest: Option<PathBuf>,
+    /// Which of the two gave `manifest`.
+    manifest_source: Option<&'static str>,
+    /// `--store` or `WITH_SECRETS_STORE`, and which; the manifest's `store`
+    /// comes next.
+    store: Option<(StoreKind, StoreSource)>,
+    /// How long a store may take to answer.
+    pub(crate) timeout: Duration,
+    /// The start of a with-secrets command line that reaches the same
+    /// manifest and store, for the "run this to fix it" lines of messages.
+    pub(crate) fix: String,
+}
+
+/// Why a store is the one used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreSource {
+    Flag,
+    Variable,
+    Manifest,
+    Auto,
+}
+
+impl StoreSource {
+    /// `chosen by --store`, ... or `auto`.
+    pub(crate) fn why(self) -> &'static str {
+        match self {
+            Self::Flag => "chosen by --store",
+            Self::Variable => "chosen by WITH_SECRETS_STORE",
+            Self::Manifest => "chosen by the manifest's `store`",
+            Self::Auto => "auto",
+        }
+    }
+}
+
+/// The manifest, loaded, and the store it settles.
+pub(crate) struct Project {
+    pub(crate) manifest: Manifest,
+    pub(crate) store: StoreKind,
+    pub(crate) store_source: StoreSource,
+}
+
+impl Config {
+    pub(crate) fn new(cli: &Cli) -> Result<Self, Error> {
+        let cwd = std::env::current_dir().map_err(|source| Error::CurrentDir { source })?;
+        let from_env = std::env::var_os("WITH_SECRETS_MANIFEST")
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from);
+        let (manifest, manifest_source) = match (&cli.manifest, from_env) {
+            (Some(path), _) => (Some(path.clone()), Some("--manifest")),
+            (None, Some(path)) => (Some(path), Some("WITH_SECRETS_MANIFEST")),
+            (None, None) => (None, None),
+        };
+        let store = cli.store.map(|kind| {
+            let source = if cli.store_from_env {
+                StoreSource::Variable
+            } else {
+                StoreSource::Flag
+            };
+            (kind, source)
+        });
+        // The variables are still set when the user runs the fix, so only
+        // flags need repeating. Messages reach a terminal: a path's control
+        // characters are shown escaped, as every other string of ours is.
+        let mut fix = "with-secrets".to_owned();
+        if let Some(path) = &cli.manifest {
+            fix.push_str(" -m ");
+            fix.push_str(&shell_words::quote(&printable_path(path)));
+        }
+        if let Some((kind, StoreSource::Flag)) = store {
+            fix.push_str(" --store ");
+            fix.push_str(kind.spelling());
+        }
+        Ok(Self {
+            cwd,
+            manifest,
+            manifest_source,
+            store,
+            timeout: cli.timeout,
+            fix,
+        })
+    }
+
+    /// Finds and loads the manifest and settles the store: `--store`, else
+    /// `WITH_SECRETS_STORE`, else the manifest's `store`, else `auto`.
+    /// Under `-v` it says which manifest and how it was found.
+    pub(crate) fn project(&self) -> Result<Project, Error> {
+        let located = manifest::locate(self.manifest.as_deref(), &self.cwd)?;
+        let manifest = Manifest::load(&located)?;
+        crate::explain!(
+            "manifest {} ({})",
+            printable_path(&manifest.path),
+            match self.manifest_source {
+                Some(source) => format!("from {source}"),
+                None => format!(
+                    "the nearest {} from {}",
+                    manifest::FILE_NAME,
+                    printable_path(&self.cwd)
+                ),
+            }
+        );
+        let (store, store_source) = match (self.store, manifest.store) {
+            (Some((kind, source)), _) => (kind, source),
+            (None, Some(kind)) => (kind, StoreSource::Manifest),
+            (None, None) => (StoreKind::Auto, StoreSource::Auto),
+        };
+        Ok(Project {
+            manifest,
+            store,
+            store_source,
+        })
+    }
+
+    /// The store when there is no manifest to settle it (`doctor` with a
+    /// broken manifest): the flag or variable, else `auto`.
+    pub(crate) fn store_without_manifest(&self) -> (StoreKind, StoreSource) {
+        self.store.unwrap_or((StoreKind::Auto, StoreSource::Auto))
+    }
+
+    /// Opens a store, with this run's timeout.
+    pub(crate) fn open_store(&self, kind: StoreKind) -> Result<Box<dyn Store>, StoreError> {
+        store::open(kind, self.timeout)
+    }
+
+    /// Where `init` writes: the explicit manifest path, else `./secrets.toml`.
+    pub(crate) fn manifest_to_create(&self) -> PathBuf {
+        self.manifest
+            .clone()
+            .unwrap_or_else(|| Path::new(&self.cwd).join(manifest::FILE_NAME))
+    }
+}
