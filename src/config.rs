@@ -10,6 +10,7 @@ use crate::cli::Cli;
 use crate::error::Error;
 use crate::manifest::{self, Manifest};
 use crate::store::{self, Store, StoreError, StoreKind};
+use crate::term::person::TERMINAL;
 use crate::term::printable::printable_path;
 
 /// What every command needs besides its own arguments.
@@ -136,7 +137,7 @@ impl Config {
 
     /// Opens a store, with this run's timeout.
     pub(crate) fn open_store(&self, kind: StoreKind) -> Result<Box<dyn Store>, StoreError> {
-        store::open(kind, self.timeout)
+        store::open(kind, self.timeout, &TERMINAL)
     }
 
     /// Where `init` writes: the explicit manifest path, else `./secrets.toml`.

@@ -24,10 +24,13 @@ pub enum Error {
 
     #[error(
         "no {file} found in {} or any folder above it\n  create one with: with-secrets init\n  or name one with: --manifest PATH (or WITH_SECRETS_MANIFEST)",
-        searched.first().map_or_else(String::new, |dir| printable_path(dir)),
-        file = crate::manifest::FILE_NAME
+        searched.first().map_or_else(String::new, |dir| printable_path(dir))
     )]
-    ManifestNotFound { searched: Vec<PathBuf> },
+    ManifestNotFound {
+        /// The file name looked for, `secrets.toml`.
+        file: &'static str,
+        searched: Vec<PathBuf>,
+    },
 
     #[error(
         "{} belongs to another user (uid {owner}), so with-secrets does not use it: a manifest \

@@ -6,7 +6,6 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
@@ -14,6 +13,7 @@ use crate::error::Error;
 use crate::error::first_line;
 use crate::resolve;
 use crate::store::{self, StoreError, StoreKind, file::FileStore, keyrings_alt::KeyringsAlt};
+use crate::term::person::TERMINAL;
 
 pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     let mut out = String::new();
@@ -56,7 +56,7 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
         };
         let _ = writeln!(out, "  file store:     {} ({state})", file.display());
     }
-    if let Ok(alt) = KeyringsAlt::open() {
+    if let Ok(alt) = KeyringsAlt::open(&TERMINAL) {
         for (path, count) in alt.files() {
             let plain = path.ends_with(store::keyrings_alt::PLAINTEXT_FILE);
             let _ = writeln!(
@@ -74,8 +74,12 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     }
 
     out.push_str("machine\n");
-    let _ = writeln!(out, "  WSL:            {}", yes_no(wsl()));
-    let _ = writeln!(out, "  container:      {}", yes_no(container()));
+    let _ = writeln!(out, "  WSL:            {}", yes_no(crate::machine::wsl()));
+    let _ = writeln!(
+        out,
+        "  container:      {}",
+        yes_no(crate::machine::container().map(|container| container.evidence))
+    );
 
     out.push_str("manifest\n");
     match &project {
@@ -181,32 +185,4 @@ fn native_report(_config: &Config, out: &mut String) -> Result<(), StoreError> {
 
 fn yes_no(reason: Option<String>) -> String {
     reason.map_or_else(|| "no".to_owned(), |why| format!("yes ({why})"))
-}
-
-/// WSL, as its kernel and its environment say.
-fn wsl() -> Option<String> {
-    if std::env::var_os("WSL_DISTRO_NAME").is_some() {
-        return Some("WSL_DISTRO_NAME is set".into());
-    }
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
-    let lower = release.to_lowercase();
-    (lower.contains("microsoft") || lower.contains("wsl"))
-        .then(|| format!("kernel {}", release.trim()))
-}
-
-/// A container, by the marks Docker, Podman and systemd-nspawn leave.
-fn container() -> Option<String> {
-    for mark in ["/.dockerenv", "/run/.containerenv"] {
-        if Path::new(mark).exists() {
-            return Some(format!("{mark} exists"));
-        }
-    }
-    if let Some(kind) = std::env::var_os("container") {
-        return Some(format!("container={}", kind.to_string_lossy()));
-    }
-    let cgroup = std::fs::read_to_string("/proc/1/cgroup").unwrap_or_default();
-    ["docker", "kubepods", "containerd", "lxc"]
-        .into_iter()
-        .find(|word| cgroup.contains(word))
-        .map(|word| format!("/proc/1/cgroup mentions {word}"))
 }

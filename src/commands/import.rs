@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::resolve;
 use crate::store::{self, Store, StoreKind, keyrings_alt};
+use crate::term::person::TERMINAL;
 use crate::term::printable::printable;
 
 /// Copies every entry found in `from` into the chosen store; reports what it
@@ -27,7 +28,7 @@ pub(crate) fn run(from: StoreKind, config: &Config) -> Result<ExitCode, Error> {
     }
     let keys: Vec<_> = manifest.entries.iter().map(resolve::key).collect();
     let source = match from {
-        StoreKind::KeyringsAlt => keyrings_alt::KeyringsAlt::open()
+        StoreKind::KeyringsAlt => keyrings_alt::KeyringsAlt::open(&TERMINAL)
             .map(|store| Box::new(store.without_warning()) as Box<dyn Store>),
         other => config.open_store(other),
     };
@@ -76,7 +77,7 @@ pub(crate) fn run(from: StoreKind, config: &Config) -> Result<ExitCode, Error> {
         target.name()
     );
     if from == StoreKind::KeyringsAlt && copied > 0 {
-        let files = keyrings_alt::KeyringsAlt::open()
+        let files = keyrings_alt::KeyringsAlt::open(&TERMINAL)
             .map(|store| store.files())
             .unwrap_or_default();
         for (path, count) in files {

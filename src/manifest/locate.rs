@@ -34,7 +34,10 @@ pub(crate) fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<Located, Err
         }
         searched.push(dir.to_owned());
     }
-    Err(Error::ManifestNotFound { searched })
+    Err(Error::ManifestNotFound {
+        file: FILE_NAME,
+        searched,
+    })
 }
 
 /// Refuses a manifest found by walking up that belongs to another user.
@@ -92,7 +95,10 @@ mod tests {
         );
         let empty = tempfile::tempdir().unwrap();
         match locate(None, empty.path()) {
-            Err(Error::ManifestNotFound { searched }) => {
+            Err(Error::ManifestNotFound {
+                file: FILE_NAME,
+                searched,
+            }) => {
                 assert_eq!(searched[0], empty.path());
                 assert_eq!(searched.last().unwrap(), Path::new("/"));
             }

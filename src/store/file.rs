@@ -43,7 +43,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{Found, Key, Store, StoreError};
+use super::{Ask, Found, Key, Person, Store, StoreError};
 use crate::secret::Secret;
 
 /// The folder's name, under the platform's data folder.
@@ -84,12 +84,14 @@ pub(crate) struct FileStore {
     passphrase: Option<Zeroizing<Vec<u8>>>,
     /// How long a write waits for another writer's lock.
     lock_wait: Duration,
+    /// Who is asked for the passphrase.
+    person: &'static dyn Person,
 }
 
 impl FileStore {
     /// The store at its usual place. Reads nothing and asks nothing: that
     /// waits until the store is used.
-    pub(crate) fn open(timeout: Duration) -> Result<Self, StoreError> {
+    pub(crate) fn open(timeout: Duration, person: &'static dyn Person) -> Result<Self, StoreError> {
         let dir = Self::default_dir().ok_or_else(|| StoreError::Unavailable {
             store: "file",
             reason: "neither XDG_DATA_HOME nor HOME is set, so its folder is unknown; \
@@ -98,16 +100,17 @@ impl FileStore {
         })?;
         Ok(Self {
             lock_wait: timeout,
-            ..Self::in_dir(dir)
+            ..Self::in_dir(dir, person)
         })
     }
 
-    fn in_dir(dir: PathBuf) -> Self {
+    fn in_dir(dir: PathBuf, person: &'static dyn Person) -> Self {
         Self {
             path: dir.join(FILE_NAME),
             dir,
             passphrase: None,
             lock_wait: LOCK_WAIT,
+            person,
         }
     }
 
@@ -115,22 +118,7 @@ impl FileStore {
     /// XDG_DATA_HOME is set (to an absolute path, as the XDG spec asks), else
     /// the platform's place for a user's application data.
     pub(crate) fn default_dir() -> Option<PathBuf> {
-        let var = |name| {
-            std::env::var_os(name)
-                .filter(|value| !value.is_empty())
-                .map(PathBuf::from)
-        };
-        if let Some(data) = var("XDG_DATA_HOME").filter(|path| path.is_absolute()) {
-            return Some(data.join(DIR_NAME));
-        }
-        if cfg!(windows) {
-            return var("LOCALAPPDATA").map(|data| data.join(DIR_NAME));
-        }
-        let home = var("HOME")?;
-        if cfg!(target_os = "macos") {
-            return Some(home.join("Library/Application Support").join(DIR_NAME));
-        }
-        Some(home.join(".local/share").join(DIR_NAME))
+        crate::paths::data_home().map(|data| data.join(DIR_NAME))
     }
 
     /// Where the store file is, or would be made.
@@ -180,39 +168,20 @@ impl FileStore {
     }
 
     fn ask(&self, new: bool) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        if let Some(value) = std::env::var_os(PASSPHRASE_VARIABLE).filter(|v| !v.is_empty()) {
-            return Ok(Zeroizing::new(value.into_encoded_bytes()));
-        }
-        if !crate::term::prompt::has_terminal() {
-            return Err(StoreError::NeedPassword {
-                path: self.path.clone(),
-                variable: PASSPHRASE_VARIABLE,
-            });
-        }
-        let prompt = |text: &str| {
-            crate::term::prompt::password(text)
-                .map(|mut typed| Zeroizing::new(std::mem::take(&mut *typed).into_bytes()))
-                .map_err(|err| self.unreadable(format!("cannot read the passphrase: {err}")))
+        let prompt = if new {
+            format!(
+                "New passphrase for {} (it encrypts the file store): ",
+                self.path.display()
+            )
+        } else {
+            format!("Passphrase for {}: ", self.path.display())
         };
-        if !new {
-            return prompt(&format!("Passphrase for {}: ", self.path.display()));
-        }
-        let first = prompt(&format!(
-            "New passphrase for {} (it encrypts the file store): ",
-            self.path.display()
-        ))?;
-        if first.is_empty() {
-            return Err(StoreError::Platform(
-                "refusing an empty passphrase for the file store; nothing was stored".into(),
-            ));
-        }
-        let second = prompt("The same passphrase again: ")?;
-        if first != second {
-            return Err(StoreError::Platform(
-                "the two passphrases differ; nothing was stored\n  run this again".into(),
-            ));
-        }
-        Ok(first)
+        self.person.secret(&Ask {
+            path: &self.path,
+            variable: PASSPHRASE_VARIABLE,
+            prompt,
+            new,
+        })
     }
 
     /// Changes the document under the lock and writes it back, unless
@@ -579,6 +548,7 @@ fn failpoint(_name: &str) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::memory::NOBODY;
 
     const KEY: Key<'static> = Key {
         service: "acme",
@@ -586,7 +556,7 @@ mod tests {
     };
 
     fn store(dir: &Path) -> FileStore {
-        let mut store = FileStore::in_dir(dir.join(DIR_NAME));
+        let mut store = FileStore::in_dir(dir.join(DIR_NAME), &NOBODY);
         store.passphrase = Some(Zeroizing::new(b"test passphrase".to_vec()));
         store
     }
@@ -638,7 +608,7 @@ mod tests {
     #[test]
     fn a_missing_file_is_an_empty_store_that_needs_no_passphrase() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = FileStore::in_dir(dir.path().join(DIR_NAME));
+        let mut store = FileStore::in_dir(dir.path().join(DIR_NAME), &NOBODY);
         assert!(store.get_all(&[KEY]).unwrap()[0].is_none());
         assert_eq!(store.delete(KEY).unwrap(), 0);
         assert!(store.passphrase.is_none());
@@ -669,7 +639,7 @@ mod tests {
     #[test]
     fn a_file_that_is_not_age_is_told_before_any_passphrase_is_asked() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = FileStore::in_dir(dir.path().to_owned());
+        let mut store = FileStore::in_dir(dir.path().to_owned(), &NOBODY);
         fs::write(&store.path, "{\"with-secrets\": 1, \"items\": []}").unwrap();
         let err = store.get_all(&[KEY]).unwrap_err().to_string();
         assert!(

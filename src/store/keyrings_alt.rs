@@ -27,6 +27,8 @@ use aes::cipher::{AsyncStreamCipher, KeyIvInit};
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
+use super::escape::escape;
+use super::{Ask, Person};
 use super::{Found, Key, Store, StoreError};
 use crate::secret::Secret;
 
@@ -41,10 +43,12 @@ pub(crate) struct KeyringsAlt {
     dir: PathBuf,
     /// Set once the plain-text warning has been printed.
     warned: bool,
+    /// Who is asked for the encrypted file's password, and warned.
+    person: &'static dyn Person,
 }
 
 impl KeyringsAlt {
-    pub(crate) fn open() -> Result<Self, StoreError> {
+    pub(crate) fn open(person: &'static dyn Person) -> Result<Self, StoreError> {
         // As for the file store: with no folder to look in, there is no
         // store here at all.
         let dir = data_root().ok_or_else(|| StoreError::Unavailable {
@@ -53,7 +57,27 @@ impl KeyringsAlt {
                      set XDG_DATA_HOME"
                 .into(),
         })?;
-        Ok(Self { dir, warned: false })
+        Ok(Self {
+            dir,
+            warned: false,
+            person,
+        })
+    }
+
+    /// The password of the encrypted file, which Python holds as text.
+    fn password(&self, path: &Path) -> Result<Zeroizing<String>, StoreError> {
+        let bytes = self.person.secret(&Ask {
+            path,
+            variable: PASSWORD_VARIABLE,
+            prompt: format!("Password for keyrings.alt's {}: ", path.display()),
+            new: false,
+        })?;
+        String::from_utf8(bytes.to_vec())
+            .map(Zeroizing::new)
+            .map_err(|_| StoreError::BadPassword {
+                path: path.to_owned(),
+                variable: PASSWORD_VARIABLE,
+            })
     }
 
     /// Leaves out the plain-text warning, for `import`, which is its remedy.
@@ -106,11 +130,11 @@ impl Store for KeyringsAlt {
             }
             if found.iter().any(Option::is_some) && !self.warned {
                 self.warned = true;
-                crate::warning!(
+                self.person.warn(&format!(
                     "with-secrets: warning: {} keeps secrets in plain text; move them into \
                      your keyring with: with-secrets import --from keyrings-alt",
                     plaintext_path.display()
-                );
+                ));
             }
         }
         // The encrypted file costs a password, so it is only read for what
@@ -128,7 +152,7 @@ impl Store for KeyringsAlt {
         if wanted.is_empty() {
             return Ok(found);
         }
-        let password = password(&encrypted_path)?;
+        let password = self.password(&encrypted_path)?;
         let decrypt = |key: Key<'_>| -> Result<Option<Secret>, StoreError> {
             lookup(&ini, key)
                 .map(|value| {
@@ -181,15 +205,12 @@ impl Store for KeyringsAlt {
 /// Python keyring's data folder: `$XDG_DATA_HOME/python_keyring`, else
 /// `~/.local/share/python_keyring` (on Windows, `%LOCALAPPDATA%\Python Keyring`).
 fn data_root() -> Option<PathBuf> {
-    let non_empty = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-    if cfg!(windows) {
-        let root = non_empty("LOCALAPPDATA").or_else(|| non_empty("ProgramData"))?;
-        return Some(Path::new(&root).join("Python Keyring"));
-    }
-    let root = non_empty("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| non_empty("HOME").map(|home| Path::new(&home).join(".local/share")))?;
-    Some(root.join("python_keyring"))
+    let folder = if cfg!(windows) {
+        "Python Keyring"
+    } else {
+        "python_keyring"
+    };
+    crate::paths::python_keyring_home().map(|root| root.join(folder))
 }
 
 fn unreadable(path: &Path, reason: String) -> StoreError {
@@ -197,27 +218,6 @@ fn unreadable(path: &Path, reason: String) -> StoreError {
         path: path.to_owned(),
         reason,
     }
-}
-
-/// The password of the encrypted file: from the environment, else a prompt.
-fn password(path: &Path) -> Result<Zeroizing<String>, StoreError> {
-    if let Some(password) = std::env::var_os(PASSWORD_VARIABLE).filter(|v| !v.is_empty()) {
-        return password
-            .into_string()
-            .map(Zeroizing::new)
-            .map_err(|_| StoreError::BadPassword {
-                path: path.to_owned(),
-                variable: PASSWORD_VARIABLE,
-            });
-    }
-    if !crate::term::prompt::has_terminal() {
-        return Err(StoreError::NeedPassword {
-            path: path.to_owned(),
-            variable: PASSWORD_VARIABLE,
-        });
-    }
-    crate::term::prompt::password(&format!("Password for keyrings.alt's {}: ", path.display()))
-        .map_err(|err| unreadable(path, format!("cannot read the password: {err}")))
 }
 
 /// Sections, then keys, as Python's configparser reads them: `key = value` or
@@ -280,20 +280,6 @@ fn lookup<'a>(ini: &'a Ini, key: Key<'_>) -> Option<&'a str> {
     ini.get(&escape(key.service))?
         .get(&escape(key.username).to_lowercase())
         .map(String::as_str)
-}
-
-/// keyrings.alt's escape: `[A-Za-z0-9]` bytes as they are, every other byte
-/// of the UTF-8 as `_%02X`.
-pub(crate) fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("_{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// Base64 as Python's `decodebytes` reads it: line breaks and spaces ignored.

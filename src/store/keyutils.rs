@@ -43,7 +43,7 @@ use std::io;
 use libc::{c_long, c_ulong};
 use zeroize::Zeroizing;
 
-use super::keyrings_alt::escape;
+use super::escape::escape;
 use super::{Found, Key, Store, StoreError};
 use crate::secret::Secret;
 
@@ -342,17 +342,7 @@ struct Confinement {
 
 impl Confinement {
     fn detect() -> Self {
-        let exists = |path: &str| std::path::Path::new(path).exists();
-        let container = if exists("/.dockerenv") {
-            Some("Docker".to_owned())
-        } else if exists("/run/.containerenv") {
-            Some("Podman".to_owned())
-        } else {
-            // Only readable when we run as PID 1's user.
-            std::fs::read("/proc/1/environ")
-                .ok()
-                .and_then(|environ| container_from_environ(&environ))
-        };
+        let container = crate::machine::container().map(|container| container.name);
         let seccomp = std::fs::read_to_string("/proc/self/status")
             .is_ok_and(|status| seccomp_filtered(&status));
         Self { container, seccomp }
@@ -397,14 +387,6 @@ impl Confinement {
 
 /// `container=NAME` in a NUL-separated environment, as systemd, LXC and
 /// Podman set it for PID 1.
-fn container_from_environ(environ: &[u8]) -> Option<String> {
-    environ
-        .split(|&byte| byte == 0)
-        .find_map(|entry| entry.strip_prefix(b"container="))
-        .filter(|name| !name.is_empty())
-        .map(|name| String::from_utf8_lossy(name).into_owned())
-}
-
 /// Whether /proc/self/status says a seccomp filter applies (`Seccomp: 2`).
 fn seccomp_filtered(status: &str) -> bool {
     status
@@ -664,16 +646,6 @@ mod tests {
         for errno in [libc::EPERM, libc::EACCES, libc::EDQUOT] {
             assert!(!Failure { call: "x", errno }.means_gone());
         }
-    }
-
-    #[test]
-    fn the_container_comes_from_pid_1s_environment() {
-        assert_eq!(
-            container_from_environ(b"PATH=/bin\0container=podman\0HOME=/"),
-            Some("podman".to_owned())
-        );
-        assert_eq!(container_from_environ(b"PATH=/bin\0container=\0"), None);
-        assert_eq!(container_from_environ(b"PATH=/bin\0"), None);
     }
 
     #[test]

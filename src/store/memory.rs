@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::{Found, Key, Store, StoreError};
+use super::{Ask, Found, Key, Person, Store, StoreError};
 use crate::secret::Secret;
 
 #[derive(Default)]
@@ -69,4 +69,26 @@ impl Store for Memory {
         self.check()?;
         Ok(usize::from(self.items.remove(&id(key)).is_some()))
     }
+}
+
+/// A person who is not there: nothing to ask, nothing shown.
+pub(crate) struct Nobody;
+
+pub(crate) static NOBODY: Nobody = Nobody;
+
+impl Person for Nobody {
+    fn secret(&self, ask: &Ask<'_>) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        Err(StoreError::NeedPassword {
+            path: ask.path.to_owned(),
+            variable: ask.variable,
+        })
+    }
+
+    fn is_present(&self) -> bool {
+        false
+    }
+
+    fn tell(&self, _message: &str) {}
+
+    fn warn(&self, _message: &str) {}
 }

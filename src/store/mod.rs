@@ -5,8 +5,10 @@
 //! as few round trips as its protocol allows.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use zeroize::Zeroizing;
 
 use crate::secret::Secret;
 
@@ -14,6 +16,7 @@ pub(crate) use kind::{StoreKind, native_name};
 
 #[cfg(all(unix, not(target_os = "macos")))]
 mod dh;
+mod escape;
 pub(crate) mod file;
 pub(crate) mod keyrings_alt;
 #[cfg(target_os = "linux")]
@@ -64,6 +67,37 @@ pub(crate) trait Store {
     }
 }
 
+/// What a store may need from the person running with-secrets. Stores never
+/// touch the terminal: they ask through this, and the caller decides how
+/// (`term::person::Terminal`: a variable, else a prompt where there is a
+/// terminal, else an error that names the variable).
+pub(crate) trait Person: Sync {
+    /// The passphrase or password described by `ask`.
+    fn secret(&self, ask: &Ask<'_>) -> Result<Zeroizing<Vec<u8>>, StoreError>;
+
+    /// Whether someone is at a terminal, who could answer a keyring's own
+    /// dialog (and so should be given longer to).
+    fn is_present(&self) -> bool;
+
+    /// Something the person should see now, such as what we wait for.
+    fn tell(&self, message: &str);
+
+    /// A warning, which `-q` silences.
+    fn warn(&self, message: &str);
+}
+
+/// A passphrase or password a store needs.
+pub(crate) struct Ask<'a> {
+    /// What it opens.
+    pub(crate) path: &'a Path,
+    /// The environment variable that may hold it.
+    pub(crate) variable: &'static str,
+    /// What to call it when asking: `Passphrase for PATH: `.
+    pub(crate) prompt: String,
+    /// A new one, to set: asked twice, and never empty.
+    pub(crate) new: bool,
+}
+
 /// The label of an item that with-secrets creates, as keyring managers such as
 /// Seahorse and KeePassXC show it.
 pub(crate) fn label(name: &str, key: Key<'_>) -> String {
@@ -72,14 +106,18 @@ pub(crate) fn label(name: &str, key: Key<'_>) -> String {
 
 /// Opens a store. This must be cheap and must not block: a backend that
 /// talks to a daemon only starts talking to it when first used.
-pub(crate) fn open(kind: StoreKind, timeout: Duration) -> Result<Box<dyn Store>, StoreError> {
+pub(crate) fn open(
+    kind: StoreKind,
+    timeout: Duration,
+    person: &'static dyn Person,
+) -> Result<Box<dyn Store>, StoreError> {
     match kind {
-        StoreKind::Auto => Ok(Box::new(Auto::new(timeout))),
-        StoreKind::File => Ok(Box::new(file::FileStore::open(timeout)?)),
-        StoreKind::KeyringsAlt => Ok(Box::new(keyrings_alt::KeyringsAlt::open()?)),
+        StoreKind::Auto => Ok(Box::new(Auto::new(timeout, person))),
+        StoreKind::File => Ok(Box::new(file::FileStore::open(timeout, person)?)),
+        StoreKind::KeyringsAlt => Ok(Box::new(keyrings_alt::KeyringsAlt::open(person)?)),
         #[cfg(target_os = "linux")]
         StoreKind::Keyutils => Ok(Box::new(keyutils::Keyutils::open()?)),
-        other if other.name() == native_name() => open_native(timeout),
+        other if other.name() == native_name() => open_native(timeout, person),
         other => Err(StoreError::Unsupported {
             store: other.name(),
         }),
@@ -97,15 +135,17 @@ pub(crate) fn open(kind: StoreKind, timeout: Duration) -> Result<Box<dyn Store>,
 /// silently using another store would hide it.
 struct Auto {
     timeout: Duration,
+    person: &'static dyn Person,
     chosen: Option<Box<dyn Store>>,
     /// Why the native keyring was passed over, for `doctor`.
     reason: Option<StoreError>,
 }
 
 impl Auto {
-    fn new(timeout: Duration) -> Self {
+    fn new(timeout: Duration, person: &'static dyn Person) -> Self {
         Self {
             timeout,
+            person,
             chosen: None,
             reason: None,
         }
@@ -118,7 +158,7 @@ impl Auto {
         if let Some(store) = &mut self.chosen {
             return call(store.as_mut());
         }
-        let native = open_native(self.timeout).and_then(|mut store| {
+        let native = open_native(self.timeout, self.person).and_then(|mut store| {
             let result = call(store.as_mut());
             result.map(|value| (store, value))
         });
@@ -128,7 +168,8 @@ impl Auto {
                 Ok(value)
             }
             Err(err) if err.means_absent() => {
-                let mut store: Box<dyn Store> = Box::new(file::FileStore::open(self.timeout)?);
+                let mut store: Box<dyn Store> =
+                    Box::new(file::FileStore::open(self.timeout, self.person)?);
                 let value = call(store.as_mut());
                 self.chosen = Some(store);
                 self.reason = Some(err);
@@ -163,7 +204,12 @@ impl Store for Auto {
     }
 }
 
-fn open_native(timeout: Duration) -> Result<Box<dyn Store>, StoreError> {
+fn open_native(
+    timeout: Duration,
+    person: &'static dyn Person,
+) -> Result<Box<dyn Store>, StoreError> {
+    let _ = person; // the Secret Service asks through it once it runs prompts
+
     #[cfg(all(unix, not(target_os = "macos")))]
     return Ok(Box::new(secret_service::SecretService::connect(timeout)?));
     #[cfg(any(target_os = "macos", windows))]

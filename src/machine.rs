@@ -1,0 +1,80 @@
+//! What kind of machine this is: a container, WSL. For `doctor`'s report
+//! and for messages that explain why a store cannot be used here.
+
+use std::path::Path;
+
+/// The container this runs in.
+pub(crate) struct Container {
+    /// What it is: `Docker`, `Podman`, or what `container=` says (`lxc`,
+    /// `systemd-nspawn`, ...).
+    pub(crate) name: String,
+    /// How we know.
+    pub(crate) evidence: String,
+}
+
+/// The container this runs in, by the marks Docker, Podman, systemd-nspawn
+/// and others leave.
+pub(crate) fn container() -> Option<Container> {
+    let found = |name: &str, evidence: String| {
+        Some(Container {
+            name: name.to_owned(),
+            evidence,
+        })
+    };
+    for (mark, name) in [("/.dockerenv", "Docker"), ("/run/.containerenv", "Podman")] {
+        if Path::new(mark).exists() {
+            return found(name, format!("{mark} exists"));
+        }
+    }
+    if let Some(kind) = std::env::var_os("container").filter(|kind| !kind.is_empty()) {
+        let kind = kind.to_string_lossy();
+        return found(&kind, format!("container={kind}"));
+    }
+    // Only readable when we run as PID 1's user.
+    if let Some(kind) = std::fs::read("/proc/1/environ")
+        .ok()
+        .and_then(|environ| container_from_environ(&environ))
+    {
+        return found(&kind, format!("PID 1 has container={kind}"));
+    }
+    let cgroup = std::fs::read_to_string("/proc/1/cgroup").unwrap_or_default();
+    ["docker", "kubepods", "containerd", "lxc"]
+        .into_iter()
+        .find(|word| cgroup.contains(word))
+        .and_then(|word| found(word, format!("/proc/1/cgroup mentions {word}")))
+}
+
+/// WSL, as its kernel and its environment say; `Some` says how we know.
+pub(crate) fn wsl() -> Option<String> {
+    if std::env::var_os("WSL_DISTRO_NAME").is_some() {
+        return Some("WSL_DISTRO_NAME is set".into());
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let lower = release.to_lowercase();
+    (lower.contains("microsoft") || lower.contains("wsl"))
+        .then(|| format!("kernel {}", release.trim()))
+}
+
+/// `container=NAME` in a process's environment (NUL-separated).
+fn container_from_environ(environ: &[u8]) -> Option<String> {
+    environ
+        .split(|&byte| byte == 0)
+        .find_map(|entry| entry.strip_prefix(b"container="))
+        .filter(|name| !name.is_empty())
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_container_comes_from_pid_1s_environment() {
+        assert_eq!(
+            container_from_environ(b"PATH=/bin\0container=podman\0HOME=/"),
+            Some("podman".to_owned())
+        );
+        assert_eq!(container_from_environ(b"PATH=/bin\0container=\0"), None);
+        assert_eq!(container_from_environ(b"PATH=/bin\0"), None);
+    }
+}
