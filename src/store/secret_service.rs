@@ -778,6 +778,12 @@ fn check(reply: &mut Message) -> Result<(), StoreError> {
         match name {
             "org.freedesktop.DBus.Error.ServiceUnknown"
             | "org.freedesktop.DBus.Error.NameHasNoOwner" => StoreError::NoService,
+            // The bus knows a service file for the name but could not start
+            // it (ServiceNotFound, ExecFailed, ChildExited...): no Secret
+            // Service here, as surely as when there is no service file.
+            spawn if spawn.starts_with("org.freedesktop.DBus.Error.Spawn.") => {
+                StoreError::NoService
+            }
             "org.freedesktop.Secret.Error.IsLocked" => StoreError::Locked {
                 daemon: Daemon::Unknown,
             },
