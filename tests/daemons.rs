@@ -226,6 +226,12 @@ struct Fake {
 enum Act {
     /// Sends these: the reply, and any signals.
     Send(Vec<Message>),
+    /// Gives up `org.freedesktop.secrets`, then sends these: the next call
+    /// to the name finds no owner, as when a daemon quits mid-run.
+    Leave(Vec<Message>),
+    /// Disconnects from the bus without answering, as a daemon that crashes
+    /// while asked.
+    Hangup,
 }
 
 impl From<Vec<Message>> for Act {
@@ -274,6 +280,16 @@ impl Fake {
                     calls.push(member.clone());
                     let replies = match answer(&member, &call, seen) {
                         Some(Act::Send(replies)) => replies,
+                        Some(Act::Leave(replies)) => {
+                            let release =
+                                bus_call("ReleaseName").append1("org.freedesktop.secrets");
+                            channel
+                                .send_with_reply_and_block(release, Duration::from_secs(10))
+                                .expect("ReleaseName");
+                            replies
+                        }
+                        // Dropping the channel closes the connection.
+                        Some(Act::Hangup) => return calls,
                         None => vec![call.error(
                             &"org.freedesktop.DBus.Error.UnknownMethod".into(),
                             c"not in this fake",
@@ -657,6 +673,81 @@ fn with_every_collection_unlocked_nothing_found_is_missing_and_the_environment_s
         ["OpenSession", "SearchItems", "Get", "Get"],
         "one more round trip, for the collections' Locked, and no unlock"
     );
+}
+
+/// A fake whose default collection is locked and hides A, and which goes
+/// away: as it answers `Unlock` if `leave_at_unlock`, else when asked to
+/// run its unlock prompt.
+fn goes_away_at_the_prompt(bus: &SecretService, leave_at_unlock: bool) -> Fake {
+    Fake::start(
+        bus,
+        Box::new(move |member, call, _| match member {
+            "SearchItems" => Some(found(call, &[], &[])),
+            "Get" if property(call).1 == "Locked" => {
+                Some(vec![call.method_return().append1(Variant(true))].into())
+            }
+            // Quits once it has answered Unlock: the Prompt call that
+            // follows finds no owner.
+            "Unlock" if leave_at_unlock => match unlock_with_prompt(call) {
+                Act::Send(replies) => Some(Act::Leave(replies)),
+                other => Some(other),
+            },
+            "Unlock" => Some(unlock_with_prompt(call)),
+            // Crashes while asked: the bus answers NoReply.
+            "Prompt" => Some(Act::Hangup),
+            _ => common(member, call),
+        }),
+    )
+}
+
+#[test]
+fn a_service_that_quits_before_its_prompt_is_a_failure_not_absent() {
+    let bus = SecretService::bus_only();
+    let fake = goes_away_at_the_prompt(&bus, true);
+    refused(
+        &stale_project(&bus),
+        "the Secret Service went away during the run",
+    )
+    .stderr_lacks("dismissed")
+    .stderr_lacks("no Secret Service on the session bus");
+    assert_eq!(fake.calls().last().map(String::as_str), Some("Unlock"));
+}
+
+#[test]
+fn a_service_that_quits_between_search_and_fetch_is_a_failure_not_absent() {
+    // It answered the searches, so it was here: its name having no owner
+    // at GetSecrets is not "no Secret Service", whatever the bus says.
+    let bus = SecretService::bus_only();
+    let fake = Fake::start(
+        &bus,
+        Box::new(|member, call, _| match member {
+            "SearchItems" => Some(found(call, &[ITEM], &[])),
+            "Get" => match common(member, call) {
+                Some(Act::Send(replies)) => Some(Act::Leave(replies)),
+                other => other,
+            },
+            _ => common(member, call),
+        }),
+    );
+    refused(
+        &stale_project(&bus),
+        "the Secret Service went away during the run",
+    )
+    .stderr_lacks("no Secret Service on the session bus");
+    assert_eq!(fake.calls().last().map(String::as_str), Some("Get"));
+}
+
+#[test]
+fn a_service_that_crashes_while_running_its_prompt_is_a_failure_not_dismissed() {
+    let bus = SecretService::bus_only();
+    let fake = goes_away_at_the_prompt(&bus, false);
+    refused(
+        &stale_project(&bus),
+        "the Secret Service went away during the run",
+    )
+    .stderr_has("NoReply")
+    .stderr_lacks("dismissed");
+    assert_eq!(fake.calls().last().map(String::as_str), Some("Prompt"));
 }
 
 #[test]

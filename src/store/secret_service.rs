@@ -484,14 +484,8 @@ impl SecretService {
             if let Some(mut reply) = self.early.remove(&serials[0]) {
                 check(&mut reply)?;
             }
-            // A prompt that fails to run (oo7-daemon with no prompter to
-            // show it) could not be shown: for the person, that is what
-            // dismissed means.
             if let Some(mut reply) = self.early.remove(&serials[1]) {
-                match check(&mut reply) {
-                    Err(StoreError::Protocol(_)) => return Err(dismissed),
-                    other => other?,
-                }
+                prompt_ran(&mut reply, &owner, dismissed.clone())?;
             }
             if let Some(index) = self.completed.iter().position(|signal| {
                 signal.path().is_some_and(|path| *path == **prompt)
@@ -749,9 +743,16 @@ impl SecretService {
     }
 
     /// `result`, with the daemon named in an error whose advice depends on it.
+    ///
+    /// "No Secret Service" means no store here only until the service has
+    /// answered: once it has, it was here, and a name with no owner now
+    /// means it went away during the run (crashed, or was stopped), which
+    /// is a failure, not a reason for anything to stand in for it.
     fn named<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         result.map_err(|err| {
-            if err.names_daemon() {
+            if err == StoreError::NoService && self.owner.is_some() {
+                went_away("its name has no owner now")
+            } else if err.names_daemon() {
                 let daemon = self.daemon();
                 err.for_daemon(daemon)
             } else {
@@ -863,6 +864,44 @@ fn check(reply: &mut Message) -> Result<(), StoreError> {
             _ => StoreError::Protocol(format!("{name}: {message}")),
         }
     })
+}
+
+/// Checks the reply to a `Prompt` call. Its success says nothing about the
+/// outcome, which comes with `Completed`; an error is one of two things.
+/// Sent by the service itself, it failed to run the prompt: oo7-daemon
+/// with no prompter to show it answers `org.freedesktop.zbus.Error`
+/// ("CLI prompter failed"), and other daemons use other names, so the
+/// sender decides, not the name. For the person, that prompt could not be
+/// shown, which is what `dismissed` says. Sent by the bus, the service went
+/// away while asked (no owner, no reply): a failure, never "no Secret
+/// Service here", which would let the environment stand in.
+fn prompt_ran(reply: &mut Message, owner: &str, dismissed: StoreError) -> Result<(), StoreError> {
+    let from_service = reply.sender().is_some_and(|sender| *sender == *owner);
+    let Err(err) = reply.as_result().map(drop) else {
+        return Ok(());
+    };
+    let name = err.name().unwrap_or("");
+    match name {
+        "org.freedesktop.DBus.Error.AccessDenied" => check(reply),
+        _ if from_service => Err(dismissed),
+        "org.freedesktop.DBus.Error.ServiceUnknown"
+        | "org.freedesktop.DBus.Error.NameHasNoOwner"
+        | "org.freedesktop.DBus.Error.NoReply"
+        | "org.freedesktop.DBus.Error.Disconnected" => Err(went_away(&format!(
+            "{name}: {}",
+            err.message().unwrap_or("")
+        ))),
+        _ => check(reply),
+    }
+}
+
+/// The error for a Secret Service that answered earlier in this run and
+/// is gone now; `detail` says how that showed.
+fn went_away(detail: &str) -> StoreError {
+    StoreError::Protocol(format!(
+        "the Secret Service went away during the run ({detail})\n  \
+         check that your keyring daemon is running (start or restart it), then run this again"
+    ))
 }
 
 /// A collection's `Locked` property, to ask for.
