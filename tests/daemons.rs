@@ -105,14 +105,26 @@ fn lock_hiding(service: &SecretService) {
 fn oo7_locked_collection_that_finds_nothing_is_a_locked_error_not_missing() {
     let service = SecretService::start_oo7();
     lock_hiding(&service);
-    // oo7-daemon has no prompter on this bus: its prompt fails at once.
+    // oo7-daemon has no prompter on this bus: its prompt fails at once
+    // (org.freedesktop.zbus.Error: "CLI prompter failed"): "could not be shown".
     project(&service)
         .run(["--", "sh", "-c", "printf %s \"$A\""])
         .expect_code(125)
         .never_shows(VALUE)
-        .stderr_has("secret-service: the keyring is locked, and oo7-daemon's unlock prompt")
+        .stderr_has(
+            "secret-service: the keyring is locked, and oo7-daemon's unlock prompt was \
+             dismissed or could not be shown",
+        )
         .stderr_lacks("missing")
         .stderr_lacks("not stored");
+    // check fails the same way, with A in the environment too.
+    let check = project(&service).env("A", STALE).run(["check"]);
+    check
+        .expect_code(125)
+        .stderr_has("oo7-daemon's unlock prompt was dismissed")
+        .never_shows(STALE)
+        .never_shows(VALUE);
+    assert!(!check.stdout().contains("missing"), "{}", check.stdout());
 }
 
 #[test]
@@ -120,15 +132,27 @@ fn keepassxc_unlock_prompt_nobody_answers_fails_at_the_timeout_saying_a_dialog_m
     let service = SecretService::start_keepassxc();
     lock_hiding(&service);
     // KeePassXC shows its unlock dialog on the Xvfb, where nobody answers.
-    let run = project(&service).run(["--timeout", "1", "--", "sh", "-c", "printf %s \"$A\""]);
+    // A stale A in the environment never stands in for it.
+    let test = project(&service).env("A", STALE);
+    let run = test.run(["--timeout", "1", "--", "sh", "-c", "printf 'ran:%s' \"$A\""]);
     run.expect_code(125)
         .never_shows(VALUE)
+        .never_shows(STALE)
         .stderr_has(
             "secret-service: KeePassXC did not finish its prompt within 1 s: a dialog may be \
              waiting for an answer",
         )
         .stderr_has("answer it in KeePassXC")
         .stderr_lacks("missing");
+    assert!(!run.stdout().contains("ran:"), "{}", run.stdout());
+    // check fails the same way.
+    let check = test.run(["--timeout", "1", "check"]);
+    check
+        .expect_code(125)
+        .stderr_has("KeePassXC did not finish its prompt within 1 s")
+        .never_shows(STALE)
+        .never_shows(VALUE);
+    assert!(!check.stdout().contains("missing"), "{}", check.stdout());
 }
 
 #[test]

@@ -165,3 +165,16 @@ fn a_secret_service_the_bus_cannot_start_is_no_secret_service() {
             .stderr_lacks("unexpected answer");
     }
 }
+
+#[test]
+fn env_against_a_locked_keyring_fails_and_prints_nothing() {
+    let service = SecretService::start();
+    service.store_foreign("s", "a", "a", "from-keyring");
+    service.lock();
+    let run = project(&service).env("A", STALE).run(["env"]);
+    run.expect_code(125)
+        .stderr_has("the keyring is locked")
+        .never_shows(STALE)
+        .never_shows("from-keyring");
+    assert_eq!(run.stdout(), "", "env printed something");
+}

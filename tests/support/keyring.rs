@@ -518,21 +518,28 @@ impl Drop for SecretService {
     }
 }
 
-/// oo7-daemon: `WITH_SECRETS_TEST_OO7` (set by scripts/test, which installs
-/// it in target/tools), else `oo7-daemon` on PATH. Missing, it fails the test.
+/// Where scripts/test installs oo7-daemon, below `~/.cache`.
+const OO7_CACHED: &str = "with-secrets-test/oo7-daemon-0.7.0-beta/bin/oo7-daemon";
+
+/// oo7-daemon: `WITH_SECRETS_TEST_OO7` (which scripts/test sets), else
+/// `oo7-daemon` on PATH, else where scripts/test installs it. Missing, it
+/// fails the test.
 fn oo7_daemon() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")));
     let path = std::env::var_os("WITH_SECRETS_TEST_OO7")
         .map(PathBuf::from)
         .or_else(|| which("oo7-daemon"))
         .or_else(|| {
-            let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/bin/oo7-daemon");
-            tools.exists().then_some(tools)
+            let cached = cache?.join(OO7_CACHED);
+            cached.exists().then_some(cached)
         });
     match path {
         Some(path) if path.exists() => path,
         _ => panic!(
-            "oo7-daemon is missing: run ./scripts/test, which installs it in target/tools \
-             (or set WITH_SECRETS_TEST_OO7 to its path)"
+            "oo7-daemon is missing: run ./scripts/test, which installs it in \
+             ~/.cache/{OO7_CACHED} (or set WITH_SECRETS_TEST_OO7 to its path)"
         ),
     }
 }
