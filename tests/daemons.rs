@@ -16,6 +16,9 @@ use dbus::message::MessageType;
 use crate::support::{SecretService, Test, manifest_for};
 
 const VALUE: &str = "daemon-canary-7e21";
+/// A stale `export A=...`: what a run must never print unless no Secret
+/// Service is there at all.
+const STALE: &str = "stale-exported-value";
 const PROMPT_IFACE: &str = "org.freedesktop.Secret.Prompt";
 
 fn project(service: &SecretService) -> Test {
@@ -102,14 +105,26 @@ fn lock_hiding(service: &SecretService) {
 fn oo7_locked_collection_that_finds_nothing_is_a_locked_error_not_missing() {
     let service = SecretService::start_oo7();
     lock_hiding(&service);
-    // oo7-daemon has no prompter on this bus: its prompt fails at once.
+    // oo7-daemon has no prompter on this bus: its prompt fails at once
+    // (org.freedesktop.zbus.Error: "CLI prompter failed"): "could not be shown".
     project(&service)
         .run(["--", "sh", "-c", "printf %s \"$A\""])
         .expect_code(125)
         .never_shows(VALUE)
-        .stderr_has("secret-service: the keyring is locked, and oo7-daemon's unlock prompt")
+        .stderr_has(
+            "secret-service: the keyring is locked, and oo7-daemon's unlock prompt was \
+             dismissed or could not be shown",
+        )
         .stderr_lacks("missing")
         .stderr_lacks("not stored");
+    // check fails the same way, with A in the environment too.
+    let check = project(&service).env("A", STALE).run(["check"]);
+    check
+        .expect_code(125)
+        .stderr_has("oo7-daemon's unlock prompt was dismissed")
+        .never_shows(STALE)
+        .never_shows(VALUE);
+    assert!(!check.stdout().contains("missing"), "{}", check.stdout());
 }
 
 #[test]
@@ -117,15 +132,27 @@ fn keepassxc_unlock_prompt_nobody_answers_fails_at_the_timeout_saying_a_dialog_m
     let service = SecretService::start_keepassxc();
     lock_hiding(&service);
     // KeePassXC shows its unlock dialog on the Xvfb, where nobody answers.
-    let run = project(&service).run(["--timeout", "1", "--", "sh", "-c", "printf %s \"$A\""]);
+    // A stale A in the environment never stands in for it.
+    let test = project(&service).env("A", STALE);
+    let run = test.run(["--timeout", "1", "--", "sh", "-c", "printf 'ran:%s' \"$A\""]);
     run.expect_code(125)
         .never_shows(VALUE)
+        .never_shows(STALE)
         .stderr_has(
             "secret-service: KeePassXC did not finish its prompt within 1 s: a dialog may be \
              waiting for an answer",
         )
         .stderr_has("answer it in KeePassXC")
         .stderr_lacks("missing");
+    assert!(!run.stdout().contains("ran:"), "{}", run.stdout());
+    // check fails the same way.
+    let check = test.run(["--timeout", "1", "check"]);
+    check
+        .expect_code(125)
+        .stderr_has("KeePassXC did not finish its prompt within 1 s")
+        .never_shows(STALE)
+        .never_shows(VALUE);
+    assert!(!check.stdout().contains("missing"), "{}", check.stdout());
 }
 
 #[test]
@@ -212,15 +239,32 @@ fn a_forged_completed_signal_from_another_connection_is_ignored() {
 }
 
 /// A tiny Secret Service, run by a thread of this test, for what no real
-/// daemon here does on demand. It answers each call with what `answer`
-/// returns (an UnknownMethod error for `None`), and records each call's
-/// member.
+/// daemon here does on demand. It answers each call as `answer` says (an
+/// UnknownMethod error for `None`), and records each call's member.
 struct Fake {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<Vec<String>>>,
 }
 
-type Answer = dyn FnMut(&str, &Message, usize) -> Option<Vec<Message>> + Send;
+/// What the fake does with a call.
+enum Act {
+    /// Sends these: the reply, and any signals.
+    Send(Vec<Message>),
+    /// Gives up `org.freedesktop.secrets`, then sends these: the next call
+    /// to the name finds no owner, as when a daemon quits mid-run.
+    Leave(Vec<Message>),
+    /// Disconnects from the bus without answering, as a daemon that crashes
+    /// while asked.
+    Hangup,
+}
+
+impl From<Vec<Message>> for Act {
+    fn from(replies: Vec<Message>) -> Self {
+        Self::Send(replies)
+    }
+}
+
+type Answer = dyn FnMut(&str, &Message, usize) -> Option<Act> + Send;
 
 impl Fake {
     fn start(service: &SecretService, mut answer: Box<Answer>) -> Self {
@@ -231,14 +275,16 @@ impl Fake {
         let thread = std::thread::spawn(move || {
             let mut channel = Channel::open_private(&address).expect("connect");
             channel.register().expect("register");
-            let request = Message::new_method_call(
-                "org.freedesktop.DBus",
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus",
-                "RequestName",
-            )
-            .unwrap()
-            .append2("org.freedesktop.secrets", 4u32);
+            let bus_call = |member: &str| {
+                Message::new_method_call(
+                    "org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus",
+                    member,
+                )
+                .unwrap()
+            };
+            let request = bus_call("RequestName").append2("org.freedesktop.secrets", 4u32);
             let reply = channel
                 .send_with_reply_and_block(request, Duration::from_secs(10))
                 .expect("RequestName");
@@ -256,12 +302,23 @@ impl Fake {
                     let member = call.member().unwrap().to_string();
                     let seen = calls.iter().filter(|m| **m == member).count();
                     calls.push(member.clone());
-                    let replies = answer(&member, &call, seen).unwrap_or_else(|| {
-                        vec![call.error(
+                    let replies = match answer(&member, &call, seen) {
+                        Some(Act::Send(replies)) => replies,
+                        Some(Act::Leave(replies)) => {
+                            let release =
+                                bus_call("ReleaseName").append1("org.freedesktop.secrets");
+                            channel
+                                .send_with_reply_and_block(release, Duration::from_secs(10))
+                                .expect("ReleaseName");
+                            replies
+                        }
+                        // Dropping the channel closes the connection.
+                        Some(Act::Hangup) => return calls,
+                        None => vec![call.error(
                             &"org.freedesktop.DBus.Error.UnknownMethod".into(),
                             c"not in this fake",
-                        )]
-                    });
+                        )],
+                    };
                     for reply in replies {
                         channel.send(reply).unwrap();
                     }
@@ -293,55 +350,138 @@ impl Drop for Fake {
 }
 
 const COLLECTION: &str = "/org/freedesktop/secrets/collection/fake";
+const ITEM: &str = "/org/freedesktop/secrets/collection/fake/1";
+const PROMPT: &str = "/org/freedesktop/secrets/prompt/1";
+const SESSION: &str = "/org/freedesktop/secrets/session/1";
 
-/// What every fake answers alike: a plain session, and the default alias.
-fn common(member: &str, call: &Message) -> Option<Vec<Message>> {
-    match member {
-        "OpenSession" if call.read1::<&str>().ok() == Some("plain") => {
-            Some(vec![call.method_return().append2(
-                Variant(""),
-                dbus::Path::from("/org/freedesktop/secrets/session/1"),
-            )])
-        }
-        "ReadAlias" => Some(vec![
-            call.method_return().append1(dbus::Path::from(COLLECTION)),
-        ]),
-        _ => None,
-    }
+/// What every fake answers alike, unless it answers otherwise: a plain
+/// session, the default alias, one collection, unlocked.
+fn common(member: &str, call: &Message) -> Option<Act> {
+    let reply = match member {
+        "OpenSession" if call.read1::<&str>().ok() == Some("plain") => call
+            .method_return()
+            .append2(Variant(""), dbus::Path::from(SESSION)),
+        "ReadAlias" => call.method_return().append1(dbus::Path::from(COLLECTION)),
+        "Get" => match call.read2::<&str, &str>().ok()? {
+            (_, "Collections") => call
+                .method_return()
+                .append1(Variant(vec![dbus::Path::from(COLLECTION)])),
+            (_, "Locked") => call.method_return().append1(Variant(false)),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(Act::Send(vec![reply]))
+}
+
+/// The property a `Get` call asks for, and of which object.
+fn property(call: &Message) -> (String, String) {
+    let (_, name): (&str, &str) = call.read2().expect("Get(interface, name)");
+    (call.path().unwrap().to_string(), name.to_owned())
+}
+
+/// A `SearchItems` reply: (unlocked, locked).
+fn found(call: &Message, unlocked: &[&str], locked: &[&str]) -> Act {
+    let paths = |list: &[&str]| -> Vec<dbus::Path<'static>> {
+        list.iter()
+            .map(|p| dbus::Path::from(p.to_string()))
+            .collect()
+    };
+    vec![call.method_return().append2(paths(unlocked), paths(locked))].into()
+}
+
+/// A `GetSecrets` reply with `value` for each of `items`, as a plain
+/// session carries it.
+fn secrets(call: &Message, items: &[&str], value: &str) -> Act {
+    let secrets: std::collections::HashMap<
+        dbus::Path<'static>,
+        (dbus::Path<'static>, Vec<u8>, Vec<u8>, String),
+    > = items
+        .iter()
+        .map(|item| {
+            (
+                dbus::Path::from(item.to_string()),
+                (
+                    dbus::Path::from(SESSION),
+                    Vec::new(),
+                    value.as_bytes().to_vec(),
+                    "text/plain".to_owned(),
+                ),
+            )
+        })
+        .collect();
+    vec![call.method_return().append1(secrets)].into()
+}
+
+/// An `Unlock` reply that unlocked nothing at once and returns `PROMPT`.
+fn unlock_with_prompt(call: &Message) -> Act {
+    vec![
+        call.method_return()
+            .append2(Vec::<dbus::Path>::new(), dbus::Path::from(PROMPT)),
+    ]
+    .into()
+}
+
+/// A `Prompt` reply, and its `Completed` signal: not dismissed, and
+/// `unlocked` as its result.
+fn prompt_completes(call: &Message, unlocked: &[&str]) -> Act {
+    let unlocked: Vec<dbus::Path<'static>> = unlocked
+        .iter()
+        .map(|p| dbus::Path::from(p.to_string()))
+        .collect();
+    vec![
+        call.method_return(),
+        Message::new_signal(PROMPT, PROMPT_IFACE, "Completed")
+            .unwrap()
+            .append2(false, Variant(unlocked)),
+    ]
+    .into()
+}
+
+/// A project on `bus` (a fake, over a plain session) whose entry A is also
+/// in the environment, stale.
+fn stale_project(bus: &SecretService) -> Test {
+    project(bus)
+        .env("WITH_SECRETS_PLAIN_SESSION", "1")
+        .env("A", STALE)
+}
+
+/// Runs a command that prints A; asserts it never ran.
+#[track_caller]
+fn refused(test: &Test, message: &str) -> crate::support::Run {
+    let run = test.run(["--", "sh", "-c", "printf 'ran:%s' \"$A\""]);
+    run.expect_code(125)
+        .stderr_has(message)
+        .never_shows(STALE)
+        .never_shows(VALUE);
+    assert!(!run.stdout().contains("ran:"), "{}", run.stdout());
+    run
 }
 
 #[test]
 fn create_item_answering_is_locked_unlocks_the_collection_and_retries() {
     let bus = SecretService::bus_only();
-    let prompt = "/org/freedesktop/secrets/prompt/1";
     let fake = Fake::start(
         &bus,
         Box::new(move |member, call, seen| {
             let no_items: (Vec<dbus::Path>, Vec<dbus::Path>) = (Vec::new(), Vec::new());
             Some(match member {
-                "SearchItems" => vec![call.method_return().append2(no_items.0, no_items.1)],
+                "SearchItems" => vec![call.method_return().append2(no_items.0, no_items.1)].into(),
                 // Its Locked property says unlocked; CreateItem knows better.
-                "Get" => vec![call.method_return().append1(Variant(false))],
                 "CreateItem" if seen == 0 => vec![call.error(
                     &"org.freedesktop.Secret.Error.IsLocked".into(),
                     c"the collection is locked",
-                )],
-                "CreateItem" => vec![call.method_return().append2(
-                    dbus::Path::from(format!("{COLLECTION}/1")),
-                    dbus::Path::from("/"),
-                )],
+                )]
+                .into(),
+                "CreateItem" => vec![
+                    call.method_return()
+                        .append2(dbus::Path::from(ITEM), dbus::Path::from("/")),
+                ]
+                .into(),
                 // Unlocking needs a prompt, which completes with no person,
                 // as KeePassXC's and oo7's can.
-                "Unlock" => vec![
-                    call.method_return()
-                        .append2(Vec::<dbus::Path>::new(), dbus::Path::from(prompt)),
-                ],
-                "Prompt" => vec![
-                    call.method_return(),
-                    Message::new_signal(prompt, PROMPT_IFACE, "Completed")
-                        .unwrap()
-                        .append2(false, Variant(vec![dbus::Path::from(COLLECTION)])),
-                ],
+                "Unlock" => unlock_with_prompt(call),
+                "Prompt" => prompt_completes(call, &[COLLECTION]),
                 _ => return common(member, call),
             })
         }),
@@ -350,11 +490,14 @@ fn create_item_answering_is_locked_unlocks_the_collection_and_retries() {
         .env("WITH_SECRETS_PLAIN_SESSION", "1")
         .run_input(VALUE, ["set", "A"])
         .success();
+    // Nothing found: is any collection locked? (Get Collections, then its
+    // Locked.) None is, so the item is created; CreateItem says otherwise.
     assert_eq!(
         fake.calls(),
         [
             "OpenSession",
             "SearchItems",
+            "Get",
             "Get",
             "CreateItem",
             "ReadAlias",
@@ -362,9 +505,273 @@ fn create_item_answering_is_locked_unlocks_the_collection_and_retries() {
             "Prompt",
             "SearchItems",
             "Get",
+            "Get",
             "CreateItem"
         ]
     );
+}
+
+#[test]
+fn an_item_found_but_left_out_of_get_secrets_is_locked_not_missing() {
+    // gnome-keyring leaves a locked item out of GetSecrets, with no error:
+    // here it was locked again between the search and the fetch.
+    let bus = SecretService::bus_only();
+    let fake = Fake::start(
+        &bus,
+        Box::new(|member, call, _| match member {
+            "SearchItems" => Some(found(call, &[ITEM], &[])),
+            "GetSecrets" => Some(secrets(call, &[], VALUE)),
+            _ => common(member, call),
+        }),
+    );
+    refused(&stale_project(&bus), "the keyring is locked").stderr_lacks("missing");
+    assert!(fake.calls().contains(&"GetSecrets".to_owned()));
+}
+
+#[test]
+fn an_unlock_that_leaves_the_item_locked_is_a_locked_error() {
+    // The prompt completes, not dismissed, yet unlocks nothing (a person
+    // unlocked another database): the item is still locked, whatever
+    // GetSecrets would say.
+    let bus = SecretService::bus_only();
+    let fake = Fake::start(
+        &bus,
+        Box::new(|member, call, _| match member {
+            "SearchItems" => Some(found(call, &[], &[ITEM])),
+            "Unlock" => Some(unlock_with_prompt(call)),
+            "Prompt" => Some(prompt_completes(call, &[])),
+            "GetSecrets" => Some(secrets(call, &[ITEM], VALUE)),
+            _ => common(member, call),
+        }),
+    );
+    refused(&stale_project(&bus), "the keyring is locked");
+    let calls = fake.calls();
+    assert!(!calls.contains(&"GetSecrets".to_owned()), "{calls:?}");
+}
+
+/// Collections besides the default one, as KeePassXC shows each open
+/// database: one locked, one that cannot say whether it is.
+const LOCKED: &str = "/org/freedesktop/secrets/collection/second";
+const UNKNOWN: &str = "/org/freedesktop/secrets/collection/third";
+
+/// A fake with three collections: the default one, unlocked and empty;
+/// `LOCKED`, which hides its items until unlocked, with A in it; `UNKNOWN`,
+/// whose `Locked` fails. Its unlock prompt unlocks what `unlocks` returns,
+/// or is dismissed for `None`.
+fn three_collections(
+    bus: &SecretService,
+    unlocks: fn(&[String]) -> Option<Vec<&'static str>>,
+) -> Fake {
+    let mut unlocked: Vec<&'static str> = Vec::new();
+    let mut asked: Vec<String> = Vec::new();
+    Fake::start(
+        bus,
+        Box::new(move |member, call, _| {
+            Some(match member {
+                "Get" => match property(call) {
+                    (_, name) if name == "Collections" => {
+                        vec![call.method_return().append1(Variant(vec![
+                            dbus::Path::from(COLLECTION),
+                            dbus::Path::from(LOCKED),
+                            dbus::Path::from(UNKNOWN),
+                        ]))]
+                        .into()
+                    }
+                    (path, _) if path == UNKNOWN => {
+                        vec![call.error(&"org.freedesktop.DBus.Error.Failed".into(), c"cannot say")]
+                            .into()
+                    }
+                    (path, _) => vec![
+                        call.method_return()
+                            .append1(Variant(path == LOCKED && !unlocked.contains(&LOCKED))),
+                    ]
+                    .into(),
+                },
+                "SearchItems" if unlocked.contains(&LOCKED) => {
+                    found(call, &[&format!("{LOCKED}/1")], &[])
+                }
+                "SearchItems" => found(call, &[], &[]),
+                "Unlock" => {
+                    let objects: Vec<dbus::Path> = call.read1().expect("Unlock(objects)");
+                    asked = objects.iter().map(|path| path.to_string()).collect();
+                    unlock_with_prompt(call)
+                }
+                "Prompt" => match unlocks(&asked) {
+                    Some(paths) => {
+                        unlocked = paths;
+                        prompt_completes(call, &unlocked)
+                    }
+                    None => vec![
+                        call.method_return(),
+                        Message::new_signal(PROMPT, PROMPT_IFACE, "Completed")
+                            .unwrap()
+                            .append2(true, Variant(Vec::<dbus::Path>::new())),
+                    ]
+                    .into(),
+                },
+                "GetSecrets" => secrets(call, &[&format!("{LOCKED}/1")], VALUE),
+                _ => return common(member, call),
+            })
+        }),
+    )
+}
+
+#[test]
+fn a_second_locked_collection_that_finds_nothing_is_locked_not_missing() {
+    // KeePassXC with a second database, locked, while the default one is
+    // unlocked: its items are hidden, so "not found" proves nothing. The
+    // collection whose Locked fails counts as locked too. The prompt for
+    // both is dismissed.
+    let bus = SecretService::bus_only();
+    let fake = three_collections(&bus, |asked| {
+        assert_eq!(asked, [LOCKED, UNKNOWN], "Unlock asks for exactly those");
+        None
+    });
+    refused(&stale_project(&bus), "the keyring is locked").stderr_has("prompt was dismissed");
+    assert_eq!(
+        fake.calls(),
+        [
+            "OpenSession",
+            "SearchItems",
+            "Get",
+            "Get",
+            "Get",
+            "Get",
+            "Unlock",
+            "Prompt"
+        ]
+    );
+}
+
+#[test]
+fn a_collection_the_prompt_left_locked_is_a_locked_error() {
+    // The person unlocked one of the two: the other may hide A.
+    let bus = SecretService::bus_only();
+    let _fake = three_collections(&bus, |_| Some(vec![LOCKED]));
+    refused(&stale_project(&bus), "the keyring is locked").stderr_lacks("dismissed");
+}
+
+#[test]
+fn once_every_collection_is_unlocked_the_entry_is_found_there() {
+    let bus = SecretService::bus_only();
+    let fake = three_collections(&bus, |_| Some(vec![LOCKED, UNKNOWN]));
+    stale_project(&bus)
+        .run(["--", "sh", "-c", "printf %s \"$A\""])
+        .success()
+        .stdout_is(VALUE);
+    assert_eq!(
+        fake.calls(),
+        [
+            "OpenSession",
+            "SearchItems",
+            "Get",
+            "Get",
+            "Get",
+            "Get",
+            "Unlock",
+            "Prompt",
+            "SearchItems",
+            "Get",
+            "Get",
+            "GetSecrets"
+        ]
+    );
+}
+
+#[test]
+fn with_every_collection_unlocked_nothing_found_is_missing_and_the_environment_stands_in() {
+    let bus = SecretService::bus_only();
+    let fake = Fake::start(
+        &bus,
+        Box::new(|member, call, _| match member {
+            "SearchItems" => Some(found(call, &[], &[])),
+            _ => common(member, call),
+        }),
+    );
+    stale_project(&bus)
+        .run(["--", "sh", "-c", "printf %s \"$A\""])
+        .success()
+        .stdout_is(STALE);
+    assert_eq!(
+        fake.calls(),
+        ["OpenSession", "SearchItems", "Get", "Get"],
+        "one more round trip, for the collections' Locked, and no unlock"
+    );
+}
+
+/// A fake whose default collection is locked and hides A, and which goes
+/// away: as it answers `Unlock` if `leave_at_unlock`, else when asked to
+/// run its unlock prompt.
+fn goes_away_at_the_prompt(bus: &SecretService, leave_at_unlock: bool) -> Fake {
+    Fake::start(
+        bus,
+        Box::new(move |member, call, _| match member {
+            "SearchItems" => Some(found(call, &[], &[])),
+            "Get" if property(call).1 == "Locked" => {
+                Some(vec![call.method_return().append1(Variant(true))].into())
+            }
+            // Quits once it has answered Unlock: the Prompt call that
+            // follows finds no owner.
+            "Unlock" if leave_at_unlock => match unlock_with_prompt(call) {
+                Act::Send(replies) => Some(Act::Leave(replies)),
+                other => Some(other),
+            },
+            "Unlock" => Some(unlock_with_prompt(call)),
+            // Crashes while asked: the bus answers NoReply.
+            "Prompt" => Some(Act::Hangup),
+            _ => common(member, call),
+        }),
+    )
+}
+
+#[test]
+fn a_service_that_quits_before_its_prompt_is_a_failure_not_absent() {
+    let bus = SecretService::bus_only();
+    let fake = goes_away_at_the_prompt(&bus, true);
+    refused(
+        &stale_project(&bus),
+        "the Secret Service went away during the run",
+    )
+    .stderr_lacks("dismissed")
+    .stderr_lacks("no Secret Service on the session bus");
+    assert_eq!(fake.calls().last().map(String::as_str), Some("Unlock"));
+}
+
+#[test]
+fn a_service_that_quits_between_search_and_fetch_is_a_failure_not_absent() {
+    // It answered the searches, so it was here: its name having no owner
+    // at GetSecrets is not "no Secret Service", whatever the bus says.
+    let bus = SecretService::bus_only();
+    let fake = Fake::start(
+        &bus,
+        Box::new(|member, call, _| match member {
+            "SearchItems" => Some(found(call, &[ITEM], &[])),
+            "Get" => match common(member, call) {
+                Some(Act::Send(replies)) => Some(Act::Leave(replies)),
+                other => other,
+            },
+            _ => common(member, call),
+        }),
+    );
+    refused(
+        &stale_project(&bus),
+        "the Secret Service went away during the run",
+    )
+    .stderr_lacks("no Secret Service on the session bus");
+    assert_eq!(fake.calls().last().map(String::as_str), Some("Get"));
+}
+
+#[test]
+fn a_service_that_crashes_while_running_its_prompt_is_a_failure_not_dismissed() {
+    let bus = SecretService::bus_only();
+    let fake = goes_away_at_the_prompt(&bus, false);
+    refused(
+        &stale_project(&bus),
+        "the Secret Service went away during the run",
+    )
+    .stderr_has("NoReply")
+    .stderr_lacks("dismissed");
+    assert_eq!(fake.calls().last().map(String::as_str), Some("Prompt"));
 }
 
 #[test]
@@ -373,11 +780,13 @@ fn doctor_shows_a_daemon_that_cannot_open_an_encrypted_session() {
     let fake = Fake::start(
         &bus,
         Box::new(|member, call, _| match member {
-            "OpenSession" if call.read1::<&str>().ok() != Some("plain") => Some(vec![call.error(
-                &"org.freedesktop.DBus.Error.NotSupported".into(),
-                c"no such algorithm",
-            )]),
-            "Get" => Some(vec![call.method_return().append1(Variant(false))]),
+            "OpenSession" if call.read1::<&str>().ok() != Some("plain") => Some(
+                vec![call.error(
+                    &"org.freedesktop.DBus.Error.NotSupported".into(),
+                    c"no such algorithm",
+                )]
+                .into(),
+            ),
             _ => common(member, call),
         }),
     );

@@ -140,3 +140,41 @@ fn a_bad_timeout_is_a_usage_error() {
         .expect_code(125)
         .stderr_has("`soon` is not a duration");
 }
+
+/// A stale `export A=...`: what a run must never print unless no Secret
+/// Service is there at all.
+const STALE: &str = "stale-exported-value";
+
+#[test]
+fn a_secret_service_the_bus_cannot_start_is_no_secret_service() {
+    // The bus has a service file for the name, but what it names exits at
+    // once (Spawn.ChildExited) or is not there (Spawn.ExecFailed): as with
+    // no service file at all, nothing here answers as a Secret Service, so
+    // the environment stands in, and without it the message says so.
+    for exec in ["/bin/false", "/nonexistent/secret-service-daemon"] {
+        let bus = SecretService::bus_activating(exec);
+        project(&bus)
+            .env("A", STALE)
+            .run(["--", "sh", "-c", "printf %s \"$A\""])
+            .success()
+            .stdout_is(STALE);
+        project(&bus)
+            .run(["--", "true"])
+            .expect_code(125)
+            .stderr_has("secret-service: no Secret Service on the session bus")
+            .stderr_lacks("unexpected answer");
+    }
+}
+
+#[test]
+fn env_against_a_locked_keyring_fails_and_prints_nothing() {
+    let service = SecretService::start();
+    service.store_foreign("s", "a", "a", "from-keyring");
+    service.lock();
+    let run = project(&service).env("A", STALE).run(["env"]);
+    run.expect_code(125)
+        .stderr_has("the keyring is locked")
+        .never_shows(STALE)
+        .never_shows("from-keyring");
+    assert_eq!(run.stdout(), "", "env printed something");
+}

@@ -283,31 +283,44 @@ impl SecretService {
     /// Locked items are unlocked. Some daemons (KeePassXC with "unlock before
     /// search" off, oo7-daemon) return nothing at all for a locked
     /// collection, rather than its items as locked ones, so nothing found
-    /// means nothing only in an unlocked collection. Whether the default
-    /// collection is locked travels in the same write as the searches, so
-    /// knowing it costs no wait. If it is locked and some key found nothing,
-    /// the collection is unlocked (which may prompt) and those keys searched
-    /// again; if it stays locked, that is a `Locked` error, never "missing".
+    /// means nothing only when every collection is unlocked, not just the
+    /// default one: KeePassXC shows each open database as a collection of
+    /// its own. The service's `Collections` property travels in the same
+    /// write as the searches, so a run that finds everything pays nothing
+    /// for it. Only when some key found nothing is each collection asked
+    /// whether it is locked (one more round trip, all pipelined); a
+    /// collection that cannot say counts as locked. Locked ones are
+    /// unlocked (which may prompt) and the empty keys searched again; a
+    /// collection that stays locked is a `Locked` error, never "missing".
     fn search(&mut self, keys: &[Key<'_>]) -> Result<Vec<Vec<ObjectPath>>, StoreError> {
-        let (mut results, locked_items, collection_locked) = self.search_once(keys)?;
+        let collections = method(SERVICE, SERVICE_PATH, PROPERTIES_IFACE, "Get")
+            .append2(SERVICE_IFACE, "Collections");
+        let (mut results, locked_items, mut replies) = self.search_once(keys, vec![collections])?;
         let empty: Vec<usize> = (0..keys.len())
             .filter(|&index| results[index].is_empty())
             .collect();
-        let unlock_collection = collection_locked && !empty.is_empty();
-        if locked_items.is_empty() && !unlock_collection {
+        let locked_collections = if empty.is_empty() {
+            Vec::new()
+        } else {
+            let (collections,): (Variant<Vec<ObjectPath>>,) = read(&mut replies[0])?;
+            self.locked_among(collections.0)?
+        };
+        if locked_items.is_empty() && locked_collections.is_empty() {
             return Ok(results);
         }
         let mut objects = locked_items;
-        if unlock_collection {
-            objects.push(self.default_collection()?);
-        }
+        objects.extend(locked_collections.iter().cloned());
         self.unlock(objects)?;
-        if unlock_collection {
+        if !locked_collections.is_empty() {
+            // Searched again with each unlocked collection's `Locked` in the
+            // same write: one locked again in between still hides its items.
             let again: Vec<Key<'_>> = empty.iter().map(|&index| keys[index]).collect();
-            let (found, _, still_locked) = self.search_once(&again)?;
+            let asks = locked_collections.iter().map(locked_property).collect();
+            let (found, _, mut replies) = self.search_once(&again, asks)?;
             for (&index, paths) in empty.iter().zip(found) {
                 results[index] = paths;
             }
+            let still_locked = replies.iter_mut().any(|reply| !is_unlocked(reply));
             if still_locked && empty.iter().any(|&index| results[index].is_empty()) {
                 return Err(StoreError::Locked {
                     daemon: Daemon::Unknown,
@@ -317,16 +330,15 @@ impl SecretService {
         Ok(results)
     }
 
-    /// One pipelined batch of searches plus the default collection's `Locked`
-    /// property. Returns every key's paths (locked ones included), the locked
-    /// paths, and whether the default collection is known to be locked: a
-    /// service without a default alias, or that cannot say, is taken at its
-    /// search results.
+    /// One pipelined batch of searches, plus the calls in `also`. Returns
+    /// every key's paths (locked ones included), the locked paths, and the
+    /// replies to `also`, unchecked.
     #[allow(clippy::type_complexity)]
     fn search_once(
         &mut self,
         keys: &[Key<'_>],
-    ) -> Result<(Vec<Vec<ObjectPath>>, Vec<ObjectPath>, bool), StoreError> {
+        also: Vec<Message>,
+    ) -> Result<(Vec<Vec<ObjectPath>>, Vec<ObjectPath>, Vec<Message>), StoreError> {
         let mut messages: Vec<Message> = keys
             .iter()
             .map(|key| {
@@ -335,12 +347,9 @@ impl SecretService {
                 method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "SearchItems").append1(attributes)
             })
             .collect();
-        messages.push(
-            method(SERVICE, DEFAULT_COLLECTION, PROPERTIES_IFACE, "Get")
-                .append2(COLLECTION_IFACE, "Locked"),
-        );
+        messages.extend(also);
         let mut replies = self.call_all(messages)?;
-        let mut locked_reply = replies.pop().expect("the Get was sent");
+        let others = replies.split_off(keys.len());
         let mut results = Vec::with_capacity(keys.len());
         let mut locked = Vec::new();
         for mut reply in replies {
@@ -350,9 +359,23 @@ impl SecretService {
             locked.extend(still_locked);
             results.push(unlocked);
         }
-        let collection_locked =
-            read::<(Variant<bool>,)>(&mut locked_reply).is_ok_and(|(locked,)| locked.0);
-        Ok((results, locked, collection_locked))
+        Ok((results, locked, others))
+    }
+
+    /// Which of `collections` are locked, or cannot say: their `Locked`
+    /// properties, pipelined. A failed `Get` is not "unlocked", as that
+    /// would let the environment stand in for what may be hidden there.
+    fn locked_among(
+        &mut self,
+        collections: Vec<ObjectPath>,
+    ) -> Result<Vec<ObjectPath>, StoreError> {
+        let asks = collections.iter().map(locked_property).collect();
+        let replies = self.call_all(asks)?;
+        Ok(collections
+            .into_iter()
+            .zip(replies)
+            .filter_map(|(collection, mut reply)| (!is_unlocked(&mut reply)).then_some(collection))
+            .collect())
     }
 
     /// The path of the default collection, which `Unlock` needs: not every
@@ -370,20 +393,46 @@ impl SecretService {
     }
 
     /// Unlocks `objects`, through the service's prompt if it returns one.
+    ///
+    /// What counts is what the service says it unlocked: the list in its
+    /// reply, plus the list in its prompt's `Completed` signal. A prompt
+    /// that completes without being dismissed may still leave something
+    /// locked (a person unlocked one database of two), and gnome-keyring
+    /// then silently leaves locked items out of `GetSecrets`: so anything
+    /// asked for and not in those lists is a `Locked` error. An item counts
+    /// as unlocked when its collection is in them, as older KeePassXC
+    /// answers with the collection for an item.
     fn unlock(&mut self, objects: Vec<ObjectPath>) -> Result<(), StoreError> {
-        let mut reply =
-            self.call(method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "Unlock").append1(objects))?;
-        let (_unlocked, prompt): (Vec<ObjectPath>, ObjectPath) = read(&mut reply)?;
-        self.complete(
+        let ask = method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "Unlock").append1(objects.clone());
+        let mut reply = self.call(ask)?;
+        let (mut unlocked, prompt): (Vec<ObjectPath>, ObjectPath) = read(&mut reply)?;
+        let completed = self.complete(
             &prompt,
             StoreError::UnlockDismissed {
                 daemon: Daemon::Unknown,
             },
-        )
+        )?;
+        unlocked.extend(completed);
+        let covered = |object: &ObjectPath| {
+            unlocked.iter().any(|done| {
+                **done == **object
+                    || object
+                        .strip_prefix(&**done)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+        };
+        if objects.iter().all(covered) {
+            Ok(())
+        } else {
+            Err(StoreError::Locked {
+                daemon: Daemon::Unknown,
+            })
+        }
     }
 
     /// Runs `prompt`, which a call returned, and waits for its `Completed`
-    /// signal; a dismissed prompt is the error `dismissed`.
+    /// signal; a dismissed prompt is the error `dismissed`. Returns the
+    /// object paths in the signal's result (what an `Unlock` unlocked).
     ///
     /// A prompt does not always mean a person must answer: KeePassXC returns
     /// one for every CreateItem and Delete, and completes it in milliseconds
@@ -398,9 +447,13 @@ impl SecretService {
     /// unique name as sender, and so does the check of each signal, as a
     /// signal sent to us directly bypasses match rules. Otherwise any
     /// process on the bus could answer "done" (or "dismissed") for it.
-    fn complete(&mut self, prompt: &ObjectPath, dismissed: StoreError) -> Result<(), StoreError> {
+    fn complete(
+        &mut self,
+        prompt: &ObjectPath,
+        dismissed: StoreError,
+    ) -> Result<Vec<ObjectPath>, StoreError> {
         if &**prompt == NO_PROMPT {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let owner = self
             .owner
@@ -427,29 +480,26 @@ impl SecretService {
         let mut notice_at = person.then(|| Instant::now() + NOTICE_AFTER);
         loop {
             // An error from AddMatch or Prompt ends the wait; their success
-            // says nothing about the outcome. A prompt that fails to run
-            // (oo7-daemon with no prompter to show it) could not be shown:
-            // for the person, that is what dismissed means.
-            for (index, serial) in serials.into_iter().enumerate() {
-                if let Some(mut reply) = self.early.remove(&serial) {
-                    match check(&mut reply) {
-                        Err(StoreError::Protocol(_)) if index == 1 => return Err(dismissed),
-                        other => other?,
-                    }
-                }
+            // says nothing about the outcome.
+            if let Some(mut reply) = self.early.remove(&serials[0]) {
+                check(&mut reply)?;
+            }
+            if let Some(mut reply) = self.early.remove(&serials[1]) {
+                prompt_ran(&mut reply, &owner, dismissed.clone())?;
             }
             if let Some(index) = self.completed.iter().position(|signal| {
                 signal.path().is_some_and(|path| *path == **prompt)
                     && signal.sender().is_some_and(|sender| *sender == *owner)
             }) {
                 let signal = self.completed.remove(index);
-                let was_dismissed: bool = signal.read1().map_err(|err| {
-                    StoreError::Protocol(format!("a bad Completed signal: {err}"))
+                let (was_dismissed, result) = signal.get2::<bool, Variant<Box<dyn RefArg>>>();
+                let was_dismissed = was_dismissed.ok_or_else(|| {
+                    StoreError::Protocol("a Completed signal without its dismissed flag".into())
                 })?;
                 return if was_dismissed {
                     Err(dismissed)
                 } else {
-                    Ok(())
+                    Ok(result.map_or_else(Vec::new, |result| object_paths(&*result.0)))
                 };
             }
             let now = Instant::now();
@@ -591,9 +641,14 @@ impl SecretService {
                 let Some(path) = paths.get(index) else {
                     return Ok(None);
                 };
-                // An item that vanished between search and fetch is missing.
+                // Found, yet not fetched: gnome-keyring leaves locked items
+                // out of GetSecrets without an error, so the item was locked
+                // again since the search, or an unlock did not reach it. Not
+                // "missing", or a stale variable would stand in for it.
                 let Some((_, parameters, value, _)) = secrets.remove(path) else {
-                    return Ok(None);
+                    return Err(StoreError::Locked {
+                        daemon: Daemon::Unknown,
+                    });
                 };
                 let secret = cipher.decrypt(&parameters, value)?;
                 Ok(Some(Found {
@@ -650,6 +705,7 @@ impl SecretService {
         )?;
         let (_item, prompt): (ObjectPath, ObjectPath) = read(&mut reply)?;
         self.complete(&prompt, refused("storing the item"))
+            .map(drop)
     }
 
     /// Updates the newest of `found` in place, so an item Python or another
@@ -687,9 +743,16 @@ impl SecretService {
     }
 
     /// `result`, with the daemon named in an error whose advice depends on it.
+    ///
+    /// "No Secret Service" means no store here only until the service has
+    /// answered: once it has, it was here, and a name with no owner now
+    /// means it went away during the run (crashed, or was stopped), which
+    /// is a failure, not a reason for anything to stand in for it.
     fn named<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         result.map_err(|err| {
-            if err.names_daemon() {
+            if err == StoreError::NoService && self.owner.is_some() {
+                went_away("its name has no owner now")
+            } else if err.names_daemon() {
                 let daemon = self.daemon();
                 err.for_daemon(daemon)
             } else {
@@ -778,6 +841,12 @@ fn check(reply: &mut Message) -> Result<(), StoreError> {
         match name {
             "org.freedesktop.DBus.Error.ServiceUnknown"
             | "org.freedesktop.DBus.Error.NameHasNoOwner" => StoreError::NoService,
+            // The bus knows a service file for the name but could not start
+            // it (ServiceNotFound, ExecFailed, ChildExited...): no Secret
+            // Service here, as surely as when there is no service file.
+            spawn if spawn.starts_with("org.freedesktop.DBus.Error.Spawn.") => {
+                StoreError::NoService
+            }
             "org.freedesktop.Secret.Error.IsLocked" => StoreError::Locked {
                 daemon: Daemon::Unknown,
             },
@@ -795,6 +864,72 @@ fn check(reply: &mut Message) -> Result<(), StoreError> {
             _ => StoreError::Protocol(format!("{name}: {message}")),
         }
     })
+}
+
+/// Checks the reply to a `Prompt` call. Its success says nothing about the
+/// outcome, which comes with `Completed`; an error is one of two things.
+/// Sent by the service itself, it failed to run the prompt: oo7-daemon
+/// with no prompter to show it answers `org.freedesktop.zbus.Error`
+/// ("CLI prompter failed"), and other daemons use other names, so the
+/// sender decides, not the name. For the person, that prompt could not be
+/// shown, which is what `dismissed` says. Sent by the bus, the service went
+/// away while asked (no owner, no reply): a failure, never "no Secret
+/// Service here", which would let the environment stand in.
+fn prompt_ran(reply: &mut Message, owner: &str, dismissed: StoreError) -> Result<(), StoreError> {
+    let from_service = reply.sender().is_some_and(|sender| *sender == *owner);
+    let Err(err) = reply.as_result().map(drop) else {
+        return Ok(());
+    };
+    let name = err.name().unwrap_or("");
+    match name {
+        "org.freedesktop.DBus.Error.AccessDenied" => check(reply),
+        _ if from_service => Err(dismissed),
+        "org.freedesktop.DBus.Error.ServiceUnknown"
+        | "org.freedesktop.DBus.Error.NameHasNoOwner"
+        | "org.freedesktop.DBus.Error.NoReply"
+        | "org.freedesktop.DBus.Error.Disconnected" => Err(went_away(&format!(
+            "{name}: {}",
+            err.message().unwrap_or("")
+        ))),
+        _ => check(reply),
+    }
+}
+
+/// The error for a Secret Service that answered earlier in this run and
+/// is gone now; `detail` says how that showed.
+fn went_away(detail: &str) -> StoreError {
+    StoreError::Protocol(format!(
+        "the Secret Service went away during the run ({detail})\n  \
+         check that your keyring daemon is running (start or restart it), then run this again"
+    ))
+}
+
+/// A collection's `Locked` property, to ask for.
+fn locked_property(collection: &ObjectPath) -> Message {
+    method(SERVICE, collection, PROPERTIES_IFACE, "Get").append2(COLLECTION_IFACE, "Locked")
+}
+
+/// Whether a `Locked` reply says unlocked. An error says nothing, and
+/// nothing is not "unlocked".
+fn is_unlocked(reply: &mut Message) -> bool {
+    read::<(Variant<bool>,)>(reply).is_ok_and(|(locked,)| !locked.0)
+}
+
+/// The object paths in a prompt's result: an array of them for `Unlock`,
+/// anything else (an item path, an empty string) for other prompts.
+fn object_paths(result: &dyn RefArg) -> Vec<ObjectPath> {
+    if &*result.signature() != "ao" {
+        return Vec::new();
+    }
+    result
+        .as_iter()
+        .into_iter()
+        .flatten()
+        .filter_map(|path| {
+            path.as_str()
+                .and_then(|p| ObjectPath::new(p.to_owned()).ok())
+        })
+        .collect()
 }
 
 /// Checks a reply for an error, then reads its arguments.

@@ -49,13 +49,39 @@ impl SecretService {
         Self::bus_with_policy("")
     }
 
+    /// A bus on which nothing owns `org.freedesktop.secrets`, but which
+    /// knows a service file for it: asking for it makes the bus start
+    /// `exec`, which is expected to fail (as a Secret Service that is
+    /// installed but broken, or uninstalled with its file left behind).
+    pub fn bus_activating(exec: &str) -> Self {
+        Self::bus_with("", Some(exec))
+    }
+
     fn bus_with_policy(extra_policy: &str) -> Self {
+        Self::bus_with(extra_policy, None)
+    }
+
+    fn bus_with(extra_policy: &str, activation: Option<&str>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("with-secrets-bus.")
             .tempdir()
             .expect("temp dir");
         let socket = dir.path().join("bus");
-        // No <servicedir>: nothing may be D-Bus-activated on this bus.
+        // Without an activation command, no <servicedir>: nothing may be
+        // D-Bus-activated on this bus.
+        let servicedir = match activation {
+            None => String::new(),
+            Some(exec) => {
+                let services = dir.path().join("services");
+                std::fs::create_dir(&services).expect("service dir");
+                std::fs::write(
+                    services.join("org.freedesktop.secrets.service"),
+                    format!("[D-BUS Service]\nName=org.freedesktop.secrets\nExec={exec}\n"),
+                )
+                .expect("service file");
+                format!("<servicedir>{}</servicedir>", services.display())
+            }
+        };
         let config = format!(
             r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -63,6 +89,7 @@ impl SecretService {
   <type>session</type>
   <listen>unix:path={}</listen>
   <auth>EXTERNAL</auth>
+  {servicedir}
   <policy context="default">
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
@@ -491,21 +518,28 @@ impl Drop for SecretService {
     }
 }
 
-/// oo7-daemon: `WITH_SECRETS_TEST_OO7` (set by scripts/test, which installs
-/// it in target/tools), else `oo7-daemon` on PATH. Missing, it fails the test.
+/// Where scripts/test installs oo7-daemon, below `~/.cache`.
+const OO7_CACHED: &str = "with-secrets-test/oo7-daemon-0.7.0-beta/bin/oo7-daemon";
+
+/// oo7-daemon: `WITH_SECRETS_TEST_OO7` (which scripts/test sets), else
+/// `oo7-daemon` on PATH, else where scripts/test installs it. Missing, it
+/// fails the test.
 fn oo7_daemon() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")));
     let path = std::env::var_os("WITH_SECRETS_TEST_OO7")
         .map(PathBuf::from)
         .or_else(|| which("oo7-daemon"))
         .or_else(|| {
-            let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/bin/oo7-daemon");
-            tools.exists().then_some(tools)
+            let cached = cache?.join(OO7_CACHED);
+            cached.exists().then_some(cached)
         });
     match path {
         Some(path) if path.exists() => path,
         _ => panic!(
-            "oo7-daemon is missing: run ./scripts/test, which installs it in target/tools \
-             (or set WITH_SECRETS_TEST_OO7 to its path)"
+            "oo7-daemon is missing: run ./scripts/test, which installs it in \
+             ~/.cache/{OO7_CACHED} (or set WITH_SECRETS_TEST_OO7 to its path)"
         ),
     }
 }
