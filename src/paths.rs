@@ -10,34 +10,30 @@ fn folder(name: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// `$XDG_DATA_HOME` where it is set to an absolute path (the XDG spec says
-/// to ignore a relative one), else `~/.local/share`.
-pub(crate) fn xdg_data_home() -> Option<PathBuf> {
-    folder("XDG_DATA_HOME")
-        .filter(|path| path.is_absolute())
-        .or_else(|| folder("HOME").map(|home| home.join(".local/share")))
-}
-
 /// Where with-secrets keeps its own data: `$XDG_DATA_HOME` wherever it is
 /// set, else the platform's place for it.
 pub(crate) fn data_home() -> Option<PathBuf> {
+    // The XDG spec says to ignore a relative XDG_DATA_HOME.
     if let Some(data) = folder("XDG_DATA_HOME").filter(|path| path.is_absolute()) {
         return Some(data);
     }
     if cfg!(windows) {
         return folder("LOCALAPPDATA");
     }
+    let home = folder("HOME")?;
     if cfg!(target_os = "macos") {
-        return folder("HOME").map(|home| home.join("Library/Application Support"));
+        return Some(home.join("Library/Application Support"));
     }
-    xdg_data_home()
+    Some(home.join(".local/share"))
 }
 
 /// Where Python's keyring keeps its data (and so keyrings.alt its files):
-/// `keyring.util.platform_.data_root()`, less the folder name.
+/// `keyring.util.platform_.data_root()`, less the folder name. Its rule is
+/// its own, and what it wrote is where it wrote it: `$XDG_DATA_HOME` even
+/// when relative, else `~/.local/share`.
 pub(crate) fn python_keyring_home() -> Option<PathBuf> {
     if cfg!(windows) {
         return folder("LOCALAPPDATA").or_else(|| folder("ProgramData"));
     }
-    xdg_data_home()
+    folder("XDG_DATA_HOME").or_else(|| folder("HOME").map(|home| home.join(".local/share")))
 }

@@ -123,7 +123,7 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
 /// usable, which is also why `auto` would pass it over.
 #[cfg(all(unix, not(target_os = "macos")))]
 fn native_report(config: &Config, out: &mut String) -> Result<(), StoreError> {
-    let diagnosis = store::secret_service::diagnose(config.timeout);
+    let diagnosis = store::secret_service::diagnose(config.timeout, &TERMINAL);
     let bus = match &diagnosis.bus {
         Ok(address) => address.clone(),
         Err(err) => first_line(err),

@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::process::{exec, mask};
 use crate::resolve;
 use crate::secret;
+use crate::store;
 
 /// `-c STRING` as argv: split into words as sh would (quotes, backslashes),
 /// but with no shell to expand variables, globs or `~`.
@@ -44,7 +45,15 @@ pub(crate) fn run(
     let added = resolve::from_store(&resolved);
     let mask = mask.then(|| values_to_mask(&resolved));
     drop(resolved);
-    exec::run(program, &path, args, added, mask.as_deref(), &config.fix)
+    exec::run(
+        program,
+        &path,
+        args,
+        added,
+        &store::UNLOCK_VARIABLES,
+        mask.as_deref(),
+        &config.fix,
+    )
 }
 
 /// What `--mask` hides: every value, from the store or the environment (in

@@ -43,19 +43,14 @@ pub(crate) fn find(program: &OsStr, cwd: &Path) -> Result<PathBuf, Error> {
     }
 }
 
-/// The variables that unlock a whole store, which the command never gets.
-pub(crate) const UNLOCK_VARIABLES: [&str; 2] = [
-    crate::store::file::PASSPHRASE_VARIABLE,
-    crate::store::keyrings_alt::PASSWORD_VARIABLE,
-];
-
 fn has_separator(program: &OsStr) -> bool {
     let bytes = program.as_encoded_bytes();
     bytes.contains(&b'/') || (cfg!(windows) && bytes.contains(&b'\\'))
 }
 
 /// Runs `path` (found as `program`) with `args`, adding `variables` to the
-/// environment. On Unix this only returns on failure, unless `mask` is given:
+/// environment and leaving out `withheld` (variables that open a whole
+/// store, which the command must not get). On Unix this only returns on failure, unless `mask` is given:
 /// then the command runs as our child with each of those values masked in
 /// its output (see `supervise`), and its status is returned.
 pub(crate) fn run(
@@ -63,15 +58,14 @@ pub(crate) fn run(
     path: &Path,
     args: &[OsString],
     variables: Vec<(String, Secret)>,
+    withheld: &[&str],
     mask: Option<&[(String, Secret)]>,
     fix: &str,
 ) -> Result<ExitCode, Error> {
     let mut command = Command::new(path);
     command.args(args);
-    // These open every stored value, not one: the command gets the values
-    // it was given, never the key to all the others.
-    for unlocks_everything in UNLOCK_VARIABLES {
-        command.env_remove(unlocks_everything);
+    for name in withheld {
+        command.env_remove(name);
     }
     for (name, value) in &variables {
         command.env(name, env_value(name, value, fix)?);

@@ -67,6 +67,11 @@ pub(crate) trait Store {
     }
 }
 
+/// The variables that open a whole store, not one value: the command never
+/// gets them, only the values it was given.
+pub(crate) const UNLOCK_VARIABLES: [&str; 2] =
+    [file::PASSPHRASE_VARIABLE, keyrings_alt::PASSWORD_VARIABLE];
+
 /// What a store may need from the person running with-secrets. Stores never
 /// touch the terminal: they ask through this, and the caller decides how
 /// (`term::person::Terminal`: a variable, else a prompt where there is a
@@ -208,10 +213,10 @@ fn open_native(
     timeout: Duration,
     person: &'static dyn Person,
 ) -> Result<Box<dyn Store>, StoreError> {
-    let _ = person; // the Secret Service asks through it once it runs prompts
-
     #[cfg(all(unix, not(target_os = "macos")))]
-    return Ok(Box::new(secret_service::SecretService::connect(timeout)?));
+    return Ok(Box::new(secret_service::SecretService::connect(
+        timeout, person,
+    )?));
     #[cfg(any(target_os = "macos", windows))]
     return {
         let _ = timeout;

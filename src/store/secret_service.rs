@@ -24,7 +24,7 @@ use dbus::arg::{PropMap, RefArg, Variant};
 use dbus::channel::Channel;
 
 use super::dh::{ALGORITHM, KeyPair, SessionKey};
-use super::{Daemon, Found, Key, Store, StoreError};
+use super::{Daemon, Found, Key, Person, Store, StoreError};
 use crate::secret::Secret;
 
 const BUS: &str = "org.freedesktop.DBus";
@@ -62,7 +62,7 @@ pub(crate) struct SecretService {
     channel: Channel,
     timeout: Duration,
     session: Session,
-    /// Replies that arrived while we waited for others, by serial.
+    /// Replies read but not yet taken, by serial.
     early: HashMap<u32, Message>,
     /// Prompt `Completed` signals that arrived while we waited for replies.
     completed: Vec<Message>,
@@ -72,6 +72,8 @@ pub(crate) struct SecretService {
     /// How many times we waited for the service: the cost a run pays in
     /// latency, which must not grow with the number of secrets.
     round_trips: u32,
+    /// Who may answer a prompt, and is told what we wait for.
+    person: &'static dyn Person,
 }
 
 enum Session {
@@ -137,7 +139,10 @@ pub(crate) const PLAIN_SESSION_VARIABLE: &str = "WITH_SECRETS_PLAIN_SESSION";
 impl SecretService {
     /// Connects to the session bus and sends `Hello` and `OpenSession` without
     /// waiting for either: their replies are read with the first batch.
-    pub(crate) fn connect(timeout: Duration) -> Result<Self, StoreError> {
+    pub(crate) fn connect(
+        timeout: Duration,
+        person: &'static dyn Person,
+    ) -> Result<Self, StoreError> {
         let address = session_bus_address()?;
         let channel = Channel::open_private(&address).map_err(|err| StoreError::Connect {
             address: address.clone(),
@@ -166,6 +171,7 @@ impl SecretService {
             completed: Vec::new(),
             owner: None,
             round_trips: 0,
+            person,
         })
     }
 
@@ -177,28 +183,17 @@ impl SecretService {
     /// `wait`, within `budget`.
     fn wait_for(&mut self, serials: &[u32], budget: Duration) -> Result<Vec<Message>, StoreError> {
         let deadline = Instant::now() + budget;
-        let mut replies: Vec<Option<Message>> = serials
-            .iter()
-            .map(|serial| self.early.remove(serial))
-            .collect();
-        if replies.iter().any(Option::is_none) {
+        let missing = |this: &Self| {
+            serials
+                .iter()
+                .any(|serial| !this.early.contains_key(serial))
+        };
+        if missing(self) {
             self.round_trips += 1;
         }
-        while replies.iter().any(Option::is_none) {
-            while let Some(message) = self.channel.pop_message() {
-                let Some(serial) = message.get_reply_serial() else {
-                    self.keep_if_completed(message);
-                    continue;
-                };
-                self.note_sender(&message);
-                match serials.iter().position(|s| *s == serial) {
-                    Some(index) => replies[index] = Some(message),
-                    None => {
-                        self.early.insert(serial, message);
-                    }
-                }
-            }
-            if replies.iter().all(Option::is_some) {
+        loop {
+            self.pump(None)?;
+            if !missing(self) {
                 break;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -208,14 +203,33 @@ impl SecretService {
                     daemon: Daemon::Unknown,
                 });
             }
+            self.pump(Some(left))?;
+        }
+        Ok(serials
+            .iter()
+            .map(|serial| self.early.remove(serial).expect("every reply is in"))
+            .collect())
+    }
+
+    /// The one message loop: reads for at most `wait` (with `None`, only
+    /// sorts what was already read), then keeps each reply by its serial
+    /// and each prompt's `Completed` signal for whoever waits for it.
+    fn pump(&mut self, wait: Option<Duration>) -> Result<(), StoreError> {
+        if let Some(wait) = wait {
             self.channel
-                .read_write(Some(left))
+                .read_write(Some(wait))
                 .map_err(|()| StoreError::Protocol("the D-Bus connection was closed".into()))?;
         }
-        Ok(replies
-            .into_iter()
-            .map(|r| r.expect("every reply is in"))
-            .collect())
+        while let Some(message) = self.channel.pop_message() {
+            match message.get_reply_serial() {
+                Some(serial) => {
+                    self.note_sender(&message);
+                    self.early.insert(serial, message);
+                }
+                None => self.keep_if_completed(message),
+            }
+        }
+        Ok(())
     }
 
     /// Remembers who answers for the service. Every call goes either to the
@@ -467,7 +481,7 @@ impl SecretService {
         let subscribe = method(BUS, "/org/freedesktop/DBus", BUS, "AddMatch").append1(rule);
         let ask = method(SERVICE, prompt, PROMPT_IFACE, "Prompt").append1("");
         let serials = [send(&self.channel, subscribe)?, send(&self.channel, ask)?];
-        let person = crate::term::prompt::has_terminal();
+        let person = self.person.is_present();
         let wait = if person {
             PROMPT_WAIT.max(self.timeout)
         } else {
@@ -513,26 +527,16 @@ impl SecretService {
             if notice_at.is_some_and(|at| now >= at) {
                 notice_at = None;
                 let daemon = self.daemon();
-                crate::note!(
+                self.person.tell(&format!(
                     "with-secrets: waiting up to {} s for {}'s prompt; answer it there, \
                      or press Ctrl+C",
                     wait.as_secs(),
                     daemon.name()
-                );
+                ));
                 continue;
             }
             let until = notice_at.map_or(left, |at| left.min(at.saturating_duration_since(now)));
-            self.channel
-                .read_write(Some(until))
-                .map_err(|()| StoreError::Protocol("the D-Bus connection was closed".into()))?;
-            while let Some(message) = self.channel.pop_message() {
-                match message.get_reply_serial() {
-                    Some(serial) => {
-                        self.early.insert(serial, message);
-                    }
-                    None => self.keep_if_completed(message),
-                }
-            }
+            self.pump(Some(until))?;
         }
     }
 
@@ -962,7 +966,7 @@ pub(crate) struct Diagnosis {
 /// derives the DH key: a daemon that answers the bus but cannot open a
 /// session (KWallet without its Secret Service, a daemon without DH) then
 /// shows here, not only as a failed run.
-pub(crate) fn diagnose(timeout: Duration) -> Diagnosis {
+pub(crate) fn diagnose(timeout: Duration, person: &'static dyn Person) -> Diagnosis {
     let not_checked = || StoreError::Protocol("not checked".into());
     let failed = |bus, err: StoreError| Diagnosis {
         bus,
@@ -1001,6 +1005,7 @@ pub(crate) fn diagnose(timeout: Duration) -> Diagnosis {
         completed: Vec::new(),
         owner: None,
         round_trips: 0,
+        person,
     };
     let asks = vec![
         method(BUS, "/org/freedesktop/DBus", BUS, "Hello"),
