@@ -11,7 +11,12 @@ fn project() -> Test {
 fn doctor(test: &Test, args: &[&str]) -> String {
     let mut all = vec!["doctor"];
     all.extend_from_slice(args);
-    let run = test.run(&all);
+    doctor_args(test, &all)
+}
+
+/// `doctor` with the whole command line given.
+fn doctor_args(test: &Test, args: &[&str]) -> String {
+    let run = test.run(args);
     run.success().never_shows(CANARY);
     run.stdout()
 }
@@ -133,6 +138,18 @@ fn with_the_file_store_chosen_it_says_by_what() {
         out.contains("uses:           file (chosen by the manifest's `store`)"),
         "{out}"
     );
+    // --store overrides the variable, and gets the credit for it, before
+    // or after the subcommand.
+    let both = project().env("WITH_SECRETS_STORE", "keyutils");
+    for out in [
+        doctor(&both, &["--store", "file"]),
+        doctor_args(&both, &["--store", "file", "doctor"]),
+    ] {
+        assert!(
+            out.contains("uses:           file (chosen by --store)"),
+            "{out}"
+        );
+    }
 }
 
 #[test]
