@@ -7,6 +7,10 @@ use std::path::Path;
 pub(crate) struct Container {
     /// What it is: `Docker`, `Podman`, or what `container=` says (`lxc`,
     /// `systemd-nspawn`, ...).
+    #[cfg_attr(
+        not(target_os = "linux"),
+        allow(dead_code, reason = "only the kernel keyring's messages use it")
+    )]
     pub(crate) name: String,
     /// How we know.
     pub(crate) evidence: String,

@@ -37,6 +37,10 @@ impl Secret {
         self.0
     }
 
+    #[cfg_attr(
+        not(target_os = "linux"),
+        allow(dead_code, reason = "only the kernel keyring uses it")
+    )]
     pub(crate) fn len(&self) -> usize {
         self.0.len()
     }

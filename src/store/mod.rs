@@ -82,9 +82,17 @@ pub(crate) trait Person: Sync {
 
     /// Whether someone is at a terminal, who could answer a keyring's own
     /// dialog (and so should be given longer to).
+    #[cfg_attr(
+        not(all(unix, not(target_os = "macos"))),
+        allow(dead_code, reason = "only the Secret Service uses it")
+    )]
     fn is_present(&self) -> bool;
 
     /// Something the person should see now, such as what we wait for.
+    #[cfg_attr(
+        not(all(unix, not(target_os = "macos"))),
+        allow(dead_code, reason = "only the Secret Service uses it")
+    )]
     fn tell(&self, message: &str);
 
     /// A warning, which `-q` silences.
@@ -219,12 +227,12 @@ fn open_native(
     )?));
     #[cfg(any(target_os = "macos", windows))]
     return {
-        let _ = timeout;
+        let _ = (timeout, person);
         Ok(Box::new(native::Native::open()?))
     };
     #[cfg(not(any(unix, windows)))]
     return {
-        let _ = timeout;
+        let _ = (timeout, person);
         Err(StoreError::Unsupported {
             store: native_name(),
         })
@@ -296,6 +304,10 @@ pub enum Daemon {
 
 impl Daemon {
     /// The daemon whose process name (`/proc/PID/comm`, at most 15 bytes) is `program`.
+    #[cfg_attr(
+        not(all(unix, not(target_os = "macos"))),
+        allow(dead_code, reason = "only the Secret Service uses it")
+    )]
     pub(crate) fn from_program(program: &str) -> Self {
         match program.trim() {
             // "gnome-keyring-daemon", cut to 15 bytes by the kernel.
@@ -471,6 +483,10 @@ impl fmt::Display for StoreError {
 
 impl StoreError {
     /// The same error, naming `daemon` in its advice, if it gives any.
+    #[cfg_attr(
+        not(all(unix, not(target_os = "macos"))),
+        allow(dead_code, reason = "only the Secret Service uses it")
+    )]
     pub(crate) fn for_daemon(mut self, named: Daemon) -> Self {
         if let Some(daemon) = self.daemon_mut() {
             *daemon = named;
@@ -479,6 +495,10 @@ impl StoreError {
     }
 
     /// Whether the message would name the daemon, were it known.
+    #[cfg_attr(
+        not(all(unix, not(target_os = "macos"))),
+        allow(dead_code, reason = "only the Secret Service uses it")
+    )]
     pub(crate) fn names_daemon(&self) -> bool {
         matches!(
             self,
@@ -490,6 +510,10 @@ impl StoreError {
         )
     }
 
+    #[cfg_attr(
+        not(all(unix, not(target_os = "macos"))),
+        allow(dead_code, reason = "only the Secret Service uses it")
+    )]
     fn daemon_mut(&mut self) -> Option<&mut Daemon> {
         match self {
             Self::Locked { daemon }
