@@ -3,8 +3,12 @@
 //! nothing can drive the terminal.
 
 use std::fmt;
+use std::iter::Peekable;
 use std::ops::Range;
 use std::path::Path;
+
+use toml_parser::Source;
+use toml_parser::lexer::{Token, TokenKind};
 
 use super::MAX_BYTES;
 use crate::error::Error;
@@ -183,152 +187,295 @@ impl fmt::Display for Snippet {
 }
 
 /// Byte ranges of `text` that a snippet must not show: the contents of every
-/// string that is a value of a key other than `service`, `username` or
-/// `description`, and every comment.
+/// string that is neither a key nor a value of a key in `SHOWN`, every
+/// comment, and the rest of the line from any unquoted value.
+///
+/// The tokens are `toml_parser`'s, the lexer `toml` itself parses with, so
+/// the masking splits the line where the parser does. Its lexer never fails:
+/// whatever it cannot make sense of becomes a token too (an unterminated
+/// string runs to the end of its line, or of the file if multi-line, and
+/// anything else is an "atom"), which matters here, as a snippet is most
+/// often shown for a syntax error. What is left to us is only which token
+/// is a key and which a value, and when unsure, it is masked.
 fn masked_ranges(text: &str) -> Vec<Range<usize>> {
     const SHOWN: &[&str] = &["service", "username", "description", "store"];
-    let bytes = text.as_bytes();
+    let source = Source::new(text);
+    // A lone carriage return is a newline to the lexer but not to a snippet,
+    // whose lines end at `\n`: it must not end a value (`A = \r"secret"`).
+    // Neither it nor whitespace changes anything below, so dropping both
+    // makes `peek` the next token that matters.
+    let mut tokens = source
+        .lex()
+        .filter(|token| match token.kind() {
+            TokenKind::Whitespace => false,
+            TokenKind::Newline => text[range(token)].ends_with('\n'),
+            _ => true,
+        })
+        .peekable();
     let mut masked = Vec::new();
-    let mut last_key = String::new();
-    let mut value_key: Option<String> = None;
+    let mut last_key = "";
+    let mut value_key: Option<&str> = None;
     // Open inline tables and arrays, each with the value key outside it.
-    let mut nesting: Vec<(u8, Option<String>)> = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'#' => {
-                let end = text[i..].find('\n').map_or(text.len(), |n| i + n);
-                masked.push(i..end);
-                i = end;
+    let mut nesting: Vec<(TokenKind, Option<&str>)> = Vec::new();
+    while let Some(token) = tokens.next() {
+        let next = tokens.peek().map(Token::kind);
+        match token.kind() {
+            TokenKind::Comment => {
+                // Masked to the end of the line rather than where the lexer
+                // ends it: at a lone carriage return.
+                let end = rest_of_line(&mut tokens, text.len());
+                masked.push(token.span().start()..end);
             }
-            b'\n' => {
-                // A newline ends a value, except inside a multi-line array.
-                if nesting.is_empty() {
-                    value_key = None;
-                }
-                i += 1;
-            }
-            b'=' => {
-                value_key = Some(std::mem::take(&mut last_key));
-                i += 1;
-            }
-            open @ (b'{' | b'[') if value_key.is_some() => {
+            // A newline ends a value, except inside a multi-line array.
+            TokenKind::Newline if nesting.is_empty() => value_key = None,
+            TokenKind::Equals => value_key = Some(std::mem::take(&mut last_key)),
+            open @ (TokenKind::LeftCurlyBracket | TokenKind::LeftSquareBracket)
+                if value_key.is_some() =>
+            {
                 nesting.push((open, value_key.take()));
-                if open == b'[' {
+                if open == TokenKind::LeftSquareBracket {
                     // Strings in an array are values of the array's key.
-                    value_key.clone_from(&nesting.last().expect("just pushed").1);
+                    value_key = nesting.last().expect("just pushed").1;
                 }
-                i += 1;
             }
-            b',' if nesting.last().is_some_and(|(open, _)| *open == b'{') => {
+            TokenKind::Comma
+                if nesting
+                    .last()
+                    .is_some_and(|(open, _)| *open == TokenKind::LeftCurlyBracket) =>
+            {
                 value_key = None;
-                i += 1;
             }
-            b'}' | b']' => {
+            TokenKind::RightCurlyBracket | TokenKind::RightSquareBracket => {
                 if let Some((_, key)) = nesting.pop() {
                     value_key = key;
                 }
-                i += 1;
             }
-            quote @ (b'"' | b'\'') => {
-                let triple = bytes[i..].starts_with(&[quote; 3]);
-                let open = if triple { 3 } else { 1 };
-                let content_start = i + open;
-                let content_end = string_end(bytes, content_start, quote, triple);
-                let close_end = (content_end + open).min(bytes.len());
-                let next = bytes[close_end..]
-                    .iter()
-                    .find(|b| !matches!(b, b' ' | b'\t'))
-                    .copied();
-                let is_key = value_key.is_none() || matches!(next, Some(b'=' | b'.'));
+            TokenKind::BasicString
+            | TokenKind::LiteralString
+            | TokenKind::MlBasicString
+            | TokenKind::MlLiteralString => {
+                let contents = string_contents(text, token);
+                // A key is followed by `=` or `.` (or `]` in a table
+                // header); a string anywhere else, even alone on a line
+                // where a key should be, is a value.
+                let is_key = matches!(next, Some(TokenKind::Equals | TokenKind::Dot))
+                    || (value_key.is_none() && next == Some(TokenKind::RightSquareBracket));
                 if is_key {
-                    last_key = text[content_start..content_end].to_owned();
-                } else if !value_key.as_deref().is_some_and(|key| SHOWN.contains(&key))
-                    && content_end > content_start
+                    last_key = &text[contents];
+                } else if !value_key.is_some_and(|key| SHOWN.contains(&key)) && !contents.is_empty()
                 {
-                    masked.push(content_start..content_end);
+                    masked.push(contents);
                 }
-                i = close_end;
             }
-            b if !matches!(
-                b,
-                b' ' | b'\t' | b'\r' | b'[' | b']' | b'{' | b'}' | b',' | b'.' | b'='
-            ) =>
-            {
+            TokenKind::Atom => {
                 // A bare word: a key, `true` or `false`, or a value pasted
                 // without quotes (`API_TOKEN = ghp_...`, `DB = postgres://...`).
-                let end = bytes[i..]
-                    .iter()
-                    .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-'))
-                    .map_or(bytes.len(), |n| i + n);
-                let line_end = text[i..].find('\n').map_or(text.len(), |n| i + n);
-                let next = bytes[end..line_end]
-                    .iter()
-                    .find(|b| !matches!(b, b' ' | b'\t' | b'\r'))
-                    .copied();
-                let word = &text[i..end];
-                let ends_cleanly = matches!(next, None | Some(b',' | b'}' | b']' | b'#'));
+                let word = &text[range(&token)];
                 let shown = if value_key.is_some() {
-                    matches!(word, "true" | "false") && ends_cleanly
+                    matches!(word, "true" | "false")
+                        && matches!(
+                            next,
+                            None | Some(
+                                TokenKind::Newline
+                                    | TokenKind::Eof
+                                    | TokenKind::Comma
+                                    | TokenKind::RightCurlyBracket
+                                    | TokenKind::RightSquareBracket
+                                    | TokenKind::Comment
+                            )
+                        )
                 } else {
-                    end > i && matches!(next, Some(b'=' | b'.' | b']'))
+                    is_bare_key(&source, &token)
+                        && matches!(
+                            next,
+                            Some(
+                                TokenKind::Equals | TokenKind::Dot | TokenKind::RightSquareBracket
+                            )
+                        )
                 };
                 if shown {
                     if value_key.is_none() {
-                        last_key = word.to_owned();
+                        last_key = word;
                     }
-                    i = end;
                 } else {
                     // Anything else could be a secret, and where an unquoted
                     // one ends is anybody's guess: hide the rest of the line.
-                    masked.push(i..line_end);
-                    i = line_end;
+                    let end = rest_of_line(&mut tokens, text.len());
+                    masked.push(token.span().start()..end);
                 }
             }
-            _ => i += 1,
+            _ => {}
         }
     }
     masked
 }
 
-/// The offset of the closing quote of a string whose contents start at `start`,
-/// or the end of the line (end of text for multi-line strings) if it has none.
-fn string_end(bytes: &[u8], start: usize, quote: u8, triple: bool) -> usize {
-    let mut i = start;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if quote == b'"' && b == b'\\' {
-            i += 2;
-            continue;
-        }
-        if !triple && b == b'\n' {
-            return i;
-        }
-        if b == quote && (!triple || bytes[i..].starts_with(&[quote; 3])) {
-            return i;
-        }
-        i += 1;
-    }
-    bytes.len()
+fn range(token: &Token) -> Range<usize> {
+    token.span().start()..token.span().end()
+}
+
+/// Skips the tokens up to the end of the line and returns where it ends:
+/// at the next `\n` that is not inside a (multi-line) string.
+fn rest_of_line(tokens: &mut Peekable<impl Iterator<Item = Token>>, text_end: usize) -> usize {
+    while tokens
+        .next_if(|token| !matches!(token.kind(), TokenKind::Newline | TokenKind::Eof))
+        .is_some()
+    {}
+    tokens.peek().map_or(text_end, |token| token.span().start())
+}
+
+/// The byte range of a string token's contents, without its quotes. An
+/// unterminated string (the lexer ends it at the end of its line, or of the
+/// file if multi-line) has no closing quotes, so all after the opening ones
+/// is contents; if one looks terminated but is not (`"a\"`), a closing quote
+/// is shown that was not one, which shows nothing of its contents.
+fn string_contents(text: &str, token: Token) -> Range<usize> {
+    let raw = &text[range(&token)];
+    let quote = match token.kind() {
+        TokenKind::BasicString => "\"",
+        TokenKind::LiteralString => "'",
+        TokenKind::MlBasicString => "\"\"\"",
+        _ => "'''",
+    };
+    let start = token.span().start() + quote.len().min(raw.len());
+    let end = if raw.len() >= 2 * quote.len() && raw.ends_with(quote) {
+        token.span().end() - quote.len()
+    } else {
+        token.span().end()
+    };
+    start..end
+}
+
+/// Whether an atom is a bare key, by `toml_parser`'s own decoding of keys.
+fn is_bare_key(source: &Source<'_>, token: &Token) -> bool {
+    source.get(token).is_some_and(|raw| {
+        let mut valid = true;
+        raw.decode_key(&mut (), &mut |_| valid = false);
+        valid
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// `text` with each masked range replaced by `*`.
+    fn masked(text: &str) -> String {
+        let mut out = text.to_owned();
+        for range in masked_ranges(text).into_iter().rev() {
+            out.replace_range(range, "*");
+        }
+        out
+    }
+
     #[test]
     fn masking_keeps_references_and_hides_everything_else() {
-        let text = "A = { service = \"svc\", username = 'me', x = \"s1\" } # c\n\"Q K\" = \"s2\"\nB = [\"s3\"]\nC = \"\"\"\ns4\"\"\"\n";
-        let shown: String = {
-            let mut out = text.to_owned();
-            for range in masked_ranges(text).into_iter().rev() {
-                out.replace_range(range, "*");
-            }
-            out
-        };
         assert_eq!(
-            shown,
+            masked(
+                "A = { service = \"svc\", username = 'me', x = \"s1\" } # c\n\"Q K\" = \"s2\"\nB = [\"s3\"]\nC = \"\"\"\ns4\"\"\"\n"
+            ),
             "A = { service = \"svc\", username = 'me', x = \"*\" } *\n\"Q K\" = \"*\"\nB = [\"*\"]\nC = \"\"\"*\"\"\"\n"
         );
+    }
+
+    #[test]
+    fn a_multi_line_string_is_masked_on_every_line() {
+        assert_eq!(
+            masked("A = '''\ns1\nK = 1'''\nB = \"\"\"s2\n\"\"\"\" # c\nservice = \"svc\"\n"),
+            "A = '''*'''\nB = \"\"\"*\"\"\" *\nservice = \"svc\"\n"
+        );
+        // A snippet of a line inside one shows none of it.
+        let text = "A = \"\"\"\nsecret = 1\n\"\"\"\n";
+        assert_eq!(Snippet::new(text, 8..14).text, "***");
+    }
+
+    #[test]
+    fn an_escaped_quote_or_backslash_does_not_end_a_basic_string() {
+        assert_eq!(
+            masked("A = { x = \"s\\\"1, y = \", z = \"s\\\\\", service = \"svc\" }\n"),
+            "A = { x = \"*\", z = \"*\", service = \"svc\" }\n"
+        );
+    }
+
+    #[test]
+    fn a_backslash_in_a_literal_string_is_no_escape() {
+        assert_eq!(
+            masked("A = { x = 'C:\\', service = \"svc\", y = 'a\\\\' }\n"),
+            "A = { x = '*', service = \"svc\", y = '*' }\n"
+        );
+    }
+
+    #[test]
+    fn an_unterminated_string_is_masked_to_the_end_of_its_line_or_the_file() {
+        assert_eq!(
+            masked("A = \"s1\nB = 's2\nC = \"s3\\\"\nservice = \"svc\"\nD = '''s4\nE = 1\n"),
+            "A = \"*\nB = '*\nC = \"*\"\nservice = \"svc\"\nD = '''*"
+        );
+        // A string where a key should be is a key only if it is followed
+        // by what follows a key.
+        assert_eq!(
+            masked("\"s1\"\n\"s2\n[\"T\"]\n\"K\".\"L\" = 1\n"),
+            "\"*\"\n\"*\n[\"T\"]\n\"K\".\"L\" = *\n"
+        );
+    }
+
+    #[test]
+    fn an_unquoted_value_is_masked_through_a_multi_line_string_on_its_line() {
+        assert_eq!(
+            masked("A = x \"\"\"\nK = \"s\"\n\"\"\" y\nservice = \"svc\"\n"),
+            "A = *\nservice = \"svc\"\n"
+        );
+    }
+
+    #[test]
+    fn line_ends_are_lf_or_crlf_and_a_lone_carriage_return_ends_nothing() {
+        assert_eq!(
+            masked("A = ghp_1\r\nB = true\r\nservice = \"svc\" # c\r\n"),
+            "A = *\r\nB = true\r\nservice = \"svc\" *\r\n"
+        );
+        assert_eq!(
+            masked("A = \r\"s1\"\n# c\rK = \"s2\"\nB = \"s3\"\r\rK = 1\n"),
+            "A = \r\"*\"\n*\nB = \"*\"\r\r*\n"
+        );
+    }
+
+    #[test]
+    fn a_newline_inside_an_array_does_not_end_its_value() {
+        assert_eq!(
+            masked("A = [\n  true, # c\n  \"s1\",\n]\nB = true\n"),
+            "A = [\n  true, *\n  \"*\",\n]\nB = true\n"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_shift_the_ranges() {
+        assert_eq!(masked("\u{feff}A = ghp_1\n"), "\u{feff}A = *\n");
+    }
+
+    #[test]
+    fn a_bare_key_is_shown_only_if_toml_would_take_it_for_one() {
+        assert_eq!(
+            masked("a:b = 1\nghp\"x\" = 1\ntok\u{e9}n = 1\n[t]\nk.l-2_M = true\n"),
+            "*\n*\n*\n[t]\nk.l-2_M = true\n"
+        );
+    }
+
+    proptest::proptest! {
+        /// `Snippet::new` finds a range by binary search and slices at its ends.
+        #[test]
+        fn masked_ranges_are_sorted_disjoint_and_on_char_boundaries(
+            text in "[\"'#=.,\\[\\]{}\r\n \\\\a-z0-9\u{e9}]{0,80}"
+        ) {
+            let ranges = masked_ranges(&text);
+            for range in &ranges {
+                proptest::prop_assert!(range.start < range.end, "{ranges:?}");
+                proptest::prop_assert!(text.is_char_boundary(range.start), "{ranges:?}");
+                proptest::prop_assert!(text.is_char_boundary(range.end), "{ranges:?}");
+            }
+            proptest::prop_assert!(
+                ranges.windows(2).all(|w| w[0].end <= w[1].start),
+                "{ranges:?}"
+            );
+        }
     }
 }
