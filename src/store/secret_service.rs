@@ -1,4 +1,4 @@
-//! The freedesktop Secret Service (gnome-keyring, KeePassXC, KWallet), spoken
+//! The freedesktop Secret Service (gnome-keyring, KeePassXC, oo7, KWallet), spoken
 //! directly over one pipelined D-Bus connection.
 //!
 //! Why not a generic client: a run must cost about one exec plus one keyring
