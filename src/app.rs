@@ -44,5 +44,6 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Env { format } => commands::env::run(format, &config),
         Command::Completions { shell } => commands::completions::run(shell),
         Command::Man => commands::man::run(),
+        Command::Bridge => commands::bridge::run(&config),
     }
 }

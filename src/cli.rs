@@ -210,6 +210,10 @@ pub(crate) enum Command {
     ///
     /// For example: with-secrets man > ~/.local/share/man/man1/with-secrets.1
     Man,
+    /// Serve a store to with-secrets on WSL over stdin and stdout (the
+    /// Windows build's end of `--store windows`; not for people).
+    #[command(hide = true)]
+    Bridge,
 }
 
 /// How `with-secrets env` prints the variables.

@@ -50,8 +50,10 @@ pub(crate) fn container() -> Option<Container> {
 
 /// WSL, as its kernel and its environment say; `Some` says how we know.
 pub(crate) fn wsl() -> Option<String> {
-    if std::env::var_os("WSL_DISTRO_NAME").is_some() {
-        return Some("WSL_DISTRO_NAME is set".into());
+    for variable in ["WSL_DISTRO_NAME", "WSL_INTEROP"] {
+        if std::env::var_os(variable).is_some_and(|value| !value.is_empty()) {
+            return Some(format!("{variable} is set"));
+        }
     }
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
     let lower = release.to_lowercase();

@@ -36,6 +36,8 @@ pub(crate) struct Resolution {
     pub(crate) store_error: Option<StoreError>,
     /// Why `auto` passed over the platform's keyring, if it did.
     pub(crate) passed_over: Option<StoreError>,
+    /// Every store `auto` passed over (on WSL, `windows` first), and why.
+    pub(crate) passed: Vec<(&'static str, StoreError)>,
 }
 
 impl Resolution {
@@ -98,6 +100,7 @@ fn lookup_in(
         .collect();
     let mut store_name = store_name;
     let mut passed_over = None;
+    let mut passed = Vec::new();
     let (found, store_error) = if keys.is_empty() {
         (Vec::new(), None)
     } else {
@@ -106,6 +109,7 @@ fn lookup_in(
             // `auto` knows which store it is only once it has been used.
             store_name = store.name();
             passed_over = store.fallback_reason().cloned();
+            passed = store.passed_over().to_vec();
             found
         });
         match found {
@@ -137,6 +141,7 @@ fn lookup_in(
         sources,
         store_error,
         passed_over,
+        passed,
     }
 }
 
@@ -243,11 +248,23 @@ fn explain_lookup(project: &Project, resolution: &Resolution, took: Duration) {
     }
     let why = match project.store_source {
         StoreSource::Auto => match (&resolution.passed_over, &resolution.store_error) {
+            _ if !resolution.passed.is_empty() => format!(
+                "auto: {}",
+                resolution
+                    .passed
+                    .iter()
+                    .map(|(name, reason)| format!("{name} is not here: {}", first_line(reason)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
             (Some(reason), _) => format!(
                 "auto: {} is not here: {}",
                 store::native_name(),
                 first_line(reason)
             ),
+            (None, None) if resolution.store == "windows" && store::native_name() != "windows" => {
+                "auto: on WSL, and the Windows helper answered".to_owned()
+            }
             (None, None) => "auto: the platform's keyring answered".to_owned(),
             (None, Some(_)) => "auto".to_owned(),
         },

@@ -24,18 +24,33 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     };
     let chosen_by = source.why();
     let mut details = String::new();
+    let windows = windows_report(config, kind, &mut details);
     let native = native_report(config, &mut details);
-    let choice = match (kind, &native) {
-        (StoreKind::Auto, Err(reason)) => format!(
+    let choice = match (kind, &windows, &native) {
+        (StoreKind::Auto, Some(Ok(())), _) => {
+            format!("windows ({chosen_by}: on WSL, and the Windows helper answers)")
+        }
+        (StoreKind::Auto, Some(Err(windows)), Err(reason)) => format!(
+            "file ({chosen_by}: windows is not here: {}; {} is not here: {})",
+            first_line(windows),
+            store::native_name(),
+            first_line(reason)
+        ),
+        (StoreKind::Auto, Some(Err(windows)), Ok(())) => format!(
+            "{} ({chosen_by}: windows is not here: {}; the platform's keyring answers)",
+            store::native_name(),
+            first_line(windows)
+        ),
+        (StoreKind::Auto, None, Err(reason)) => format!(
             "file ({chosen_by}: {} is not here: {})",
             store::native_name(),
             first_line(reason)
         ),
-        (StoreKind::Auto, Ok(())) => format!(
+        (StoreKind::Auto, None, Ok(())) => format!(
             "{} ({chosen_by}: the platform's keyring answers)",
             store::native_name()
         ),
-        (kind, _) => format!("{} ({chosen_by})", kind.name()),
+        (kind, _, _) => format!("{} ({chosen_by})", kind.name()),
     };
     let _ = writeln!(out, "store\n  uses:           {choice}");
     out.push_str(&details);
@@ -74,7 +89,12 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     }
 
     out.push_str("machine\n");
-    let _ = writeln!(out, "  WSL:            {}", yes_no(crate::machine::wsl()));
+    let wsl = crate::machine::wsl();
+    let on_wsl = wsl.is_some();
+    let _ = writeln!(out, "  WSL:            {}", yes_no(wsl));
+    if on_wsl {
+        let _ = writeln!(out, "  WSL interop:    {}", interop());
+    }
     let _ = writeln!(
         out,
         "  container:      {}",
@@ -181,6 +201,62 @@ fn native_report(config: &Config, out: &mut String) -> Result<(), StoreError> {
 fn native_report(_config: &Config, out: &mut String) -> Result<(), StoreError> {
     let _ = writeln!(out, "  {}:  built in", store::native_name());
     Ok(())
+}
+
+/// On Linux, when `windows` could be used (WSL, `--store windows`, or a
+/// helper named): whether the Windows helper answers. `None` when it is not
+/// asked; `Err` says why it is not usable.
+#[cfg(target_os = "linux")]
+fn windows_report(
+    config: &Config,
+    kind: StoreKind,
+    out: &mut String,
+) -> Option<Result<(), StoreError>> {
+    let named = std::env::var_os(store::bridge::HELPER_VARIABLE).is_some_and(|v| !v.is_empty());
+    if kind != StoreKind::Windows && crate::machine::wsl().is_none() && !named {
+        return None;
+    }
+    let outcome = store::bridge::probe(config.timeout);
+    let line = match &outcome {
+        Ok(about) => format!("{about} answers"),
+        Err(err) if err.means_absent() => format!("not here: {}", first_line(err)),
+        Err(err) => format!("FAILS: {}", first_line(err)),
+    };
+    let _ = writeln!(out, "  windows helper: {line}");
+    Some(outcome.map(drop))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn windows_report(
+    _config: &Config,
+    _kind: StoreKind,
+    _out: &mut String,
+) -> Option<Result<(), StoreError>> {
+    None
+}
+
+/// Whether WSL can run Windows programs: its binfmt_misc entry is there
+/// and enabled.
+fn interop() -> String {
+    let entries = [
+        "/proc/sys/fs/binfmt_misc/WSLInterop",
+        "/proc/sys/fs/binfmt_misc/WSLInterop-late",
+    ];
+    for entry in entries {
+        if let Ok(text) = std::fs::read_to_string(entry) {
+            return if text.lines().next() == Some("enabled") {
+                format!("works ({entry} is enabled)")
+            } else {
+                format!(
+                    "BROKEN: {entry} is disabled, so Windows programs cannot run; enable it \
+                     (echo 1 > {entry} as root) or set [interop] enabled=true in /etc/wsl.conf"
+                )
+            };
+        }
+    }
+    "BROKEN: no WSLInterop entry in /proc/sys/fs/binfmt_misc, so Windows programs cannot \
+     run; check [interop] in /etc/wsl.conf, then run `wsl --shutdown` in Windows"
+        .to_owned()
 }
 
 fn yes_no(reason: Option<String>) -> String {

@@ -1,6 +1,7 @@
 //! One file per subcommand, each with a `run` that takes its own arguments
 //! and the [`Config`](crate::config::Config); `run` is the run form itself.
 
+pub(crate) mod bridge;
 pub(crate) mod check;
 mod common;
 pub(crate) mod completions;

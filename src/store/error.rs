@@ -50,6 +50,25 @@ pub enum StoreError {
     },
     /// The store cannot work on this machine, e.g. a blocked system call.
     Unavailable { store: &'static str, reason: String },
+    /// No Windows helper here (`windows` from Linux): no with-secrets.exe on
+    /// PATH, no WSL.
+    HelperMissing { reason: String },
+    /// The Windows helper started (or was found) but failed.
+    HelperFailed { command: String, reason: String },
+    /// The Windows helper did not answer within the deadline; it was killed.
+    HelperTimedOut { command: String, after: Duration },
+    /// The Windows helper is another version of with-secrets.
+    HelperMismatch {
+        command: String,
+        /// Its version and protocol.
+        theirs: String,
+        /// Ours.
+        ours: String,
+        /// Whether the helper is the older one, to update.
+        update_helper: bool,
+    },
+    /// The store behind the Windows helper reported an error.
+    Remote { message: String },
 }
 
 /// The program that answers as the Secret Service, so that advice names it
@@ -243,6 +262,37 @@ impl fmt::Display for StoreError {
                 path.display(),
             ),
             Self::Unavailable { reason, .. } => write!(f, "cannot be used here: {reason}"),
+            Self::HelperMissing { reason } => write!(
+                f,
+                "no Windows helper: {reason}\n  on WSL, put the Windows build of with-secrets \
+                 (with-secrets.exe) on the Windows PATH, or set WITH_SECRETS_WINDOWS_HELPER"
+            ),
+            Self::HelperFailed { command, reason } => {
+                write!(f, "the Windows helper ({command}) failed: {reason}")
+            }
+            Self::HelperTimedOut { command, after } => write!(
+                f,
+                "the Windows helper ({command}) did not answer within {} s, and was stopped\n  \
+                 check that it runs (e.g. `with-secrets.exe doctor` in Windows), or give it \
+                 longer with --timeout",
+                after.as_secs_f32()
+            ),
+            Self::HelperMismatch {
+                command,
+                theirs,
+                ours,
+                update_helper,
+            } => write!(
+                f,
+                "the Windows helper ({command}) is with-secrets {theirs}, but this is \
+                 with-secrets {ours}\n  {}",
+                if *update_helper {
+                    "update the Windows build (with-secrets.exe) to this version"
+                } else {
+                    "update this (Linux) with-secrets to the Windows build's version"
+                }
+            ),
+            Self::Remote { message } => write!(f, "the Windows side reports: {message}"),
         }
     }
 }
@@ -308,6 +358,10 @@ impl StoreError {
             // kernel keyring blocked by a container's seccomp profile, no
             // HOME to put a file store in.
             Self::Unsupported { .. } | Self::Unavailable { .. } => true,
+            // No Windows helper to run: not on WSL, or nothing installed on
+            // the Windows side. One that runs but fails, hangs or is another
+            // version is a store that is there but fails.
+            Self::HelperMissing { .. } => true,
             Self::Locked { .. }
             | Self::UnlockDismissed { .. }
             | Self::PromptTimedOut { .. }
@@ -319,7 +373,11 @@ impl StoreError {
             | Self::ReadOnly { .. }
             | Self::Unreadable { .. }
             | Self::NeedPassword { .. }
-            | Self::BadPassword { .. } => false,
+            | Self::BadPassword { .. }
+            | Self::HelperFailed { .. }
+            | Self::HelperTimedOut { .. }
+            | Self::HelperMismatch { .. }
+            | Self::Remote { .. } => false,
         }
     }
 }
@@ -345,6 +403,9 @@ mod tests {
             StoreError::Unavailable {
                 store: "keyutils",
                 reason: "seccomp".into(),
+            },
+            StoreError::HelperMissing {
+                reason: "not on PATH".into(),
             },
         ];
         let failing = [
@@ -376,6 +437,23 @@ mod tests {
             StoreError::BadPassword {
                 path: path(),
                 variable: "V",
+            },
+            StoreError::HelperFailed {
+                command: "c".into(),
+                reason: "exit 1".into(),
+            },
+            StoreError::HelperTimedOut {
+                command: "c".into(),
+                after: Duration::ZERO,
+            },
+            StoreError::HelperMismatch {
+                command: "c".into(),
+                theirs: "0.0.1".into(),
+                ours: "0.1.0".into(),
+                update_helper: true,
+            },
+            StoreError::Remote {
+                message: "locked".into(),
             },
         ];
         for err in absent {

@@ -19,6 +19,7 @@ pub(crate) use error::Daemon;
 pub(crate) use error::StoreError;
 pub(crate) use kind::{StoreKind, native_name};
 
+pub(crate) mod bridge;
 #[cfg(all(unix, not(target_os = "macos")))]
 mod dh;
 mod error;
@@ -70,6 +71,11 @@ pub(crate) trait Store {
     /// For `auto`: why the platform keyring was passed over, if it was.
     fn fallback_reason(&self) -> Option<&StoreError> {
         None
+    }
+
+    /// For `auto`: every store passed over, in the order tried, and why.
+    fn passed_over(&self) -> &[(&'static str, StoreError)] {
+        &[]
     }
 }
 
@@ -136,6 +142,9 @@ pub(crate) fn open(
         StoreKind::KeyringsAlt => Ok(Box::new(keyrings_alt::KeyringsAlt::open(person)?)),
         #[cfg(target_os = "linux")]
         StoreKind::Keyutils => Ok(Box::new(keyutils::Keyutils::open()?)),
+        // The Windows Credential Manager from WSL, through the Windows build.
+        #[cfg(target_os = "linux")]
+        StoreKind::Windows => Ok(Box::new(bridge::Bridge::open(timeout))),
         other if other.name() == native_name() => open_native(timeout, person),
         other => Err(StoreError::Unsupported {
             store: other.name(),
@@ -144,6 +153,8 @@ pub(crate) fn open(
 }
 
 /// `auto`: the platform's keyring when one answers, else the file store.
+/// On WSL the Windows Credential Manager comes first (through the Windows
+/// build, see `bridge`), when its helper is there.
 ///
 /// On Linux "answers" means a session bus on which something owns (or can
 /// be started as) `org.freedesktop.secrets`. That is only known after the
@@ -158,6 +169,8 @@ struct Auto {
     chosen: Option<Box<dyn Store>>,
     /// Why the native keyring was passed over, for `doctor`.
     reason: Option<StoreError>,
+    /// Every store passed over and why, for `-v`.
+    passed: Vec<(&'static str, StoreError)>,
 }
 
 impl Auto {
@@ -167,6 +180,7 @@ impl Auto {
             person,
             chosen: None,
             reason: None,
+            passed: Vec::new(),
         }
     }
 
@@ -176,6 +190,18 @@ impl Auto {
     ) -> Result<T, StoreError> {
         if let Some(store) = &mut self.chosen {
             return call(store.as_mut());
+        }
+        #[cfg(target_os = "linux")]
+        if crate::machine::wsl().is_some() {
+            let mut windows: Box<dyn Store> = Box::new(bridge::Bridge::open(self.timeout));
+            match call(windows.as_mut()) {
+                Ok(value) => {
+                    self.chosen = Some(windows);
+                    return Ok(value);
+                }
+                Err(err) if err.means_absent() => self.passed.push(("windows", err)),
+                Err(err) => return Err(err),
+            }
         }
         let native = open_native(self.timeout, self.person).and_then(|mut store| {
             let result = call(store.as_mut());
@@ -191,6 +217,7 @@ impl Auto {
                     Box::new(file::FileStore::open(self.timeout, self.person)?);
                 let value = call(store.as_mut());
                 self.chosen = Some(store);
+                self.passed.push((native_name(), err.clone()));
                 self.reason = Some(err);
                 value
             }
@@ -220,6 +247,10 @@ impl Store for Auto {
 
     fn fallback_reason(&self) -> Option<&StoreError> {
         self.reason.as_ref()
+    }
+
+    fn passed_over(&self) -> &[(&'static str, StoreError)] {
+        &self.passed
     }
 }
 

@@ -1,0 +1,202 @@
+//! `with-secrets bridge` (hidden): the server end of the WSL bridge. The
+//! Linux build starts the Windows build with this subcommand and sends it
+//! requests on stdin, one JSON line each, answered on stdout (see
+//! `store::bridge::wire`), until stdin ends.
+//!
+//! On Windows it serves the Credential Manager. Elsewhere it serves the store
+//! `--store` names (the file store, say), so the protocol is tested on Linux
+//! without Wine; `windows` and `auto` are refused there, as they would start
+//! a bridge from the bridge.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::secret::Secret;
+use crate::store::bridge::wire::{self, PROTOCOL, json_error, Request, Response, VERSION, WireFound};
+use crate::store::{self, Ask, Key, Person, Store, StoreError, StoreKind};
+
+pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
+    let kind = served(config.store_without_manifest().0)?;
+    let mut store: Option<Box<dyn Store>> = None;
+    let mut input = crate::secret::stdin();
+    let mut output = crate::secret::stdout();
+    let mut buffer = Zeroizing::new(Vec::with_capacity(64 * 1024));
+    let mut chunk = Zeroizing::new([0u8; 8192]);
+    loop {
+        let Some(end) = buffer.iter().position(|&byte| byte == b'\n') else {
+            let read = match input.read(&mut chunk[..]) {
+                Ok(0) => return Ok(ExitCode::SUCCESS),
+                Ok(read) => read,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(Error::Stdout { source }),
+            };
+            if buffer.len() + read > buffer.capacity() {
+                let mut bigger = Zeroizing::new(Vec::with_capacity(2 * (buffer.len() + read)));
+                bigger.extend_from_slice(&buffer);
+                buffer = bigger;
+            }
+            buffer.extend_from_slice(&chunk[..read]);
+            continue;
+        };
+        let mut line = Zeroizing::new(buffer[..end].to_vec());
+        buffer.drain(..=end);
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        let response = match serde_json::from_slice::<Request>(&line) {
+            Ok(request) => answer(request, kind, &mut store, config),
+            Err(err) => Response {
+                error: Some(format!("not a request: {}", json_error(&err))),
+                ..Response::default()
+            },
+        };
+        let mut answer = Zeroizing::new(wire::to_line(&response));
+        wipe(response);
+        output
+            .write_all(answer.as_bytes())
+            .and_then(|()| output.flush())
+            .map_err(|source| Error::Stdout { source })?;
+        answer.zeroize();
+    }
+}
+
+/// The store to serve: the platform's on Windows; elsewhere the one named.
+fn served(kind: StoreKind) -> Result<StoreKind, Error> {
+    match kind {
+        #[cfg(windows)]
+        StoreKind::Auto => Ok(StoreKind::Windows),
+        StoreKind::Auto | StoreKind::Windows if cfg!(not(windows)) => Err(Error::Usage {
+            message: "bridge serves the Windows Credential Manager on Windows; elsewhere, \
+                      name the store to serve with --store (e.g. --store file)"
+                .to_owned(),
+        }),
+        other => Ok(other),
+    }
+}
+
+fn answer(
+    request: Request,
+    kind: StoreKind,
+    store: &mut Option<Box<dyn Store>>,
+    config: &Config,
+) -> Response {
+    if let Request::Hello { .. } = request {
+        return Response {
+            protocol: Some(PROTOCOL),
+            version: Some(VERSION.to_owned()),
+            store: Some(kind.name().to_owned()),
+            ..Response::default()
+        };
+    }
+    let result = match store {
+        Some(store) => Ok(store),
+        None => store::open(kind, config.timeout, &NOBODY).map(|opened| store.insert(opened)),
+    }
+    .and_then(|store| serve(request, store.as_mut()));
+    result.unwrap_or_else(|err| Response {
+        error: Some(err.to_string()),
+        ..Response::default()
+    })
+}
+
+fn serve(request: Request, store: &mut dyn Store) -> Result<Response, StoreError> {
+    match request {
+        Request::Hello { .. } => Ok(Response::default()),
+        Request::Get { keys } => {
+            let keys: Vec<Key<'_>> = keys
+                .iter()
+                .map(|key| Key {
+                    service: &key.service,
+                    username: &key.username,
+                })
+                .collect();
+            let found = store.get_all(&keys)?;
+            Ok(Response {
+                found: Some(
+                    found
+                        .into_iter()
+                        .map(|slot| {
+                            slot.map(|found| WireFound {
+                                value: BASE64.encode(found.secret.expose()),
+                                matches: found.matches,
+                            })
+                        })
+                        .collect(),
+                ),
+                ..Response::default()
+            })
+        }
+        Request::Set {
+            service,
+            username,
+            label,
+            mut value,
+        } => {
+            let decoded = BASE64.decode(value.as_bytes());
+            value.zeroize();
+            let secret = Secret::new(decoded.map_err(|_| StoreError::Protocol(
+                "the value is not base64".into(),
+            ))?);
+            let key = Key {
+                service: &service,
+                username: &username,
+            };
+            store.set(key, &label, &secret)?;
+            Ok(Response::default())
+        }
+        Request::Delete { service, username } => {
+            let deleted = store.delete(Key {
+                service: &service,
+                username: &username,
+            })?;
+            Ok(Response {
+                deleted: Some(deleted),
+                ..Response::default()
+            })
+        }
+    }
+}
+
+/// Wipes the values an answer carried.
+fn wipe(response: Response) {
+    for mut found in response.found.into_iter().flatten().flatten() {
+        found.value.zeroize();
+    }
+}
+
+/// Nobody is at the bridge's end: its stdin is the pipe. A passphrase can
+/// only come from its variable; warnings go to stderr, which the client
+/// passes through.
+struct Nobody;
+
+static NOBODY: Nobody = Nobody;
+
+impl Person for Nobody {
+    fn secret(&self, ask: &Ask<'_>) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        match std::env::var_os(ask.variable).filter(|value| !value.is_empty()) {
+            Some(value) => Ok(Zeroizing::new(value.into_encoded_bytes())),
+            None => Err(StoreError::NeedPassword {
+                path: ask.path.to_owned(),
+                variable: ask.variable,
+            }),
+        }
+    }
+
+    fn is_present(&self) -> bool {
+        false
+    }
+
+    fn tell(&self, message: &str) {
+        crate::note!("{message}");
+    }
+
+    fn warn(&self, message: &str) {
+        crate::warning!("{message}");
+    }
+}
