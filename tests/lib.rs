@@ -6,6 +6,7 @@
 
 mod support;
 
+mod bridge;
 mod daemons;
 mod doctor;
 mod env_format;
