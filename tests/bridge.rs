@@ -267,7 +267,7 @@ fn import_from_keyrings_alt_moves_entries_into_windows() {
     let test = bridged(&[("A", "s", "a"), ("B", "s", "b"), ("C", "s", "c")]).file(
         "data/python_keyring/keyring_pass.cfg",
         // base64 of "hello" and "wörld".
-        "[s]\na = \n\taGVsbG8=\nb = \n\tw7ZybGQ=\n\n",
+        "[s]\na = \n\taGVsbG8=\nb = \n\td8O2cmxk\n\n",
     );
     let run = test.run(["--store", "windows", "import", "--from", "keyrings-alt"]);
     run.success();
