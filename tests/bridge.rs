@@ -85,8 +85,11 @@ fn a_run_reads_every_entry_through_one_helper_process() {
         .collect();
     let test = bridged(&entries);
     for name in names {
-        test.run_input(format!("value of {name} ✓"), ["--store", "windows", "set", name])
-            .success();
+        test.run_input(
+            format!("value of {name} ✓"),
+            ["--store", "windows", "set", name],
+        )
+        .success();
     }
     assert_eq!(starts(&test), names.len(), "one helper per set");
     // The values really are in the store behind the helper.
@@ -95,7 +98,11 @@ fn a_run_reads_every_entry_through_one_helper_process() {
         .stdout_is("value of C ✓");
     let expected = names.map(|name| format!("value of {name} ✓")).join("|");
     assert_eq!(seen(&test, &names), expected);
-    assert_eq!(starts(&test), names.len() + 1, "one helper for the whole run");
+    assert_eq!(
+        starts(&test),
+        names.len() + 1,
+        "one helper for the whole run"
+    );
 }
 
 #[test]
@@ -111,7 +118,10 @@ fn a_value_is_sent_on_stdin_never_in_argv_or_the_helpers_environment() {
     assert_eq!(starts(&test), 3);
     let argv = read(&test, "argv");
     assert!(argv.contains("--store\nfile\nbridge\n"), "{argv}");
-    assert!(!argv.contains("argv-canary"), "a value in the helper's argv: {argv}");
+    assert!(
+        !argv.contains("argv-canary"),
+        "a value in the helper's argv: {argv}"
+    );
     let environ = read(&test, "environ");
     // The passphrase reaches the helper through its environment, as the
     // store behind it needs; no value ever does.
@@ -119,7 +129,10 @@ fn a_value_is_sent_on_stdin_never_in_argv_or_the_helpers_environment() {
         environ.contains(&format!("WITH_SECRETS_PASSPHRASE={PASSPHRASE}")),
         "{environ}"
     );
-    assert!(!environ.contains("argv-canary"), "a value in the helper's environment");
+    assert!(
+        !environ.contains("argv-canary"),
+        "a value in the helper's environment"
+    );
 }
 
 #[test]
@@ -139,8 +152,14 @@ fn auto_on_wsl_uses_windows_when_the_helper_answers() {
         out.contains("uses:           windows (auto: on WSL, and the Windows helper answers)"),
         "{out}"
     );
-    assert!(out.contains("windows helper: ") && out.contains("answers"), "{out}");
-    assert!(out.contains("WSL:            yes (WSL_DISTRO_NAME is set)"), "{out}");
+    assert!(
+        out.contains("windows helper: ") && out.contains("answers"),
+        "{out}"
+    );
+    assert!(
+        out.contains("WSL:            yes (WSL_DISTRO_NAME is set)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -164,8 +183,14 @@ fn auto_on_wsl_without_a_helper_uses_the_file_store_and_says_why() {
         out.contains("uses:           file (auto: windows is not here: no Windows helper"),
         "{out}"
     );
-    assert!(out.contains("windows helper: not here: no Windows helper"), "{out}");
-    assert!(out.contains("WSL:            yes (WSL_INTEROP is set)"), "{out}");
+    assert!(
+        out.contains("windows helper: not here: no Windows helper"),
+        "{out}"
+    );
+    assert!(
+        out.contains("WSL:            yes (WSL_INTEROP is set)"),
+        "{out}"
+    );
     assert!(out.contains("WSL interop:    "), "{out}");
 }
 
@@ -175,9 +200,16 @@ fn a_missing_helper_is_no_store_so_the_environment_stands_in() {
         .manifest(&manifest_for(&[("TOKEN", "acme", "ci")]))
         .env("WITH_SECRETS_WINDOWS_HELPER", "/no/such/with-secrets.exe")
         .env("TOKEN", "from ci");
-    test.run(["--store", "windows", "--", "sh", "-c", "printf %s \"$TOKEN\""])
-        .success()
-        .stdout_is("from ci");
+    test.run([
+        "--store",
+        "windows",
+        "--",
+        "sh",
+        "-c",
+        "printf %s \"$TOKEN\"",
+    ])
+    .success()
+    .stdout_is("from ci");
     test.run(["--store", "windows", "-v", "check"])
         .success()
         .stderr_has("windows is not here, so every value comes from the environment: no Windows helper: /no/such/with-secrets.exe was not found");
@@ -222,10 +254,16 @@ fn a_helper_that_never_answers_is_killed_at_the_deadline() {
     for file in ["helper.pid", "child.pid"] {
         let pid = read(&test, file);
         let pid = pid.trim();
-        assert!(!pid.is_empty(), "{file} was not written: the helper never started");
+        assert!(
+            !pid.is_empty(),
+            "{file} was not written: the helper never started"
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while !gone(pid) {
-            assert!(Instant::now() < deadline, "{file}: process {pid} is still running");
+            assert!(
+                Instant::now() < deadline,
+                "{file}: process {pid} is still running"
+            );
             std::thread::yield_now();
         }
     }

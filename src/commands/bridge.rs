@@ -18,7 +18,9 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::config::Config;
 use crate::error::Error;
 use crate::secret::Secret;
-use crate::store::bridge::wire::{self, PROTOCOL, json_error, Request, Response, VERSION, WireFound};
+use crate::store::bridge::wire::{
+    self, PROTOCOL, Request, Response, VERSION, WireFound, json_error,
+};
 use crate::store::{self, Ask, Key, Person, Store, StoreError, StoreKind};
 
 pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
@@ -68,16 +70,17 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
 
 /// The store to serve: the platform's on Windows; elsewhere the one named.
 fn served(kind: StoreKind) -> Result<StoreKind, Error> {
-    match kind {
-        #[cfg(windows)]
-        StoreKind::Auto => Ok(StoreKind::Windows),
-        StoreKind::Auto | StoreKind::Windows if cfg!(not(windows)) => Err(Error::Usage {
+    if cfg!(windows) && kind == StoreKind::Auto {
+        return Ok(StoreKind::Windows);
+    }
+    if cfg!(not(windows)) && matches!(kind, StoreKind::Auto | StoreKind::Windows) {
+        return Err(Error::Usage {
             message: "bridge serves the Windows Credential Manager on Windows; elsewhere, \
                       name the store to serve with --store (e.g. --store file)"
                 .to_owned(),
-        }),
-        other => Ok(other),
+        });
     }
+    Ok(kind)
 }
 
 fn answer(
@@ -140,9 +143,9 @@ fn serve(request: Request, store: &mut dyn Store) -> Result<Response, StoreError
         } => {
             let decoded = BASE64.decode(value.as_bytes());
             value.zeroize();
-            let secret = Secret::new(decoded.map_err(|_| StoreError::Protocol(
-                "the value is not base64".into(),
-            ))?);
+            let secret = Secret::new(
+                decoded.map_err(|_| StoreError::Protocol("the value is not base64".into()))?,
+            );
             let key = Key {
                 service: &service,
                 username: &username,

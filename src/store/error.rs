@@ -60,10 +60,8 @@ pub enum StoreError {
     /// The Windows helper is another version of with-secrets.
     HelperMismatch {
         command: String,
-        /// Its version and protocol.
-        theirs: String,
-        /// Ours.
-        ours: String,
+        /// Its version and protocol (boxed: this enum stays small).
+        theirs: Box<str>,
         /// Whether the helper is the older one, to update.
         update_helper: bool,
     },
@@ -280,12 +278,13 @@ impl fmt::Display for StoreError {
             Self::HelperMismatch {
                 command,
                 theirs,
-                ours,
                 update_helper,
             } => write!(
                 f,
                 "the Windows helper ({command}) is with-secrets {theirs}, but this is \
-                 with-secrets {ours}\n  {}",
+                 with-secrets {}, protocol {}\n  {}",
+                super::bridge::wire::VERSION,
+                super::bridge::wire::PROTOCOL,
                 if *update_helper {
                     "update the Windows build (with-secrets.exe) to this version"
                 } else {
@@ -449,7 +448,6 @@ mod tests {
             StoreError::HelperMismatch {
                 command: "c".into(),
                 theirs: "0.0.1".into(),
-                ours: "0.1.0".into(),
                 update_helper: true,
             },
             StoreError::Remote {

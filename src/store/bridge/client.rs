@@ -26,7 +26,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::wire::{self, PROTOCOL, json_error, Request, Response, VERSION, WireFound, WireKey};
+use super::wire::{self, PROTOCOL, Request, Response, VERSION, WireFound, WireKey, json_error};
 use crate::secret::Secret;
 use crate::store::{Found, Key, Store, StoreError};
 
@@ -105,9 +105,12 @@ impl Store for Bridge {
                 })
                 .collect(),
         };
-        let found = self.call(&request)?.found.ok_or_else(|| StoreError::Remote {
-            message: "the helper's answer to a lookup has no `found`".into(),
-        })?;
+        let found = self
+            .call(&request)?
+            .found
+            .ok_or_else(|| StoreError::Remote {
+                message: "the helper's answer to a lookup has no `found`".into(),
+            })?;
         if found.len() != keys.len() {
             return Err(StoreError::Remote {
                 message: format!(
@@ -253,8 +256,7 @@ impl Helper {
         };
         Err(StoreError::HelperMismatch {
             command: self.command.clone(),
-            theirs: format!("{version}, protocol {protocol}"),
-            ours: format!("{VERSION}, protocol {PROTOCOL}"),
+            theirs: format!("{version}, protocol {protocol}").into(),
             update_helper: helper_is_older,
         })
     }
@@ -331,9 +333,8 @@ impl Helper {
                     let read = read.unsigned_abs();
                     if self.buffer.len() + read > self.buffer.capacity() {
                         // Grow by hand, so no unwiped copy is left behind.
-                        let mut bigger = Zeroizing::new(Vec::with_capacity(
-                            2 * (self.buffer.len() + read),
-                        ));
+                        let mut bigger =
+                            Zeroizing::new(Vec::with_capacity(2 * (self.buffer.len() + read)));
                         bigger.extend_from_slice(&self.buffer);
                         self.buffer = bigger;
                     }
