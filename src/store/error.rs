@@ -50,6 +50,10 @@ pub enum StoreError {
     },
     /// The store cannot work on this machine, e.g. a blocked system call.
     Unavailable { store: &'static str, reason: String },
+    /// A value this store cannot hold (the Windows Credential Manager: not
+    /// UTF-8, or longer than its blob). `what` is the entry's label, which
+    /// starts with the variable's name.
+    Unstorable { what: String, reason: String },
 }
 
 /// The program that answers as the Secret Service, so that advice names it
@@ -243,6 +247,11 @@ impl fmt::Display for StoreError {
                 path.display(),
             ),
             Self::Unavailable { reason, .. } => write!(f, "cannot be used here: {reason}"),
+            Self::Unstorable { what, reason } => write!(
+                f,
+                "cannot store {what}: {reason}; nothing was changed\n  \
+                 store a shorter value, or use another store (--store file)"
+            ),
         }
     }
 }
@@ -319,7 +328,8 @@ impl StoreError {
             | Self::ReadOnly { .. }
             | Self::Unreadable { .. }
             | Self::NeedPassword { .. }
-            | Self::BadPassword { .. } => false,
+            | Self::BadPassword { .. }
+            | Self::Unstorable { .. } => false,
         }
     }
 }
@@ -362,6 +372,10 @@ mod tests {
             },
             StoreError::Protocol("p".into()),
             StoreError::Platform("p".into()),
+            StoreError::Unstorable {
+                what: "N".into(),
+                reason: "too long".into(),
+            },
             StoreError::ReadOnly {
                 store: "keyrings-alt",
             },
