@@ -23,3 +23,4 @@ mod recipes;
 mod round_trips;
 mod run;
 mod store_errors;
+mod windows;
