@@ -87,7 +87,12 @@ fn updates_alternating_the_two_tools_keep_the_latest_value() {
         // Python's set copies the old value to alice@SERVICE, shadowed.
         assert_eq!(wine.count("win-alt"), 2);
     }
-    // Python's delete removes both; nothing is left for either tool.
+    // Our delete removes Python's shadowed copy too...
+    wine.run(&test, ["delete", "WIN_ALT"]).success();
+    assert_eq!(wine.count("win-alt"), 0);
+    assert_eq!(wine.python_get("win-alt", "alice"), None);
+    // ...and Python's delete removes ours.
+    set(&test, "WIN_ALT", "last");
     wine.python(&["delete", "win-alt", "alice"]).success();
     assert_eq!(wine.count("win-alt"), 0);
     wine.run(&test, ["get", "WIN_ALT"]).expect_code(125);

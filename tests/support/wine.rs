@@ -18,10 +18,13 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{Run, Test, wait};
+use super::{Run, Test};
 
 /// How long the prefix may take to be made; past this the set-up fails.
 const BOOT: Duration = Duration::from_secs(120);
+
+/// No run under Wine may take longer; past this the test fails as a hang.
+const RUN: Duration = Duration::from_secs(60);
 
 /// How long `wineserver` outlives its last client when this process dies
 /// without cleaning up (killed); a normal exit stops it at once.
@@ -208,6 +211,10 @@ impl Wine {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let what = format!(
+            "with-secrets.exe {:?}",
+            command.get_args().skip(1).collect::<Vec<_>>()
+        );
         let mut child = command.spawn().expect("spawn wine with-secrets.exe");
         if let Some(input) = input {
             let mut stdin = child.stdin.take().expect("piped stdin");
@@ -219,7 +226,7 @@ impl Wine {
                 _ => {}
             }
         }
-        Run::new(wait(child))
+        Run::new(wait_output(child, &what))
     }
 
     /// Runs the stand-in for Python's keyring (tests/wine/python-keyring-standin.c).
@@ -232,7 +239,7 @@ impl Wine {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn wine python-keyring-standin.exe");
-        Run::new(wait(child))
+        Run::new(wait_output(child, &format!("the stand-in {args:?}")))
     }
 
     /// The value Python's `keyring get SERVICE USERNAME` gives, or `None`.
@@ -299,6 +306,20 @@ fn mingw(args: &[&OsStr]) {
         "x86_64-w64-mingw32-gcc {args:?}:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Waits for a run under Wine, failing with the command's name if it
+/// does not end within `RUN` (a hang, never a slow run: runs take < 1 s).
+fn wait_output(mut child: std::process::Child, what: &str) -> std::process::Output {
+    let start = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > RUN {
+            let _ = child.kill();
+            panic!("{what} under Wine did not end within {RUN:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.wait_with_output().expect("output")
 }
 
 /// Waits for `child` at most `limit`, killing it and failing past that.
