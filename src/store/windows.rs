@@ -8,7 +8,11 @@
 //!   `Type=win32cred.CRED_TYPE_GENERIC`, `Persist=self.persist`, which is
 //!   `getattr(keyring, '_persist', win32cred.CRED_PERSIST_ENTERPRISE)`.
 //! - The value is `CredentialBlob=password`, a `str`, which pywin32-ctypes
-//!   writes as UTF-16LE without a terminator; it reads it back with
+//!   (`win32ctypes/core/ctypes/_authentication.py`, `_make_blob`) writes as
+//!   UTF-16LE without a terminator: `ctypes.create_unicode_buffer(data)`,
+//!   "Create_unicode_buffer adds a NULL at the end of the string we do not
+//!   want that", so `blob_size = ctypes.sizeof(blob_data) -
+//!   ctypes.sizeof(ctypes.c_wchar)`. Python reads it back with
 //!   `cred.decode('utf-16')`, and on a `UnicodeDecodeError` with
 //!   `cred.decode('utf-8')`.
 //! - Read: "first attempt to get the password under the service name":
