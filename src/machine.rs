@@ -17,8 +17,13 @@ pub(crate) struct Container {
 }
 
 /// The container this runs in, by the marks Docker, Podman, systemd-nspawn
-/// and others leave.
+/// and others leave. Those are Unix paths and variables: on Windows,
+/// `/.dockerenv` would be looked up on the current drive (and Wine maps `/`
+/// to the host's root), so Windows reports none.
 pub(crate) fn container() -> Option<Container> {
+    if !cfg!(unix) {
+        return None;
+    }
     let found = |name: &str, evidence: String| {
         Some(Container {
             name: name.to_owned(),
@@ -49,7 +54,12 @@ pub(crate) fn container() -> Option<Container> {
 }
 
 /// WSL, as its kernel and its environment say; `Some` says how we know.
+/// WSL is Linux: a Windows build is never in it, even if a variable of
+/// WSL's is passed on to it.
 pub(crate) fn wsl() -> Option<String> {
+    if !cfg!(unix) {
+        return None;
+    }
     for variable in ["WSL_DISTRO_NAME", "WSL_INTEROP"] {
         if std::env::var_os(variable).is_some_and(|value| !value.is_empty()) {
             return Some(format!("{variable} is set"));

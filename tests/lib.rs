@@ -24,3 +24,4 @@ mod recipes;
 mod round_trips;
 mod run;
 mod store_errors;
+mod windows;

@@ -67,6 +67,10 @@ pub enum StoreError {
     },
     /// The store behind the Windows helper reported an error.
     Remote { message: String },
+    /// A value this store cannot hold (the Windows Credential Manager: not
+    /// UTF-8, or longer than its blob). `what` is the entry's label, which
+    /// starts with the variable's name.
+    Unstorable { what: String, reason: String },
 }
 
 /// The program that answers as the Secret Service, so that advice names it
@@ -292,6 +296,11 @@ impl fmt::Display for StoreError {
                 }
             ),
             Self::Remote { message } => write!(f, "the Windows side reports: {message}"),
+            Self::Unstorable { what, reason } => write!(
+                f,
+                "cannot store {what}: {reason}; nothing was changed\n  \
+                 store a shorter value, or use another store (--store file)"
+            ),
         }
     }
 }
@@ -376,7 +385,8 @@ impl StoreError {
             | Self::HelperFailed { .. }
             | Self::HelperTimedOut { .. }
             | Self::HelperMismatch { .. }
-            | Self::Remote { .. } => false,
+            | Self::Remote { .. }
+            | Self::Unstorable { .. } => false,
         }
     }
 }
@@ -422,6 +432,10 @@ mod tests {
             },
             StoreError::Protocol("p".into()),
             StoreError::Platform("p".into()),
+            StoreError::Unstorable {
+                what: "N".into(),
+                reason: "too long".into(),
+            },
             StoreError::ReadOnly {
                 store: "keyrings-alt",
             },

@@ -31,10 +31,12 @@ pub(crate) mod keyutils;
 mod kind;
 #[cfg(test)]
 pub(crate) mod memory;
-#[cfg(any(target_os = "macos", windows))]
+#[cfg(target_os = "macos")]
 mod native;
 #[cfg(all(unix, not(target_os = "macos")))]
 pub(crate) mod secret_service;
+#[cfg(windows)]
+mod windows;
 
 /// What identifies a keyring item: the same pair Python's `keyring` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -262,10 +264,15 @@ fn open_native(
     return Ok(Box::new(secret_service::SecretService::connect(
         timeout, person,
     )?));
-    #[cfg(any(target_os = "macos", windows))]
+    #[cfg(target_os = "macos")]
     return {
         let _ = (timeout, person);
         Ok(Box::new(native::Native::open()?))
+    };
+    #[cfg(windows)]
+    return {
+        let _ = (timeout, person);
+        Ok(Box::new(windows::Windows::open()))
     };
     #[cfg(not(any(unix, windows)))]
     return {

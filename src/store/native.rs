@@ -1,8 +1,9 @@
-//! macOS Keychain and Windows Credential Manager, through keyring-core.
+//! The macOS Keychain, through keyring-core. (Windows has a store of its
+//! own, `windows.rs`, in Python keyring's layout.)
 //!
-//! Both are in-process APIs with no round trips to batch, so a lookup per key
+//! It is an in-process API with no round trips to batch, so a lookup per key
 //! costs what a batch would. Items use the same (service, username) pair as
-//! Python's `keyring` on these platforms, so both tools share entries.
+//! Python's `keyring` on macOS, so both tools share entries.
 
 use std::sync::Arc;
 
@@ -17,12 +18,8 @@ pub(crate) struct Native {
 
 impl Native {
     pub(crate) fn open() -> Result<Self, StoreError> {
-        #[cfg(target_os = "macos")]
         let store: Arc<CredentialStore> =
             apple_native_keyring_store::keychain::Store::new().map_err(platform)?;
-        #[cfg(windows)]
-        let store: Arc<CredentialStore> =
-            windows_native_keyring_store::Store::new().map_err(platform)?;
         Ok(Self { store })
     }
 

@@ -3,6 +3,7 @@
 //! private Secret Service.
 
 pub mod keyring;
+pub mod wine;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;

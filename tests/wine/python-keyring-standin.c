@@ -1,0 +1,221 @@
+/*
+ * TEST-ONLY STAND-IN for Python's `keyring get/set/delete` on Windows.
+ *
+ * No CPython for Windows can be fetched on the test machines, so this
+ * program makes exactly the advapi32 calls that keyring 25.7's
+ * keyring/backends/Windows.py makes through pywin32-ctypes' win32cred, with
+ * the same fields, to show that with-secrets and Python's keyring read each
+ * other's items. It is a transcription of that file, not Python itself:
+ *
+ *   get SERVICE USERNAME         get_password: CredRead(SERVICE); if absent or
+ *                                its UserName differs, CredRead(USERNAME@SERVICE).
+ *                                Prints the value (UTF-16 blob as UTF-8; a blob
+ *                                that is not valid UTF-16 printed as is, as
+ *                                Python falls back to UTF-8); exit 1 if none.
+ *   set SERVICE USERNAME VALUE   set_password: if SERVICE exists, re-save it as
+ *                                ITS_USERNAME@SERVICE; then write SERVICE with
+ *                                UserName USERNAME.
+ *   delete SERVICE USERNAME      delete_password: delete SERVICE and
+ *                                USERNAME@SERVICE where UserName is USERNAME;
+ *                                exit 1 if neither was.
+ *   count SERVICE                (test helper, not Python's) the number of
+ *                                generic credentials whose target is SERVICE or
+ *                                ends in @SERVICE or .SERVICE (CredEnumerateW).
+ *   raw TARGET USERNAME VALUE    (test helper, not Python's) writes VALUE as raw
+ *                                UTF-8 at TARGET with an empty comment: an item
+ *                                as with-secrets before 0.2 wrote it.
+ *
+ * Every item: Type CRED_TYPE_GENERIC, Persist CRED_PERSIST_ENTERPRISE,
+ * Comment "Stored using python-keyring", CredentialBlob the value in UTF-16LE
+ * without a terminator. Arguments arrive as UTF-16 (wmain), values print as
+ * UTF-8.
+ */
+#include <windows.h>
+#include <wincred.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <wchar.h>
+
+static const wchar_t *COMMENT = L"Stored using python-keyring";
+
+static wchar_t *compound(const wchar_t *username, const wchar_t *service)
+{
+    size_t len = wcslen(username) + 1 + wcslen(service) + 1;
+    wchar_t *name = malloc(len * sizeof(wchar_t));
+    swprintf(name, len, L"%ls@%ls", username, service);
+    return name;
+}
+
+/* CredRead; NULL when absent (winerror 1168), exit 2 on any other error. */
+static PCREDENTIALW read_credential(const wchar_t *target)
+{
+    PCREDENTIALW cred = NULL;
+    if (!CredReadW(target, CRED_TYPE_GENERIC, 0, &cred)) {
+        DWORD err = GetLastError();
+        if (err == ERROR_NOT_FOUND)
+            return NULL;
+        fprintf(stderr, "CredReadW failed: %lu\n", err);
+        exit(2);
+    }
+    return cred;
+}
+
+static void write_credential(const wchar_t *target, const wchar_t *username,
+                             const wchar_t *comment, BYTE *blob, DWORD size)
+{
+    CREDENTIALW cred = {0};
+    cred.Type = CRED_TYPE_GENERIC;
+    cred.TargetName = (LPWSTR)target;
+    cred.UserName = (LPWSTR)username;
+    cred.Comment = (LPWSTR)comment;
+    cred.CredentialBlob = blob;
+    cred.CredentialBlobSize = size;
+    cred.Persist = CRED_PERSIST_ENTERPRISE;
+    if (!CredWriteW(&cred, 0)) {
+        fprintf(stderr, "CredWriteW failed: %lu\n", GetLastError());
+        exit(2);
+    }
+}
+
+/* The value as Python's DecodingCredential.value gives it, printed as UTF-8. */
+static void print_value(PCREDENTIALW cred)
+{
+    DWORD size = cred->CredentialBlobSize;
+    if (size % 2 == 0) {
+        int units = (int)(size / 2);
+        int len = WideCharToMultiByte(CP_UTF8, WC_ERR_INVALID_CHARS,
+                                      (LPCWCH)cred->CredentialBlob, units, NULL, 0, NULL, NULL);
+        if (len > 0 || units == 0) {
+            char *text = malloc(len + 1);
+            WideCharToMultiByte(CP_UTF8, 0, (LPCWCH)cred->CredentialBlob, units, text, len,
+                                NULL, NULL);
+            fwrite(text, 1, len, stdout);
+            return;
+        }
+    }
+    fwrite(cred->CredentialBlob, 1, size, stdout);
+}
+
+static int get(const wchar_t *service, const wchar_t *username)
+{
+    PCREDENTIALW res = read_credential(service);
+    if (!res || wcscmp(res->UserName ? res->UserName : L"", username) != 0) {
+        if (res)
+            CredFree(res);
+        res = read_credential(compound(username, service));
+    }
+    if (!res)
+        return 1;
+    print_value(res);
+    CredFree(res);
+    return 0;
+}
+
+static int set(const wchar_t *service, const wchar_t *username, const wchar_t *value)
+{
+    PCREDENTIALW existing = read_credential(service);
+    if (existing) {
+        /* Python decodes the old value and writes it anew as UTF-16; a
+         * UTF-16 blob is copied as it is, which is the same bytes. */
+        const wchar_t *existing_username = existing->UserName ? existing->UserName : L"";
+        write_credential(compound(existing_username, service), existing_username, COMMENT,
+                         existing->CredentialBlob, existing->CredentialBlobSize);
+        CredFree(existing);
+    }
+    write_credential(service, username, COMMENT, (BYTE *)value,
+                     (DWORD)(wcslen(value) * sizeof(wchar_t)));
+    return 0;
+}
+
+static int delete(const wchar_t *service, const wchar_t *username)
+{
+    const wchar_t *targets[2] = {service, compound(username, service)};
+    int deleted = 0;
+    for (int i = 0; i < 2; i++) {
+        PCREDENTIALW existing = read_credential(targets[i]);
+        if (existing && wcscmp(existing->UserName ? existing->UserName : L"", username) == 0) {
+            deleted = 1;
+            if (!CredDeleteW(targets[i], CRED_TYPE_GENERIC, 0) &&
+                GetLastError() != ERROR_NOT_FOUND) {
+                fprintf(stderr, "CredDeleteW failed: %lu\n", GetLastError());
+                return 2;
+            }
+        }
+        if (existing)
+            CredFree(existing);
+    }
+    return deleted ? 0 : 1;
+}
+
+static int ends_with(const wchar_t *text, wchar_t sep, const wchar_t *service)
+{
+    size_t t = wcslen(text), s = wcslen(service);
+    return t > s && text[t - s - 1] == sep && _wcsicmp(text + t - s, service) == 0;
+}
+
+static int count(const wchar_t *service)
+{
+    DWORD n = 0;
+    PCREDENTIALW *creds = NULL;
+    int found = 0;
+    if (!CredEnumerateW(NULL, 0, &n, &creds)) {
+        if (GetLastError() == ERROR_NOT_FOUND) {
+            printf("0\n");
+            return 0;
+        }
+        fprintf(stderr, "CredEnumerateW failed: %lu\n", GetLastError());
+        return 2;
+    }
+    for (DWORD i = 0; i < n; i++) {
+        const wchar_t *target = creds[i]->TargetName;
+        if (creds[i]->Type == CRED_TYPE_GENERIC &&
+            (_wcsicmp(target, service) == 0 || ends_with(target, L'@', service) ||
+             ends_with(target, L'.', service)))
+            found++;
+    }
+    CredFree(creds);
+    printf("%d\n", found);
+    return 0;
+}
+
+static int raw(const wchar_t *target, const wchar_t *username, const wchar_t *value)
+{
+    int len = WideCharToMultiByte(CP_UTF8, 0, value, -1, NULL, 0, NULL, NULL);
+    char *bytes = malloc(len);
+    WideCharToMultiByte(CP_UTF8, 0, value, -1, bytes, len, NULL, NULL);
+    write_credential(target, username, L"", (BYTE *)bytes, (DWORD)(len - 1));
+    return 0;
+}
+
+static int print_env(const wchar_t *name)
+{
+    const wchar_t *value = _wgetenv(name);
+    if (!value)
+        return 3;
+    int len = WideCharToMultiByte(CP_UTF8, 0, value, -1, NULL, 0, NULL, NULL);
+    char *bytes = malloc(len);
+    WideCharToMultiByte(CP_UTF8, 0, value, -1, bytes, len, NULL, NULL);
+    printf("[%s]", bytes);
+    free(bytes);
+    return 0;
+}
+
+int wmain(int argc, wchar_t **argv)
+{
+    if (argc == 4 && wcscmp(argv[1], L"get") == 0)
+        return get(argv[2], argv[3]);
+    if (argc == 5 && wcscmp(argv[1], L"set") == 0)
+        return set(argv[2], argv[3], argv[4]);
+    if (argc == 4 && wcscmp(argv[1], L"delete") == 0)
+        return delete(argv[2], argv[3]);
+    if (argc == 3 && wcscmp(argv[1], L"count") == 0)
+        return count(argv[2]);
+    if (argc == 5 && wcscmp(argv[1], L"raw") == 0)
+        return raw(argv[2], argv[3], argv[4]);
+    /* Not Python's: prints the variable NAME as the command run by
+       with-secrets sees it, in brackets, without going through cmd.exe. */
+    if (argc == 3 && wcscmp(argv[1], L"env") == 0)
+        return print_env(argv[2]);
+    fprintf(stderr, "usage: python-keyring-standin get|set|delete|count|raw|env ...\n");
+    return 2;
+}
