@@ -190,3 +190,41 @@ fn doctor_reports_no_container_and_no_wsl() {
     assert!(out.contains("container:      no"), "{out}");
     assert!(out.contains("WSL:            no"), "{out}");
 }
+
+#[test]
+fn the_linux_build_on_wsl_reaches_the_credential_manager_through_the_windows_build() {
+    // As on WSL: the Linux build, with the Windows build (under Wine) as its
+    // helper, and `auto` choosing `windows` because the helper answers.
+    let wine = wine();
+    let test = wine.as_wsl(project(&[
+        ("WSL_TOKEN", "win-wsl", "alice"),
+        ("WSL_OTHER", "win-wsl-other", "bob"),
+    ]));
+    wine.python_set("win-wsl", "alice", "from-python ✓");
+    let run = test.run([
+        "-v",
+        "--",
+        "sh",
+        "-c",
+        "printf '[%s|%s]' \"$WSL_TOKEN\" \"${WSL_OTHER-unset}\"",
+    ]);
+    run.expect_code(125)
+        .stderr_has("1 required secret is missing from windows")
+        .stderr_has("WSL_OTHER");
+    test.run_input("from-linux ✓", ["set", "WSL_OTHER"])
+        .success();
+    assert_eq!(
+        wine.python_get("win-wsl-other", "bob").as_deref(),
+        Some("from-linux ✓")
+    );
+    let run = test.run([
+        "-v",
+        "--",
+        "sh",
+        "-c",
+        "printf '[%s|%s]' \"$WSL_TOKEN\" \"$WSL_OTHER\"",
+    ]);
+    run.success()
+        .stdout_is("[from-python ✓|from-linux ✓]")
+        .stderr_has("store windows (auto: on WSL, and the Windows helper answered)");
+}

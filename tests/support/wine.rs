@@ -248,6 +248,20 @@ impl Wine {
         Run::new(wait_output(child, &format!("the stand-in {args:?}")))
     }
 
+    /// `test` set up as WSL would be, for the Linux build: its Windows
+    /// helper is this Windows build under Wine, in this prefix.
+    pub fn as_wsl(&self, test: Test) -> Test {
+        test.env(
+            "WITH_SECRETS_WINDOWS_HELPER",
+            format!("wine {}", shell_words::quote(&self.exe.to_string_lossy())),
+        )
+        .env("WINEPREFIX", &self.prefix)
+        .env("WINEDEBUG", "-all")
+        .env("LANG", "C.UTF-8")
+        .env("DISPLAY", "")
+        .env("WSL_DISTRO_NAME", "Debian")
+    }
+
     /// The value Python's `keyring get SERVICE USERNAME` gives, or `None`.
     pub fn python_get(&self, service: &str, username: &str) -> Option<String> {
         let run = self.python(&["get", service, username]);
