@@ -1,9 +1,13 @@
-//! The macOS Keychain, through keyring-core. (Windows has a store of its
-//! own, `windows.rs`, in Python keyring's layout.)
+//! The macOS Keychain, through keyring-core's apple-native store.
 //!
-//! It is an in-process API with no round trips to batch, so a lookup per key
-//! costs what a batch would. Items use the same (service, username) pair as
-//! Python's `keyring` on macOS, so both tools share entries.
+//! Items are generic passwords whose service and account attributes are the
+//! entry's service and username, with the value's bytes (UTF-8) as the
+//! password: the convention of Python `keyring`'s macOS backend, read from
+//! the sources of both (keyring 25.7 `backends/macOS/api.py`: `SecItemAdd`
+//! with `kSecClassGenericPassword`, `kSecAttrService = service`,
+//! `kSecAttrAccount = username`, the password UTF-8 encoded; and
+//! apple-native-keyring-store 1.0.3 `keychain.rs`: `set_generic_password(
+//! service, account, secret)`), so both tools share entries. Not run here.
 
 use std::sync::Arc;
 
