@@ -40,35 +40,31 @@ pub(crate) fn verbose() -> bool {
     LEVEL.load(Ordering::Relaxed) >= Verbosity::Verbose as u8
 }
 
-/// A line on stderr for a warning: silent under `-q`. Not `eprintln!`, which
-/// panics when stderr is a closed pipe; a warning is never worth dying for.
+/// Writes `prefix` and `message` as one line on stderr, its control
+/// characters escaped (the manifest may be hostile). Not `eprintln!`, which
+/// panics when stderr is a closed pipe: no message is worth dying for.
+pub(crate) fn line(prefix: &str, message: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let text = super::printable::printable_lines(&message.to_string()).into_owned();
+    let _ = writeln!(std::io::stderr(), "{prefix}{text}");
+}
+
+/// A line on stderr for a warning: silent under `-q`.
 #[macro_export]
 macro_rules! warning {
     ($($arg:tt)*) => {
         if $crate::term::verbosity::warnings() {
-            let _ = ::std::io::Write::write_fmt(
-                &mut ::std::io::stderr(),
-                format_args!(
-                    "{}\n",
-                    $crate::term::printable::printable_lines(&format!($($arg)*))
-                ),
-            );
+            $crate::term::verbosity::line("", format_args!($($arg)*));
         }
     };
 }
 
 /// A line on stderr that is not a warning (what a command did, why `check`
-/// failed), shown even under `-q`, and never a panic on a closed stderr.
+/// failed), shown even under `-q`.
 #[macro_export]
 macro_rules! note {
     ($($arg:tt)*) => {
-        let _ = ::std::io::Write::write_fmt(
-            &mut ::std::io::stderr(),
-            format_args!(
-                    "{}\n",
-                    $crate::term::printable::printable_lines(&format!($($arg)*))
-                ),
-        );
+        $crate::term::verbosity::line("", format_args!($($arg)*))
     };
 }
 
@@ -77,13 +73,7 @@ macro_rules! note {
 macro_rules! explain {
     ($($arg:tt)*) => {
         if $crate::term::verbosity::verbose() {
-            let _ = ::std::io::Write::write_fmt(
-                &mut ::std::io::stderr(),
-                format_args!(
-                    "with-secrets: {}\n",
-                    $crate::term::printable::printable_lines(&format!($($arg)*))
-                ),
-            );
+            $crate::term::verbosity::line("with-secrets: ", format_args!($($arg)*));
         }
     };
 }
