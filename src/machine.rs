@@ -65,7 +65,12 @@ pub(crate) fn wsl() -> Option<String> {
             return Some(format!("{variable} is set"));
         }
     }
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    wsl_kernel(&std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?)
+}
+
+/// WSL's kernels name Microsoft in their release (`4.4.0-19041-Microsoft`
+/// for WSL 1, `5.15.153.1-microsoft-standard-WSL2` for WSL 2).
+fn wsl_kernel(release: &str) -> Option<String> {
     let lower = release.to_lowercase();
     (lower.contains("microsoft") || lower.contains("wsl"))
         .then(|| format!("kernel {}", release.trim()))
@@ -92,5 +97,18 @@ mod tests {
         );
         assert_eq!(container_from_environ(b"PATH=/bin\0container=\0"), None);
         assert_eq!(container_from_environ(b"PATH=/bin\0"), None);
+    }
+
+    #[test]
+    fn wsl_is_known_by_its_kernel() {
+        assert_eq!(
+            wsl_kernel("5.15.153.1-microsoft-standard-WSL2\n").as_deref(),
+            Some("kernel 5.15.153.1-microsoft-standard-WSL2")
+        );
+        assert_eq!(
+            wsl_kernel("4.4.0-19041-Microsoft\n").as_deref(),
+            Some("kernel 4.4.0-19041-Microsoft")
+        );
+        assert_eq!(wsl_kernel("6.1.0-18-amd64\n"), None);
     }
 }

@@ -1,19 +1,22 @@
-//! `--store windows` from Linux: the Windows Credential Manager reached
-//! through a helper, `with-secrets bridge`, on the helper's stdin and stdout.
+//! `--store windows` from Linux, as on WSL: the Linux build reaches the
+//! Windows Credential Manager through a helper, the Windows build of
+//! with-secrets (`with-secrets.exe bridge`), on the helper's stdin and stdout.
 //!
-//! Until the Wine harness runs the Windows build, the helper is this Linux
-//! binary serving the file store (`bridge --store file`), started through a
-//! wrapper script that records each start, its argv and its environment, so
-//! the tests can count helper processes and look for values where they must
-//! never be.
+//! The helper is the Windows build under Wine (tests/support/wine.rs), in a
+//! Wine prefix of this test process, whose Credential Manager is shared with
+//! Python's `keyring`, played by tests/wine/python-keyring-standin.c. Most
+//! tests start it through a wrapper script that records each start, its argv
+//! and its environment, so they can count helper processes and look for
+//! values where they must never be. Helpers that misbehave are played by
+//! tests/wine/bridge-impostor.c, under Wine too. Every test uses services of
+//! its own, so they share the prefix and still run in parallel.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::{BIN, Test, manifest_for};
-
-const PASSPHRASE: &str = "bridge passphrase";
+use crate::support::wine::wine;
+use crate::support::{BIN, Test, manifest_for, needs_root};
 
 /// Writes an executable shell script at `path`.
 fn script(path: &Path, body: &str) {
@@ -21,9 +24,10 @@ fn script(path: &Path, body: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
-/// A project whose `windows` store is the file store behind the bridge:
-/// `helper` records one line per start in `starts`, its argv in `argv` and
-/// its environment in `environ`, then runs `with-secrets bridge --store file`.
+/// A project on WSL whose Windows helper is the Windows build under Wine,
+/// started through `helper`, which records one line per start in `starts`,
+/// its argv in `argv`, its environment in `environ` and its working folder
+/// in `cwd`.
 fn bridged(entries: &[(&str, &str, &str)]) -> Test {
     let test = Test::new().manifest(&manifest_for(entries));
     let dir = test.path().to_owned();
@@ -32,16 +36,14 @@ fn bridged(entries: &[(&str, &str, &str)]) -> Test {
         &helper,
         &format!(
             "echo start >> '{d}/starts'\nprintf '%s\\n' \"$0\" \"$@\" >> '{d}/argv'\n\
-             env >> '{d}/environ'\nexec '{BIN}' \"$@\"\n",
-            d = dir.display()
+             env >> '{d}/environ'\npwd >> '{d}/cwd'\nexec wine '{exe}' \"$@\"\n",
+            d = dir.display(),
+            exe = wine().exe().display(),
         ),
     );
-    test.env("XDG_DATA_HOME", dir.join("data"))
-        .env("WITH_SECRETS_PASSPHRASE", PASSPHRASE)
-        .env(
-            "WITH_SECRETS_WINDOWS_HELPER",
-            format!("{} --store file", helper.display()),
-        )
+    wine()
+        .with_helper(test, &helper.to_string_lossy())
+        .env("WSL_DISTRO_NAME", "Debian")
 }
 
 fn read(test: &Test, name: &str) -> String {
@@ -74,76 +76,126 @@ fn seen(test: &Test, names: &[&str]) -> String {
 
 #[test]
 fn a_run_reads_every_entry_through_one_helper_process() {
-    let names = ["A", "B", "C", "D", "E", "F"];
-    let entries: Vec<(&str, &str, String)> = names
-        .iter()
-        .map(|name| (*name, "acme", name.to_lowercase()))
+    // Ten entries in two services: Python's layout puts one username of a
+    // service at SERVICE and the others at USERNAME@SERVICE, and the helper
+    // reads as many as these on several threads.
+    let entries: Vec<(String, &str, String)> = (0..10)
+        .map(|i| {
+            let service = if i < 6 { "br-run" } else { "br-run-2" };
+            (format!("V{i}"), service, format!("user{i}"))
+        })
         .collect();
     let entries: Vec<(&str, &str, &str)> = entries
         .iter()
-        .map(|(n, s, u)| (*n, *s, u.as_str()))
+        .map(|(n, s, u)| (n.as_str(), *s, u.as_str()))
         .collect();
     let test = bridged(&entries);
-    for name in names {
-        test.run_input(
-            format!("value of {name} ✓"),
-            ["--store", "windows", "set", name],
-        )
-        .success();
+    let mut sets = 0;
+    for (i, (name, service, username)) in entries.iter().enumerate() {
+        let value = format!("value of {name} ✓");
+        if i % 3 == 0 {
+            wine().python_set(service, username, &value);
+        } else {
+            test.run_input(&value, ["--store", "windows", "set", name])
+                .success();
+            sets += 1;
+        }
     }
-    assert_eq!(starts(&test), names.len(), "one helper per set");
-    // The values really are in the store behind the helper.
-    test.run(["--store", "file", "get", "C"])
-        .success()
-        .stdout_is("value of C ✓");
-    let expected = names.map(|name| format!("value of {name} ✓")).join("|");
-    assert_eq!(seen(&test, &names), expected);
+    assert_eq!(starts(&test), sets, "one helper per set");
+    // The values really are in the Credential Manager, where Python's
+    // keyring reads them.
     assert_eq!(
-        starts(&test),
-        names.len() + 1,
-        "one helper for the whole run"
+        wine().python_get("br-run", "user4").as_deref(),
+        Some("value of V4 ✓")
     );
+    let names: Vec<&str> = entries.iter().map(|(name, _, _)| *name).collect();
+    let expected = names
+        .iter()
+        .map(|name| format!("value of {name} ✓"))
+        .collect::<Vec<_>>()
+        .join("|");
+    assert_eq!(seen(&test, &names), expected);
+    assert_eq!(starts(&test), sets + 1, "one helper for the whole run");
 }
 
 #[test]
-fn a_value_is_sent_on_stdin_never_in_argv_or_the_helpers_environment() {
-    let test = bridged(&[("TOKEN", "acme", "ci")]);
+fn a_value_is_sent_on_stdin_never_in_any_process_argv() {
+    let test = bridged(&[("TOKEN", "br-argv", "ci")]);
     let value = "argv-canary-5c1e7 ✓";
     test.run_input(value, ["--store", "windows", "set", "TOKEN"])
         .success();
-    assert_eq!(seen(&test, &["TOKEN"]), value);
     test.run(["--store", "windows", "get", "TOKEN"])
         .success()
         .stdout_is(value);
+    // The command lists every process's argv, Wine's own among them (its
+    // wineserver outlives the helper), while it has the value.
+    let run = test.run([
+        "--store",
+        "windows",
+        "--",
+        "sh",
+        "-c",
+        "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\"; echo; done 2>/dev/null; \
+         printf '[%s]' \"$TOKEN\"",
+    ]);
+    run.success();
+    let out = run.stdout();
+    assert!(out.ends_with(&format!("[{value}]")), "{out}");
+    assert!(
+        out.contains("wineserver"),
+        "Wine's processes not seen: {out}"
+    );
+    let listing = out.trim_end_matches(&format!("[{value}]"));
+    assert!(
+        !listing.contains("argv-canary"),
+        "a value in an argv: {out}"
+    );
     assert_eq!(starts(&test), 3);
     let argv = read(&test, "argv");
-    assert!(argv.contains("--store\nfile\nbridge\n"), "{argv}");
+    assert!(argv.ends_with("\nbridge\n"), "{argv}");
     assert!(
         !argv.contains("argv-canary"),
         "a value in the helper's argv: {argv}"
     );
-    let environ = read(&test, "environ");
-    // The passphrase reaches the helper through its environment, as the
-    // store behind it needs; no value ever does.
     assert!(
-        environ.contains(&format!("WITH_SECRETS_PASSPHRASE={PASSPHRASE}")),
-        "{environ}"
-    );
-    assert!(
-        !environ.contains("argv-canary"),
+        !read(&test, "environ").contains("argv-canary"),
         "a value in the helper's environment"
     );
 }
 
 #[test]
 fn auto_on_wsl_uses_windows_when_the_helper_answers() {
-    let test = bridged(&[("TOKEN", "acme", "ci")]).env("WSL_DISTRO_NAME", "Debian");
-    test.run_input("from windows", ["set", "TOKEN"]).success();
-    // It went through the helper, into the store behind it.
-    assert_eq!(starts(&test), 1);
-    let run = test.run(["-v", "--", "sh", "-c", "printf %s \"$TOKEN\""]);
+    let wine = wine();
+    let test = wine.as_wsl(Test::new().manifest(&manifest_for(&[
+        ("WSL_TOKEN", "br-wsl", "alice"),
+        ("WSL_OTHER", "br-wsl-other", "bob"),
+    ])));
+    wine.python_set("br-wsl", "alice", "from-python ✓");
+    let run = test.run([
+        "-v",
+        "--",
+        "sh",
+        "-c",
+        "printf '[%s|%s]' \"$WSL_TOKEN\" \"${WSL_OTHER-unset}\"",
+    ]);
+    run.expect_code(125)
+        .stderr_has("1 required secret is missing from windows")
+        .stderr_has("WSL_OTHER");
+    test.run_input("from-linux ✓", ["set", "WSL_OTHER"])
+        .success();
+    assert_eq!(
+        wine.python_get("br-wsl-other", "bob").as_deref(),
+        Some("from-linux ✓")
+    );
+    let run = test.run([
+        "-v",
+        "--",
+        "sh",
+        "-c",
+        "printf '[%s|%s]' \"$WSL_TOKEN\" \"$WSL_OTHER\"",
+    ]);
     run.success()
-        .stdout_is("from windows")
+        .stdout_is("[from-python ✓|from-linux ✓]")
         .stderr_has("store windows (auto: on WSL, and the Windows helper answered)");
     let doctor = test.run(["doctor"]);
     doctor.success();
@@ -153,13 +205,51 @@ fn auto_on_wsl_uses_windows_when_the_helper_answers() {
         "{out}"
     );
     assert!(
-        out.contains("windows helper: ") && out.contains("answers"),
+        out.contains(&format!(
+            "(with-secrets {}) answers",
+            env!("CARGO_PKG_VERSION")
+        )),
         "{out}"
     );
     assert!(
         out.contains("WSL:            yes (WSL_DISTRO_NAME is set)"),
         "{out}"
     );
+    assert!(
+        out.lines()
+            .any(|line| line.contains("WSL_TOKEN") && line.contains("found")),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_helper_starts_in_the_windows_drive_when_there_is_one() {
+    needs_root("it mounts an empty /mnt/c in a mount namespace");
+    let test = bridged(&[("TOKEN", "br-cwd", "ci")]);
+    wine().python_set("br-cwd", "ci", "from C:");
+    // As on WSL, where /mnt/c is the Windows C: drive: an empty one, seen
+    // only by this run.
+    let (ok, out) = test.outside(
+        "unshare",
+        &[
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t tmpfs none /mnt && mkdir /mnt/c && exec \"$0\" \"$@\"",
+            BIN,
+            "--store",
+            "windows",
+            "--",
+            "sh",
+            "-c",
+            "printf '[%s]' \"$TOKEN\"",
+        ],
+        ".",
+    );
+    // Wine, whose wineserver is outside this mount namespace, says it cannot
+    // open Z:\\mnt\\c and starts in C:\\windows; WSL has no such trouble.
+    assert!(ok && out.starts_with("[from C:]"), "{out}");
+    assert_eq!(read(&test, "cwd"), "/mnt/c\n");
 }
 
 #[test]
@@ -167,7 +257,7 @@ fn auto_on_wsl_without_a_helper_uses_the_file_store_and_says_why() {
     let test = Test::new()
         .manifest(&manifest_for(&[("TOKEN", "acme", "ci")]))
         .env("XDG_DATA_HOME", "data")
-        .env("WITH_SECRETS_PASSPHRASE", PASSPHRASE)
+        .env("WITH_SECRETS_PASSPHRASE", "bridge passphrase")
         .env("WSL_INTEROP", "/run/WSL/1_interop");
     test.run_input("in the file", ["set", "TOKEN"]).success();
     test.run(["--store", "file", "get", "TOKEN"])
@@ -218,69 +308,130 @@ fn a_missing_helper_is_no_store_so_the_environment_stands_in() {
         .stderr_has("put the Windows build of with-secrets (with-secrets.exe) on the Windows PATH");
 }
 
-/// Whether process `pid` is gone (or a zombie, which holds nothing).
-fn gone(pid: &str) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
-    }
+#[test]
+fn a_helper_that_wine_cannot_start_is_an_error_not_the_environment() {
+    let test = Test::new()
+        .manifest(&manifest_for(&[("TOKEN", "br-nostart", "ci")]))
+        .env("TOKEN", "from ci");
+    let missing = test.path().join("no-such-with-secrets.exe");
+    let test = wine().with_helper(
+        test,
+        &format!("wine {}", shell_words::quote(&missing.to_string_lossy())),
+    );
+    let run = test.run([
+        "--store",
+        "windows",
+        "--",
+        "sh",
+        "-c",
+        "printf %s \"$TOKEN\"",
+    ]);
+    run.expect_code(125)
+        .stderr_has("failed: it exited without answering")
+        .never_shows("from ci");
+}
+
+#[test]
+fn a_helper_that_cannot_be_executed_says_interop_is_broken() {
+    // As on WSL with interop off: a Windows program on PATH that Linux
+    // cannot execute.
+    let test = Test::new()
+        .manifest(&manifest_for(&[("TOKEN", "br-interop", "ci")]))
+        .file("windows/with-secrets.exe", b"MZ\x90\0 not for Linux")
+        .env("WSL_DISTRO_NAME", "Debian")
+        .env("TOKEN", "from ci");
+    let bin = test.path().join("windows");
+    let exe = bin.join("with-secrets.exe");
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let test = test.env("PATH", path);
+    let broken = "WSL interop, which runs Windows programs, is off or broken";
+    let run = test.run(["check"]);
+    run.expect_code(125)
+        .stderr_has("windows: the Windows helper")
+        .stderr_has(broken)
+        .never_shows("from ci");
+    let doctor = test.run(["doctor"]);
+    doctor.success();
+    let out = doctor.stdout();
+    assert!(
+        out.contains("uses:           windows (auto: on WSL, and the Windows helper is there), which FAILS: the Windows helper"),
+        "{out}"
+    );
+    assert!(out.contains("windows helper: FAILS: "), "{out}");
+    // No WSLInterop entry in binfmt_misc here, as on WSL with interop off.
+    assert!(
+        out.contains("WSL interop:    BROKEN: no WSLInterop entry"),
+        "{out}"
+    );
+    assert!(out.contains("(windows: the Windows helper"), "{out}");
+    assert!(out.contains("not looked up: windows failed"), "{out}");
+}
+
+/// The processes whose argv has `marker` in it.
+fn processes_with(marker: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|entry| {
+            let argv = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
+            argv.contains(marker)
+                .then(|| format!("{}: {argv}", entry.file_name().to_string_lossy()))
+        })
+        .collect()
 }
 
 #[test]
 fn a_helper_that_never_answers_is_killed_at_the_deadline() {
     let test = Test::new()
-        .manifest(&manifest_for(&[("TOKEN", "acme", "ci")]))
+        .manifest(&manifest_for(&[("TOKEN", "br-hang", "ci")]))
         .env("TOKEN", "stale");
-    let dir = test.path().to_owned();
-    let helper = dir.join("hang");
-    // The helper and a child of its own, both silent forever.
-    script(
-        &helper,
-        &format!(
-            "sleep 600 &\necho $! > '{d}/child.pid'\necho $$ > '{d}/helper.pid'\nwait\n",
-            d = dir.display()
-        ),
+    // The impostor starts a child of its own, then both stay silent; it
+    // writes `started` once the child is running.
+    let started = test.path().join("started");
+    let windows_path = format!("Z:{}", started.display()).replace('/', "\\");
+    let test = wine().with_helper(
+        test,
+        &wine().impostor(&format!("hang {}", shell_words::quote(&windows_path))),
     );
-    let test = test.env("WITH_SECRETS_WINDOWS_HELPER", helper.as_os_str());
-    let started = Instant::now();
-    let run = test.run(["--store", "windows", "--timeout", "1", "--", "true"]);
+    let begun = Instant::now();
+    let run = test.run(["--store", "windows", "--timeout", "3", "--", "true"]);
     run.expect_code(125)
-        .stderr_has("did not answer within 1 s, and was stopped");
+        .stderr_has("did not answer within 3 s, and was stopped");
     // A hung store is an error, never replaced by the environment.
     run.never_shows("stale");
-    assert!(started.elapsed() < Duration::from_secs(30), "it hung");
-    for file in ["helper.pid", "child.pid"] {
-        let pid = read(&test, file);
-        let pid = pid.trim();
-        assert!(
-            !pid.is_empty(),
-            "{file} was not written: the helper never started"
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !gone(pid) {
-            assert!(
-                Instant::now() < deadline,
-                "{file}: process {pid} is still running"
-            );
-            std::thread::yield_now();
+    assert!(begun.elapsed() < Duration::from_secs(30), "it hung");
+    assert!(
+        started.exists(),
+        "the impostor never started its child: it did not run long enough to hang"
+    );
+    // Both Windows processes are gone: their argv holds the marker path.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = processes_with(&windows_path);
+        if left.is_empty() {
+            break;
         }
+        assert!(Instant::now() < deadline, "still running: {left:?}");
+        std::thread::yield_now();
     }
 }
 
-/// A helper that answers hello as another version.
+/// A project whose helper answers hello as another version.
 fn mismatched(version: &str, protocol: u32) -> Test {
-    let test = Test::new().manifest(&manifest_for(&[("TOKEN", "acme", "ci")]));
-    let helper = test.path().join("old");
-    script(
-        &helper,
-        &format!(
-            "read line\nprintf '{{\"protocol\":{protocol},\"version\":\"{version}\"}}\\r\\n'\n\
-             cat > /dev/null\n"
-        ),
-    );
-    test.env("WITH_SECRETS_WINDOWS_HELPER", helper.as_os_str())
+    let test = Test::new().manifest(&manifest_for(&[("TOKEN", "br-version", "ci")]));
+    wine().with_helper(
+        test,
+        &wine().impostor(&format!("hello {version} {protocol}")),
+    )
 }
 
 #[test]
@@ -302,22 +453,46 @@ fn a_helper_of_another_version_is_an_error_that_says_which_to_update() {
 
 #[test]
 fn import_from_keyrings_alt_moves_entries_into_windows() {
-    let test = bridged(&[("A", "s", "a"), ("B", "s", "b"), ("C", "s", "c")]).file(
+    let test = bridged(&[
+        ("A", "brimport", "a"),
+        ("B", "brimport", "b"),
+        ("C", "brimport", "c"),
+    ])
+    .file(
         "data/python_keyring/keyring_pass.cfg",
         // base64 of "hello" and "wörld".
-        "[s]\na = \n\taGVsbG8=\nb = \n\td8O2cmxk\n\n",
+        "[brimport]\na = \n\taGVsbG8=\nb = \n\td8O2cmxk\n\n",
     );
+    let data = test.path().join("data");
+    let test = test.env("XDG_DATA_HOME", data);
     let run = test.run(["--store", "windows", "import", "--from", "keyrings-alt"]);
     run.success();
     let out = run.stdout();
-    assert!(out.contains("copied     A  s / a"), "{out}");
-    assert!(out.contains("not found  C  s / c"), "{out}");
+    assert!(out.contains("copied     A  brimport / a"), "{out}");
+    assert!(out.contains("not found  C  brimport / c"), "{out}");
     assert_eq!(starts(&test), 1, "one helper for the whole import");
-    for (name, value) in [("A", "hello"), ("B", "wörld")] {
-        test.run(["--store", "windows", "get", name])
-            .success()
-            .stdout_is(value);
+    for (username, value) in [("a", "hello"), ("b", "wörld")] {
+        assert_eq!(
+            wine().python_get("brimport", username).as_deref(),
+            Some(value)
+        );
     }
-    let path: PathBuf = test.path().join("data/with-secrets/secrets.age");
-    assert!(path.exists(), "nothing reached the store behind the helper");
+    assert_eq!(wine().python_get("brimport", "c"), None);
+}
+
+/// The Linux build serves any store it is told to as a helper: the file
+/// store here, with its passphrase from the helper's environment.
+#[test]
+fn the_linux_build_serves_a_named_store_as_a_helper() {
+    let test = Test::new()
+        .manifest(&manifest_for(&[("TOKEN", "acme", "ci")]))
+        .env("XDG_DATA_HOME", "data")
+        .env("WITH_SECRETS_PASSPHRASE", "bridge passphrase")
+        .env("WITH_SECRETS_WINDOWS_HELPER", format!("{BIN} --store file"));
+    test.run_input("served ✓", ["--store", "windows", "set", "TOKEN"])
+        .success();
+    test.run(["--store", "file", "get", "TOKEN"])
+        .success()
+        .stdout_is("served ✓");
+    assert_eq!(seen(&test, &["TOKEN"]), "served ✓");
 }

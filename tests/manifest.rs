@@ -1,6 +1,6 @@
 //! Manifest errors as a person sees them: located, with a snippet, exit 125.
 
-use crate::support::Test;
+use crate::support::{Test, needs_root};
 
 fn run(manifest: &str) -> crate::support::Run {
     Test::new().manifest(manifest).run(["--", "true"])
@@ -234,13 +234,4 @@ fn a_link_to_the_manifest_that_another_user_owns_is_refused() {
     test.run(["--", "sh", "-c", "printf %s \"$A\""])
         .success()
         .stdout_is("from-env");
-}
-
-/// Fails, saying why, where the suite is not run as root (CI runs it as
-/// root; a test that needs it must not pass silently elsewhere).
-#[track_caller]
-fn needs_root(why: &str) {
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    assert_eq!(uid, 0, "this test needs root, as CI runs it: {why}");
 }

@@ -26,10 +26,17 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     let mut details = String::new();
     let windows = windows_report(config, kind, &mut details);
     let native = native_report(config, &mut details);
-    let choice = match (kind, &windows, &native) {
+    // `auto` tries the Windows helper on WSL only, even when one is named.
+    let on_wsl = crate::machine::wsl().is_some();
+    let choice = match (kind, windows.as_ref().filter(|_| on_wsl), &native) {
         (StoreKind::Auto, Some(Ok(())), _) => {
             format!("windows ({chosen_by}: on WSL, and the Windows helper answers)")
         }
+        // A helper that is there but fails is not passed over: runs fail.
+        (StoreKind::Auto, Some(Err(windows)), _) if !windows.means_absent() => format!(
+            "windows ({chosen_by}: on WSL, and the Windows helper is there), which FAILS: {}",
+            first_line(windows)
+        ),
         (StoreKind::Auto, Some(Err(windows)), Err(reason)) => format!(
             "file ({chosen_by}: windows is not here: {}; {} is not here: {})",
             first_line(windows),
@@ -90,7 +97,6 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
 
     out.push_str("machine\n");
     let wsl = crate::machine::wsl();
-    let on_wsl = wsl.is_some();
     let _ = writeln!(out, "  WSL:            {}", yes_no(wsl));
     if on_wsl {
         let _ = writeln!(out, "  WSL interop:    {}", interop());

@@ -173,6 +173,9 @@ struct Auto {
     reason: Option<StoreError>,
     /// Every store passed over and why, for `-v`.
     passed: Vec<(&'static str, StoreError)>,
+    /// The store whose error ended the choice, so that the error is told
+    /// under its name.
+    failed: Option<&'static str>,
 }
 
 impl Auto {
@@ -183,6 +186,7 @@ impl Auto {
             chosen: None,
             reason: None,
             passed: Vec::new(),
+            failed: None,
         }
     }
 
@@ -202,7 +206,10 @@ impl Auto {
                     return Ok(value);
                 }
                 Err(err) if err.means_absent() => self.passed.push(("windows", err)),
-                Err(err) => return Err(err),
+                Err(err) => {
+                    self.failed = Some("windows");
+                    return Err(err);
+                }
             }
         }
         let native = open_native(self.timeout, self.person).and_then(|mut store| {
@@ -230,9 +237,10 @@ impl Auto {
 
 impl Store for Auto {
     fn name(&self) -> &'static str {
-        self.chosen
-            .as_ref()
-            .map_or(native_name(), |store| store.name())
+        match &self.chosen {
+            Some(store) => store.name(),
+            None => self.failed.unwrap_or(native_name()),
+        }
     }
 
     fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {

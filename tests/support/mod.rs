@@ -268,6 +268,15 @@ impl Test {
     }
 }
 
+/// Fails, saying why, where the suite is not run as root (CI runs it as
+/// root; a test that needs it must not pass silently elsewhere).
+#[track_caller]
+pub fn needs_root(why: &str) {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    assert_eq!(uid, 0, "this test needs root, as CI runs it: {why}");
+}
+
 /// Waits for `child`, killing it and failing the test if it hangs.
 pub fn wait(mut child: std::process::Child) -> Output {
     let start = Instant::now();

@@ -36,6 +36,7 @@ pub struct Wine {
     prefix: PathBuf,
     exe: PathBuf,
     standin: PathBuf,
+    impostor: PathBuf,
 }
 
 static WINE: OnceLock<Result<Wine, String>> = OnceLock::new();
@@ -85,6 +86,7 @@ impl Wine {
         let prefix = root.join("prefix");
         let wine = Self {
             standin: root.join("python-keyring-standin.exe"),
+            impostor: root.join("bridge-impostor.exe"),
             root,
             prefix,
             exe,
@@ -109,6 +111,11 @@ impl Wine {
             OsStr::new("-ladvapi32"),
             OsStr::new("-o"),
             wine.standin.as_os_str(),
+        ]);
+        mingw(&[
+            sources.join("bridge-impostor.c").as_os_str(),
+            OsStr::new("-o"),
+            wine.impostor.as_os_str(),
         ]);
 
         // One wineserver for every test of this process. It needs the
@@ -251,15 +258,31 @@ impl Wine {
     /// `test` set up as WSL would be, for the Linux build: its Windows
     /// helper is this Windows build under Wine, in this prefix.
     pub fn as_wsl(&self, test: Test) -> Test {
-        test.env(
-            "WITH_SECRETS_WINDOWS_HELPER",
-            format!("wine {}", shell_words::quote(&self.exe.to_string_lossy())),
-        )
-        .env("WINEPREFIX", &self.prefix)
-        .env("WINEDEBUG", "-all")
-        .env("LANG", "C.UTF-8")
-        .env("DISPLAY", "")
-        .env("WSL_DISTRO_NAME", "Debian")
+        let exe = self.exe.to_string_lossy();
+        self.with_helper(test, &format!("wine {}", shell_words::quote(&exe)))
+            .env("WSL_DISTRO_NAME", "Debian")
+    }
+
+    /// `test` with `command` as the Linux build's Windows helper, and Wine's
+    /// environment for this prefix.
+    pub fn with_helper(&self, test: Test, command: &str) -> Test {
+        test.env("WITH_SECRETS_WINDOWS_HELPER", command)
+            .env("WINEPREFIX", &self.prefix)
+            .env("WINEDEBUG", "-all")
+            .env("LANG", "C.UTF-8")
+            .env("DISPLAY", "")
+    }
+
+    /// The Windows build, for a helper command line.
+    pub fn exe(&self) -> &Path {
+        &self.exe
+    }
+
+    /// A helper command line that runs tests/wine/bridge-impostor.c with
+    /// `args` under Wine.
+    pub fn impostor(&self, args: &str) -> String {
+        let path = self.impostor.to_string_lossy();
+        format!("wine {} {args}", shell_words::quote(&path))
     }
 
     /// The value Python's `keyring get SERVICE USERNAME` gives, or `None`.
