@@ -42,6 +42,8 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Import { from } => commands::import::run(from, &config),
         Command::Doctor => commands::doctor::run(&config),
         Command::Env { format } => commands::env::run(format, &config),
+        Command::Unlock { duration } => commands::unlock::unlock(duration, &config),
+        Command::Lock => commands::unlock::lock(&config),
         Command::Completions { shell } => commands::completions::run(shell),
         Command::Man => commands::man::run(),
         Command::Bridge => commands::bridge::run(&config),

@@ -197,6 +197,22 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t = EnvFormat::Shell)]
         format: EnvFormat,
     },
+    /// Open the file store for this login session: ask its passphrase once,
+    /// then runs ask none until it ends.
+    ///
+    /// Checks the passphrase (from the terminal, or WITH_SECRETS_PASSPHRASE)
+    /// against the file store, making it if there is none, and keeps the
+    /// file's key, never the passphrase, in the Linux kernel's session
+    /// keyring until DURATION has passed, `with-secrets lock`, or the login
+    /// session ends. Another session is not unlocked by this one.
+    Unlock {
+        /// How long, e.g. 90s, 15m, 2h or 1h30m; at most 7d [default: 10h]
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_unlock_for)]
+        duration: Option<Duration>,
+    },
+    /// Lock the file store again at once: forget what `with-secrets unlock`
+    /// kept in this login session.
+    Lock,
     /// Print a shell completion script.
     ///
     /// For example: with-secrets completions bash >
@@ -225,6 +241,17 @@ pub(crate) enum EnvFormat {
     Dotenv,
     /// One JSON object mapping each name to its value
     Json,
+}
+
+/// How long `unlock` lasts: `90s`, `15m`, `2h`, `1h30m`, up to a week.
+fn parse_unlock_for(text: &str) -> Result<Duration, String> {
+    let duration = crate::term::when::parse_duration(text)?;
+    if duration > Duration::from_secs(7 * 86_400) {
+        return Err(format!(
+            "`{text}` is longer than 7d: an unlock is for a working session, not for good"
+        ));
+    }
+    Ok(duration)
 }
 
 /// A positive duration in seconds (`10`, `2.5`) or milliseconds (`500ms`).

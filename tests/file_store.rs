@@ -15,7 +15,7 @@ use base64::Engine as _;
 
 use crate::support::{Test, manifest_for, wait};
 
-const PASSPHRASE: &str = "correct horse battery staple";
+pub(crate) const PASSPHRASE: &str = "correct horse battery staple";
 /// A value with non-ASCII text, quotes, shell syntax and an inner newline.
 const VALUE: &str = "pä$$ wörd ✓ 🎉 \"q\" 'a' `x`\nsecond line";
 
@@ -66,7 +66,7 @@ fn seen(test: &Test, names: &[&str]) -> String {
 /// Runs the shell command `line` on a pseudo-terminal through script(1), in
 /// the project folder with the project's environment, typing each answer
 /// once its prompt has shown. Returns the transcript and the exit code.
-fn on_terminal(test: &Test, line: &str, answers: &[(&str, &str)]) -> (String, i32) {
+pub(crate) fn on_terminal(test: &Test, line: &str, answers: &[(&str, &str)]) -> (String, i32) {
     let mut child = test
         .script(line)
         .spawn()
@@ -132,7 +132,7 @@ fn age() -> &'static str {
 }
 
 /// Decrypts `file` with `age -d`, typing the passphrase, and parses the JSON.
-fn age_decrypt(test: &Test, file: &Path) -> serde_json::Value {
+pub(crate) fn age_decrypt(test: &Test, file: &Path) -> serde_json::Value {
     let out = test.path().join("decrypted.json");
     let line = format!(
         "{} -d -o {} {}",
@@ -148,7 +148,7 @@ fn age_decrypt(test: &Test, file: &Path) -> serde_json::Value {
 }
 
 /// The items of a decrypted document, as (service, username, value).
-fn items(document: &serde_json::Value) -> Vec<(String, String, String)> {
+pub(crate) fn items(document: &serde_json::Value) -> Vec<(String, String, String)> {
     assert_eq!(document["with-secrets"], 1, "{document}");
     let text = |item: &serde_json::Value, field: &str| item[field].as_str().unwrap().to_owned();
     document["items"]
@@ -165,7 +165,7 @@ fn items(document: &serde_json::Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn item(service: &str, username: &str, value: &str) -> (String, String, String) {
+pub(crate) fn item(service: &str, username: &str, value: &str) -> (String, String, String) {
     (service.into(), username.into(), value.into())
 }
 
@@ -570,7 +570,11 @@ fn the_passphrase_is_asked_twice_for_a_new_file_and_once_after() {
     );
     assert_eq!(code, 0, "{transcript}");
     assert!(transcript.ends_with("typed value\r\n"), "{transcript}");
-    assert_eq!(transcript.matches("assphrase").count(), 1, "{transcript}");
+    assert_eq!(
+        transcript.matches("Passphrase for").count(),
+        1,
+        "{transcript}"
+    );
 }
 
 #[test]

@@ -32,7 +32,7 @@ fn project() -> Test {
 }
 
 /// One process in a session: a command line and its standard input.
-struct Step {
+pub(crate) struct Step {
     line: String,
     input: Vec<u8>,
 }
@@ -45,12 +45,12 @@ fn keyutils(args: &[&str]) -> Step {
 }
 
 /// with-secrets with `args`.
-fn with_secrets(args: &[&str]) -> Step {
+pub(crate) fn with_secrets(args: &[&str]) -> Step {
     shell(&format!("\"$BIN\" {}", shell_words::join(args)))
 }
 
 /// A shell command line, e.g. a look at the keyring with keyctl.
-fn shell(line: &str) -> Step {
+pub(crate) fn shell(line: &str) -> Step {
     Step {
         line: line.to_owned(),
         input: Vec::new(),
@@ -58,7 +58,7 @@ fn shell(line: &str) -> Step {
 }
 
 impl Step {
-    fn input(mut self, input: impl AsRef<[u8]>) -> Self {
+    pub(crate) fn input(mut self, input: impl AsRef<[u8]>) -> Self {
         self.input = input.as_ref().to_vec();
         self
     }
@@ -84,9 +84,12 @@ pub(crate) fn run_in_own_keyring(test: &Test, script: &str) -> std::process::Out
     wait(command.spawn().expect("unshare(1) from util-linux"))
 }
 
-fn in_session(test: &Test, steps: &[Step]) -> Vec<Run> {
-    let dir = test.path().join("steps");
-    std::fs::create_dir(&dir).expect("steps dir");
+pub(crate) fn in_session(test: &Test, steps: &[Step]) -> Vec<Run> {
+    // A folder per session, so that a test may run several.
+    let dir = (0..)
+        .map(|n| test.path().join(format!("steps-{n}")))
+        .find(|dir| std::fs::create_dir(dir).is_ok())
+        .expect("steps dir");
     let file = |i: usize, ext: &str| {
         let path = dir.join(format!("{i}.{ext}"));
         shell_words::quote(path.to_str().expect("a UTF-8 temp path")).into_owned()
@@ -275,7 +278,7 @@ fn values_the_kernel_cannot_hold_are_refused_and_never_shown() {
 /// Runs with-secrets with `args` under a seccomp filter that fails `keyctl`,
 /// `add_key` and `request_key` with `errno`, as Docker's default profile
 /// does with EPERM.
-fn blocked(test: &Test, errno: i32, input: &str, args: &[&str]) -> Run {
+pub(crate) fn blocked(test: &Test, errno: i32, input: &str, args: &[&str]) -> Run {
     let filter = keyring_filter(errno);
     let mut command = test.command(args);
     command.stdin(Stdio::piped());

@@ -24,4 +24,5 @@ mod recipes;
 mod round_trips;
 mod run;
 mod store_errors;
+mod unlock;
 mod windows;

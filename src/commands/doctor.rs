@@ -77,6 +77,13 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
             "not created yet"
         };
         let _ = writeln!(out, "  file store:     {} ({state})", file.display());
+        #[cfg(target_os = "linux")]
+        if let Some(state) = FileStore::open(config.timeout, &TERMINAL)
+            .ok()
+            .and_then(|store| store.unlock_state())
+        {
+            let _ = writeln!(out, "  unlock:         {state}");
+        }
     }
     if let Ok(alt) = KeyringsAlt::open(&TERMINAL) {
         for (path, count) in alt.files() {

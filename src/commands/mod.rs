@@ -14,3 +14,4 @@ pub(crate) mod init;
 pub(crate) mod man;
 pub(crate) mod run;
 pub(crate) mod set;
+pub(crate) mod unlock;

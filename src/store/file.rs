@@ -32,6 +32,8 @@
 //! single step, so they see one or the other.
 
 mod age;
+#[cfg(target_os = "linux")]
+pub(crate) mod unlock;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -77,6 +79,11 @@ const LOG_N: u8 = 16;
 /// change and rewrite the file (prompts happen before), about 0.3 s each.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
+/// How long `with-secrets unlock` keeps the file store open, unless `--for`
+/// says otherwise: a working day, so that one unlock in the morning covers
+/// it, and a machine left on overnight is locked again by the next morning.
+pub(crate) const UNLOCK_FOR: Duration = Duration::from_secs(10 * 3_600);
+
 pub(crate) struct FileStore {
     dir: PathBuf,
     path: PathBuf,
@@ -86,6 +93,16 @@ pub(crate) struct FileStore {
     lock_wait: Duration,
     /// Who is asked for the passphrase.
     person: &'static dyn Person,
+    /// Whether to use a file key this login session keeps (`unlock`), and
+    /// to suggest unlocking after a typed passphrase. Off in unit tests,
+    /// which must not touch the tester's keyrings.
+    session_keyring: bool,
+    /// Whether the passphrase was typed at the prompt, not read from
+    /// `WITH_SECRETS_PASSPHRASE`.
+    typed: bool,
+    /// The file key of the file as last opened, to write it back with when
+    /// no passphrase was asked (see `update`).
+    file_key: Option<age::FileKey>,
 }
 
 impl FileStore {
@@ -100,6 +117,7 @@ impl FileStore {
         })?;
         Ok(Self {
             lock_wait: timeout,
+            session_keyring: true,
             ..Self::in_dir(dir, person)
         })
     }
@@ -111,6 +129,9 @@ impl FileStore {
             passphrase: None,
             lock_wait: LOCK_WAIT,
             person,
+            session_keyring: false,
+            typed: false,
+            file_key: None,
         }
     }
 
@@ -139,23 +160,99 @@ impl FileStore {
         }
     }
 
-    /// Decrypts and parses `file`, asking for the passphrase if need be.
+    /// Decrypts and parses `file`: with the file key this session keeps
+    /// (`unlock`), else with the passphrase, asked for if need be.
     fn open_file(&mut self, file: &[u8]) -> Result<Document, StoreError> {
         let encrypted =
             age::Encrypted::parse(file).map_err(|err| self.unreadable(err.to_string()))?;
-        let plaintext = match encrypted.decrypt(self.passphrase(false)?) {
-            Ok(plaintext) => plaintext,
+        let file_key = match self.kept_key(&encrypted) {
+            Some(file_key) => file_key,
+            None => self.key_from_passphrase(&encrypted)?,
+        };
+        let plaintext = encrypted
+            .decrypt_with(&file_key)
+            .map_err(|err| self.unreadable(err.to_string()))?;
+        self.file_key = Some(file_key);
+        Document::parse(&plaintext).map_err(|reason| self.unreadable(reason))
+    }
+
+    /// The file key, unwrapped with the passphrase (one scrypt).
+    fn key_from_passphrase(
+        &mut self,
+        encrypted: &age::Encrypted<'_>,
+    ) -> Result<age::FileKey, StoreError> {
+        match encrypted.file_key(self.passphrase(false)?) {
+            Ok(file_key) => {
+                self.suggest_unlock();
+                Ok(file_key)
+            }
             Err(age::Error::WrongPassphrase) => {
                 // A mistyped passphrase is not kept for the next call.
                 self.passphrase = None;
-                return Err(StoreError::BadPassword {
+                Err(StoreError::BadPassword {
                     path: self.path.clone(),
                     variable: PASSPHRASE_VARIABLE,
-                });
+                })
             }
-            Err(err) => return Err(self.unreadable(err.to_string())),
+            Err(err) => Err(self.unreadable(err.to_string())),
+        }
+    }
+
+    /// The file key of `encrypted` that this login session keeps, if it is
+    /// unlocked. Where the kernel keyring cannot be used, it is not: runs
+    /// ask for the passphrase as they would anyway, and `-v` says why.
+    #[cfg(target_os = "linux")]
+    fn kept_key(&self, encrypted: &age::Encrypted<'_>) -> Option<age::FileKey> {
+        if !self.session_keyring {
+            return None;
+        }
+        match unlock::find(&encrypted.salt()) {
+            Ok(Some(kept)) if encrypted.opens_with(&kept.key) => {
+                crate::explain!(
+                    "file store unlocked until {}, so no passphrase is asked",
+                    crate::term::when::describe_moment(kept.until)
+                );
+                Some(kept.key)
+            }
+            Ok(_) => {
+                crate::explain!("file store locked: this login session has not unlocked it");
+                None
+            }
+            Err(err) => {
+                crate::explain!("file store locked: {}", crate::error::first_line(&err));
+                None
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn kept_key(&self, _encrypted: &age::Encrypted<'_>) -> Option<age::FileKey> {
+        None
+    }
+
+    /// After a passphrase typed at the prompt, once: where an unlock would
+    /// work, that it saves typing it again. `-q` silences it.
+    fn suggest_unlock(&mut self) {
+        if !(self.typed && self.session_keyring) {
+            return;
+        }
+        self.typed = false;
+        #[cfg(target_os = "linux")]
+        if unlock::session().is_ok() {
+            self.person.warn(&format!(
+                "with-secrets: tip: `with-secrets unlock` asks for this passphrase once for this \
+                 login session (for {} unless --for says otherwise), and runs after it ask none",
+                crate::term::when::describe_duration(UNLOCK_FOR)
+            ));
+        }
+    }
+
+    /// Whether this login session keeps the key of the file as it is now.
+    fn unlocked_now(&self) -> bool {
+        let Ok(Some(file)) = self.read() else {
+            return false;
         };
-        Document::parse(&plaintext).map_err(|reason| self.unreadable(reason))
+        age::Encrypted::parse(&file).is_ok_and(|encrypted| self.kept_key(&encrypted).is_some())
     }
 
     /// The passphrase: from the environment, else typed (twice when `new`,
@@ -163,6 +260,7 @@ impl FileStore {
     fn passphrase(&mut self, new: bool) -> Result<&[u8], StoreError> {
         if self.passphrase.is_none() {
             self.passphrase = Some(self.ask(new)?);
+            self.typed = std::env::var_os(PASSPHRASE_VARIABLE).is_none_or(|value| value.is_empty());
         }
         Ok(self.passphrase.as_deref().map_or(&[], Vec::as_slice))
     }
@@ -186,25 +284,85 @@ impl FileStore {
 
     /// Changes the document under the lock and writes it back, unless
     /// `change` says it changed nothing.
+    ///
+    /// A run that has the passphrase writes a new file, with a new file key
+    /// and salt. One that opened the file with the key this session keeps
+    /// (`unlock`) has no passphrase, and writes the same header with a new
+    /// payload (see `age::Encrypted::reencrypt` for why that is sound).
     fn update(&mut self, change: impl FnOnce(&mut Document) -> bool) -> Result<(), StoreError> {
         // Ask before taking the lock, so that no other writer waits on a
-        // person typing.
+        // person typing; an unlocked file needs no passphrase.
         let new = !self.path.exists();
-        self.passphrase(new)?;
+        if new || !self.unlocked_now() {
+            self.passphrase(new)?;
+        }
         create_private_dir(&self.dir).map_err(|err| self.write_error(&self.dir, err))?;
         let _lock = self.lock()?;
         self.remove_leftovers();
-        let mut document = match self.read()? {
-            Some(file) => self.open_file(&file)?,
+        let current = self.read()?;
+        let mut document = match &current {
+            Some(file) => self.open_file(file)?,
             None => Document::default(),
         };
         if !change(&mut document) {
             return Ok(());
         }
         let plaintext = document.to_json();
-        let file = age::encrypt(self.passphrase(new)?, LOG_N, &plaintext);
+        let file = match (&current, &self.passphrase, &self.file_key) {
+            (Some(current), None, Some(file_key)) => age::Encrypted::parse(current)
+                .and_then(|encrypted| encrypted.reencrypt(file_key, &plaintext)),
+            _ => age::encrypt(self.passphrase(new)?, LOG_N, &plaintext),
+        };
         let file = file.map_err(|err| self.write_error(&self.path, err))?;
-        self.replace(&file)
+        self.replace(&file)?;
+        if new {
+            self.suggest_unlock();
+        }
+        Ok(())
+    }
+
+    /// `with-secrets unlock`: checks the passphrase against the file (made,
+    /// empty, when there is none), then keeps its file key in this login
+    /// session's kernel keyring for `duration`. Returns when that ends, and
+    /// which keyring holds it.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn unlock(
+        &mut self,
+        duration: Duration,
+    ) -> Result<(std::time::SystemTime, unlock::Session), StoreError> {
+        // Before anyone is asked anything: can anything be kept here?
+        unlock::session()?;
+        self.session_keyring = false;
+        if !self.path.exists() {
+            self.update(|_| true)?;
+        }
+        let file = self
+            .read()?
+            .ok_or_else(|| self.unreadable("it went away while being unlocked".into()))?;
+        let encrypted =
+            age::Encrypted::parse(&file).map_err(|err| self.unreadable(err.to_string()))?;
+        let file_key = self.key_from_passphrase(&encrypted)?;
+        unlock::keep(&encrypted.salt(), &file_key, duration)
+    }
+
+    /// For `doctor`: whether this login session has unlocked the file, and
+    /// until when; `None` when there is no file.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn unlock_state(&self) -> Option<String> {
+        let file = self.read().ok().flatten()?;
+        let Ok(encrypted) = age::Encrypted::parse(&file) else {
+            return Some("not an age file".into());
+        };
+        Some(match unlock::find(&encrypted.salt()) {
+            Ok(Some(kept)) if encrypted.opens_with(&kept.key) => format!(
+                "unlocked until {}",
+                crate::term::when::describe_moment(kept.until)
+            ),
+            Ok(_) => "locked: runs ask for the passphrase; `with-secrets unlock` asks once for \
+                      this login session"
+                .into(),
+            Err(err) => format!("locked, and {}", crate::error::first_line(&err)),
+        })
     }
 
     /// Waits for the exclusive lock on the lock file; it is released when

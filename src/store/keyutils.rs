@@ -237,11 +237,15 @@ fn read(serial: i32) -> Result<Option<Secret>, Failure> {
 
 /// A key serial as a system call argument: the kernel reads the low 32 bits
 /// as a signed `key_serial_t`, so the special IDs (-1, -4) sign-extend.
-fn serial_arg(serial: i32) -> c_ulong {
+pub(super) fn serial_arg(serial: i32) -> c_ulong {
     c_long::from(serial) as c_ulong
 }
 
-fn keyctl(call: &'static str, operation: u32, args: [c_ulong; 4]) -> Result<c_long, Failure> {
+pub(super) fn keyctl(
+    call: &'static str,
+    operation: u32,
+    args: [c_ulong; 4],
+) -> Result<c_long, Failure> {
     // SAFETY: each operation used here takes serials and integers, or
     // pointers that the caller keeps valid (NUL-terminated strings, a buffer
     // with its true length) for the duration of the call.
@@ -258,7 +262,7 @@ fn keyctl(call: &'static str, operation: u32, args: [c_ulong; 4]) -> Result<c_lo
     checked(call, result)
 }
 
-fn checked(call: &'static str, result: c_long) -> Result<c_long, Failure> {
+pub(super) fn checked(call: &'static str, result: c_long) -> Result<c_long, Failure> {
     if result >= 0 {
         return Ok(result);
     }
@@ -268,14 +272,14 @@ fn checked(call: &'static str, result: c_long) -> Result<c_long, Failure> {
 
 /// A failed system call: which one, for the message, and its errno.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Failure {
+pub(super) struct Failure {
     call: &'static str,
     errno: i32,
 }
 
 impl Failure {
     /// No such key, or one that expired or was revoked: missing, not an error.
-    fn means_gone(self) -> bool {
+    pub(super) fn means_gone(self) -> bool {
         matches!(
             self.errno,
             libc::ENOKEY | libc::EKEYEXPIRED | libc::EKEYREVOKED
@@ -284,6 +288,24 @@ impl Failure {
 
     fn into_error(self) -> StoreError {
         self.explain(&Confinement::detect(), &Quota::detect)
+    }
+
+    /// What failed and, where a filter or the kernel refused the call, the
+    /// most likely reason, without the keyutils store's next step.
+    pub(super) fn why(self) -> String {
+        let what = format!(
+            "{} failed: {}",
+            self.call,
+            io::Error::from_raw_os_error(self.errno)
+        );
+        match self.errno {
+            libc::EPERM | libc::ENOSYS | libc::EACCES => {
+                let reason = Confinement::detect().explain(self.errno);
+                let reason = reason.lines().next().unwrap_or_default();
+                format!("{what}: {reason}")
+            }
+            _ => what,
+        }
     }
 
     /// The error for this failure, with what most likely caused it where we

@@ -6,3 +6,4 @@ pub(crate) mod person;
 pub(crate) mod printable;
 pub(crate) mod prompt;
 pub(crate) mod verbosity;
+pub(crate) mod when;

@@ -87,7 +87,18 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Encrypts `plaintext` to `passphrase`, with scrypt work factor 2^`log_n`.
+/// A file key: what the header wraps and the payload is sealed with.
+pub(crate) type FileKey = Zeroizing<[u8; FILE_KEY]>;
+
+/// The length of a [`FileKey`].
+#[cfg_attr(
+    not(target_os = "linux"),
+    allow(dead_code, reason = "only unlock uses it")
+)]
+pub(crate) const FILE_KEY_LEN: usize = FILE_KEY;
+
+/// Encrypts `plaintext` to `passphrase`, with scrypt work factor 2^`log_n`:
+/// a new file, with a new file key and a new salt.
 pub(crate) fn encrypt(passphrase: &[u8], log_n: u8, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
     let mut file_key = Zeroizing::new([0u8; FILE_KEY]);
     random(file_key.as_mut())?;
@@ -101,29 +112,34 @@ pub(crate) fn encrypt(passphrase: &[u8], log_n: u8, plaintext: &[u8]) -> Result<
         args: vec!["scrypt".into(), BASE64.encode(salt), log_n.to_string()],
         body,
     };
+    let mut header = Vec::new();
+    write_header(&mut header, std::slice::from_ref(&stanza));
+    let mac = header_mac(&file_key, &header);
+    header.push(b' ');
+    header.extend_from_slice(BASE64.encode(mac).as_bytes());
+    header.push(b'\n');
+    seal_payload(&header, &file_key, plaintext)
+}
 
+/// `header` (whole, with its MAC line), then `plaintext` sealed as a payload
+/// under `file_key` with a new random nonce.
+fn seal_payload(header: &[u8], file_key: &FileKey, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
     // An empty plaintext is one empty (last) chunk.
     let chunks: Vec<&[u8]> = if plaintext.is_empty() {
         vec![&[]]
     } else {
         plaintext.chunks(CHUNK).collect()
     };
-    let mut out = Vec::new();
-    write_header(&mut out, std::slice::from_ref(&stanza));
     // Reserved in full, so that no reallocation leaves a copy of a plaintext
     // chunk (sealed in place, below) in freed memory.
-    let mac_line = " ".len() + 43 + "\n".len();
-    out.reserve_exact(mac_line + PAYLOAD_NONCE + plaintext.len() + chunks.len() * TAG);
+    let mut out =
+        Vec::with_capacity(header.len() + PAYLOAD_NONCE + plaintext.len() + chunks.len() * TAG);
     let capacity = out.capacity();
-    let mac = header_mac(&file_key, &out);
-    out.push(b' ');
-    out.extend_from_slice(BASE64.encode(mac).as_bytes());
-    out.push(b'\n');
-
+    out.extend_from_slice(header);
     let mut nonce = [0u8; PAYLOAD_NONCE];
     random(&mut nonce)?;
     out.extend_from_slice(&nonce);
-    let payload_key = payload_key(&file_key, &nonce);
+    let payload_key = payload_key(file_key, &nonce);
     for (index, piece) in chunks.iter().enumerate() {
         let start = out.len();
         out.extend_from_slice(piece);
@@ -175,13 +191,71 @@ impl<'a> Encrypted<'a> {
         })
     }
 
+    #[cfg(test)]
     pub(crate) fn decrypt(&self, passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let file_key = self.file_key(passphrase)?;
+        self.decrypt_with(&file_key)
+    }
+
+    /// The file key, unwrapped with `passphrase` (one scrypt), and checked
+    /// against the header's MAC.
+    pub(crate) fn file_key(&self, passphrase: &[u8]) -> Result<FileKey, Error> {
         let file_key = self.scrypt.file_key(passphrase)?;
-        let mut mac = header_hmac(&file_key);
+        if !self.opens_with(&file_key) {
+            return Err(Error::Tampered("its header"));
+        }
+        Ok(file_key)
+    }
+
+    /// Whether `file_key` is this file's: the header's MAC checks out.
+    pub(crate) fn opens_with(&self, file_key: &FileKey) -> bool {
+        let mut mac = header_hmac(file_key);
         mac.update(&self.file[..self.header.mac_input]);
-        mac.verify_slice(&self.header.mac)
-            .map_err(|_| Error::Tampered("its header"))?;
-        decrypt_payload(&file_key, &self.file[self.header.payload..])
+        mac.verify_slice(&self.header.mac).is_ok()
+    }
+
+    /// The payload, opened with a file key that [`Self::opens_with`] this file.
+    pub(crate) fn decrypt_with(&self, file_key: &FileKey) -> Result<Zeroizing<Vec<u8>>, Error> {
+        decrypt_payload(file_key, &self.file[self.header.payload..])
+    }
+
+    /// A new version of this file holding `plaintext`, for a file key that
+    /// [`Self::opens_with`] it: the same header, byte for byte (the same
+    /// salt, wrapped file key and MAC), and a new payload with a new nonce.
+    ///
+    /// This is what lets an unlocked file store be written without the
+    /// passphrase, and it stays within age's security model although the
+    /// spec asks for a new file key and a new salt for each file:
+    ///
+    /// - No key ever seals two messages under one nonce. The header wraps
+    ///   the same file key under the same scrypt key, so its ChaCha20-Poly1305
+    ///   body (fixed zero nonce) is the identical ciphertext of the identical
+    ///   plaintext: nothing new is encrypted under that key. Each payload has
+    ///   a new random 16-byte nonce, and its key is HKDF(file key, nonce), so
+    ///   two versions share a payload key only if their nonces collide (2^-128
+    ///   for a pair; the STREAM chunk nonces restart at 0 under each new key).
+    /// - The header MAC is the same MAC of the same bytes: it reveals nothing.
+    /// - What reuse costs is confinement: whoever learns the file key reads
+    ///   every version of the file that shares this header, not just one.
+    ///   That is the point of the key the file store keeps while unlocked,
+    ///   and why a run that has the passphrase writes a new file key and a
+    ///   new salt instead (see `encrypt`); the versions are linkable as the
+    ///   same file, which their path already says.
+    ///
+    /// The result is a standard age file: `age -d` opens it with the
+    /// passphrase.
+    pub(crate) fn reencrypt(&self, file_key: &FileKey, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        debug_assert!(self.opens_with(file_key), "not this file's key");
+        seal_payload(&self.file[..self.header.payload], file_key, plaintext)
+    }
+
+    /// The salt of its scrypt stanza, which is new whenever a file key is.
+    #[cfg_attr(
+        not(target_os = "linux"),
+        allow(dead_code, reason = "only unlock uses it")
+    )]
+    pub(crate) fn salt(&self) -> [u8; SALT] {
+        self.scrypt.salt
     }
 }
 
@@ -352,7 +426,7 @@ impl Scrypt {
     }
 
     /// The file key, unwrapped with `passphrase`.
-    fn file_key(&self, passphrase: &[u8]) -> Result<Zeroizing<[u8; FILE_KEY]>, Error> {
+    fn file_key(&self, passphrase: &[u8]) -> Result<FileKey, Error> {
         let wrap_key = scrypt_key(passphrase, &self.salt, self.log_n)?;
         let mut file_key = Zeroizing::new([0u8; FILE_KEY]);
         file_key.copy_from_slice(&self.wrapped[..FILE_KEY]);
@@ -382,19 +456,19 @@ fn scrypt_key(
 }
 
 /// HMAC-SHA256 keyed with HKDF-SHA256(file key, no salt, "header").
-fn header_hmac(file_key: &[u8; FILE_KEY]) -> Hmac<Sha256> {
-    let key = hkdf(file_key, &[], b"header");
+fn header_hmac(file_key: &FileKey) -> Hmac<Sha256> {
+    let key = hkdf(file_key.as_ref(), &[], b"header");
     <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref()).expect("HMAC takes any key length")
 }
 
-fn header_mac(file_key: &[u8; FILE_KEY], header: &[u8]) -> [u8; 32] {
+fn header_mac(file_key: &FileKey, header: &[u8]) -> [u8; 32] {
     let mut mac = header_hmac(file_key);
     mac.update(header);
     mac.finalize().into_bytes().into()
 }
 
-fn payload_key(file_key: &[u8; FILE_KEY], nonce: &[u8; PAYLOAD_NONCE]) -> Zeroizing<[u8; 32]> {
-    hkdf(file_key, nonce, b"payload")
+fn payload_key(file_key: &FileKey, nonce: &[u8; PAYLOAD_NONCE]) -> Zeroizing<[u8; 32]> {
+    hkdf(file_key.as_ref(), nonce, b"payload")
 }
 
 fn hkdf(ikm: &[u8], salt: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
@@ -414,7 +488,7 @@ fn chunk_nonce(counter: u64, last: bool) -> Nonce {
     nonce
 }
 
-fn decrypt_payload(file_key: &[u8; FILE_KEY], payload: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+fn decrypt_payload(file_key: &FileKey, payload: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
     let truncated = Error::Tampered("its payload (cut short)");
     let nonce: &[u8; PAYLOAD_NONCE] = payload
         .get(..PAYLOAD_NONCE)
@@ -484,6 +558,32 @@ mod tests {
             decrypt(b"pass phrase", &file).unwrap().as_slice(),
             b"{\"x\": 1}"
         );
+    }
+
+    #[test]
+    fn a_reencrypted_file_keeps_its_header_and_gets_a_new_payload_nonce() {
+        let first = encrypt(b"pass phrase", TEST_LOG_N, b"one").unwrap();
+        let encrypted = Encrypted::parse(&first).unwrap();
+        let file_key = encrypted.file_key(b"pass phrase").unwrap();
+        let other = encrypt(b"pass phrase", TEST_LOG_N, b"one").unwrap();
+        let other_key = Encrypted::parse(&other)
+            .unwrap()
+            .file_key(b"pass phrase")
+            .unwrap();
+        assert!(!encrypted.opens_with(&other_key), "another file's key");
+        let second = encrypted.reencrypt(&file_key, b"two").unwrap();
+        let third = encrypted.reencrypt(&file_key, b"two").unwrap();
+        let payload = encrypted.header.payload;
+        assert_eq!(first[..payload], second[..payload], "the same header");
+        assert_ne!(
+            second[payload..payload + PAYLOAD_NONCE],
+            third[payload..payload + PAYLOAD_NONCE],
+            "a new nonce each time"
+        );
+        assert_ne!(second[payload..], third[payload..]);
+        for file in [&second, &third] {
+            assert_eq!(decrypt(b"pass phrase", file).unwrap().as_slice(), b"two");
+        }
     }
 
     #[test]
