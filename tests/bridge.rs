@@ -46,6 +46,20 @@ fn bridged(entries: &[(&str, &str, &str)]) -> Test {
         .env("WSL_DISTRO_NAME", "Debian")
 }
 
+/// What `doctor` prints, after checking that it succeeded.
+fn doctor(test: &Test) -> String {
+    let run = test.run(["doctor"]);
+    run.success();
+    run.stdout()
+}
+
+/// Asserts that `out` has every one of `lines`.
+fn has_all(out: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(out.contains(line), "no {line:?} in:\n{out}");
+    }
+}
+
 fn read(test: &Test, name: &str) -> String {
     std::fs::read_to_string(test.path().join(name)).unwrap_or_default()
 }
@@ -197,23 +211,15 @@ fn auto_on_wsl_uses_windows_when_the_helper_answers() {
     run.success()
         .stdout_is("[from-python ✓|from-linux ✓]")
         .stderr_has("store windows (auto: on WSL, and the Windows helper answered)");
-    let doctor = test.run(["doctor"]);
-    doctor.success();
-    let out = doctor.stdout();
-    assert!(
-        out.contains("uses:           windows (auto: on WSL, and the Windows helper answers)"),
-        "{out}"
-    );
-    assert!(
-        out.contains(&format!(
-            "(with-secrets {}) answers",
-            env!("CARGO_PKG_VERSION")
-        )),
-        "{out}"
-    );
-    assert!(
-        out.contains("WSL:            yes (WSL_DISTRO_NAME is set)"),
-        "{out}"
+    let out = doctor(&test);
+    let version = format!("(with-secrets {}) answers", env!("CARGO_PKG_VERSION"));
+    has_all(
+        &out,
+        &[
+            "uses:           windows (auto: on WSL, and the Windows helper answers)",
+            &version,
+            "WSL:            yes (WSL_DISTRO_NAME is set)",
+        ],
     );
     assert!(
         out.lines()
@@ -268,20 +274,15 @@ fn auto_on_wsl_without_a_helper_uses_the_file_store_and_says_why() {
         "store file (auto: windows is not here: no Windows helper: with-secrets.exe is not on \
          PATH and WITH_SECRETS_WINDOWS_HELPER is not set; secret-service is not here",
     );
-    let out = test.run(["doctor"]).stdout();
-    assert!(
-        out.contains("uses:           file (auto: windows is not here: no Windows helper"),
-        "{out}"
+    has_all(
+        &doctor(&test),
+        &[
+            "uses:           file (auto: windows is not here: no Windows helper",
+            "windows helper: not here: no Windows helper",
+            "WSL:            yes (WSL_INTEROP is set)",
+            "WSL interop:    ",
+        ],
     );
-    assert!(
-        out.contains("windows helper: not here: no Windows helper"),
-        "{out}"
-    );
-    assert!(
-        out.contains("WSL:            yes (WSL_INTEROP is set)"),
-        "{out}"
-    );
-    assert!(out.contains("WSL interop:    "), "{out}");
 }
 
 #[test]
@@ -355,21 +356,18 @@ fn a_helper_that_cannot_be_executed_says_interop_is_broken() {
         .stderr_has("windows: the Windows helper")
         .stderr_has(broken)
         .never_shows("from ci");
-    let doctor = test.run(["doctor"]);
-    doctor.success();
-    let out = doctor.stdout();
-    assert!(
-        out.contains("uses:           windows (auto: on WSL, and the Windows helper is there), which FAILS: the Windows helper"),
-        "{out}"
-    );
-    assert!(out.contains("windows helper: FAILS: "), "{out}");
     // No WSLInterop entry in binfmt_misc here, as on WSL with interop off.
-    assert!(
-        out.contains("WSL interop:    BROKEN: no WSLInterop entry"),
-        "{out}"
+    has_all(
+        &doctor(&test),
+        &[
+            "uses:           windows (auto: on WSL, and the Windows helper is there), which \
+             FAILS: the Windows helper",
+            "windows helper: FAILS: ",
+            "WSL interop:    BROKEN: no WSLInterop entry",
+            "(windows: the Windows helper",
+            "not looked up: windows failed",
+        ],
     );
-    assert!(out.contains("(windows: the Windows helper"), "{out}");
-    assert!(out.contains("not looked up: windows failed"), "{out}");
 }
 
 /// The processes whose argv has `marker` in it.
