@@ -165,7 +165,7 @@ impl FileStore {
     fn open_file(&mut self, file: &[u8]) -> Result<Document, StoreError> {
         let encrypted =
             age::Encrypted::parse(file).map_err(|err| self.unreadable(err.to_string()))?;
-        let file_key = match self.kept_key(&encrypted) {
+        let file_key = match self.kept_key(&encrypted, true) {
             Some(file_key) => file_key,
             None => self.key_from_passphrase(&encrypted)?,
         };
@@ -200,33 +200,40 @@ impl FileStore {
 
     /// The file key of `encrypted` that this login session keeps, if it is
     /// unlocked. Where the kernel keyring cannot be used, it is not: runs
-    /// ask for the passphrase as they would anyway, and `-v` says why.
+    /// ask for the passphrase as they would anyway, and `-v` says why when
+    /// `tell`.
     #[cfg(target_os = "linux")]
-    fn kept_key(&self, encrypted: &age::Encrypted<'_>) -> Option<age::FileKey> {
+    fn kept_key(&self, encrypted: &age::Encrypted<'_>, tell: bool) -> Option<age::FileKey> {
         if !self.session_keyring {
             return None;
         }
         match unlock::find(&encrypted.salt()) {
             Ok(Some(kept)) if encrypted.opens_with(&kept.key) => {
-                crate::explain!(
-                    "file store unlocked until {}, so no passphrase is asked",
-                    crate::term::when::describe_moment(kept.until)
-                );
+                if tell {
+                    crate::explain!(
+                        "file store unlocked until {}, so no passphrase is asked",
+                        crate::term::when::describe_moment(kept.until)
+                    );
+                }
                 Some(kept.key)
             }
             Ok(_) => {
-                crate::explain!("file store locked: this login session has not unlocked it");
+                if tell {
+                    crate::explain!("file store locked: this login session has not unlocked it");
+                }
                 None
             }
             Err(err) => {
-                crate::explain!("file store locked: {}", crate::error::first_line(&err));
+                if tell {
+                    crate::explain!("file store locked: {}", crate::error::first_line(&err));
+                }
                 None
             }
         }
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn kept_key(&self, _encrypted: &age::Encrypted<'_>) -> Option<age::FileKey> {
+    fn kept_key(&self, _encrypted: &age::Encrypted<'_>, _tell: bool) -> Option<age::FileKey> {
         None
     }
 
@@ -252,7 +259,8 @@ impl FileStore {
         let Ok(Some(file)) = self.read() else {
             return false;
         };
-        age::Encrypted::parse(&file).is_ok_and(|encrypted| self.kept_key(&encrypted).is_some())
+        age::Encrypted::parse(&file)
+            .is_ok_and(|encrypted| self.kept_key(&encrypted, false).is_some())
     }
 
     /// The passphrase: from the environment, else typed (twice when `new`,
