@@ -278,7 +278,11 @@ impl clap::ValueEnum for StoreKind {
     }
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(self.spelling()).help(self.about()))
+        let value = clap::builder::PossibleValue::new(self.spelling()).help(self.about());
+        Some(match self {
+            Self::Vault => value.alias("openbao"),
+            _ => value,
+        })
     }
 }
 

@@ -136,8 +136,14 @@ impl Config {
     }
 
     /// Opens a store, with this run's timeout.
-    pub(crate) fn open_store(&self, kind: StoreKind) -> Result<Box<dyn Store>, StoreError> {
-        store::open(kind, self.timeout, &TERMINAL)
+    /// `vault` is the manifest's `[vault]` table, which the `vault` store
+    /// needs.
+    pub(crate) fn open_store(
+        &self,
+        kind: StoreKind,
+        vault: &crate::manifest::VaultSettings,
+    ) -> Result<Box<dyn Store>, StoreError> {
+        store::open(kind, self.timeout, &TERMINAL, vault)
     }
 
     /// Where `init` writes: the explicit manifest path, else `./secrets.toml`.

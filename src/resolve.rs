@@ -68,7 +68,7 @@ pub(crate) fn lookup(config: &Config, project: &Project) -> Resolution {
     let resolution = lookup_in(
         &project.manifest.entries,
         project.store.name(),
-        || config.open_store(project.store),
+        || config.open_store(project.store, &project.manifest.vault),
         from_process_env,
     );
     if crate::term::verbosity::verbose() {

@@ -25,4 +25,5 @@ mod round_trips;
 mod run;
 mod store_errors;
 mod unlock;
+mod vault;
 mod windows;

@@ -8,7 +8,7 @@ use crate::store::{self, Store};
 
 pub(crate) fn open(config: &Config, project: &Project) -> Result<Box<dyn Store>, Error> {
     config
-        .open_store(project.store)
+        .open_store(project.store, &project.manifest.vault)
         .map_err(|cause| Error::Store {
             store: project.store.name(),
             cause,

@@ -61,6 +61,15 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     };
     let _ = writeln!(out, "store\n  uses:           {choice}");
     out.push_str(&details);
+    if kind == StoreKind::Vault {
+        let settings = project
+            .as_ref()
+            .map(|project| project.manifest.vault.clone())
+            .unwrap_or_default();
+        for (label, text) in store::vault::report(config.timeout, &settings) {
+            let _ = writeln!(out, "  {label:<16}{text}");
+        }
+    }
 
     #[cfg(target_os = "linux")]
     {

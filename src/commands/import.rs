@@ -30,7 +30,7 @@ pub(crate) fn run(from: StoreKind, config: &Config) -> Result<ExitCode, Error> {
     let source = match from {
         StoreKind::KeyringsAlt => keyrings_alt::KeyringsAlt::open(&TERMINAL)
             .map(|store| Box::new(store.without_warning()) as Box<dyn Store>),
-        other => config.open_store(other),
+        other => config.open_store(other, &project.manifest.vault),
     };
     let mut source = source.map_err(|cause| Error::Store {
         store: from.name(),

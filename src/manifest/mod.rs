@@ -42,6 +42,27 @@ pub struct Manifest {
     /// The top-level `store`, if any.
     pub store: Option<StoreKind>,
     pub entries: Vec<Entry>,
+    /// Where the `vault` store looks: the `[vault]` table.
+    pub vault: VaultSettings,
+}
+
+/// The `[vault]` table: an entry `{ service = S, username = U }` is the key
+/// `U` of the KV v2 secret `PREFIX/S` in the secrets engine at `MOUNT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultSettings {
+    /// The KV v2 engine's mount path, without slashes around it.
+    pub mount: String,
+    /// Put before every service, without slashes around it; may be empty.
+    pub prefix: String,
+}
+
+impl Default for VaultSettings {
+    fn default() -> Self {
+        Self {
+            mount: "secret".to_owned(),
+            prefix: String::new(),
+        }
+    }
 }
 
 /// One `[secrets]` entry: which environment variable gets which keyring item.

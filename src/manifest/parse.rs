@@ -34,6 +34,7 @@ impl Manifest {
         let mut default_service = None;
         let mut secrets = None;
         let mut store = None;
+        let mut vault = super::VaultSettings::default();
         for (key, value) in doc.get_ref() {
             match key.get_ref().as_ref() {
                 "defaults" => {
@@ -58,6 +59,29 @@ impl Manifest {
                     }
                 }
                 "secrets" => secrets = Some(expect_table(value, "`[secrets]`", &fail)?),
+                "vault" => {
+                    let table = expect_table(value, "`[vault]`", &fail)?;
+                    for (key, value) in table {
+                        let name = key.get_ref().as_ref();
+                        let path = match name {
+                            "mount" => &mut vault.mount,
+                            "prefix" => &mut vault.prefix,
+                            other => {
+                                return Err(fail(
+                                    key.span(),
+                                    format!(
+                                        "unknown key `{other}` in [vault]; expected `mount` or \
+                                         `prefix`"
+                                    ),
+                                ));
+                            }
+                        };
+                        *path = vault_path(value, name, &fail)?;
+                        if name == "mount" && path.is_empty() {
+                            return Err(fail(value.span(), "`mount` must not be empty".into()));
+                        }
+                    }
+                }
                 "store" => {
                     let name = string(value, "store", &fail)?;
                     let kind = StoreKind::from_spelling(&name)
@@ -68,7 +92,8 @@ impl Manifest {
                     return Err(fail(
                         key.span(),
                         format!(
-                            "unknown key `{other}`; expected `store`, `[defaults]` or `[secrets]`"
+                            "unknown key `{other}`; expected `store`, `[defaults]`, `[secrets]` or \
+                             `[vault]`"
                         ),
                     ));
                 }
@@ -95,6 +120,7 @@ impl Manifest {
             path: path.to_owned(),
             store,
             entries,
+            vault,
         })
     }
 }
@@ -247,6 +273,33 @@ fn string(
             format!("`{key}` must be a string, not {}", describe(value)),
         )
     })
+}
+
+/// A mount or prefix: a path of segments, with any slashes around it
+/// dropped; no empty, `.` or `..` segment, which the server would read as
+/// another path.
+fn vault_path(
+    value: &Spanned<DeValue<'_>>,
+    key: &str,
+    fail: &impl Fn(Range<usize>, String) -> Error,
+) -> Result<String, Error> {
+    let text = string(value, key, fail)?;
+    let trimmed = text.trim_matches('/');
+    let bad = trimmed.split('/').any(|segment| {
+        matches!(segment, "." | "..") || (segment.is_empty() && !trimmed.is_empty())
+    }) || trimmed
+        .chars()
+        .any(|c| c.is_control() || c == '?' || c == '#');
+    if bad {
+        return Err(fail(
+            value.span(),
+            format!(
+                "`{key}` must be a path such as `team/apps`: no empty, `.` or `..` parts, \
+                 and no `?`, `#` or control characters"
+            ),
+        ));
+    }
+    Ok(trimmed.to_owned())
 }
 
 fn non_empty_string(

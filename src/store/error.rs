@@ -71,6 +71,9 @@ pub enum StoreError {
     /// UTF-8, or longer than its blob). `what` is the entry's label, which
     /// starts with the variable's name.
     Unstorable { what: String, reason: String },
+    /// A Vault or OpenBao server, or what is needed to reach it, failed;
+    /// the reason says which way and what to do.
+    Server { reason: String },
 }
 
 /// The program that answers as the Secret Service, so that advice names it
@@ -301,6 +304,7 @@ impl fmt::Display for StoreError {
                 "cannot store {what}: {reason}; nothing was changed\n  \
                  store a shorter value, or use another store (--store file)"
             ),
+            Self::Server { reason } => f.write_str(reason),
         }
     }
 }
@@ -386,7 +390,8 @@ impl StoreError {
             | Self::HelperTimedOut { .. }
             | Self::HelperMismatch { .. }
             | Self::Remote { .. }
-            | Self::Unstorable { .. } => false,
+            | Self::Unstorable { .. }
+            | Self::Server { .. } => false,
         }
     }
 }

@@ -12,11 +12,12 @@ pub enum StoreKind {
     File,
     Keyutils,
     KeyringsAlt,
+    Vault,
 }
 
 impl StoreKind {
     /// Every kind, in the order help lists them.
-    pub(crate) const ALL: [Self; 7] = [
+    pub(crate) const ALL: [Self; 8] = [
         Self::Auto,
         Self::SecretService,
         Self::Keychain,
@@ -24,6 +25,7 @@ impl StoreKind {
         Self::File,
         Self::Keyutils,
         Self::KeyringsAlt,
+        Self::Vault,
     ];
 
     /// How a person writes it.
@@ -34,8 +36,12 @@ impl StoreKind {
         }
     }
 
-    /// The kind written `text`, if any.
+    /// The kind written `text`, if any; `openbao` is another name for
+    /// `vault`, as OpenBao speaks Vault's API.
     pub(crate) fn from_spelling(text: &str) -> Option<Self> {
+        if text == "openbao" {
+            return Some(Self::Vault);
+        }
         Self::ALL.into_iter().find(|kind| kind.spelling() == text)
     }
 
@@ -64,6 +70,10 @@ impl StoreKind {
             Self::KeyringsAlt => {
                 "Python keyrings.alt's files, read-only, to use and import what is in them"
             }
+            Self::Vault => {
+                "A HashiCorp Vault or OpenBao server (KV v2), at BAO_ADDR or VAULT_ADDR \
+                 (also: openbao)"
+            }
         }
     }
 
@@ -78,6 +88,7 @@ impl StoreKind {
             Self::File => "file",
             Self::Keyutils => "keyutils",
             Self::KeyringsAlt => "keyrings-alt",
+            Self::Vault => "vault",
         }
     }
 }
@@ -103,6 +114,7 @@ mod tests {
         for kind in StoreKind::ALL {
             assert_eq!(StoreKind::from_spelling(kind.spelling()), Some(kind));
         }
-        assert_eq!(StoreKind::from_spelling("vault"), None);
+        assert_eq!(StoreKind::from_spelling("openbao"), Some(StoreKind::Vault));
+        assert_eq!(StoreKind::from_spelling("hashicorp"), None);
     }
 }

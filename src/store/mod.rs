@@ -35,6 +35,7 @@ pub(crate) mod memory;
 mod native;
 #[cfg(all(unix, not(target_os = "macos")))]
 pub(crate) mod secret_service;
+pub(crate) mod vault;
 #[cfg(windows)]
 mod windows;
 
@@ -137,8 +138,10 @@ pub(crate) fn open(
     kind: StoreKind,
     timeout: Duration,
     person: &'static dyn Person,
+    vault: &crate::manifest::VaultSettings,
 ) -> Result<Box<dyn Store>, StoreError> {
     match kind {
+        StoreKind::Vault => Ok(Box::new(vault::Vault::open(timeout, vault))),
         StoreKind::Auto => Ok(Box::new(Auto::new(timeout, person))),
         StoreKind::File => Ok(Box::new(file::FileStore::open(timeout, person)?)),
         StoreKind::KeyringsAlt => Ok(Box::new(keyrings_alt::KeyringsAlt::open(person)?)),

@@ -1,0 +1,842 @@
+//! The `vault` store (also `openbao`): a HashiCorp Vault or OpenBao server's
+//! KV v2 secrets engine, over its HTTP API.
+//!
+//! An entry `{ service = S, username = U }` is the key `U` of the secret at
+//! `PREFIX/S` in the engine mounted at `MOUNT` (the manifest's `[vault]`
+//! table; `secret` and no prefix by default). The server, the token, the CA
+//! and the namespace come from the variables the `bao` and `vault` CLIs read,
+//! `BAO_*` first, then `VAULT_*`, and the token last from `~/.vault-token`.
+//! TLS is always verified: against `BAO_CACERT` / `VAULT_CACERT` when one is
+//! set (that CA only, as the CLIs do), else the system's roots.
+//!
+//! Reads are one request per distinct path, all written at once on one
+//! kept-alive connection, the answers read back in order. `set` patches the
+//! one key (`PATCH`, JSON merge patch) where the token's policy allows it,
+//! else reads and writes back with check-and-set, again on a conflict; the
+//! other keys of the secret are kept either way.
+//!
+//! Errors say which of the distinct failures it is: no address (the only one
+//! that lets the environment stand in), no token or a token the server does
+//! not accept (found with `auth/token/lookup-self`), a policy that refuses
+//! the path, a sealed server, nothing listening, a TLS failure, an unknown
+//! namespace, no answer by the deadline. What an HA cluster says while its
+//! leader changes (connection refused or reset, 500/502/503 that are not
+//! "sealed", 429, 307 to a dead node, 400 "Waiting for the primary to
+//! upgrade") is retried with backoff until the deadline; a 403 never is.
+
+pub(crate) mod http;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use self::http::{Connection, Endpoint, Failure, Request, Response};
+use super::{Found, Key, Store, StoreError};
+use crate::manifest::VaultSettings;
+use crate::secret::Secret;
+
+const NAME: &str = "vault";
+
+/// The variables each setting is read from, in order.
+const ADDRESS: [&str; 2] = ["BAO_ADDR", "VAULT_ADDR"];
+const TOKEN: [&str; 2] = ["BAO_TOKEN", "VAULT_TOKEN"];
+const CACERT: [&str; 2] = ["BAO_CACERT", "VAULT_CACERT"];
+const NAMESPACE: [&str; 2] = ["BAO_NAMESPACE", "VAULT_NAMESPACE"];
+const TOKEN_FILE: &str = ".vault-token";
+
+/// The first backoff between retries, doubled each time up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How long connections may be refused before nothing listens, for sure.
+const REFUSED_FOR: Duration = Duration::from_secs(1);
+
+/// The first of `names` that is set and not empty, with its name.
+fn first_set(names: [&'static str; 2]) -> Option<(&'static str, String)> {
+    names.into_iter().find_map(|name| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+            .map(|value| (name, value.trim().to_owned()))
+    })
+}
+
+/// The server and how to talk to it.
+pub(crate) struct Server {
+    pub(crate) address: String,
+    endpoint: Endpoint,
+    token: Zeroizing<String>,
+    /// Where the token came from, for messages: a variable or the file.
+    pub(crate) token_source: String,
+    pub(crate) namespace: Option<String>,
+    /// Where the CA came from, if a variable named one.
+    pub(crate) ca_source: Option<String>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Server {
+    /// From the environment. No address is no store here (`means_absent`);
+    /// anything else missing or wrong is an error.
+    pub(crate) fn from_env() -> Result<Self, StoreError> {
+        let Some((address_variable, address)) = first_set(ADDRESS) else {
+            return Err(StoreError::Unavailable {
+                store: NAME,
+                reason: "no server address: set BAO_ADDR (or VAULT_ADDR) to your server's, \
+                         e.g. https://vault.example.com:8200"
+                    .into(),
+            });
+        };
+        let endpoint = Endpoint::parse(&address)
+            .map_err(|reason| server_error(format!("{address_variable}: {reason}")))?;
+        let (token, token_source) = match first_set(TOKEN) {
+            Some((variable, token)) => (Zeroizing::new(token), variable.to_owned()),
+            None => {
+                let path = token_file().ok_or_else(|| no_token(&address))?;
+                match std::fs::read_to_string(&path) {
+                    Ok(text) if !text.trim().is_empty() => (
+                        Zeroizing::new(text.trim().to_owned()),
+                        crate::term::printable::printable_path(&path),
+                    ),
+                    _ => return Err(no_token(&address)),
+                }
+            }
+        };
+        let namespace = first_set(NAMESPACE).map(|(_, namespace)| namespace);
+        let (tls, ca_source) = if endpoint.tls {
+            let (config, source) = tls_config()?;
+            (Some(config), source)
+        } else {
+            (None, None)
+        };
+        Ok(Self {
+            address,
+            endpoint,
+            token,
+            token_source,
+            namespace,
+            ca_source,
+            tls,
+        })
+    }
+}
+
+fn token_file() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(|home| PathBuf::from(home).join(TOKEN_FILE))
+}
+
+fn no_token(address: &str) -> StoreError {
+    server_error(format!(
+        "no token for {address}: run `bao login` (or `vault login`), which writes \
+         ~/.vault-token, or set BAO_TOKEN (or VAULT_TOKEN)"
+    ))
+}
+
+fn server_error(reason: String) -> StoreError {
+    StoreError::Server { reason }
+}
+
+/// A verified TLS set-up: the CA a variable names, else the system's roots.
+fn tls_config() -> Result<(Arc<rustls::ClientConfig>, Option<String>), StoreError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let source = match first_set(CACERT) {
+        Some((variable, path)) => {
+            let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
+                .and_then(|certificates| certificates.collect())
+                .map_err(|err| {
+                    server_error(format!(
+                        "{variable} names {path}, which is not a readable PEM certificate: {err}"
+                    ))
+                })?;
+            let (added, _) = roots.add_parsable_certificates(certificates);
+            if added == 0 {
+                return Err(server_error(format!(
+                    "{variable} names {path}, which holds no CA certificate"
+                )));
+            }
+            Some(format!("{variable}={path}"))
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            None
+        }
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| server_error(format!("TLS: {err}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok((Arc::new(config), source))
+}
+
+/// The store.
+pub(crate) struct Vault {
+    settings: VaultSettings,
+    timeout: Duration,
+    server: Option<Server>,
+    connection: Option<Connection>,
+}
+
+impl Vault {
+    /// Reads nothing and connects to nothing: that waits until it is used.
+    pub(crate) fn open(timeout: Duration, settings: &VaultSettings) -> Self {
+        Self {
+            settings: settings.clone(),
+            timeout,
+            server: None,
+            connection: None,
+        }
+    }
+
+    fn server(&mut self) -> Result<&Server, StoreError> {
+        if self.server.is_none() {
+            let server = Server::from_env()?;
+            crate::explain!(
+                "vault at {}{} (token from {})",
+                server.address,
+                server
+                    .namespace
+                    .as_deref()
+                    .map(|namespace| format!(", namespace {namespace}"))
+                    .unwrap_or_default(),
+                server.token_source
+            );
+            self.server = Some(server);
+        }
+        Ok(self.server.as_ref().expect("set above"))
+    }
+
+    /// The secret's path below the mount: `PREFIX/SERVICE`.
+    fn secret_path(&self, service: &str) -> String {
+        if self.settings.prefix.is_empty() {
+            service.to_owned()
+        } else {
+            format!("{}/{service}", self.settings.prefix)
+        }
+    }
+
+    /// The API path of a secret's data.
+    fn data_path(&self, service: &str) -> String {
+        format!(
+            "/v1/{}/data/{}",
+            encode_path(&self.settings.mount),
+            encode_path(&self.secret_path(service))
+        )
+    }
+
+    /// Sends `requests` as one batch and returns their answers, retrying
+    /// what an HA cluster says while its leader changes, until the deadline.
+    fn send(&mut self, requests: Vec<Request>) -> Result<Vec<Response>, StoreError> {
+        let deadline = Instant::now() + self.timeout;
+        let timeout = self.timeout;
+        self.server()?;
+        let server = self.server.as_ref().expect("set above");
+        let mut headers = vec![
+            ("X-Vault-Token", server.token.as_str()),
+            ("X-Vault-Request", "true"),
+        ];
+        if let Some(namespace) = &server.namespace {
+            headers.push(("X-Vault-Namespace", namespace.as_str()));
+        }
+        let mut answers: Vec<Option<Response>> = requests.iter().map(|_| None).collect();
+        let mut backoff = FIRST_BACKOFF;
+        let mut last_transient: Option<String> = None;
+        let mut first_refused: Option<Instant> = None;
+        loop {
+            let pending: Vec<usize> = (0..requests.len())
+                .filter(|&i| answers[i].is_none())
+                .collect();
+            if pending.is_empty() {
+                return Ok(answers.into_iter().map(Option::unwrap).collect());
+            }
+            let batch: Vec<&Request> = pending.iter().map(|&i| &requests[i]).collect();
+            let result = exchange(&mut self.connection, server, &batch, &headers, deadline);
+            match result {
+                Ok(responses) => {
+                    for (index, response) in pending.into_iter().zip(responses) {
+                        match transient(&response) {
+                            Some(why) => last_transient = Some(why),
+                            None => answers[index] = Some(response),
+                        }
+                    }
+                    if answers.iter().all(Option::is_some) {
+                        continue;
+                    }
+                }
+                Err(Failure::Connect(err)) => {
+                    // A node that restarts, or a load balancer between
+                    // nodes, may refuse for a moment; a server that is
+                    // down refuses for good, and is told after a second.
+                    let since = *first_refused.get_or_insert_with(Instant::now);
+                    let why = format!("nothing listens at {}: {err}", server.address);
+                    if since.elapsed() >= REFUSED_FOR {
+                        return Err(server_error(format!(
+                            "{why}\n  check BAO_ADDR (or VAULT_ADDR), and that the server runs"
+                        )));
+                    }
+                    last_transient = Some(why);
+                }
+                Err(Failure::Broken(err)) => {
+                    last_transient =
+                        Some(format!("the connection to {} broke: {err}", server.address));
+                }
+                Err(Failure::TimedOut) => {
+                    return Err(timed_out(server, timeout, last_transient.as_deref()));
+                }
+                Err(Failure::Tls(reason)) => {
+                    return Err(server_error(format!(
+                        "the TLS connection to {} failed: {reason}\n  check the server's \
+                         certificate and the CA it is checked against: {}",
+                        server.address,
+                        server.ca_source.as_deref().map_or_else(
+                            || "the system's; set BAO_CACERT (or VAULT_CACERT) to the PEM file \
+                                of your server's CA"
+                                .to_owned(),
+                            |source| source.to_owned()
+                        )
+                    )));
+                }
+                Err(Failure::Malformed(what)) => {
+                    return Err(server_error(format!(
+                        "{} answered something that is not HTTP as expected ({what}): is \
+                         BAO_ADDR (or VAULT_ADDR) the server's API address?",
+                        server.address
+                    )));
+                }
+            }
+            // Something transient: wait, then try again, within the deadline.
+            if Instant::now() + backoff >= deadline {
+                let why = last_transient.unwrap_or_default();
+                // Refused every time: nothing listens there.
+                if why.starts_with("nothing listens") {
+                    return Err(server_error(format!(
+                        "{why}\n  check BAO_ADDR (or VAULT_ADDR), and that the server runs"
+                    )));
+                }
+                return Err(timed_out(server, timeout, Some(&why)));
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// The error for a final answer that is not what was hoped for: tells a
+    /// bad token from a policy that refuses `path`, names a sealed server or
+    /// an unknown namespace.
+    fn refused(&mut self, response: &Response, path: &str) -> StoreError {
+        let messages = errors(&response.body);
+        let address = self.server.as_ref().map_or("", |s| s.address.as_str());
+        let address = address.to_owned();
+        match response.status {
+            403 => {
+                let lookup = self.send(vec![Request {
+                    method: "GET",
+                    path: "/v1/auth/token/lookup-self".into(),
+                    body: None,
+                }]);
+                let server = self.server.as_ref().expect("sent above");
+                match lookup.map(|mut answers| answers.remove(0).status) {
+                    Ok(200) => server_error(format!(
+                        "the token's policy refuses {path} on {address}\n  ask whoever runs \
+                         the server for access to it, or check [vault] mount and prefix in the \
+                         manifest"
+                    )),
+                    Ok(_) => server_error(format!(
+                        "{address} does not accept the token from {}: it is not valid \
+                         (expired, revoked or mistyped)\n  run `bao login` (or `vault login`)",
+                        server.token_source
+                    )),
+                    Err(err) => err,
+                }
+            }
+            503 if sealed(&messages) => server_error(format!(
+                "the server at {address} is sealed\n  unseal it (`bao operator unseal`), or \
+                 ask whoever runs it to"
+            )),
+            404 if messages.iter().any(|m| m.contains("namespace")) => {
+                let namespace = self
+                    .server
+                    .as_ref()
+                    .and_then(|s| s.namespace.clone())
+                    .unwrap_or_default();
+                server_error(format!(
+                    "{address} has no namespace `{namespace}` (from BAO_NAMESPACE or \
+                     VAULT_NAMESPACE): {}",
+                    messages.join("; ")
+                ))
+            }
+            404 if messages.iter().any(|m| m.contains("no handler for route")) => {
+                server_error(format!(
+                    "{address} has no secrets engine at `{}`: set [vault] mount in the \
+                     manifest to your KV v2 engine's path",
+                    self.settings.mount
+                ))
+            }
+            status => server_error(format!(
+                "{address} answered {status} for {path}{}",
+                if messages.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", messages.join("; "))
+                }
+            )),
+        }
+    }
+
+    /// One secret's data: `None` when there is no such secret (or it was
+    /// deleted), with its version for check-and-set (0 when none).
+    fn read_secret(&mut self, service: &str) -> Result<(Option<Map>, u64), StoreError> {
+        let path = self.data_path(service);
+        let mut answers = self.send(vec![Request {
+            method: "GET",
+            path: path.clone(),
+            body: None,
+        }])?;
+        let answer = answers.remove(0);
+        self.secret_of(&answer, service)
+    }
+
+    fn secret_of(
+        &mut self,
+        answer: &Response,
+        service: &str,
+    ) -> Result<(Option<Map>, u64), StoreError> {
+        let shown = self.shown_path(service);
+        match answer.status {
+            200 => parse_secret(&answer.body).map_err(|what| {
+                server_error(format!(
+                    "the secret {shown} is not KV v2 data as expected: {what}"
+                ))
+            }),
+            404 if errors(&answer.body).is_empty() => {
+                // No secret, or one whose latest version was deleted: its
+                // metadata still has the version, for check-and-set.
+                let version = parse_version(&answer.body).unwrap_or(0);
+                Ok((None, version))
+            }
+            _ => Err(self.refused(answer, &shown)),
+        }
+    }
+
+    /// `MOUNT/PREFIX/SERVICE`, as a person would type it to `bao kv get`.
+    fn shown_path(&self, service: &str) -> String {
+        format!("{}/{}", self.settings.mount, self.secret_path(service))
+    }
+
+    /// Writes `data` as the secret's new version if its version is still
+    /// `version`; `false` on a check-and-set conflict.
+    fn write_cas(&mut self, service: &str, data: &Map, version: u64) -> Result<bool, StoreError> {
+        let body = serde_json::json!({ "options": { "cas": version }, "data": data });
+        let body = Zeroizing::new(serde_json::to_vec(&body).expect("JSON of strings"));
+        let mut answers = self.send(vec![Request {
+            method: "POST",
+            path: self.data_path(service),
+            body: Some(("application/json", body)),
+        }])?;
+        let answer = answers.remove(0);
+        match answer.status {
+            200 | 204 => Ok(true),
+            400 if errors(&answer.body)
+                .iter()
+                .any(|m| m.contains("check-and-set")) =>
+            {
+                Ok(false)
+            }
+            _ => {
+                let shown = self.shown_path(service);
+                Err(self.refused(&answer, &shown))
+            }
+        }
+    }
+
+    /// A JSON merge patch of the secret; `None` when patching is not for
+    /// us here (no secret yet, or the policy does not allow `patch`).
+    fn patch(&mut self, service: &str, patch: &Value) -> Result<Option<()>, StoreError> {
+        let body = serde_json::json!({ "data": patch });
+        let body = Zeroizing::new(serde_json::to_vec(&body).expect("JSON of strings"));
+        let mut answers = self.send(vec![Request {
+            method: "PATCH",
+            path: self.data_path(service),
+            body: Some(("application/merge-patch+json", body)),
+        }])?;
+        let answer = answers.remove(0);
+        match answer.status {
+            200 | 204 => Ok(Some(())),
+            // No secret to patch, a policy without `patch`, or a server
+            // without PATCH: read, change and write back instead.
+            404 | 405 => Ok(None),
+            403 => Ok(None),
+            _ => {
+                let shown = self.shown_path(service);
+                Err(self.refused(&answer, &shown))
+            }
+        }
+    }
+
+    /// Reads, changes and writes back with check-and-set, until no other
+    /// writer came in between (or the deadline).
+    fn read_change_write(
+        &mut self,
+        service: &str,
+        change: impl Fn(&mut Map) -> bool,
+    ) -> Result<bool, StoreError> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let (data, version) = self.read_secret(service)?;
+            let mut data = data.unwrap_or_default();
+            if !change(&mut data) {
+                return Ok(false);
+            }
+            if self.write_cas(service, &data, version)? {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Err(server_error(format!(
+                    "{} kept changing while this wrote to it, for {} s; nothing was stored\n  \
+                     run this again",
+                    self.shown_path(service),
+                    self.timeout.as_secs_f32()
+                )));
+            }
+        }
+    }
+}
+
+type Map = BTreeMap<String, Value>;
+
+/// For `doctor`: the server, the token's source and whether the server
+/// takes it, the seal and HA state, and where entries are looked up; each
+/// as (label, text). Never the token.
+pub(crate) fn report(timeout: Duration, settings: &VaultSettings) -> Vec<(&'static str, String)> {
+    let mut vault = Vault::open(timeout, settings);
+    let server = match vault.server() {
+        Ok(server) => server,
+        Err(err) => return vec![("vault:", crate::error::first_line(&err))],
+    };
+    let mut lines = vec![(
+        "vault:",
+        format!(
+            "{}{}",
+            server.address,
+            server
+                .namespace
+                .as_deref()
+                .map(|namespace| format!(" (namespace {namespace})"))
+                .unwrap_or_default()
+        ),
+    )];
+    let source = server.token_source.clone();
+    let get = |path: &str| Request {
+        method: "GET",
+        path: path.to_owned(),
+        body: None,
+    };
+    let token = match vault.send(vec![get("/v1/auth/token/lookup-self")]) {
+        Ok(answers) => match answers[0].status {
+            200 => format!("from {source}: valid"),
+            403 => format!("from {source}: NOT VALID: run `bao login` (or `vault login`)"),
+            status => format!(
+                "from {source}: cannot be checked: {status} {}",
+                errors(&answers[0].body).join("; ")
+            ),
+        },
+        Err(err) => format!(
+            "from {source}: cannot be checked: {}",
+            crate::error::first_line(&err)
+        ),
+    };
+    lines.push(("token:", token));
+    // Every state answers 200 with these, so the body says which.
+    let health = "/v1/sys/health?standbyok=true&perfstandbyok=true&sealedcode=200&uninitcode=200";
+    let state = match vault.send(vec![get(health)]) {
+        Ok(answers) => match serde_json::from_slice::<Value>(&answers[0].body) {
+            Ok(health) if health["initialized"] == false => "NOT INITIALIZED".to_owned(),
+            Ok(health) if health["sealed"] == true => {
+                "SEALED: unseal it (`bao operator unseal`)".to_owned()
+            }
+            Ok(health) if health["standby"] == true => "unsealed, standby node".to_owned(),
+            Ok(_) => "unsealed, active node".to_owned(),
+            Err(_) => format!("answered {} to sys/health", answers[0].status),
+        },
+        Err(err) => crate::error::first_line(&err),
+    };
+    lines.push(("server:", state));
+    lines.push((
+        "kv v2 at:",
+        format!(
+            "{}/{} (the manifest's [vault] mount and prefix)",
+            settings.mount,
+            if settings.prefix.is_empty() {
+                "SERVICE".to_owned()
+            } else {
+                format!("{}/SERVICE", settings.prefix)
+            }
+        ),
+    ));
+    lines
+}
+
+fn exchange(
+    connection: &mut Option<Connection>,
+    server: &Server,
+    batch: &[&Request],
+    headers: &[(&str, &str)],
+    deadline: Instant,
+) -> Result<Vec<Response>, Failure> {
+    if connection.as_ref().is_none_or(|open| !open.is_reusable()) {
+        *connection = None;
+        *connection = Some(Connection::open(
+            &server.endpoint,
+            server.tls.as_ref(),
+            deadline,
+        )?);
+    }
+    let open = connection.as_mut().expect("opened above");
+    let owned: Vec<Request> = batch
+        .iter()
+        .map(|request| Request {
+            method: request.method,
+            path: request.path.clone(),
+            body: request
+                .body
+                .as_ref()
+                .map(|(kind, body)| (*kind, Zeroizing::new(body.to_vec()))),
+        })
+        .collect();
+    let result = open.exchange(&owned, headers, deadline);
+    if result.is_err() {
+        *connection = None;
+    }
+    result
+}
+
+/// Why an answer is worth trying again, if it is.
+fn transient(response: &Response) -> Option<String> {
+    let messages = errors(&response.body);
+    let why = |what: &str| Some(format!("{what} ({})", messages.join("; ")));
+    match response.status {
+        429 => why("429: too many requests"),
+        500 | 502 | 503 if !sealed(&messages) => why(&format!("{}", response.status)),
+        // A standby that points at an active node that is gone.
+        307 => Some(format!(
+            "307: redirected to {}, while the cluster elects a leader",
+            response.location.as_deref().unwrap_or("another node")
+        )),
+        400 if messages
+            .iter()
+            .any(|m| m.contains("Waiting for the primary")) =>
+        {
+            why("400: the mount is not ready yet")
+        }
+        _ => None,
+    }
+}
+
+fn sealed(messages: &[String]) -> bool {
+    messages.iter().any(|m| m.contains("sealed"))
+}
+
+fn timed_out(server: &Server, timeout: Duration, last: Option<&str>) -> StoreError {
+    server_error(format!(
+        "{} did not answer within {} s{}\n  check that it runs and is reachable, or give it \
+         longer with --timeout",
+        server.address,
+        timeout.as_secs_f32(),
+        last.map(|why| format!(" (last: {why})"))
+            .unwrap_or_default()
+    ))
+}
+
+/// The `errors` of an error answer: the server's own words (they never
+/// hold a value).
+fn errors(body: &[u8]) -> Vec<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|value| value.get("errors").cloned())
+        .and_then(|errors| serde_json::from_value::<Vec<String>>(errors).ok())
+        .unwrap_or_default()
+}
+
+/// A KV v2 read: its `data.data` and `data.metadata.version`.
+fn parse_secret(body: &[u8]) -> Result<(Option<Map>, u64), &'static str> {
+    let value: Zeroizing<Vec<u8>> = Zeroizing::new(body.to_vec());
+    let mut parsed: Value = serde_json::from_slice(&value).map_err(|_| "not JSON")?;
+    let version = parsed
+        .pointer("/data/metadata/version")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let data = match parsed.pointer_mut("/data/data").map(Value::take) {
+        Some(Value::Object(map)) => Some(map.into_iter().collect()),
+        // A deleted version reads as null data.
+        Some(Value::Null) => None,
+        _ => return Err("no data.data object (is the mount KV version 2?)"),
+    };
+    Ok((data, version))
+}
+
+fn parse_version(body: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<Value>(body)
+        .ok()?
+        .pointer("/data/metadata/version")?
+        .as_u64()
+}
+
+/// A value as the command gets it: a string as it is, anything else (a
+/// number, a flag, an object) as its JSON.
+fn value_bytes(value: &Value) -> Vec<u8> {
+    match value {
+        Value::String(text) => text.as_bytes().to_vec(),
+        other => other.to_string().into_bytes(),
+    }
+}
+
+/// Percent-encodes a path, keeping `/` between segments and the characters
+/// that need no encoding.
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+impl Store for Vault {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// One GET per distinct path, all sent at once on one connection.
+    fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
+        let mut services: Vec<&str> = keys.iter().map(|key| key.service).collect();
+        services.sort_unstable();
+        services.dedup();
+        let requests = services
+            .iter()
+            .map(|service| Request {
+                method: "GET",
+                path: self.data_path(service),
+                body: None,
+            })
+            .collect();
+        let answers = self.send(requests)?;
+        let mut secrets = BTreeMap::new();
+        for (service, answer) in services.iter().zip(&answers) {
+            let (data, _) = self.secret_of(answer, service)?;
+            secrets.insert(*service, data);
+        }
+        Ok(keys
+            .iter()
+            .map(|key| {
+                let value = secrets.get(key.service)?.as_ref()?.get(key.username)?;
+                Some(Found {
+                    secret: Secret::new(value_bytes(value)),
+                    matches: 1,
+                })
+            })
+            .collect())
+    }
+
+    fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
+        let Ok(text) = std::str::from_utf8(value.expose()) else {
+            return Err(StoreError::Unstorable {
+                what: label.to_owned(),
+                reason: "it is not UTF-8, and a Vault secret holds JSON strings".into(),
+            });
+        };
+        let text = Zeroizing::new(text.to_owned());
+        let patch = Value::Object(
+            [(key.username.to_owned(), Value::String(text.to_string()))]
+                .into_iter()
+                .collect(),
+        );
+        if self.patch(key.service, &patch)?.is_some() {
+            return Ok(());
+        }
+        self.read_change_write(key.service, |data| {
+            data.insert(key.username.to_owned(), Value::String(text.to_string()));
+            true
+        })
+        .map(drop)
+    }
+
+    fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
+        let changed =
+            self.read_change_write(key.service, |data| data.remove(key.username).is_some())?;
+        Ok(usize::from(changed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_percent_encoded_but_keep_their_slashes() {
+        assert_eq!(encode_path("team/acme api"), "team/acme%20api");
+        assert_eq!(encode_path("ünï?#"), "%C3%BCn%C3%AF%3F%23");
+    }
+
+    #[test]
+    fn a_kv_v2_read_gives_its_data_and_version() {
+        let body = br#"{"data":{"data":{"a":"1","n":2},"metadata":{"version":3}}}"#;
+        let (data, version) = parse_secret(body).unwrap();
+        let data = data.unwrap();
+        assert_eq!(version, 3);
+        assert_eq!(value_bytes(&data["a"]), b"1");
+        assert_eq!(value_bytes(&data["n"]), b"2");
+        let deleted = br#"{"data":{"data":null,"metadata":{"version":4}}}"#;
+        assert_eq!(parse_secret(deleted).unwrap(), (None, 4));
+        assert!(parse_secret(br#"{"data":{"a":"1"}}"#).is_err());
+    }
+
+    #[test]
+    fn only_what_an_ha_cluster_says_in_passing_is_retried() {
+        let answer = |status, body: &str| Response {
+            status,
+            location: None,
+            body: Zeroizing::new(body.as_bytes().to_vec()),
+        };
+        for (status, body) in [
+            (500, r#"{"errors":["active cluster node not found"]}"#),
+            (503, r#"{"errors":["something else"]}"#),
+            (429, "{}"),
+            (307, ""),
+            (
+                400,
+                r#"{"errors":["Waiting for the primary to upgrade from non-versioned to versioned data. Please try again."]}"#,
+            ),
+        ] {
+            assert!(
+                transient(&answer(status, body)).is_some(),
+                "{status} {body}"
+            );
+        }
+        for (status, body) in [
+            (503, r#"{"errors":["Vault is sealed"]}"#),
+            (403, r#"{"errors":["permission denied"]}"#),
+            (404, r#"{"errors":[]}"#),
+            (
+                400,
+                r#"{"errors":["check-and-set parameter did not match the current version"]}"#,
+            ),
+        ] {
+            assert!(
+                transient(&answer(status, body)).is_none(),
+                "{status} {body}"
+            );
+        }
+    }
+}

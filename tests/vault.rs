@@ -1,0 +1,446 @@
+//! The `vault` store against a real OpenBao (`bao server -dev`, one per
+//! test; see tests/support/bao.rs).
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use crate::support::bao::Bao;
+use crate::support::{SecretService, Test, manifest_for};
+
+/// A project whose store is `vault`, on `server`, with `manifest`.
+fn project(server: &Bao, manifest: &str) -> Test {
+    server
+        .client(Test::new().manifest(manifest))
+        .env("WITH_SECRETS_STORE", "vault")
+}
+
+/// `bao kv put secret/PATH key=value...`.
+fn put(server: &Bao, path: &str, pairs: &[(&str, &str)]) {
+    let mut args = vec!["kv".to_owned(), "put".to_owned(), format!("secret/{path}")];
+    args.extend(pairs.iter().map(|(key, value)| format!("{key}={value}")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    server.ok(&args);
+}
+
+/// The data of `secret/PATH` as `bao kv get -format=json` gives it.
+fn data(server: &Bao, path: &str) -> serde_json::Value {
+    let out = server.ok(&["kv", "get", "-format=json", &format!("secret/{path}")]);
+    let parsed: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    parsed["data"]["data"].clone()
+}
+
+/// What `sh -c` sees of `names`, joined by `|`.
+fn seen(test: &Test, names: &[&str]) -> String {
+    let script = names
+        .iter()
+        .map(|name| format!("\"${name}\""))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let format = vec!["%s"; names.len()].join("|");
+    let run = test.run(["--", "sh", "-c", &format!("printf '{format}' {script}")]);
+    run.success();
+    run.stdout()
+}
+
+/// How many requests the audit log at `log` has logged whose path starts
+/// with `prefix`.
+fn requests(log: &std::path::Path, prefix: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["type"] == "request")
+        .filter(|entry| {
+            entry["request"]["path"]
+                .as_str()
+                .is_some_and(|path| path.starts_with(prefix))
+        })
+        .count()
+}
+
+#[test]
+fn fifty_entries_in_five_paths_are_five_reads_on_one_connection() {
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("audit.log");
+    let server = Bao::dev_audited(&log);
+    let mut manifest = String::from("[secrets]\n");
+    let mut names = Vec::new();
+    for path in 0..5 {
+        let pairs: Vec<(String, String)> = (0..10)
+            .map(|key| (format!("key{key}"), format!("value {path}.{key} ✓")))
+            .collect();
+        let pairs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        put(&server, &format!("team/app{path}"), &pairs);
+        for key in 0..10 {
+            let name = format!("V{path}_{key}");
+            manifest.push_str(&format!(
+                "{name} = {{ service = \"app{path}\", username = \"key{key}\" }}\n"
+            ));
+            names.push(name);
+        }
+    }
+    // One more key in one secret that the manifest does not name.
+    server.ok(&["kv", "patch", "secret/team/app0", "unnamed=not read"]);
+    manifest = format!("[vault]\nprefix = \"team\"\n{manifest}");
+    let test = project(&server, &manifest);
+    let (reads, all) = (requests(&log, "secret/data/"), requests(&log, ""));
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let expected: Vec<String> = (0..5)
+        .flat_map(|path| (0..10).map(move |key| format!("value {path}.{key} ✓")))
+        .collect();
+    assert_eq!(seen(&test, &names), expected.join("|"));
+    assert_eq!(
+        requests(&log, "secret/data/") - reads,
+        5,
+        "one read per path"
+    );
+    assert_eq!(requests(&log, "") - all, 5, "and nothing else");
+}
+
+#[test]
+fn set_changes_one_key_and_keeps_the_rest_and_delete_removes_one() {
+    let server = Bao::dev();
+    put(&server, "acme", &[("other", "kept"), ("token", "old")]);
+    let test = project(
+        &server,
+        &manifest_for(&[("TOKEN", "acme", "token"), ("NEW", "fresh", "key")]),
+    );
+    test.run_input("new value ✓", ["set", "TOKEN"]).success();
+    assert_eq!(
+        data(&server, "acme"),
+        serde_json::json!({ "other": "kept", "token": "new value ✓" })
+    );
+    // A secret that does not exist yet is made.
+    test.run_input("made", ["set", "NEW"]).success();
+    assert_eq!(data(&server, "fresh"), serde_json::json!({ "key": "made" }));
+    test.run(["get", "TOKEN"])
+        .success()
+        .stdout_is("new value ✓");
+    test.run(["delete", "TOKEN"]).success();
+    assert_eq!(
+        data(&server, "acme"),
+        serde_json::json!({ "other": "kept" })
+    );
+    test.run(["delete", "TOKEN"])
+        .success()
+        .stderr_has("nothing to delete");
+    test.run(["get", "TOKEN"]).expect_code(125);
+}
+
+/// A policy on `secret/data/*` with `capabilities`.
+fn policy(capabilities: &str) -> String {
+    format!(
+        "path \"secret/data/*\" {{ capabilities = [{capabilities}] }}\n\
+         path \"auth/token/lookup-self\" {{ capabilities = [\"read\"] }}\n"
+    )
+}
+
+#[test]
+fn eight_concurrent_sets_on_one_path_keep_all_eight_with_and_without_patch() {
+    let server = Bao::dev();
+    let with_patch = server.token_with_policy(
+        "with-patch",
+        &policy("\"create\", \"read\", \"update\", \"patch\""),
+    );
+    let without_patch =
+        server.token_with_policy("without-patch", &policy("\"create\", \"read\", \"update\""));
+    for (round, token) in [("patch", with_patch), ("cas", without_patch)] {
+        let path = format!("shared-{round}");
+        let entries: Vec<(String, String)> = (0..8)
+            .map(|i| (format!("K{i}"), format!("key{i}")))
+            .collect();
+        let entries: Vec<(&str, &str, &str)> = entries
+            .iter()
+            .map(|(name, key)| (name.as_str(), path.as_str(), key.as_str()))
+            .collect();
+        let test = project(&server, &manifest_for(&entries)).env("BAO_TOKEN", &token);
+        let children: Vec<_> = (0..8)
+            .map(|i| {
+                test.spawn_input(
+                    ["set".to_owned(), format!("K{i}")],
+                    format!("value {i}").as_bytes(),
+                )
+            })
+            .collect();
+        for child in children {
+            let output = crate::support::wait(child);
+            assert!(
+                output.status.success(),
+                "{round}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let expected: serde_json::Map<String, serde_json::Value> = (0..8)
+            .map(|i| (format!("key{i}"), format!("value {i}").into()))
+            .collect();
+        assert_eq!(
+            data(&server, &path),
+            serde_json::Value::Object(expected),
+            "{round}"
+        );
+    }
+}
+
+#[test]
+fn import_fills_the_team_store_from_a_keyring_and_a_keyring_from_it() {
+    let keyring = SecretService::start();
+    let server = Bao::dev();
+    let manifest = manifest_for(&[("A", "import", "a"), ("B", "import", "b")]);
+    let test = server
+        .client(Test::new().manifest(&manifest))
+        .keyring(&keyring);
+    test.run_input("from my keyring", ["--store", "secret-service", "set", "A"])
+        .success();
+    let run = test.run(["--store", "vault", "import", "--from", "secret-service"]);
+    run.success();
+    assert!(run.stdout().contains("copied     A"), "{}", run.stdout());
+    assert_eq!(
+        data(&server, "import"),
+        serde_json::json!({ "a": "from my keyring" })
+    );
+    put(
+        &server,
+        "import",
+        &[("a", "from my keyring"), ("b", "from the team")],
+    );
+    let run = test.run(["--store", "secret-service", "import", "--from", "openbao"]);
+    run.success();
+    test.run(["--store", "secret-service", "get", "B"])
+        .success()
+        .stdout_is("from the team");
+}
+
+#[test]
+fn the_token_comes_from_the_variables_then_the_token_file() {
+    let server = Bao::dev();
+    put(&server, "acme", &[("token", "v")]);
+    let manifest = manifest_for(&[("TOKEN", "acme", "token")]);
+    let test = Test::new()
+        .manifest(&manifest)
+        .env("BAO_ADDR", &server.address)
+        .env("WITH_SECRETS_STORE", "vault");
+    // No token anywhere.
+    test.run(["get", "TOKEN"])
+        .expect_code(125)
+        .stderr_has("no token for")
+        .stderr_has("run `bao login` (or `vault login`)");
+    // ~/.vault-token, as `bao login` writes it.
+    let test = test.file("home/.vault-token", format!("{}\n", server.token));
+    test.run(["get", "TOKEN"]).success().stdout_is("v");
+    // VAULT_TOKEN before the file, BAO_TOKEN before VAULT_TOKEN.
+    let test = test.env("VAULT_TOKEN", "bad-token");
+    test.run(["get", "TOKEN"])
+        .expect_code(125)
+        .stderr_has("does not accept the token from VAULT_TOKEN");
+    let test = test.env("BAO_TOKEN", &server.token);
+    test.run(["get", "TOKEN"]).success().stdout_is("v");
+}
+
+#[test]
+fn a_bad_token_and_a_refusing_policy_are_told_apart() {
+    let server = Bao::dev();
+    put(&server, "acme", &[("token", "v")]);
+    let manifest = manifest_for(&[("TOKEN", "acme", "token")]);
+    let with_token = |token: &str| {
+        project(&server, &manifest)
+            .env("TOKEN", "stale")
+            .env("BAO_TOKEN", token)
+    };
+    with_token("not-a-token")
+        .run(["--", "true"])
+        .expect_code(125)
+        .stderr_has("does not accept the token from BAO_TOKEN: it is not valid")
+        .stderr_has("run `bao login`");
+    let revoked = server.token_with_policy("all", &policy("\"read\""));
+    server.ok(&["token", "revoke", &revoked]);
+    with_token(&revoked)
+        .run(["--", "true"])
+        .expect_code(125)
+        .stderr_has("it is not valid");
+    let elsewhere = server.token_with_policy(
+        "elsewhere",
+        "path \"secret/data/other\" { capabilities = [\"read\"] }\n",
+    );
+    with_token(&elsewhere)
+        .run(["--", "true"])
+        .expect_code(125)
+        .stderr_has("the token's policy refuses secret/acme on")
+        .never_shows("stale");
+}
+
+#[test]
+fn a_sealed_server_an_unknown_namespace_and_a_missing_mount_are_named() {
+    let server = Bao::dev();
+    put(&server, "acme", &[("token", "v")]);
+    let test = project(&server, &manifest_for(&[("TOKEN", "acme", "token")]));
+    project(&server, &manifest_for(&[("TOKEN", "acme", "token")]))
+        .env("BAO_NAMESPACE", "nope")
+        .run(["get", "TOKEN"])
+        .expect_code(125)
+        .stderr_has("has no namespace `nope`");
+    let other_mount = project(
+        &server,
+        &format!(
+            "[vault]\nmount = \"kv\"\n{}",
+            manifest_for(&[("TOKEN", "acme", "token")])
+        ),
+    );
+    other_mount
+        .run(["get", "TOKEN"])
+        .expect_code(125)
+        .stderr_has("has no secrets engine at `kv`");
+    server.ok(&["operator", "seal"]);
+    test.run(["get", "TOKEN"])
+        .expect_code(125)
+        .stderr_has("is sealed");
+}
+
+#[test]
+fn a_missing_key_is_missing_with_the_usual_line() {
+    let server = Bao::dev();
+    put(&server, "acme", &[("token", "v")]);
+    let test = project(
+        &server,
+        &manifest_for(&[("TOKEN", "acme", "token"), ("GONE", "acme", "gone")]),
+    );
+    test.run(["--", "true"])
+        .expect_code(125)
+        .stderr_has("1 required secret is missing from vault")
+        .stderr_has("with-secrets set GONE");
+}
+
+#[test]
+fn the_environment_stands_in_only_when_no_address_is_set() {
+    let manifest = manifest_for(&[("TOKEN", "acme", "token")]);
+    let ci = || {
+        Test::new()
+            .manifest(&manifest)
+            .env("WITH_SECRETS_STORE", "vault")
+            .env("TOKEN", "from ci")
+    };
+    ci().run(["--", "sh", "-c", "printf %s \"$TOKEN\""])
+        .success()
+        .stdout_is("from ci");
+    // An address where nothing listens: an error, whatever TOKEN holds.
+    let port = crate::support::bao::free_port();
+    let down = ci()
+        .env("BAO_ADDR", format!("http://127.0.0.1:{port}"))
+        .env("BAO_TOKEN", "t");
+    let run = down.run(["--", "sh", "-c", "printf %s \"$TOKEN\""]);
+    run.expect_code(125)
+        .stderr_has(&format!("nothing listens at http://127.0.0.1:{port}"))
+        .never_shows("from ci");
+}
+
+#[test]
+fn a_server_that_never_answers_is_an_error_at_the_deadline() {
+    // Accepts connections, reads, never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buffer = [0u8; 1024];
+            let _ = stream.read(&mut buffer);
+            held.push(stream);
+        }
+    });
+    let test = Test::new()
+        .manifest(&manifest_for(&[("TOKEN", "acme", "token")]))
+        .env("WITH_SECRETS_STORE", "vault")
+        .env("BAO_ADDR", format!("http://127.0.0.1:{port}"))
+        .env("BAO_TOKEN", "t")
+        .env("TOKEN", "stale");
+    let started = Instant::now();
+    let run = test.run(["--timeout", "1", "--", "true"]);
+    run.expect_code(125)
+        .stderr_has(&format!(
+            "http://127.0.0.1:{port} did not answer within 1 s"
+        ))
+        .never_shows("stale");
+    assert!(started.elapsed() < Duration::from_secs(20), "it hung");
+}
+
+#[test]
+fn tls_is_verified_against_the_ca_the_variables_name() {
+    let server = Bao::dev_tls();
+    put(&server, "acme", &[("token", "over tls")]);
+    let test = project(&server, &manifest_for(&[("TOKEN", "acme", "token")]));
+    test.run(["get", "TOKEN"]).success().stdout_is("over tls");
+    // The system's roots do not know the dev server's CA.
+    let no_ca = || {
+        Test::new()
+            .manifest(&manifest_for(&[("TOKEN", "acme", "token")]))
+            .env("WITH_SECRETS_STORE", "vault")
+            .env("BAO_ADDR", &server.address)
+            .env("BAO_TOKEN", &server.token)
+    };
+    no_ca()
+        .run(["get", "TOKEN"])
+        .expect_code(125)
+        .stderr_has("the TLS connection to")
+        .stderr_has("set BAO_CACERT (or VAULT_CACERT)");
+    // Another server's CA: refused too, naming the variable.
+    let other = Bao::dev_tls();
+    let other_ca = other.ca.clone().expect("a dev-tls CA");
+    no_ca()
+        .env("VAULT_CACERT", &other_ca)
+        .run(["get", "TOKEN"])
+        .expect_code(125)
+        .stderr_has("the TLS connection to")
+        .stderr_has("VAULT_CACERT=");
+}
+
+#[test]
+fn the_manifest_names_the_mount_and_the_prefix() {
+    let server = Bao::dev();
+    server.ok(&["secrets", "enable", "-path=team-kv", "kv-v2"]);
+    server.ok(&["kv", "put", "team-kv/apps/acme/api", "token=from the mount"]);
+    let test = project(
+        &server,
+        &format!(
+            "[vault]\nmount = \"/team-kv/\"\nprefix = \"apps/acme\"\n{}",
+            manifest_for(&[("TOKEN", "api", "token")])
+        ),
+    );
+    // Right after a mount is enabled the server may say "Waiting for the
+    // primary to upgrade": retried.
+    test.run(["get", "TOKEN"])
+        .success()
+        .stdout_is("from the mount");
+    let bad = project(
+        &server,
+        "[vault]\nmount = \"team-kv\"\nsecret_path = \"x\"\n[secrets]\n",
+    );
+    bad.run(["check"])
+        .expect_code(125)
+        .stderr_has("secrets.toml:3:1: unknown key `secret_path` in [vault]");
+}
+
+#[test]
+fn doctor_shows_the_server_token_source_seal_and_ha_state_never_the_token() {
+    let server = Bao::dev();
+    let test =
+        project(&server, &manifest_for(&[("TOKEN", "acme", "token")])).env("BAO_NAMESPACE", "");
+    let run = test.run(["doctor"]);
+    run.success().never_shows(&server.token);
+    let out = run.stdout();
+    for line in [
+        "uses:           vault (chosen by WITH_SECRETS_STORE)",
+        &format!("vault:          {}", server.address),
+        "token:          from BAO_TOKEN: valid",
+        "server:         unsealed, active node",
+    ] {
+        assert!(out.contains(line), "no {line:?} in:\n{out}");
+    }
+    let run = test.run(["-v", "check"]);
+    run.never_shows(&server.token).stderr_has(&format!(
+        "vault at {} (token from BAO_TOKEN)",
+        server.address
+    ));
+}
