@@ -5,7 +5,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use crate::support::bao::Bao;
+use crate::support::bao::{Bao, Cluster};
 use crate::support::{SecretService, Test, manifest_for};
 
 /// A project whose store is `vault`, on `server`, with `manifest`.
@@ -443,4 +443,123 @@ fn doctor_shows_the_server_token_source_seal_and_ha_state_never_the_token() {
         "vault at {} (token from BAO_TOKEN)",
         server.address
     ));
+}
+
+#[test]
+fn killing_the_active_node_never_runs_the_command_with_wrong_or_partial_values() {
+    let mut cluster = Cluster::start();
+    cluster.cli(0, &["kv", "put", "secret/ha", "a=alpha", "b=beta"]);
+    let manifest = manifest_for(&[
+        ("A", "ha", "a"),
+        ("B", "ha", "b"),
+        ("C", "ha-late", "c"),
+        ("D", "ha-writes", "d"),
+    ]);
+    // Every run goes through node 1, a standby until the kill.
+    let test = Test::new()
+        .manifest(&manifest)
+        .env("WITH_SECRETS_STORE", "vault")
+        .env("BAO_ADDR", &cluster.nodes[1].address)
+        .env("BAO_TOKEN", &cluster.token);
+    let print = [
+        "--timeout",
+        "5",
+        "--",
+        "sh",
+        "-c",
+        "printf '[%s|%s|%s]' \"$A\" \"$B\" \"$C\"",
+    ];
+    test.run_input("w", ["set", "D"]).success();
+    // A write through a standby is forwarded to the active node; the
+    // standby answers reads itself, so it shows the write once it has
+    // replicated it (OpenBao's eventual consistency, with standby reads on).
+    test.run_input("late", ["set", "C"]).success();
+    until_seen(&test, &print, "[alpha|beta|late]");
+    // Written just before the kill, through the active node, and seen by
+    // node 1, so that no answer of node 1 can be older than it.
+    cluster.cli(0, &["kv", "patch", "secret/ha-late", "c=just before"]);
+    until_seen(&test, &print, "[alpha|beta|just before]");
+    cluster.nodes[0].kill();
+    let killed = Instant::now();
+    let mut outcomes: Vec<String> = Vec::new();
+    let mut successes = 0;
+    let mut leader_at = None;
+    let mut writes: Vec<String> = Vec::new();
+    loop {
+        let run = test.run(print);
+        match run.code() {
+            Some(0) => {
+                assert_eq!(run.stdout(), "[alpha|beta|just before]", "{outcomes:?}");
+                successes += 1;
+                outcomes.push(format!("{:.1?}: ok", killed.elapsed()));
+            }
+            Some(125) => {
+                let stderr = run.stderr();
+                assert!(stderr.starts_with("with-secrets: "), "{stderr}");
+                assert_eq!(run.stdout(), "", "the command ran: {stderr}");
+                outcomes.push(format!(
+                    "{:.1?}: 125 {}",
+                    killed.elapsed(),
+                    stderr.lines().next().unwrap_or_default()
+                ));
+            }
+            other => panic!("exit {other:?}: {}", run.stderr()),
+        }
+        // A write during the election: retried (307, 500) until a leader
+        // takes it, or an error at the deadline; never half done.
+        let set = test.run_input(
+            format!("w{}", outcomes.len()),
+            ["--timeout", "5", "set", "D"],
+        );
+        match set.code() {
+            Some(0) => writes.push(format!("{:.1?}: ok", killed.elapsed())),
+            Some(125) => writes.push(format!(
+                "{:.1?}: 125 {}",
+                killed.elapsed(),
+                set.stderr().lines().next().unwrap_or_default()
+            )),
+            other => panic!("set exit {other:?}: {}", set.stderr()),
+        }
+        let leader = cluster.is_active(1) || cluster.is_active(2);
+        if leader && leader_at.is_none() {
+            leader_at = Some(killed.elapsed());
+        }
+        if successes >= 3 && leader {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(90),
+            "no new leader, or no good run, 90 s after the kill: {outcomes:#?}"
+        );
+    }
+    // Writes work again through the survivor, once a leader is back.
+    test.run_input("after", ["set", "C"]).success();
+    until_seen(&test, &print, "[alpha|beta|after]");
+    let failed: Vec<&String> = outcomes.iter().filter(|o| o.contains(": 125 ")).collect();
+    eprintln!(
+        "after the kill: {} runs, {successes} with the right values, {} exited 125 {failed:#?}; \
+         a new leader within {:.1?}",
+        outcomes.len(),
+        failed.len(),
+        leader_at.unwrap_or_default()
+    );
+    eprintln!("writes after the kill: {writes:#?}");
+}
+
+/// Runs `args` until the command prints `expected`, for at most 30 s.
+fn until_seen(test: &Test, args: &[&str], expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = test.run(args);
+        if run.code() == Some(0) && run.stdout() == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never printed {expected:?}; last: {:?} {}{}",
+            run.code(),
+            run.stdout(),
+            run.stderr()
+        );
+    }
 }

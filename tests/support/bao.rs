@@ -230,3 +230,210 @@ pub fn health(port: u16) -> Option<u16> {
     let answer = String::from_utf8_lossy(&answer);
     answer.get(9..12)?.parse().ok()
 }
+
+/// A 3-node Raft cluster on 127.0.0.1, initialised with one key share,
+/// unsealed, every node a voter, with `kv-v2` at `secret/`.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub token: String,
+    unseal_key: String,
+    dir: tempfile::TempDir,
+}
+
+/// One node of a `Cluster`.
+pub struct Node {
+    pub address: String,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("with-secrets-raft.")
+            .tempdir()
+            .expect("temp dir");
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let leader = format!("http://127.0.0.1:{}", ports[0].0);
+        let mut cluster = Self {
+            nodes: Vec::new(),
+            token: String::new(),
+            unseal_key: String::new(),
+            dir,
+        };
+        for (index, (api, cluster_port)) in ports.iter().enumerate() {
+            let node_dir = cluster.dir.path().join(format!("node{index}"));
+            std::fs::create_dir(&node_dir).expect("node dir");
+            let join = if index == 0 {
+                String::new()
+            } else {
+                format!("  retry_join {{\n    leader_api_addr = \"{leader}\"\n  }}\n")
+            };
+            let config = format!(
+                "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node{index}\"\n  \
+                 performance_multiplier = 1\n{join}}}\n\
+                 listener \"tcp\" {{\n  address = \"127.0.0.1:{api}\"\n  \
+                 cluster_address = \"127.0.0.1:{cluster_port}\"\n  tls_disable = true\n}}\n\
+                 api_addr = \"http://127.0.0.1:{api}\"\n\
+                 cluster_addr = \"https://127.0.0.1:{cluster_port}\"\n\
+                 disable_mlock = true\n",
+                node_dir.display()
+            );
+            let config_path = node_dir.join("config.hcl");
+            std::fs::write(&config_path, config).expect("config");
+            let child = Command::new(bao())
+                .arg("server")
+                .arg(format!("-config={}", config_path.display()))
+                .env_clear()
+                .env("HOME", &node_dir)
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(
+                    std::fs::File::create(node_dir.join("server.log")).expect("log"),
+                ))
+                .spawn()
+                .expect("start bao server");
+            cluster.nodes.push(Node {
+                address: format!("http://127.0.0.1:{api}"),
+                child: Some(child),
+            });
+            // Listening (any health status will do: sealed is 503).
+            let deadline = Instant::now() + READY;
+            while health(*api).is_none() {
+                assert!(Instant::now() < deadline, "node{index} never listened");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if index == 0 {
+                let out = cluster.cli(
+                    0,
+                    &[
+                        "operator",
+                        "init",
+                        "-key-shares=1",
+                        "-key-threshold=1",
+                        "-format=json",
+                    ],
+                );
+                let init: serde_json::Value = serde_json::from_str(&out).expect("init JSON");
+                cluster.unseal_key = init["unseal_keys_b64"][0]
+                    .as_str()
+                    .expect("a key")
+                    .to_owned();
+                cluster.token = init["root_token"].as_str().expect("a token").to_owned();
+            }
+            let key = cluster.unseal_key.clone();
+            cluster.wait_until(index, "unsealed", |cluster| {
+                cluster
+                    .try_cli(index, &["operator", "unseal", &key])
+                    .is_some()
+                    && health(cluster.port(index)).is_some_and(|code| code == 200 || code == 429)
+            });
+            if index == 0 {
+                cluster.wait_until(0, "active", |cluster| health(cluster.port(0)) == Some(200));
+                cluster.cli(
+                    0,
+                    &[
+                        "operator",
+                        "raft",
+                        "autopilot",
+                        "set-config",
+                        "-server-stabilization-time=2s",
+                    ],
+                );
+            }
+        }
+        cluster.wait_until(0, "three voters", |cluster| {
+            cluster
+                .try_cli(0, &["operator", "raft", "list-peers", "-format=json"])
+                .and_then(|out| serde_json::from_str::<serde_json::Value>(&out).ok())
+                .and_then(|peers| peers["data"]["config"]["servers"].as_array().cloned())
+                .is_some_and(|servers| {
+                    servers.len() == 3 && servers.iter().all(|server| server["voter"] == true)
+                })
+        });
+        cluster.cli(0, &["secrets", "enable", "-path=secret", "kv-v2"]);
+        cluster
+    }
+
+    fn port(&self, index: usize) -> u16 {
+        self.nodes[index]
+            .address
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .expect("a port")
+    }
+
+    fn wait_until(&self, index: usize, what: &str, done: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "node{index} was not {what} within 60 s:\n{}",
+                self.log(index)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self, index: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node{index}/server.log")))
+            .unwrap_or_default()
+    }
+
+    /// The CLI against node `index`, as root; its stdout if it succeeded.
+    pub fn try_cli(&self, index: usize, args: &[&str]) -> Option<String> {
+        let output = Command::new(bao())
+            .args(args)
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("BAO_ADDR", &self.nodes[index].address)
+            .env("BAO_TOKEN", &self.token)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run bao");
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The CLI, which must succeed.
+    pub fn cli(&self, index: usize, args: &[&str]) -> String {
+        // Right after a mount or an election, a node may ask to wait.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(out) = self.try_cli(index, args) {
+                return out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bao {args:?} on node{index} kept failing:\n{}",
+                self.log(index)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether node `index` is the active node now.
+    pub fn is_active(&self, index: usize) -> bool {
+        health(self.port(index)) == Some(200)
+    }
+}
