@@ -646,13 +646,16 @@ fn sealed(messages: &[String]) -> bool {
 }
 
 fn timed_out(server: &Server, timeout: Duration, last: Option<&str>) -> StoreError {
+    let what = match last {
+        None => format!("did not answer within {} s", timeout.as_secs_f32()),
+        Some(why) => format!(
+            "gave no usable answer within {} s (last: {why})",
+            timeout.as_secs_f32()
+        ),
+    };
     server_error(format!(
-        "{} did not answer within {} s{}\n  check that it runs and is reachable, or give it \
-         longer with --timeout",
+        "{} {what}\n  check that it runs and is reachable, or give it longer with --timeout",
         server.address,
-        timeout.as_secs_f32(),
-        last.map(|why| format!(" (last: {why})"))
-            .unwrap_or_default()
     ))
 }
 
