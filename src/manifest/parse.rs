@@ -373,13 +373,56 @@ DATABASE_URL = { username = "dev-db" }
         let manifest = parse("store = \"file\"\n[secrets]\n").unwrap();
         assert_eq!(manifest.store, Some(StoreKind::File));
         assert_eq!(parse("").unwrap().store, None);
-        let message = error("store = \"vault\"\n");
+        assert_eq!(
+            parse("store = \"openbao\"\n").unwrap().store,
+            Some(StoreKind::Vault)
+        );
+        let message = error("store = \"consul\"\n");
         assert!(
             message.starts_with(
-                "secrets.toml:1:9: unknown store `vault`; expected one of auto, secret-service"
+                "secrets.toml:1:9: unknown store `consul`; expected one of auto, secret-service"
             ),
             "{message}"
         );
+    }
+
+    #[test]
+    fn the_vault_table_is_checked_like_the_rest() {
+        let manifest = parse("[vault]\nmount = \"/kv/\"\nprefix = \"team/apps/\"\n").unwrap();
+        assert_eq!(
+            manifest.vault,
+            crate::manifest::VaultSettings {
+                mount: "kv".into(),
+                prefix: "team/apps".into()
+            }
+        );
+        assert_eq!(parse("").unwrap().vault.mount, "secret");
+        for (text, expected) in [
+            ("[vault]\nmount = \"\"\n", "2:9: `mount` must not be empty"),
+            (
+                "[vault]\nprefix = \"a/../b\"\n",
+                "2:10: `prefix` must be a path",
+            ),
+            (
+                "[vault]\nprefix = \"a//b\"\n",
+                "2:10: `prefix` must be a path",
+            ),
+            (
+                "[vault]\nprefix = 3\n",
+                "2:10: `prefix` must be a string, not an integer",
+            ),
+            (
+                "[vault]\nmuont = \"kv\"\n",
+                "2:1: unknown key `muont` in [vault]",
+            ),
+            ("vault = 1\n", "1:9: `[vault]` must be a table"),
+        ] {
+            let message = error(text);
+            assert!(
+                message.starts_with(&format!("secrets.toml:{expected}")),
+                "{message}"
+            );
+        }
     }
 
     #[test]

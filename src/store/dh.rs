@@ -77,7 +77,7 @@ impl KeyPair {
         // exponent of twice the security strength).
         let mut private = Box::new(Zeroizing::new([0u32; EXPONENT_WORDS]));
         let mut bytes = Zeroizing::new([0u8; EXPONENT_WORDS * 4]);
-        getrandom::fill(bytes.as_mut()).map_err(|err| format!("no randomness: {err}"))?;
+        getrandom::getrandom(bytes.as_mut()).map_err(|err| format!("no randomness: {err}"))?;
         for (word, chunk) in private.iter_mut().zip(bytes.chunks_exact(4)) {
             *word = u32::from_le_bytes(chunk.try_into().expect("4 bytes"));
         }
@@ -155,7 +155,7 @@ impl SessionKey {
     /// Returns (IV, ciphertext).
     pub(crate) fn encrypt(&self, secret: &Secret) -> Result<(Vec<u8>, Vec<u8>), String> {
         let mut iv = [0u8; 16];
-        getrandom::fill(&mut iv).map_err(|err| format!("no randomness: {err}"))?;
+        getrandom::getrandom(&mut iv).map_err(|err| format!("no randomness: {err}"))?;
         let ciphertext = Encryptor::new(&self.0.into(), &iv.into())
             .encrypt_padded_vec_mut::<Pkcs7>(secret.expose());
         Ok((iv.to_vec(), ciphertext))

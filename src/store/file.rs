@@ -424,7 +424,7 @@ impl FileStore {
     /// Puts `file` in place of the store file in one atomic step.
     fn replace(&self, file: &[u8]) -> Result<(), StoreError> {
         let mut name = [0u8; 8];
-        getrandom::fill(&mut name).map_err(|err| self.write_error(&self.dir, err))?;
+        getrandom::getrandom(&mut name).map_err(|err| self.write_error(&self.dir, err))?;
         let name: String = name.iter().map(|b| format!("{b:02x}")).collect();
         let temp = self.dir.join(format!("{TEMP_PREFIX}{name}{TEMP_SUFFIX}"));
         let written = private_options()

@@ -532,7 +532,7 @@ fn decrypt_payload(file_key: &FileKey, payload: &[u8]) -> Result<Zeroizing<Vec<u
 }
 
 fn random(buffer: &mut [u8]) -> Result<(), Error> {
-    getrandom::fill(buffer).map_err(|err| Error::Random(err.to_string()))
+    getrandom::getrandom(buffer).map_err(|err| Error::Random(err.to_string()))
 }
 
 #[cfg(test)]
