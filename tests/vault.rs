@@ -99,6 +99,16 @@ fn fifty_entries_in_five_paths_are_five_reads_on_one_connection() {
         "one read per path"
     );
     assert_eq!(requests(&log, "") - all, 5, "and nothing else");
+    // All on one connection: the server saw one client port.
+    let ports: std::collections::BTreeSet<u64> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["type"] == "request")
+        .skip(all)
+        .filter_map(|entry| entry["request"]["remote_port"].as_u64())
+        .collect();
+    assert_eq!(ports.len(), 1, "{ports:?}");
 }
 
 #[test]
