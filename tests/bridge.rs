@@ -68,26 +68,6 @@ fn starts(test: &Test) -> usize {
     read(test, "starts").lines().count()
 }
 
-/// What `-- sh -c` sees of `names`, joined by `|`.
-fn seen(test: &Test, names: &[&str]) -> String {
-    let script = names
-        .iter()
-        .map(|name| format!("\"${name}\""))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let format = vec!["%s"; names.len()].join("|");
-    let run = test.run([
-        "--store",
-        "windows",
-        "--",
-        "sh",
-        "-c",
-        &format!("printf '{format}' {script}"),
-    ]);
-    run.success();
-    run.stdout()
-}
-
 #[test]
 fn a_run_reads_every_entry_through_one_helper_process() {
     // Ten entries in two services: Python's layout puts one username of a
@@ -128,7 +108,7 @@ fn a_run_reads_every_entry_through_one_helper_process() {
         .map(|name| format!("value of {name} ✓"))
         .collect::<Vec<_>>()
         .join("|");
-    assert_eq!(seen(&test, &names), expected);
+    assert_eq!(test.seen_with(&["--store", "windows"], &names), expected);
     assert_eq!(starts(&test), sets + 1, "one helper for the whole run");
 }
 
@@ -492,5 +472,8 @@ fn the_linux_build_serves_a_named_store_as_a_helper() {
     test.run(["--store", "file", "get", "TOKEN"])
         .success()
         .stdout_is("served ✓");
-    assert_eq!(seen(&test, &["TOKEN"]), "served ✓");
+    assert_eq!(
+        test.seen_with(&["--store", "windows"], &["TOKEN"]),
+        "served ✓"
+    );
 }

@@ -50,19 +50,6 @@ fn get(test: &Test, name: &str) -> String {
     run.stdout()
 }
 
-/// What `-- sh -c 'printf …'` sees of each variable, joined by `|`.
-fn seen(test: &Test, names: &[&str]) -> String {
-    let script = names
-        .iter()
-        .map(|name| format!("\"${name}\""))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let format = vec!["%s"; names.len()].join("|");
-    let run = test.run(["--", "sh", "-c", &format!("printf '{format}' {script}")]);
-    run.success();
-    run.stdout()
-}
-
 /// Runs the shell command `line` on a pseudo-terminal through script(1), in
 /// the project folder with the project's environment, typing each answer
 /// once its prompt has shown. Returns the transcript and the exit code.
@@ -185,7 +172,7 @@ fn values_come_back_exactly_from_get_and_the_command_environment() {
     assert_eq!(get(&test, "LINES"), "one\r\ntwo\n");
     assert_eq!(get(&test, "EMPTY"), "");
     assert_eq!(
-        seen(&test, &["TOKEN", "LINES", "EMPTY"]),
+        test.seen(&["TOKEN", "LINES", "EMPTY"]),
         format!("{VALUE}|one\r\ntwo\n|")
     );
 }
@@ -250,7 +237,7 @@ fn with_secrets_reads_and_updates_what_age_p_encrypted() {
     assert_eq!(get(&test, "TOKEN"), VALUE);
     // Our rewrite keeps what age wrote, and age still reads it.
     set(&test, "DB", "added");
-    assert_eq!(seen(&test, &["TOKEN", "DB"]), format!("{VALUE}|added"));
+    assert_eq!(test.seen(&["TOKEN", "DB"]), format!("{VALUE}|added"));
     assert_eq!(
         items(&age_decrypt(&test, &store_file(&test))),
         [
@@ -303,7 +290,7 @@ fn an_existing_file_with_no_passphrase_and_no_terminal_is_a_clear_error() {
 #[test]
 fn a_missing_file_needs_no_passphrase_and_the_environment_fills_in() {
     let test = project(&[("TOKEN", "acme-api", "CI Bot")]).env("TOKEN", "from the environment");
-    assert_eq!(seen(&test, &["TOKEN"]), "from the environment");
+    assert_eq!(test.seen(&["TOKEN"]), "from the environment");
     test.run(["check"])
         .success()
         .stdout_is("TOKEN  acme-api  CI Bot  from environment\n");
@@ -416,7 +403,7 @@ fn eight_concurrent_sets_of_different_entries_lose_none() {
         .iter()
         .map(|name| format!("value of {name}"))
         .collect();
-    assert_eq!(seen(&test, &names), expected.join("|"));
+    assert_eq!(test.seen(&names), expected.join("|"));
 }
 
 #[test]
@@ -495,7 +482,7 @@ fn a_crash_between_writing_and_renaming_loses_nothing() {
     // The next write works, and clears what the crash left.
     set(&test, "NEW", "after the crash");
     assert_eq!(
-        seen(&test, &["TOKEN", "DB", "NEW"]),
+        test.seen(&["TOKEN", "DB", "NEW"]),
         format!("{VALUE}|db value|after the crash")
     );
     assert!(!leftovers[0].exists(), "the leftover is still there");

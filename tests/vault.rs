@@ -30,19 +30,6 @@ fn data(server: &Bao, path: &str) -> serde_json::Value {
     parsed["data"]["data"].clone()
 }
 
-/// What `sh -c` sees of `names`, joined by `|`.
-fn seen(test: &Test, names: &[&str]) -> String {
-    let script = names
-        .iter()
-        .map(|name| format!("\"${name}\""))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let format = vec!["%s"; names.len()].join("|");
-    let run = test.run(["--", "sh", "-c", &format!("printf '{format}' {script}")]);
-    run.success();
-    run.stdout()
-}
-
 /// How many requests the audit log at `log` has logged whose path starts
 /// with `prefix`.
 fn requests(log: &std::path::Path, prefix: &str) -> usize {
@@ -92,7 +79,7 @@ fn fifty_entries_in_five_paths_are_five_reads_on_one_connection() {
     let expected: Vec<String> = (0..5)
         .flat_map(|path| (0..10).map(move |key| format!("value {path}.{key} ✓")))
         .collect();
-    assert_eq!(seen(&test, &names), expected.join("|"));
+    assert_eq!(test.seen(&names), expected.join("|"));
     assert_eq!(
         requests(&log, "secret/data/") - reads,
         5,

@@ -234,6 +234,28 @@ impl Test {
         command
     }
 
+    /// What `-- sh -c 'printf …'` sees of each of `names`, joined by `|`;
+    /// the run must succeed.
+    pub fn seen(&self, names: &[&str]) -> String {
+        self.seen_with(&[], names)
+    }
+
+    /// The same, with `flags` (such as `--store windows`) before the `--`.
+    pub fn seen_with(&self, flags: &[&str], names: &[&str]) -> String {
+        let script = names
+            .iter()
+            .map(|name| format!("\"${name}\""))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let format = vec!["%s"; names.len()].join("|");
+        let printf = format!("printf '{format}' {script}");
+        let mut args: Vec<&str> = flags.to_vec();
+        args.extend(["--", "sh", "-c", &printf]);
+        let run = self.run(&args);
+        run.success();
+        run.stdout()
+    }
+
     /// Runs with-secrets with `args` and waits for it, failing on a hang.
     pub fn run<I, S>(&self, args: I) -> Run
     where
