@@ -129,3 +129,56 @@ bench_start_keyring() {
     eval "$("$bench_root/scripts/private-keyring" start)"
     trap '"$bench_root/scripts/private-keyring" stop' EXIT
 }
+
+# install_peer NAME VERSION [CARGO-INSTALL-ARGS...]: installs NAME into
+# $bench_peers (target/bench/peers unless the script sets another) unless it
+# is there. Uses the script's `note`, `$quick` and `$install_timeout`. The build directory is kept, so a
+# timed-out build resumes where it stopped on the next run.
+install_peer() {
+    local name=$1 version=$2
+    shift 2
+    local log=$bench_out/install-$name.log downgraded=$bench_peers/$name.downgraded
+    if [ -x "$bench_peers/bin/$name" ]; then
+        [ -s "$downgraded" ] && note "$name: built from its Cargo.lock, except $(cat "$downgraded")"
+        return 0
+    fi
+    if [ -n "$quick" ]; then
+        note "$name: skipped, not installed, and --quick installs no peers (run bench/run once without --quick)"
+        return 1
+    fi
+    echo "==> cargo install $name $version (at most ${install_timeout} s; log: target/bench/install-$name.log)"
+    if CARGO_TARGET_DIR=$bench_out/peer-build timeout "$install_timeout" \
+        cargo install --locked --root "$bench_peers" "$@" "$name@$version" >"$log" 2>&1; then
+        return 0
+    fi
+    # A registry mirror may lag behind the crate's Cargo.lock. Without
+    # --locked, cargo re-resolves everything (for fnox 1.46 that picked an
+    # incompatible fnox-core), so keep the lock file and move only each
+    # missing version down to the newest one the registry has.
+    local src
+    src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$name-$version" 2>/dev/null | head -n 1)
+    if grep -q 'failed to select a version' "$log" && [ -n "$src" ]; then
+        rm -rf "$bench_out/src/$name-$version"
+        mkdir -p "$bench_out/src" "$bench_peers"
+        cp -r "$src" "$bench_out/src/"
+        src=$bench_out/src/$name-$version
+        : >"$downgraded"
+        local i error from to
+        for i in 1 2 3 4 5 6 7 8 9 10; do
+            error=$(cd "$src" && cargo metadata --locked --format-version 1 2>&1 >/dev/null) && break
+            from=$(sed -n 's/.*requirement `\([^ ]*\) = .*(locked to \([^)]*\)).*/\1@\2/p' <<<"$error" | head -n 1)
+            to=$(sed -n "s/^candidate versions found which didn't match: \([^,]*\).*/\1/p" <<<"$error" | head -n 1)
+            [ -n "$from" ] && [ -n "$to" ] || break
+            echo "==> $name: the registry lacks $from; using ${from%@*} $to"
+            (cd "$src" && cargo update --quiet -p "$from" --precise "$to") >>"$log" 2>&1 || break
+            printf '%s%s → %s' "$([ -s "$downgraded" ] && echo ', ')" "$from" "$to" >>"$downgraded"
+        done
+        if CARGO_TARGET_DIR=$bench_out/peer-build timeout "$install_timeout" \
+            cargo install --locked --root "$bench_peers" "$@" --path "$src" >>"$log" 2>&1; then
+            note "$name: built from its Cargo.lock, except $(cat "$downgraded")"
+            return 0
+        fi
+    fi
+    note "$name: skipped, \`cargo install\` failed or took over ${install_timeout} s (target/bench/install-$name.log)"
+    return 1
+}

@@ -373,3 +373,15 @@ mod tests {
         assert_eq!(secret.expose(), b"hunter2");
     }
 }
+
+/// Appends `bytes` to `buffer`. Where `buffer` must grow, it is moved to a
+/// larger one by hand, so that the smaller copy is wiped as it drops: a
+/// `Vec` growing by itself frees it unwiped.
+pub(crate) fn append_wiped(buffer: &mut Zeroizing<Vec<u8>>, bytes: &[u8]) {
+    if buffer.len() + bytes.len() > buffer.capacity() {
+        let mut bigger = Zeroizing::new(Vec::with_capacity(2 * (buffer.len() + bytes.len())));
+        bigger.extend_from_slice(buffer);
+        *buffer = bigger;
+    }
+    buffer.extend_from_slice(bytes);
+}

@@ -560,3 +560,24 @@ fn until_seen(test: &Test, args: &[&str], expected: &str) {
         );
     }
 }
+
+#[test]
+fn a_large_value_comes_back_whole_beside_a_small_one() {
+    // The server sends answers over 2 KiB in chunks; two paths make the
+    // chunked answer one of a pipelined batch.
+    let server = Bao::dev();
+    // 40 KB: well over that, and under what a pipe holds, as the harness
+    // reads the output once the run has ended.
+    let big: String = (0..40_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let test = project(
+        &server,
+        &manifest_for(&[("BIG", "large", "value"), ("SMALL", "small", "value")]),
+    );
+    test.run_input(&big, ["set", "BIG"]).success();
+    test.run_input("tiny", ["set", "SMALL"]).success();
+    let seen = test.seen(&["BIG", "SMALL"]);
+    assert_eq!(seen.len(), big.len() + "|tiny".len());
+    assert_eq!(seen, format!("{big}|tiny"));
+}

@@ -331,14 +331,7 @@ impl Helper {
                 0 => return Err(self.gone("it exited without answering")),
                 1.. => {
                     let read = read.unsigned_abs();
-                    if self.buffer.len() + read > self.buffer.capacity() {
-                        // Grow by hand, so no unwiped copy is left behind.
-                        let mut bigger =
-                            Zeroizing::new(Vec::with_capacity(2 * (self.buffer.len() + read)));
-                        bigger.extend_from_slice(&self.buffer);
-                        self.buffer = bigger;
-                    }
-                    self.buffer.extend_from_slice(&chunk[..read]);
+                    crate::secret::append_wiped(&mut self.buffer, &chunk[..read]);
                 }
                 _ => {
                     let err = io::Error::last_os_error();

@@ -344,7 +344,7 @@ impl Connection {
             while self.buffer.len() < size + 2 {
                 self.fill(deadline)?;
             }
-            body.extend_from_slice(&self.buffer[..size]);
+            crate::secret::append_wiped(&mut body, &self.buffer[..size]);
             self.buffer.drain(..size + 2);
         }
     }
@@ -363,14 +363,7 @@ impl Connection {
                     )));
                 }
                 Ok(read) => {
-                    if self.buffer.len() + read > self.buffer.capacity() {
-                        // Grow by hand, so no unwiped copy is left behind.
-                        let mut bigger =
-                            Zeroizing::new(Vec::with_capacity(2 * (self.buffer.len() + read)));
-                        bigger.extend_from_slice(&self.buffer);
-                        self.buffer = bigger;
-                    }
-                    self.buffer.extend_from_slice(&chunk[..read]);
+                    crate::secret::append_wiped(&mut self.buffer, &chunk[..read]);
                     return Ok(());
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
