@@ -258,6 +258,20 @@ fn a_bad_token_and_a_refusing_policy_are_told_apart() {
         .run(["--", "true"])
         .expect_code(125)
         .stderr_has("it is not valid");
+    // An expired token: one second to live, then the server forgets it.
+    let expiring = server
+        .ok(&["token", "create", "-field=token", "-ttl=1s", "-policy=all"])
+        .trim()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.cli(&["token", "lookup", &expiring]).status.success() {
+        assert!(Instant::now() < deadline, "the token never expired");
+        std::thread::yield_now();
+    }
+    with_token(&expiring)
+        .run(["--", "true"])
+        .expect_code(125)
+        .stderr_has("it is not valid (expired, revoked or mistyped)");
     let elsewhere = server.token_with_policy(
         "elsewhere",
         "path \"secret/data/other\" { capabilities = [\"read\"] }\n",
