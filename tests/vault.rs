@@ -595,3 +595,27 @@ fn a_large_value_comes_back_whole_beside_a_small_one() {
     assert_eq!(seen.len(), big.len() + "|tiny".len());
     assert_eq!(seen, format!("{big}|tiny"));
 }
+
+#[test]
+fn the_address_comes_from_bao_addr_before_vault_addr() {
+    let server = Bao::dev();
+    put(&server, "acme", &[("token", "v")]);
+    let test = || {
+        Test::new()
+            .manifest(&manifest_for(&[("TOKEN", "acme", "token")]))
+            .env("WITH_SECRETS_STORE", "vault")
+            .env("VAULT_TOKEN", &server.token)
+    };
+    test()
+        .env("VAULT_ADDR", &server.address)
+        .run(["get", "TOKEN"])
+        .success()
+        .stdout_is("v");
+    let port = crate::support::bao::free_port();
+    test()
+        .env("VAULT_ADDR", &server.address)
+        .env("BAO_ADDR", format!("http://127.0.0.1:{port}"))
+        .run(["get", "TOKEN"])
+        .expect_code(125)
+        .stderr_has(&format!("nothing listens at http://127.0.0.1:{port}"));
+}
