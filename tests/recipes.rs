@@ -1,6 +1,6 @@
-//! The dev container and `docker run` recipes in examples/, run as their
-//! tools would run them, with a stand-in for the program that is not here
-//! (npm, docker) recording what it was given.
+//! The dev container, `docker run` and direnv recipes in examples/, run as
+//! their tools would run them: direnv itself, and for the programs that are
+//! not here (npm, docker) a stand-in recording what it was given.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -199,4 +199,123 @@ fn the_docker_run_recipe_passes_values_by_name_through_the_environment_only() {
         Vec::<PathBuf>::new(),
         "never in a file"
     );
+}
+
+/// A project with examples/direnv/envrc as its `.envrc`, allowed, and the
+/// file store in its own XDG_DATA_HOME (direnv keeps its allow list there
+/// too), holding TOKEN.
+fn direnv_project(manifest: &str) -> Test {
+    let test = Test::new().manifest(manifest);
+    let envrc = std::fs::read_to_string(example("direnv/envrc")).unwrap();
+    let bin = test.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(BIN, bin.join("with-secrets")).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let data = test.path().join("data");
+    let test = test
+        .file(".envrc", envrc)
+        .env("PATH", path)
+        .env("XDG_DATA_HOME", data)
+        .env("WITH_SECRETS_STORE", "file")
+        .env("WITH_SECRETS_PASSPHRASE", "direnv passphrase");
+    test.run_input("from the store ✓", ["set", "TOKEN"])
+        .success();
+    let (ok, out) = test.outside(direnv(), &["allow", "."], ".");
+    assert!(ok, "direnv allow: {out}");
+    test
+}
+
+/// Debian's direnv, which scripts/install-deps installs.
+fn direnv() -> &'static str {
+    let found = Command::new("direnv")
+        .arg("version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    assert!(found, "direnv is missing: run ./scripts/install-deps");
+    "direnv"
+}
+
+const TOKEN_ONLY: &str = "[secrets]\nTOKEN = { service = \"direnv-acme\", username = \"ci\" }\n";
+
+#[test]
+fn direnv_exec_and_its_bash_hook_load_the_variables() {
+    let test = direnv_project(TOKEN_ONLY);
+    let (ok, out) = test.outside(
+        direnv(),
+        &["exec", ".", "sh", "-c", "printf '[%s]' \"$TOKEN\""],
+        ".",
+    );
+    assert!(ok, "{out}");
+    assert!(out.starts_with("[from the store ✓]"), "{out}");
+    // The hook, as `eval "$(direnv hook bash)"` runs it at each prompt.
+    let (ok, out) = test.outside(
+        "bash",
+        &[
+            "-c",
+            "eval \"$(direnv export bash)\"; printf '[%s]' \"$TOKEN\"",
+        ],
+        ".",
+    );
+    assert!(ok, "{out}");
+    assert!(out.starts_with("[from the store ✓]"), "{out}");
+}
+
+#[test]
+fn direnv_reloads_when_the_manifest_changes() {
+    let test = direnv_project(TOKEN_ONLY);
+    let manifest = test.path().join("secrets.toml");
+    test.run_input("added", ["set", "TOKEN"]).success();
+    // Two prompts of one shell: the second, after secrets.toml changed
+    // (dated a minute on, as a later edit would be), sees the new entry.
+    let script = format!(
+        "eval \"$(direnv export bash)\"; printf '[%s|%s]' \"$TOKEN\" \"${{ADDED-unset}}\"; \
+         printf '%s' 'ADDED = {{ service = \"direnv-acme\", username = \"ci\" }}' >> {m}; \
+         touch -d '+1 minute' {m}; \
+         eval \"$(direnv export bash)\"; printf '[%s|%s]' \"$TOKEN\" \"${{ADDED-unset}}\"",
+        m = shell_words::quote(&manifest.to_string_lossy())
+    );
+    let (ok, out) = test.outside("bash", &["-c", &script], ".");
+    assert!(ok, "{out}");
+    assert!(out.contains("[added|unset][added|added]"), "{out}");
+}
+
+#[test]
+fn with_direnv_a_missing_secret_is_told_and_nothing_is_exported() {
+    let test = direnv_project(TOKEN_ONLY);
+    std::fs::write(
+        test.path().join("secrets.toml"),
+        format!("{TOKEN_ONLY}GONE = {{ service = \"direnv-acme\", username = \"gone\" }}\n"),
+    )
+    .unwrap();
+    let (ok, out) = test.outside(
+        direnv(),
+        &[
+            "exec",
+            ".",
+            "sh",
+            "-c",
+            "printf '[%s|%s]' \"${TOKEN-unset}\" \"${GONE-unset}\"",
+        ],
+        ".",
+    );
+    assert!(ok, "{out}");
+    assert!(out.starts_with("[unset|unset]"), "a partial set: {out}");
+    assert!(
+        out.contains("1 required secret is missing") && out.contains("set GONE"),
+        "{out}"
+    );
+}
+
+#[test]
+fn with_direnv_a_folder_without_a_manifest_loads_nothing_and_says_nothing() {
+    let test = direnv_project(TOKEN_ONLY);
+    std::fs::remove_file(test.path().join("secrets.toml")).unwrap();
+    let (ok, out) = test.outside(
+        direnv(),
+        &["exec", ".", "sh", "-c", "printf '[%s]' \"${TOKEN-unset}\""],
+        ".",
+    );
+    assert!(ok, "{out}");
+    assert!(out.starts_with("[unset]"), "{out}");
+    assert!(!out.contains("with-secrets:"), "{out}");
 }
