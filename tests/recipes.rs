@@ -238,6 +238,22 @@ fn direnv() -> &'static str {
 const TOKEN_ONLY: &str = "[secrets]\nTOKEN = { service = \"direnv-acme\", username = \"ci\" }\n";
 
 #[test]
+fn the_readme_shows_the_direnv_recipe_as_it_is() {
+    let envrc = std::fs::read_to_string(example("direnv/envrc")).unwrap();
+    let code: String = envrc
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```sh\n{code}```")),
+        "README's direnv block differs from examples/direnv/envrc:\n{code}"
+    );
+}
+
+#[test]
 fn direnv_exec_and_its_bash_hook_load_the_variables() {
     let test = direnv_project(TOKEN_ONLY);
     let (ok, out) = test.outside(
