@@ -374,14 +374,21 @@ mod tests {
     }
 }
 
-/// Appends `bytes` to `buffer`. Where `buffer` must grow, it is moved to a
-/// larger one by hand, so that the smaller copy is wiped as it drops: a
-/// `Vec` growing by itself frees it unwiped.
-pub(crate) fn append_wiped(buffer: &mut Zeroizing<Vec<u8>>, bytes: &[u8]) {
-    if buffer.len() + bytes.len() > buffer.capacity() {
-        let mut bigger = Zeroizing::new(Vec::with_capacity(2 * (buffer.len() + bytes.len())));
+/// Makes room in `buffer` for `additional` more bytes. Where it must grow,
+/// it is moved to a larger one (at least twice its size) by hand, so that
+/// the smaller copy is wiped as it drops: a `Vec` growing by itself frees it
+/// unwiped.
+pub(crate) fn reserve_wiped(buffer: &mut Zeroizing<Vec<u8>>, additional: usize) {
+    let needed = buffer.len() + additional;
+    if needed > buffer.capacity() {
+        let mut bigger = Zeroizing::new(Vec::with_capacity(needed.max(2 * buffer.capacity())));
         bigger.extend_from_slice(buffer);
         *buffer = bigger;
     }
+}
+
+/// Appends `bytes` to `buffer`, growing it as [`reserve_wiped`] does.
+pub(crate) fn append_wiped(buffer: &mut Zeroizing<Vec<u8>>, bytes: &[u8]) {
+    reserve_wiped(buffer, bytes.len());
     buffer.extend_from_slice(bytes);
 }

@@ -58,11 +58,7 @@ fn read_value(mut input: impl Read) -> io::Result<Secret> {
     // copy of the value without wiping it. Grow by hand, wiping as we go.
     let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(4096));
     loop {
-        if bytes.len() == bytes.capacity() {
-            let mut bigger = zeroize::Zeroizing::new(Vec::with_capacity(2 * bytes.capacity()));
-            bigger.extend_from_slice(&bytes);
-            bytes = bigger; // the old buffer is wiped as it drops
-        }
+        crate::secret::reserve_wiped(&mut bytes, 1);
         let filled = bytes.len();
         let capacity = bytes.capacity();
         bytes.resize(capacity, 0);

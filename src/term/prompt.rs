@@ -70,11 +70,7 @@ pub(crate) fn password(prompt: &str) -> std::io::Result<Zeroizing<String>> {
 pub(crate) fn read_line(mut input: impl std::io::Read) -> std::io::Result<Zeroizing<Vec<u8>>> {
     let mut line = Zeroizing::new(Vec::with_capacity(256));
     loop {
-        if line.len() == line.capacity() {
-            let mut bigger = Zeroizing::new(Vec::with_capacity(2 * line.capacity()));
-            bigger.extend_from_slice(&line);
-            line = bigger; // the old buffer is wiped as it drops
-        }
+        crate::secret::reserve_wiped(&mut line, 1);
         let filled = line.len();
         let capacity = line.capacity();
         line.resize(capacity, 0);

@@ -189,7 +189,7 @@ impl Connection {
     /// answers in order, all by `deadline`.
     pub(crate) fn exchange(
         &mut self,
-        requests: &[Request],
+        requests: &[&Request],
         headers: &[(&str, &str)],
         deadline: Instant,
     ) -> Result<Vec<Response>, Failure> {

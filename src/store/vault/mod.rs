@@ -329,22 +329,45 @@ impl Vault {
         }
     }
 
+    /// One request, sent as a batch of one.
+    fn send_one(&mut self, request: Request) -> Result<Response, StoreError> {
+        Ok(self.send(vec![request])?.remove(0))
+    }
+
+    /// `body` as JSON of `content_type` to the secret of `service`.
+    fn send_json(
+        &mut self,
+        method: &'static str,
+        service: &str,
+        content_type: &'static str,
+        body: &Value,
+    ) -> Result<Response, StoreError> {
+        let body = Zeroizing::new(serde_json::to_vec(body).expect("JSON of strings"));
+        let path = self.data_path(service);
+        self.send_one(Request {
+            method,
+            path,
+            body: Some((content_type, body)),
+        })
+    }
+
     /// The error for a final answer that is not what was hoped for: tells a
     /// bad token from a policy that refuses `path`, names a sealed server or
     /// an unknown namespace.
-    fn refused(&mut self, response: &Response, path: &str) -> StoreError {
+    fn refused(&mut self, response: &Response, service: &str) -> StoreError {
+        let path = self.shown_path(service);
         let messages = errors(&response.body);
         let address = self.server.as_ref().map_or("", |s| s.address.as_str());
         let address = address.to_owned();
         match response.status {
             403 => {
-                let lookup = self.send(vec![Request {
+                let lookup = self.send_one(Request {
                     method: "GET",
                     path: "/v1/auth/token/lookup-self".into(),
                     body: None,
-                }]);
+                });
                 let server = self.server.as_ref().expect("sent above");
-                match lookup.map(|mut answers| answers.remove(0).status) {
+                match lookup.map(|answer| answer.status) {
                     Ok(200) => server_error(format!(
                         "the token's policy refuses {path} on {address}\n  ask whoever runs \
                          the server for access to it, or check [vault] mount and prefix in the \
@@ -396,12 +419,11 @@ impl Vault {
     /// deleted), with its version for check-and-set (0 when none).
     fn read_secret(&mut self, service: &str) -> Result<(Option<Map>, u64), StoreError> {
         let path = self.data_path(service);
-        let mut answers = self.send(vec![Request {
+        let answer = self.send_one(Request {
             method: "GET",
-            path: path.clone(),
+            path,
             body: None,
-        }])?;
-        let answer = answers.remove(0);
+        })?;
         self.secret_of(&answer, service)
     }
 
@@ -410,11 +432,11 @@ impl Vault {
         answer: &Response,
         service: &str,
     ) -> Result<(Option<Map>, u64), StoreError> {
-        let shown = self.shown_path(service);
         match answer.status {
             200 => parse_secret(&answer.body).map_err(|what| {
                 server_error(format!(
-                    "the secret {shown} is not KV v2 data as expected: {what}"
+                    "the secret {} is not KV v2 data as expected: {what}",
+                    self.shown_path(service)
                 ))
             }),
             404 if errors(&answer.body).is_empty() => {
@@ -423,7 +445,7 @@ impl Vault {
                 let version = parse_version(&answer.body).unwrap_or(0);
                 Ok((None, version))
             }
-            _ => Err(self.refused(answer, &shown)),
+            _ => Err(self.refused(answer, service)),
         }
     }
 
@@ -436,13 +458,7 @@ impl Vault {
     /// `version`; `false` on a check-and-set conflict.
     fn write_cas(&mut self, service: &str, data: &Map, version: u64) -> Result<bool, StoreError> {
         let body = serde_json::json!({ "options": { "cas": version }, "data": data });
-        let body = Zeroizing::new(serde_json::to_vec(&body).expect("JSON of strings"));
-        let mut answers = self.send(vec![Request {
-            method: "POST",
-            path: self.data_path(service),
-            body: Some(("application/json", body)),
-        }])?;
-        let answer = answers.remove(0);
+        let answer = self.send_json("POST", service, "application/json", &body)?;
         match answer.status {
             200 | 204 => Ok(true),
             400 if errors(&answer.body)
@@ -451,10 +467,7 @@ impl Vault {
             {
                 Ok(false)
             }
-            _ => {
-                let shown = self.shown_path(service);
-                Err(self.refused(&answer, &shown))
-            }
+            _ => Err(self.refused(&answer, service)),
         }
     }
 
@@ -462,23 +475,14 @@ impl Vault {
     /// us here (no secret yet, or the policy does not allow `patch`).
     fn patch(&mut self, service: &str, patch: &Value) -> Result<Option<()>, StoreError> {
         let body = serde_json::json!({ "data": patch });
-        let body = Zeroizing::new(serde_json::to_vec(&body).expect("JSON of strings"));
-        let mut answers = self.send(vec![Request {
-            method: "PATCH",
-            path: self.data_path(service),
-            body: Some(("application/merge-patch+json", body)),
-        }])?;
-        let answer = answers.remove(0);
+        let answer = self.send_json("PATCH", service, "application/merge-patch+json", &body)?;
         match answer.status {
             200 | 204 => Ok(Some(())),
             // No secret to patch, a policy without `patch`, or a server
             // without PATCH: read, change and write back instead.
             404 | 405 => Ok(None),
             403 => Ok(None),
-            _ => {
-                let shown = self.shown_path(service);
-                Err(self.refused(&answer, &shown))
-            }
+            _ => Err(self.refused(&answer, service)),
         }
     }
 
@@ -540,13 +544,13 @@ pub(crate) fn report(timeout: Duration, settings: &VaultSettings) -> Vec<(&'stat
         path: path.to_owned(),
         body: None,
     };
-    let token = match vault.send(vec![get("/v1/auth/token/lookup-self")]) {
-        Ok(answers) => match answers[0].status {
+    let token = match vault.send_one(get("/v1/auth/token/lookup-self")) {
+        Ok(answer) => match answer.status {
             200 => format!("from {source}: valid"),
             403 => format!("from {source}: NOT VALID: run `bao login` (or `vault login`)"),
             status => format!(
                 "from {source}: cannot be checked: {status} {}",
-                errors(&answers[0].body).join("; ")
+                errors(&answer.body).join("; ")
             ),
         },
         Err(err) => format!(
@@ -557,15 +561,15 @@ pub(crate) fn report(timeout: Duration, settings: &VaultSettings) -> Vec<(&'stat
     lines.push(("token:", token));
     // Every state answers 200 with these, so the body says which.
     let health = "/v1/sys/health?standbyok=true&perfstandbyok=true&sealedcode=200&uninitcode=200";
-    let state = match vault.send(vec![get(health)]) {
-        Ok(answers) => match serde_json::from_slice::<Value>(&answers[0].body) {
+    let state = match vault.send_one(get(health)) {
+        Ok(answer) => match serde_json::from_slice::<Value>(&answer.body) {
             Ok(health) if health["initialized"] == false => "NOT INITIALIZED".to_owned(),
             Ok(health) if health["sealed"] == true => {
                 "SEALED: unseal it (`bao operator unseal`)".to_owned()
             }
             Ok(health) if health["standby"] == true => "unsealed, standby node".to_owned(),
             Ok(_) => "unsealed, active node".to_owned(),
-            Err(_) => format!("answered {} to sys/health", answers[0].status),
+            Err(_) => format!("answered {} to sys/health", answer.status),
         },
         Err(err) => crate::error::first_line(&err),
     };
@@ -601,18 +605,7 @@ fn exchange(
         )?);
     }
     let open = connection.as_mut().expect("opened above");
-    let owned: Vec<Request> = batch
-        .iter()
-        .map(|request| Request {
-            method: request.method,
-            path: request.path.clone(),
-            body: request
-                .body
-                .as_ref()
-                .map(|(kind, body)| (*kind, Zeroizing::new(body.to_vec()))),
-        })
-        .collect();
-    let result = open.exchange(&owned, headers, deadline);
+    let result = open.exchange(batch, headers, deadline);
     if result.is_err() {
         *connection = None;
     }
