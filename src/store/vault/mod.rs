@@ -405,7 +405,8 @@ impl Vault {
                 ))
             }
             status => server_error(format!(
-                "{address} answered {status} for {path}{}",
+                "{address} answered {status} for {path}{}\n  `with-secrets doctor` shows the \
+                 server's state and whether it takes the token",
                 if messages.is_empty() {
                     String::new()
                 } else {
