@@ -59,10 +59,19 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "STORE", env = "WITH_SECRETS_STORE")]
     pub(crate) store: Option<StoreKind>,
 
+    /// Use the manifest's [profiles.NAME]: its entries over [secrets], and
+    /// its store [env: WITH_SECRETS_PROFILE]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) profile: Option<String>,
+
     /// Whether `store` came from WITH_SECRETS_STORE rather than `--store`,
     /// for messages that say why a store was used.
     #[arg(skip)]
     pub(crate) store_from_env: bool,
+
+    /// Whether `profile` came from WITH_SECRETS_PROFILE.
+    #[arg(skip)]
+    pub(crate) profile_from_env: bool,
 
     /// How long a keyring may take to answer, e.g. 10, 2.5 or 500ms
     #[arg(
@@ -129,6 +138,14 @@ impl Cli {
         let mut cli = Self::from_arg_matches(&matches)?;
         cli.store_from_env =
             matches.value_source("store") == Some(clap::parser::ValueSource::EnvVariable);
+        // Read here rather than by clap's `env`, so that help does not show
+        // the variable's value, and an empty one counts as unset.
+        if cli.profile.is_none() {
+            cli.profile = std::env::var("WITH_SECRETS_PROFILE")
+                .ok()
+                .filter(|name| !name.is_empty());
+            cli.profile_from_env = cli.profile.is_some();
+        }
         Ok(cli)
     }
 }

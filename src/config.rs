@@ -23,6 +23,8 @@ pub(crate) struct Config {
     /// `--store` or `WITH_SECRETS_STORE`, and which; the manifest's `store`
     /// comes next.
     store: Option<(StoreKind, StoreSource)>,
+    /// `--profile` or `WITH_SECRETS_PROFILE`, and which.
+    profile: Option<(String, &'static str)>,
     /// How long a store may take to answer.
     pub(crate) timeout: Duration,
     /// The start of a with-secrets command line that reaches the same
@@ -35,6 +37,7 @@ pub(crate) struct Config {
 pub(crate) enum StoreSource {
     Flag,
     Variable,
+    Profile,
     Manifest,
     Auto,
 }
@@ -45,6 +48,7 @@ impl StoreSource {
         match self {
             Self::Flag => "chosen by --store",
             Self::Variable => "chosen by WITH_SECRETS_STORE",
+            Self::Profile => "chosen by the profile's `store`",
             Self::Manifest => "chosen by the manifest's `store`",
             Self::Auto => "auto",
         }
@@ -56,6 +60,8 @@ pub(crate) struct Project {
     pub(crate) manifest: Manifest,
     pub(crate) store: StoreKind,
     pub(crate) store_source: StoreSource,
+    /// The profile in use, if any.
+    pub(crate) profile: Option<String>,
 }
 
 impl Config {
@@ -89,19 +95,37 @@ impl Config {
             fix.push_str(" --store ");
             fix.push_str(kind.spelling());
         }
+        // The profile is repeated even when the variable chose it: a fix
+        // run in another shell without it would reach another entry.
+        let profile = cli.profile.clone().map(|name| {
+            let source = if cli.profile_from_env {
+                "WITH_SECRETS_PROFILE"
+            } else {
+                "--profile"
+            };
+            (name, source)
+        });
+        if let Some((name, _)) = &profile {
+            fix.push_str(" --profile ");
+            fix.push_str(&shell_words::quote(&crate::term::printable::printable(
+                name,
+            )));
+        }
         Ok(Self {
             cwd,
             manifest,
             manifest_source,
             store,
+            profile,
             timeout: cli.timeout,
             fix,
         })
     }
 
-    /// Finds and loads the manifest and settles the store: `--store`, else
-    /// `WITH_SECRETS_STORE`, else the manifest's `store`, else `auto`.
-    /// Under `-v` it says which manifest and how it was found.
+    /// Finds and loads the manifest, applies the profile, and settles the
+    /// store: `--store`, else `WITH_SECRETS_STORE`, else the profile's
+    /// `store`, else the manifest's, else `auto`. Under `-v` it says which
+    /// manifest and profile, and how each was chosen.
     pub(crate) fn project(&self) -> Result<Project, Error> {
         let located = manifest::locate(self.manifest.as_deref(), &self.cwd)?;
         let manifest = Manifest::load(&located)?;
@@ -117,15 +141,25 @@ impl Config {
                 ),
             }
         );
-        let (store, store_source) = match (self.store, manifest.store) {
-            (Some((kind, source)), _) => (kind, source),
-            (None, Some(kind)) => (kind, StoreSource::Manifest),
-            (None, None) => (StoreKind::Auto, StoreSource::Auto),
+        let (manifest, profile_store) = match &self.profile {
+            Some((name, source)) => {
+                let selected = manifest.with_profile(name)?;
+                crate::explain!("profile {name} (from {source})");
+                selected
+            }
+            None => (manifest, None),
+        };
+        let (store, store_source) = match (self.store, profile_store, manifest.store) {
+            (Some((kind, source)), _, _) => (kind, source),
+            (None, Some(kind), _) => (kind, StoreSource::Profile),
+            (None, None, Some(kind)) => (kind, StoreSource::Manifest),
+            (None, None, None) => (StoreKind::Auto, StoreSource::Auto),
         };
         Ok(Project {
             manifest,
             store,
             store_source,
+            profile: self.profile.as_ref().map(|(name, _)| name.clone()),
         })
     }
 

@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::store::StoreError;
 use crate::term::printable::printable_path;
@@ -75,6 +75,14 @@ pub enum Error {
         printable_path(path)
     )]
     UnknownName { name: String, path: PathBuf },
+
+    #[error("{}", unknown_profile_message(name, path, profiles))]
+    UnknownProfile {
+        name: String,
+        path: PathBuf,
+        /// The profiles the manifest has, in its order.
+        profiles: Vec<String>,
+    },
 
     #[error("{}", missing_message(missing, store, fix, passed_over.as_ref()))]
     Missing {
@@ -174,6 +182,22 @@ pub struct MissingEntry {
     pub service: String,
     pub username: String,
     pub description: Option<String>,
+}
+
+fn unknown_profile_message(name: &str, path: &Path, profiles: &[String]) -> String {
+    let path = printable_path(path);
+    let name = crate::term::printable::printable(name);
+    if profiles.is_empty() {
+        return format!(
+            "no profile `{name}`: {path} has no profiles\n  add one: [profiles.{name}.secrets], \
+             or run without --profile and WITH_SECRETS_PROFILE"
+        );
+    }
+    format!(
+        "no profile `{name}` in {path}; it has: {}\n  use one of those, or add \
+         [profiles.{name}.secrets]",
+        profiles.join(", ")
+    )
 }
 
 impl Error {

@@ -13,6 +13,7 @@ mod cli;
 mod commands;
 mod config;
 mod error;
+mod generate;
 mod machine;
 mod manifest;
 mod paths;

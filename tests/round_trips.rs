@@ -212,3 +212,92 @@ fn values_cross_the_bus_encrypted_unless_a_plain_session_is_asked_for() {
         .success()
         .stdout_is("written-plain");
 }
+
+#[test]
+fn a_profile_adds_no_round_trip() {
+    let service = SecretService::start();
+    for i in 1..=4 {
+        service.store_foreign("acme", &format!("dev-{i}"), "x", "dev");
+        service.store_foreign("acme", &format!("staging-{i}"), "x", "staging");
+    }
+    let manifest = "[secrets]\n\
+        A = { service = \"acme\", username = \"dev-1\" }\n\
+        B = { service = \"acme\", username = \"dev-2\" }\n\
+        [profiles.staging.secrets]\n\
+        A = { service = \"acme\", username = \"staging-1\" }\n\
+        C = { service = \"acme\", username = \"staging-3\" }\n\
+        D = { service = \"acme\", username = \"staging-4\" }\n";
+    let test = Test::new()
+        .keyring(&service)
+        .manifest(manifest)
+        .env("WITH_SECRETS_TRACE_ROUND_TRIPS", "1");
+    let mut trips = Vec::new();
+    let calls = monitored(&service, || {
+        for flags in [&[][..], &["--profile", "staging"]] {
+            let mut args = flags.to_vec();
+            args.extend(["--", "sh", "-c", "printf %s \"$A\""]);
+            let run = test.run(&args);
+            run.success()
+                .stdout_is(if flags.is_empty() { "dev" } else { "staging" });
+            trips.push(round_trips(&run));
+        }
+    });
+    assert_eq!(trips, [2, 2]);
+    let get_secrets: Vec<usize> = calls
+        .into_values()
+        .filter_map(|members| members.get("GetSecrets").copied())
+        .collect();
+    assert_eq!(get_secrets, [1, 1], "one fetch each");
+}
+
+#[test]
+fn a_run_that_generates_values_adds_one_round_trip_for_them_all() {
+    let service = SecretService::start();
+    service.store_foreign("acme", "kept", "x", "kept");
+    let manifest = |names: &[&str]| {
+        let mut text = "[secrets]\nKEPT = { service = \"acme\", username = \"kept\" }\n".to_owned();
+        for name in names {
+            text.push_str(&format!(
+                "{name} = {{ service = \"acme\", username = \"{name}\", generate = true }}\n"
+            ));
+        }
+        text
+    };
+    let one = Test::new()
+        .keyring(&service)
+        .manifest(&manifest(&["G1"]))
+        .env("WITH_SECRETS_TRACE_ROUND_TRIPS", "1");
+    let three = Test::new()
+        .keyring(&service)
+        .manifest(&manifest(&["G2", "G3", "G4"]))
+        .env("WITH_SECRETS_TRACE_ROUND_TRIPS", "1");
+    let mut trips = Vec::new();
+    let calls = monitored(&service, || {
+        // `check` looks up without generating: the same lookup as a run's.
+        for (test, args) in [
+            (&one, &["check"][..]),
+            (&three, &["check"]),
+            (&one, &["--", "true"]),
+            (&three, &["--", "true"]),
+            (&three, &["--", "true"]),
+        ] {
+            let run = test.run(args);
+            run.success();
+            trips.push(round_trips(&run));
+        }
+    });
+    let looked_up = trips[0];
+    assert_eq!(trips[1], looked_up, "{trips:?}");
+    assert_eq!(
+        trips[2..4],
+        [looked_up + 1, looked_up + 1],
+        "one more wait, for one value or three: {trips:?}"
+    );
+    assert_eq!(trips[4], 2, "a later run finds every value: {trips:?}");
+    let mut created: Vec<usize> = calls
+        .into_values()
+        .filter_map(|members| members.get("CreateItem").copied())
+        .collect();
+    created.sort_unstable();
+    assert_eq!(created, [1, 3]);
+}

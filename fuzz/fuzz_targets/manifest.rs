@@ -21,6 +21,19 @@ fuzz_target!(|data: &[u8]| {
             }
             // Reported in the order of the file.
             assert!(manifest.entries.windows(2).all(|w| w[0].line < w[1].line));
+            // Every profile can be used, and gives valid entries, each name once.
+            let names: Vec<String> = manifest.profiles.iter().map(|p| p.name.clone()).collect();
+            for name in names {
+                let (selected, _) = manifest.clone().with_profile(&name).expect("a listed profile");
+                for (i, entry) in selected.entries.iter().enumerate() {
+                    assert!(EnvName::is_valid(entry.name.as_str()), "{entry:?}");
+                    assert!(!entry.service.is_empty() && !entry.username.is_empty());
+                    assert!(selected.entries[..i].iter().all(|e| e.name != entry.name));
+                    if let Some(rule) = entry.generate {
+                        assert!((16..=4096).contains(&rule.length), "{rule:?}");
+                    }
+                }
+            }
         }
         Err(err @ Error::Manifest { .. }) => {
             let message = err.to_string();

@@ -33,6 +33,9 @@ pub(crate) fn entry_lines(
                     format!("not looked up: {} failed", resolution.store)
                 }
                 Source::Missing if entry.optional => "missing (optional)".to_owned(),
+                Source::Missing if will_generate(entry, resolution) => {
+                    "missing (generated on first run)".to_owned()
+                }
                 Source::Missing => format!("missing: run {fix} set {}", entry.name),
             };
             [
@@ -57,12 +60,18 @@ pub(crate) fn entry_lines(
         .collect()
 }
 
+/// Whether a run would generate `entry`'s value: it has `generate`, and the
+/// store holds values (with no store, nothing is generated).
+fn will_generate(entry: &crate::manifest::Entry, resolution: &resolve::Resolution) -> bool {
+    entry.generate.is_some() && resolution.would_generate
+}
+
 /// One line per entry, never a value. Exit 0 only when every required entry
 /// resolves, from the keyring or the environment.
 pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     let project = config.project()?;
     let manifest = &project.manifest;
-    let resolution = resolve::lookup(config, &project);
+    let resolution = resolve::lookup(config, &project, false);
     // A store that is there but failed says nothing of any entry: that is
     // an error to fix, not a list of values to store.
     if let Some(cause) = resolution.store_failed() {
@@ -80,7 +89,11 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
         .entries
         .iter()
         .zip(&resolution.sources)
-        .all(|(entry, source)| entry.optional || !matches!(source, Source::Missing));
+        .all(|(entry, source)| {
+            entry.optional
+                || will_generate(entry, &resolution)
+                || !matches!(source, Source::Missing)
+        });
     // Why the keyring gave nothing matters only when something is missing.
     if let (false, Some(cause)) = (all_resolve, &resolution.store_error) {
         crate::note!("with-secrets: {}: {cause}", resolution.store);

@@ -138,8 +138,18 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
                     "ies"
                 }
             );
+            let others: Vec<&str> = manifest.profiles.iter().map(|p| p.name.as_str()).collect();
+            let profile = match (&project.profile, others.is_empty()) {
+                (Some(name), _) => format!("{name} (of: {})", others.join(", ")),
+                (None, true) => "none (the manifest has no profiles)".to_owned(),
+                (None, false) => format!(
+                    "none, so [secrets] alone (--profile NAME picks one of: {})",
+                    others.join(", ")
+                ),
+            };
+            let _ = writeln!(out, "  profile:        {profile}");
             out.push_str("entries\n");
-            let resolution = resolve::lookup(config, project);
+            let resolution = resolve::lookup(config, project, false);
             if let Some(err) = &resolution.store_error {
                 let _ = writeln!(out, "  ({}: {})", resolution.store, first_line(err));
             }

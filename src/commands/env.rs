@@ -24,7 +24,7 @@ use crate::secret::Secret;
 /// whether a value is in the keyring or set by CI.
 pub(crate) fn run(format: EnvFormat, config: &Config) -> Result<ExitCode, Error> {
     let project = config.project()?;
-    let resolution = resolve::lookup(config, &project);
+    let resolution = resolve::lookup(config, &project, true);
     let resolved = resolve::variables(&project.manifest, resolution, &config.fix)?;
     let text = render(format, &resolve::all(&resolved))?;
     drop(resolved);

@@ -3,27 +3,32 @@
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
-use super::common::{entry, open, store_error};
+use super::common::entry;
 use crate::config::Config;
 use crate::error::Error;
-use crate::resolve;
+use crate::resolve::{self, Source};
 
+/// The value in the store, never the environment's. An entry with
+/// `generate` that has none gets one, as a run would give it.
 pub(crate) fn run(name: &str, config: &Config) -> Result<ExitCode, Error> {
     let project = config.project()?;
     let entry = entry(&project.manifest, name)?;
-    let mut store = open(config, &project)?;
-    let found = store
-        .get_all(&[resolve::key(entry)])
-        .map_err(store_error(store.as_ref()))?
-        .pop()
-        .flatten()
-        .ok_or_else(|| Error::NotStored {
+    let mut resolution = resolve::lookup_in_store(config, &project, entry);
+    if let Some(cause) = resolution.store_error {
+        return Err(Error::Store {
+            store: resolution.store,
+            cause,
+        });
+    }
+    let Some(Source::Store(found)) = resolution.sources.pop() else {
+        return Err(Error::NotStored {
             name: name.to_owned(),
             service: entry.service.clone(),
             username: entry.username.clone(),
-            store: store.name(),
+            store: resolution.store,
             fix: config.fix.clone(),
-        })?;
+        });
+    };
     // Straight to the descriptor: std's stdout buffer would keep a copy.
     let newline: &[u8] = if io::stdout().is_terminal() {
         b"\n"

@@ -135,8 +135,27 @@ service = {service}
             toml_string(&username)
         ));
     }
+    text.push_str(PROFILES);
     text
 }
+
+/// How to say more in a starter manifest, commented out.
+const PROFILES: &str = r#"
+# A value nobody needs to know (a local database password, a signing key)
+# can be made on first use and stored, then read by every later run:
+#   SESSION_KEY = { username = "session-key", generate = true }
+#   DB_PASSWORD = { username = "db-password", generate = { length = 24, charset = "hex" } }
+
+# Profiles: other environments in this same file. `--profile staging` (or
+# WITH_SECRETS_PROFILE=staging) starts from [secrets] above and replaces or
+# adds entries by name; a profile may also name its own store.
+#
+#   [profiles.staging]
+#   store = "file"
+#
+#   [profiles.staging.secrets]
+#   API_TOKEN = { username = "api-token-staging" }
+"#;
 
 #[cfg(test)]
 mod tests {
@@ -158,6 +177,35 @@ mod tests {
         );
         let empty = Manifest::parse(Path::new("secrets.toml"), &starter("acme", &[])).unwrap();
         assert!(empty.entries.is_empty());
+        assert!(
+            empty.profiles.is_empty(),
+            "profiles are explained, not added"
+        );
+    }
+
+    #[test]
+    fn the_commented_examples_parse_when_uncommented() {
+        let text = starter("acme", &[EnvName::new("API_TOKEN").unwrap()]);
+        // Uncommented in place: the generate lines go under [secrets].
+        let base = text.strip_suffix(PROFILES).expect("the examples come last");
+        let examples: String = PROFILES
+            .lines()
+            .map(|line| match line.strip_prefix("#   ") {
+                Some(example) => example,
+                None => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let uncommented = format!("{base}{examples}");
+        let manifest = Manifest::parse(Path::new("secrets.toml"), &uncommented).unwrap();
+        let names: Vec<&str> = manifest.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["API_TOKEN", "SESSION_KEY", "DB_PASSWORD"]);
+        let (staging, store) = manifest.with_profile("staging").unwrap();
+        assert_eq!(
+            staging.entry("API_TOKEN").unwrap().username,
+            "api-token-staging"
+        );
+        assert_eq!(store, Some(crate::store::StoreKind::File));
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub(crate) fn run(
     // reported even when the command is also wrong.
     let project = config.project()?;
     let path = exec::find(program, &config.cwd)?;
-    let resolution = resolve::lookup(config, &project);
+    let resolution = resolve::lookup(config, &project, true);
     let resolved = resolve::variables(&project.manifest, resolution, &config.fix)?;
     let added = resolve::from_store(&resolved);
     let mask = mask.then(|| values_to_mask(&resolved));

@@ -26,7 +26,7 @@ pub(crate) const FILE_NAME: &str = "secrets.toml";
 pub(crate) const MAX_BYTES: usize = 1 << 20;
 
 /// The keys an entry may have.
-const ENTRY_KEYS: &[&str] = &["service", "username", "optional", "description"];
+const ENTRY_KEYS: &[&str] = &["service", "username", "optional", "description", "generate"];
 
 /// Keys that people use when they put a secret's value where its reference belongs.
 /// An entry with one of these is refused with advice, not just "unknown key".
@@ -44,6 +44,22 @@ pub struct Manifest {
     pub entries: Vec<Entry>,
     /// Where the `vault` store looks: the `[vault]` table.
     pub vault: VaultSettings,
+    /// Every `[profiles.NAME]`, in the order of the file.
+    pub profiles: Vec<Profile>,
+}
+
+/// A `[profiles.NAME]` table: what changes when `--profile NAME` is given.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    /// The profile's `store`, which comes before the manifest's.
+    pub store: Option<StoreKind>,
+    /// `[profiles.NAME.defaults]`'s service: under this profile it replaces
+    /// `[defaults]`'s for every entry that names no service of its own.
+    pub default_service: Option<String>,
+    /// `[profiles.NAME.secrets]`: replace the same-named `[secrets]` entries,
+    /// or add to them.
+    pub entries: Vec<Entry>,
 }
 
 /// The `[vault]` table: an entry `{ service = S, username = U }` is the key
@@ -73,8 +89,61 @@ pub struct Entry {
     pub username: String,
     pub optional: bool,
     pub description: Option<String>,
+    /// `generate`: made and stored when the store has no value for it.
+    pub generate: Option<Generate>,
+    /// Whether `service` came from a `[defaults]` table rather than the
+    /// entry itself, so that a profile's defaults may replace it.
+    pub service_from_defaults: bool,
     /// 1-based line of the entry, for messages.
     pub line: usize,
+}
+
+/// How to make a value nobody needs to know: `generate = true` or
+/// `generate = { length = N, charset = "..." }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generate {
+    /// Characters, 16 to 4096.
+    pub length: usize,
+    pub charset: Charset,
+}
+
+impl Generate {
+    pub const DEFAULT: Self = Self {
+        length: 32,
+        charset: Charset::Alphanumeric,
+    };
+    pub const LENGTHS: std::ops::RangeInclusive<usize> = 16..=4096;
+}
+
+/// The characters a generated value is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charset {
+    /// `A-Z`, `a-z`, `0-9`.
+    Alphanumeric,
+    /// `0-9`, `a-f`.
+    Hex,
+    /// `A-Z`, `a-z`, `0-9`, `-`, `_` (RFC 4648's URL-safe alphabet).
+    Base64Url,
+}
+
+impl Charset {
+    pub const ALL: [Self; 3] = [Self::Alphanumeric, Self::Hex, Self::Base64Url];
+
+    pub fn spelling(self) -> &'static str {
+        match self {
+            Self::Alphanumeric => "alphanumeric",
+            Self::Hex => "hex",
+            Self::Base64Url => "base64url",
+        }
+    }
+
+    pub fn alphabet(self) -> &'static [u8] {
+        match self {
+            Self::Alphanumeric => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            Self::Hex => b"0123456789abcdef",
+            Self::Base64Url => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+        }
+    }
 }
 
 /// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -147,6 +216,34 @@ impl Manifest {
             }
         };
         Self::parse(path, &text)
+    }
+
+    /// The manifest as profile `name` sees it: `[secrets]`, with the
+    /// profile's entries replacing the same-named ones (in their place) or
+    /// added after them, and the profile's `[defaults]` service in place of
+    /// the manifest's. Also the profile's `store`, which comes before the
+    /// manifest's. An unknown name is an error that lists the profiles there
+    /// are.
+    pub fn with_profile(mut self, name: &str) -> Result<(Self, Option<StoreKind>), Error> {
+        let Some(profile) = self.profiles.iter().find(|p| p.name == name).cloned() else {
+            return Err(Error::UnknownProfile {
+                name: name.to_owned(),
+                path: self.path,
+                profiles: self.profiles.into_iter().map(|p| p.name).collect(),
+            });
+        };
+        if let Some(service) = &profile.default_service {
+            for entry in self.entries.iter_mut().filter(|e| e.service_from_defaults) {
+                entry.service.clone_from(service);
+            }
+        }
+        for entry in profile.entries {
+            match self.entries.iter_mut().find(|e| e.name == entry.name) {
+                Some(slot) => *slot = entry,
+                None => self.entries.push(entry),
+            }
+        }
+        Ok((self, profile.store))
     }
 
     /// The entry for variable `name`, if the manifest has one.

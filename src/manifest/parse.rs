@@ -8,7 +8,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::diagnostic::{located, too_big};
-use super::{ENTRY_KEYS, Entry, EnvName, MAX_BYTES, Manifest, VALUE_KEYS};
+use super::{Charset, ENTRY_KEYS, Entry, EnvName, Generate, MAX_BYTES, Manifest, VALUE_KEYS};
 use crate::error::Error;
 use crate::store::StoreKind;
 use crate::term::printable::printable;
@@ -35,29 +35,10 @@ impl Manifest {
         let mut secrets = None;
         let mut store = None;
         let mut vault = super::VaultSettings::default();
+        let mut raw_profiles = Vec::new();
         for (key, value) in doc.get_ref() {
             match key.get_ref().as_ref() {
-                "defaults" => {
-                    let table = expect_table(value, "`[defaults]`", &fail)?;
-                    for (key, value) in table {
-                        match key.get_ref().as_ref() {
-                            "service" => {
-                                default_service = Some(non_empty_string(value, "service", &fail)?)
-                            }
-                            other if VALUE_KEYS.contains(&other) => {
-                                return Err(fail(key.span(), value_in_defaults(other)));
-                            }
-                            other => {
-                                return Err(fail(
-                                    key.span(),
-                                    format!(
-                                        "unknown key `{other}` in [defaults]; expected `service`"
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                }
+                "defaults" => default_service = defaults(value, "[defaults]", &fail)?,
                 "secrets" => secrets = Some(expect_table(value, "`[secrets]`", &fail)?),
                 "vault" => {
                     let table = expect_table(value, "`[vault]`", &fail)?;
@@ -82,18 +63,22 @@ impl Manifest {
                         }
                     }
                 }
-                "store" => {
-                    let name = string(value, "store", &fail)?;
-                    let kind = StoreKind::from_spelling(&name)
-                        .ok_or_else(|| fail(value.span(), unknown_store(&name)))?;
-                    store = Some(kind);
+                "store" => store = Some(store_kind(value, &fail)?),
+                "profiles" => {
+                    let table = expect_table(value, "`[profiles]`", &fail)?;
+                    for (name, value) in table {
+                        raw_profiles.push(raw_profile(name, value, &fail)?);
+                    }
+                }
+                other if VALUE_KEYS.contains(&other) => {
+                    return Err(fail(key.span(), value_at_top(other)));
                 }
                 other => {
                     return Err(fail(
                         key.span(),
                         format!(
-                            "unknown key `{other}`; expected `store`, `[defaults]`, `[secrets]` or \
-                             `[vault]`"
+                            "unknown key `{other}`; expected `store`, `[defaults]`, `[secrets]`, \
+                             `[profiles.NAME]` or `[vault]`"
                         ),
                     ));
                 }
@@ -104,25 +89,155 @@ impl Manifest {
         // search, not a count from the top (which made a long manifest slow).
         let newlines: Vec<usize> = body.match_indices('\n').map(|(i, _)| i).collect();
         let line_of = |offset: usize| newlines.partition_point(|&i| i < offset) + 1;
-        let mut entries = Vec::new();
-        for (key, value) in secrets.into_iter().flatten() {
-            entries.push(parse_entry(
-                key,
-                value,
-                default_service.as_deref(),
-                &line_of,
-                &fail,
-            )?);
+        let entries = parse_entries(secrets, default_service.as_deref(), &line_of, &fail)?;
+        let mut profiles = Vec::new();
+        for raw in raw_profiles {
+            // A profile's entries that name no service take its own
+            // [defaults] first, then the manifest's.
+            let defaults = raw
+                .default_service
+                .as_deref()
+                .or(default_service.as_deref());
+            let entries = parse_entries(raw.secrets, defaults, &line_of, &fail)?;
+            profiles.push((
+                raw.line,
+                super::Profile {
+                    name: raw.name,
+                    store: raw.store,
+                    default_service: raw.default_service,
+                    entries,
+                },
+            ));
         }
-        // The table is a sorted map; report and resolve in the order of the file.
-        entries.sort_by_key(|entry| entry.line);
+        profiles.sort_by_key(|(line, _)| *line);
         Ok(Self {
             path: path.to_owned(),
             store,
             entries,
             vault,
+            profiles: profiles.into_iter().map(|(_, profile)| profile).collect(),
         })
     }
+}
+
+/// A `[profiles.NAME]` table, checked, with its entries still to parse
+/// (they need the manifest's `[defaults]`, which may come later).
+struct RawProfile<'a, 'i> {
+    name: String,
+    line: usize,
+    store: Option<StoreKind>,
+    default_service: Option<String>,
+    secrets: Option<&'a DeTable<'i>>,
+}
+
+fn raw_profile<'a, 'i>(
+    name: &Spanned<std::borrow::Cow<'i, str>>,
+    value: &'a Spanned<DeValue<'i>>,
+    fail: &impl Fn(Range<usize>, String) -> Error,
+) -> Result<RawProfile<'a, 'i>, Error> {
+    let text = name.get_ref().as_ref();
+    // The name is typed after --profile and repeated in messages' fix
+    // lines, so it is a word a shell leaves alone.
+    let valid = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(fail(
+            name.span(),
+            format!(
+                "`{text}` is not a valid profile name: use up to 64 ASCII letters, digits, `-` \
+                 and `_`"
+            ),
+        ));
+    }
+    let table = expect_table(value, &format!("`[profiles.{text}]`"), fail)?;
+    let mut profile = RawProfile {
+        name: text.to_owned(),
+        // Its position in the file, for listing profiles in order.
+        line: name.span().start,
+        store: None,
+        default_service: None,
+        secrets: None,
+    };
+    for (key, value) in table {
+        match key.get_ref().as_ref() {
+            "store" => profile.store = Some(store_kind(value, fail)?),
+            "defaults" => {
+                profile.default_service =
+                    defaults(value, &format!("[profiles.{text}.defaults]"), fail)?;
+            }
+            "secrets" => {
+                profile.secrets = Some(expect_table(
+                    value,
+                    &format!("`[profiles.{text}.secrets]`"),
+                    fail,
+                )?);
+            }
+            other if VALUE_KEYS.contains(&other) => {
+                return Err(fail(key.span(), value_at_top(other)));
+            }
+            other => {
+                return Err(fail(
+                    key.span(),
+                    format!(
+                        "unknown key `{other}` in [profiles.{text}]; expected `store`, \
+                         `[profiles.{text}.defaults]` or `[profiles.{text}.secrets]`"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(profile)
+}
+
+/// A `[defaults]` table (`what` names it in messages): its `service`.
+fn defaults(
+    value: &Spanned<DeValue<'_>>,
+    what: &str,
+    fail: &impl Fn(Range<usize>, String) -> Error,
+) -> Result<Option<String>, Error> {
+    let mut service = None;
+    for (key, value) in expect_table(value, &format!("`{what}`"), fail)? {
+        match key.get_ref().as_ref() {
+            "service" => service = Some(non_empty_string(value, "service", fail)?),
+            other if VALUE_KEYS.contains(&other) => {
+                return Err(fail(key.span(), value_in_defaults(what, other)));
+            }
+            other => {
+                return Err(fail(
+                    key.span(),
+                    format!("unknown key `{other}` in {what}; expected `service`"),
+                ));
+            }
+        }
+    }
+    Ok(service)
+}
+
+fn store_kind(
+    value: &Spanned<DeValue<'_>>,
+    fail: &impl Fn(Range<usize>, String) -> Error,
+) -> Result<StoreKind, Error> {
+    let name = string(value, "store", fail)?;
+    StoreKind::from_spelling(&name).ok_or_else(|| fail(value.span(), unknown_store(&name)))
+}
+
+/// The entries of a `[secrets]` table, in the order of the file.
+fn parse_entries(
+    secrets: Option<&DeTable<'_>>,
+    default_service: Option<&str>,
+    line_of: &impl Fn(usize) -> usize,
+    fail: &impl Fn(Range<usize>, String) -> Error,
+) -> Result<Vec<Entry>, Error> {
+    let mut entries = Vec::new();
+    for (key, value) in secrets.into_iter().flatten() {
+        entries.push(parse_entry(key, value, default_service, line_of, fail)?);
+    }
+    // The table is a sorted map; report and resolve in the order of the file.
+    entries.sort_by_key(|entry| entry.line);
+    Ok(entries)
 }
 
 fn parse_entry(
@@ -164,11 +279,13 @@ fn parse_entry(
     let mut username = None;
     let mut optional = false;
     let mut description = None;
+    let mut generate = None;
     for (field, field_value) in table {
         match field.get_ref().as_ref() {
             "service" => service = Some(non_empty_string(field_value, "service", fail)?),
             "username" => username = Some(non_empty_string(field_value, "username", fail)?),
             "description" => description = Some(string(field_value, "description", fail)?),
+            "generate" => generate = generate_rule(field_value, fail)?,
             "optional" => {
                 optional = field_value.get_ref().as_bool().ok_or_else(|| {
                     fail(
@@ -200,6 +317,16 @@ fn parse_entry(
             format!("`{name}` has no `username`; add username = \"...\""),
         )
     })?;
+    if let (Some(_), true) = (generate, optional) {
+        return Err(fail(
+            key.span(),
+            format!(
+                "`{name}` is both `optional` and `generate`d, but a generated value is never \
+                 missing; remove one of the two"
+            ),
+        ));
+    }
+    let service_from_defaults = service.is_none();
     let service = match (service, default_service) {
         (Some(service), _) => service,
         (None, Some(default)) => default.to_owned(),
@@ -219,8 +346,76 @@ fn parse_entry(
         username,
         optional,
         description,
+        generate,
+        service_from_defaults,
         line: line_of(key.span().start),
     })
+}
+
+/// `generate = true`, `false`, or `{ length = N, charset = "..." }`.
+fn generate_rule(
+    value: &Spanned<DeValue<'_>>,
+    fail: &impl Fn(Range<usize>, String) -> Error,
+) -> Result<Option<Generate>, Error> {
+    let table = match value.get_ref() {
+        DeValue::Boolean(true) => return Ok(Some(Generate::DEFAULT)),
+        DeValue::Boolean(false) => return Ok(None),
+        DeValue::Table(table) => table,
+        _ => {
+            return Err(fail(
+                value.span(),
+                format!(
+                    "`generate` must be true, false or a table such as {{ length = 32, \
+                     charset = \"alphanumeric\" }}, not {}",
+                    describe(value)
+                ),
+            ));
+        }
+    };
+    let mut rule = Generate::DEFAULT;
+    for (key, value) in table {
+        match key.get_ref().as_ref() {
+            "length" => {
+                let length = value
+                    .get_ref()
+                    .as_integer()
+                    .and_then(|n| usize::from_str_radix(n.as_str(), n.radix()).ok())
+                    .filter(|n| Generate::LENGTHS.contains(n));
+                rule.length = length.ok_or_else(|| {
+                    fail(
+                        value.span(),
+                        format!(
+                            "`length` must be a whole number from {} to {}",
+                            Generate::LENGTHS.start(),
+                            Generate::LENGTHS.end()
+                        ),
+                    )
+                })?;
+            }
+            "charset" => {
+                let text = string(value, "charset", fail)?;
+                rule.charset = Charset::ALL
+                    .into_iter()
+                    .find(|charset| charset.spelling() == text)
+                    .ok_or_else(|| {
+                        fail(
+                            value.span(),
+                            format!(
+                                "unknown charset `{text}`; expected {}",
+                                Charset::ALL.map(Charset::spelling).join(", ")
+                            ),
+                        )
+                    })?;
+            }
+            other => {
+                return Err(fail(
+                    key.span(),
+                    format!("unknown key `{other}` in `generate`; expected `length` or `charset`"),
+                ));
+            }
+        }
+    }
+    Ok(Some(rule))
 }
 
 fn unknown_store(name: &str) -> String {
@@ -242,10 +437,18 @@ fn value_in_entry(name: &EnvName, key: Option<&str>) -> String {
     )
 }
 
-fn value_in_defaults(key: &str) -> String {
+fn value_in_defaults(what: &str, key: &str) -> String {
     format!(
-        "[defaults] holds a value (`{key} = ...`), but secrets belong in the keyring, not \
+        "{what} holds a value (`{key} = ...`), but secrets belong in the keyring, not \
          in a checked-in manifest; remove it and store each value with: with-secrets set NAME"
+    )
+}
+
+fn value_at_top(key: &str) -> String {
+    format!(
+        "`{key} = ...` looks like a value, but secrets belong in the keyring, not in a \
+         checked-in manifest; name it in [secrets] as NAME = {{ service = \"...\", username = \
+         \"...\" }}, then store the value with: with-secrets set NAME"
     )
 }
 
@@ -423,6 +626,242 @@ DATABASE_URL = { username = "dev-db" }
                 "{message}"
             );
         }
+    }
+
+    const PROFILES: &str = r#"
+[defaults]
+service = "acme"
+
+[secrets]
+API_TOKEN = { service = "acme-api", username = "dev" }
+DB_URL    = { username = "db" }
+
+[profiles.staging.secrets]
+API_TOKEN    = { service = "acme-api", username = "staging" }
+STAGING_ONLY = { username = "staging-only" }
+
+[profiles.ci]
+store = "file"
+
+[profiles.ci.defaults]
+service = "acme-ci"
+
+[profiles.ci.secrets]
+API_TOKEN = { service = "acme-api", username = "ci-bot" }
+"#;
+
+    /// Name, service, username and line of each entry.
+    type Row = (String, String, String, usize);
+
+    fn selected(name: &str) -> (Vec<Row>, Option<StoreKind>) {
+        let (manifest, store) = parse(PROFILES).unwrap().with_profile(name).unwrap();
+        let entries = manifest
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.name.to_string(),
+                    e.service.clone(),
+                    e.username.clone(),
+                    e.line,
+                )
+            })
+            .collect();
+        (entries, store)
+    }
+
+    #[test]
+    fn a_profile_replaces_entries_in_place_and_adds_its_own_after() {
+        let manifest = parse(PROFILES).unwrap();
+        let names: Vec<&str> = manifest.profiles.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["staging", "ci"], "in the order of the file");
+        assert_eq!(
+            manifest.entries.len(),
+            2,
+            "[secrets] alone without a profile"
+        );
+        let (entries, store) = selected("staging");
+        let e = |n: &str, s: &str, u: &str, l: usize| (n.into(), s.into(), u.into(), l);
+        assert_eq!(
+            entries,
+            [
+                e("API_TOKEN", "acme-api", "staging", 10),
+                e("DB_URL", "acme", "db", 7),
+                e("STAGING_ONLY", "acme", "staging-only", 11)
+            ]
+        );
+        assert_eq!(store, None);
+    }
+
+    #[test]
+    fn a_profile_sets_the_store_and_the_default_service() {
+        let (entries, store) = selected("ci");
+        let e = |n: &str, s: &str, u: &str, l: usize| (n.into(), s.into(), u.into(), l);
+        // DB_URL names no service, so the profile's [defaults] gives it one.
+        assert_eq!(
+            entries,
+            [
+                e("API_TOKEN", "acme-api", "ci-bot", 20),
+                e("DB_URL", "acme-ci", "db", 7)
+            ]
+        );
+        assert_eq!(store, Some(StoreKind::File));
+    }
+
+    #[test]
+    fn an_unknown_profile_lists_the_ones_there_are() {
+        let err = parse(PROFILES).unwrap().with_profile("prod").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no profile `prod` in secrets.toml; it has: staging, ci\n  use one of those, or \
+             add [profiles.prod.secrets]"
+        );
+        let err = parse("").unwrap().with_profile("prod").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("no profile `prod`: secrets.toml has no profiles"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_rule_holds_inside_profiles() {
+        for (text, expected) in [
+            ("[profiles.a.secrets]\nA = 3\n", "2:5: `A` must be a table"),
+            (
+                "[profiles.a.secrets]\nA = { service = \"s\", username = \"u\", nope = 1 }\n",
+                "2:38: unknown key `nope` in `A`",
+            ),
+            (
+                "[profiles.a.secrets]\nA = { username = \"u\" }\n",
+                "2:1: `A` has no `service`",
+            ),
+            (
+                "[profiles.a.secrets]\n1A = { service = \"s\", username = \"u\" }\n",
+                "2:1: `1A` is not a valid environment variable name",
+            ),
+            (
+                "[profiles.a.secrets]\nA = { service = \"s\", username = \"u\", token = \"t\" }\n",
+                "2:38: `A` holds a value (`token = ...`)",
+            ),
+            (
+                "[profiles.a]\ntoken = \"t\"\n",
+                "2:1: `token = ...` looks like a value",
+            ),
+            ("token = \"t\"\n", "1:1: `token = ...` looks like a value"),
+            (
+                "[profiles.a.defaults]\npassword = \"p\"\n",
+                "2:1: [profiles.a.defaults] holds a value (`password = ...`)",
+            ),
+            (
+                "[profiles.a.defaults]\nservise = \"s\"\n",
+                "2:1: unknown key `servise` in [profiles.a.defaults]",
+            ),
+            (
+                "[profiles.a]\nstorre = \"file\"\n",
+                "2:1: unknown key `storre` in [profiles.a]; expected `store`",
+            ),
+            (
+                "[profiles.a]\nstore = \"consul\"\n",
+                "2:9: unknown store `consul`",
+            ),
+            ("profiles = 3\n", "1:12: `[profiles]` must be a table"),
+            ("[profiles]\na = 3\n", "2:5: `[profiles.a]` must be a table"),
+            (
+                "[profiles.a]\nsecrets = []\n",
+                "2:11: `[profiles.a.secrets]` must be a table",
+            ),
+            (
+                "[profiles.\"a b\"]\n",
+                "1:11: `a b` is not a valid profile name",
+            ),
+            ("[profiles.\"\"]\n", "1:11: `` is not a valid profile name"),
+            (
+                "[profiles.a.secrets]\nA = { service = \"s\", username = \"\" }\n",
+                "2:33: `username` must not be empty",
+            ),
+        ] {
+            let message = error(text);
+            assert!(
+                message.starts_with(&format!("secrets.toml:{expected}")),
+                "{text:?}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_in_a_profile_is_masked_in_the_snippet() {
+        let message = error(
+            "[profiles.ci.secrets]\nA = { service = \"s\", username = \"u\", password = \"hunter2\" }\n",
+        );
+        assert!(message.contains("password = \"***\""), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+        let message = error("[profiles.ci]\nAPI_TOKEN = \"sk-live-123\"\n");
+        assert!(
+            message.starts_with("secrets.toml:2:1: unknown key `API_TOKEN`"),
+            "{message}"
+        );
+        assert!(!message.contains("sk-live"), "{message}");
+    }
+
+    #[test]
+    fn generate_is_true_false_or_a_rule() {
+        let manifest = parse(
+            "[secrets]\nA = { service = \"s\", username = \"a\", generate = true }\n\
+             B = { service = \"s\", username = \"b\", generate = false }\n\
+             C = { service = \"s\", username = \"c\", generate = { length = 24, charset = \"hex\" } }\n\
+             D = { service = \"s\", username = \"d\", generate = { charset = \"base64url\" } }\n\
+             E = { service = \"s\", username = \"e\", generate = { length = 0x10 } }\n",
+        )
+        .unwrap();
+        let rules: Vec<Option<Generate>> = manifest.entries.iter().map(|e| e.generate).collect();
+        let rule = |length, charset| Some(Generate { length, charset });
+        assert_eq!(
+            rules,
+            [
+                rule(32, Charset::Alphanumeric),
+                None,
+                rule(24, Charset::Hex),
+                rule(32, Charset::Base64Url),
+                rule(16, Charset::Alphanumeric),
+            ]
+        );
+        for (rule, expected) in [
+            ("\"yes\"", "2:49: `generate` must be true, false or a table"),
+            (
+                "{ length = 15 }",
+                "2:60: `length` must be a whole number from 16 to 4096",
+            ),
+            (
+                "{ length = 4097 }",
+                "2:60: `length` must be a whole number from 16 to 4096",
+            ),
+            ("{ length = -1 }", "2:60: `length` must be a whole number"),
+            ("{ length = 3.5 }", "2:60: `length` must be a whole number"),
+            (
+                "{ charset = \"base64\" }",
+                "2:61: unknown charset `base64`; expected alphanumeric, hex, base64url",
+            ),
+            (
+                "{ lenght = 20 }",
+                "2:51: unknown key `lenght` in `generate`",
+            ),
+        ] {
+            let message = error(&format!(
+                "[secrets]\nA = {{ service = \"s\", username = \"a\", generate = {rule} }}\n"
+            ));
+            assert!(
+                message.starts_with(&format!("secrets.toml:{expected}")),
+                "{rule}: {message}"
+            );
+        }
+        let message = error(
+            "[secrets]\nA = { service = \"s\", username = \"a\", optional = true, generate = true }\n",
+        );
+        assert!(
+            message.starts_with("secrets.toml:2:1: `A` is both `optional` and `generate`d"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -774,6 +1213,31 @@ DATABASE_URL = { username = "dev-db" }
             (
                 "[defaults]\nservice = []\n".to_owned(),
                 "secrets.toml:2:11: `service` must be a string",
+            ),
+            // The same inside profiles.
+            (
+                format!("[profiles.a.secrets]\n{}", deep("{a=", "}")),
+                "secrets.toml:2:",
+            ),
+            (
+                "[profiles.a.secrets]\n[profiles.a.secrets]\n".to_owned(),
+                "secrets.toml:2:",
+            ),
+            (
+                "[profiles.a]\n[profiles.a]\n".to_owned(),
+                "secrets.toml:2:",
+            ),
+            (
+                format!("[profiles.{}]\n", "a".repeat(65)),
+                "secrets.toml:1:11: `aaaa",
+            ),
+            (
+                "[profiles.\"\\u001b[2J\"]\n".to_owned(),
+                "secrets.toml:1:11: `\\u{1b}[2J` is not a valid profile name",
+            ),
+            (
+                "[profiles.a.secrets]\nA = { service = \"s\", username = \"u\", generate = { length = 99999999999999999999999 } }\n".to_owned(),
+                "secrets.toml:2:",
             ),
         ];
         for (text, expected) in cases {

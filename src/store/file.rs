@@ -503,6 +503,22 @@ impl Store for FileStore {
         })
     }
 
+    /// One write for them all: one decryption and one encryption, not one
+    /// per value.
+    fn create_all(&mut self, items: &[(Key<'_>, String, &Secret)]) -> Result<(), StoreError> {
+        self.update(|document| {
+            for (key, label, value) in items {
+                document.items.retain(|item| !item.is(*key));
+                document.items.push(Item::new(*key, label, value));
+            }
+            true
+        })
+    }
+
+    fn holds_values(&self) -> bool {
+        self.path.exists()
+    }
+
     fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
         if !self.path.exists() {
             return Ok(0);
@@ -661,7 +677,7 @@ impl Document {
 
 /// Makes `dir` and any missing parents, readable by its owner only (the XDG
 /// spec asks 0700 for data folders that did not exist).
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -671,7 +687,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Options for a file only its owner may read and write.
 #[cfg(unix)]
-fn private_options() -> OpenOptions {
+pub(crate) fn private_options() -> OpenOptions {
     use std::os::unix::fs::OpenOptionsExt;
     let mut options = OpenOptions::new();
     options.mode(0o600);
@@ -680,7 +696,7 @@ fn private_options() -> OpenOptions {
 
 /// On Windows, files in a user's %LOCALAPPDATA% are already the user's only.
 #[cfg(not(unix))]
-fn private_options() -> OpenOptions {
+pub(crate) fn private_options() -> OpenOptions {
     OpenOptions::new()
 }
 

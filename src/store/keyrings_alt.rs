@@ -117,6 +117,10 @@ impl Store for KeyringsAlt {
         "keyrings-alt"
     }
 
+    fn holds_values(&self) -> bool {
+        self.plaintext_path().exists() || self.encrypted_path().exists()
+    }
+
     fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
         let mut found: Vec<Option<Found>> = keys.iter().map(|_| None).collect();
         let plaintext_path = self.plaintext_path();

@@ -5,6 +5,9 @@ use std::collections::HashMap;
 use super::{Ask, Found, Key, Person, Store, StoreError};
 use crate::secret::Secret;
 
+/// One item `create_all` stored: service, username, value.
+pub(crate) type Created = (String, String, Secret);
+
 #[derive(Default)]
 pub(crate) struct Memory {
     pub(crate) items: HashMap<(String, String), Secret>,
@@ -13,6 +16,10 @@ pub(crate) struct Memory {
     /// How many keys each `get_all` batch asked for, shared with the test
     /// that handed the store over.
     pub(crate) batches: std::rc::Rc<std::cell::RefCell<Vec<usize>>>,
+    /// What each `create_all` call stored, shared like `batches`.
+    pub(crate) created: std::rc::Rc<std::cell::RefCell<Vec<Vec<Created>>>>,
+    /// A store that is made on first write, as the file store with no file.
+    pub(crate) not_made: bool,
 }
 
 impl Memory {
@@ -68,6 +75,25 @@ impl Store for Memory {
     fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
         self.check()?;
         Ok(usize::from(self.items.remove(&id(key)).is_some()))
+    }
+
+    fn create_all(&mut self, items: &[(Key<'_>, String, &Secret)]) -> Result<(), StoreError> {
+        self.check()?;
+        let mut batch = Vec::new();
+        for (key, _, value) in items {
+            self.items.insert(id(*key), (*value).clone());
+            batch.push((
+                key.service.to_owned(),
+                key.username.to_owned(),
+                (*value).clone(),
+            ));
+        }
+        self.created.borrow_mut().push(batch);
+        Ok(())
+    }
+
+    fn holds_values(&self) -> bool {
+        !self.not_made
     }
 }
 

@@ -71,6 +71,23 @@ pub(crate) trait Store {
     /// Removes every item for `key`; returns how many there were.
     fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError>;
 
+    /// Stores values the store was just found not to have (generated ones),
+    /// in as few round trips as the store allows; `label` as for `set`.
+    fn create_all(&mut self, items: &[(Key<'_>, String, &Secret)]) -> Result<(), StoreError> {
+        for (key, label, value) in items {
+            self.set(*key, label, value)?;
+        }
+        Ok(())
+    }
+
+    /// Whether this store already holds values, so that a generated one
+    /// goes where later runs will read it. A store made on first write (the
+    /// file store with no file yet, which would need a new passphrase) does
+    /// not: nothing is generated into it. Asked after a lookup.
+    fn holds_values(&self) -> bool {
+        true
+    }
+
     /// For `auto`: why the platform keyring was passed over, if it was.
     fn fallback_reason(&self) -> Option<&StoreError> {
         None
@@ -256,6 +273,16 @@ impl Store for Auto {
 
     fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
         self.with(|store| store.delete(key))
+    }
+
+    fn create_all(&mut self, items: &[(Key<'_>, String, &Secret)]) -> Result<(), StoreError> {
+        self.with(|store| store.create_all(items))
+    }
+
+    fn holds_values(&self) -> bool {
+        self.chosen
+            .as_ref()
+            .is_some_and(|store| store.holds_values())
     }
 
     fn fallback_reason(&self) -> Option<&StoreError> {

@@ -613,6 +613,11 @@ impl Store for SecretService {
         let result = self.remove(key);
         self.named(result)
     }
+
+    fn create_all(&mut self, items: &[(Key<'_>, String, &Secret)]) -> Result<(), StoreError> {
+        let result = self.create_many(items);
+        self.named(result)
+    }
 }
 
 impl SecretService {
@@ -686,27 +691,35 @@ impl SecretService {
         }
     }
 
+    /// Every item created at once: one `CreateItem` each, all sent before
+    /// any reply is read, so one round trip for them all. A locked
+    /// collection sends them through `store` one by one, which unlocks it.
+    fn create_many(&mut self, items: &[(Key<'_>, String, &Secret)]) -> Result<(), StoreError> {
+        let mut messages = Vec::with_capacity(items.len());
+        for (key, label, value) in items {
+            let secret = self.wire_secret(value)?;
+            messages.push(create_item(*key, label, secret));
+        }
+        let mut locked = false;
+        for mut reply in self.call_all(messages)? {
+            match read::<(ObjectPath, ObjectPath)>(&mut reply) {
+                Ok((_item, prompt)) => {
+                    self.complete(&prompt, refused("storing the item"))?;
+                }
+                Err(StoreError::Locked { .. }) => locked = true,
+                Err(err) => return Err(err),
+            }
+        }
+        if locked {
+            for (key, label, value) in items {
+                self.store(*key, label, value)?;
+            }
+        }
+        Ok(())
+    }
+
     fn create(&mut self, key: Key<'_>, label: &str, secret: WireSecret) -> Result<(), StoreError> {
-        let attributes = HashMap::from([
-            ("service".to_owned(), key.service.to_owned()),
-            ("username".to_owned(), key.username.to_owned()),
-            ("application".to_owned(), APPLICATION.to_owned()),
-        ]);
-        let mut properties = PropMap::new();
-        properties.insert(
-            format!("{ITEM_IFACE}.Label"),
-            Variant(Box::new(label.to_owned()) as Box<dyn RefArg>),
-        );
-        properties.insert(
-            format!("{ITEM_IFACE}.Attributes"),
-            Variant(Box::new(attributes) as Box<dyn RefArg>),
-        );
-        // replace = true: two concurrent `set`s that both found nothing
-        // leave one item, since the service replaces an identical one.
-        let mut reply = self.call(
-            method(SERVICE, DEFAULT_COLLECTION, COLLECTION_IFACE, "CreateItem")
-                .append3(properties, secret, true),
-        )?;
+        let mut reply = self.call(create_item(key, label, secret))?;
         let (_item, prompt): (ObjectPath, ObjectPath) = read(&mut reply)?;
         self.complete(&prompt, refused("storing the item"))
             .map(drop)
@@ -818,6 +831,28 @@ fn session_bus_address() -> Result<String, StoreError> {
         }
     }
     Err(StoreError::NoSessionBus)
+}
+
+/// A `CreateItem` call for `key`, laid out as Python's keyring lays items
+/// out. replace = true: two concurrent `set`s that both found nothing leave
+/// one item, since the service replaces an identical one.
+fn create_item(key: Key<'_>, label: &str, secret: WireSecret) -> Message {
+    let attributes = HashMap::from([
+        ("service".to_owned(), key.service.to_owned()),
+        ("username".to_owned(), key.username.to_owned()),
+        ("application".to_owned(), APPLICATION.to_owned()),
+    ]);
+    let mut properties = PropMap::new();
+    properties.insert(
+        format!("{ITEM_IFACE}.Label"),
+        Variant(Box::new(label.to_owned()) as Box<dyn RefArg>),
+    );
+    properties.insert(
+        format!("{ITEM_IFACE}.Attributes"),
+        Variant(Box::new(attributes) as Box<dyn RefArg>),
+    );
+    method(SERVICE, DEFAULT_COLLECTION, COLLECTION_IFACE, "CreateItem")
+        .append3(properties, secret, true)
 }
 
 fn send(channel: &Channel, message: Message) -> Result<u32, StoreError> {

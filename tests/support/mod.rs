@@ -256,6 +256,18 @@ impl Test {
         run.stdout()
     }
 
+    /// Runs with-secrets with `args` and, for this run only, the variables
+    /// `env` (an empty value is set, empty).
+    pub fn run_env<I, S>(&self, env: &[(&str, &str)], args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = self.command(args);
+        command.stdin(Stdio::null()).envs(env.iter().copied());
+        Run::new(wait(command.spawn().expect("spawn with-secrets")))
+    }
+
     /// Runs with-secrets with `args` and waits for it, failing on a hang.
     pub fn run<I, S>(&self, args: I) -> Run
     where
