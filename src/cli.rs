@@ -254,8 +254,12 @@ pub(crate) enum Command {
 pub(crate) enum EnvFormat {
     /// `export NAME='value'` lines, quoted for sh, bash and zsh
     Shell,
-    /// `NAME=value` lines, for python-dotenv and docker --env-file
+    /// `NAME=value` lines, quoted where needed, that python-dotenv, Rust's
+    /// dotenvy and Node's dotenv read back alike; multi-line values too
     Dotenv,
+    /// `NAME=value` lines taken literally, for docker --env-file (and
+    /// python-dotenv): values that would need quoting are refused
+    Docker,
     /// One JSON object mapping each name to its value
     Json,
 }

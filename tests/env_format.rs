@@ -131,7 +131,7 @@ fn a_missing_required_variable_fails_env_as_it_fails_a_run() {
         Test::new()
             .keyring(&service)
             .manifest(&manifest_for(&[("API_TOKEN", "acme", "ci-bot")]));
-    for format in ["shell", "dotenv", "json"] {
+    for format in ["shell", "dotenv", "docker", "json"] {
         let run = test.run(["env", "--format", format]);
         run.expect_code(125)
             .stderr_has("1 required secret is missing from secret-service and the environment")
@@ -140,7 +140,7 @@ fn a_missing_required_variable_fails_env_as_it_fails_a_run() {
     }
 }
 
-/// Values a `.env` line can hold for both readers: `=`, `#` without a space
+/// Values a literal `.env` line can hold for both docker and python-dotenv: `=`, `#` without a space
 /// before it, `$` without `{`, quotes inside, backslashes, tabs inside,
 /// non-ASCII text, and nothing.
 const DOTENV_SAFE: &[(&str, &[u8])] = &[
@@ -169,9 +169,9 @@ fn docker_env_file(text: &str) -> BTreeMap<String, String> {
 }
 
 #[test]
-fn dotenv_output_reads_back_alike_in_python_dotenv_and_by_docker_rules() {
+fn docker_output_reads_back_alike_in_python_dotenv_and_by_docker_rules() {
     let test = stored(DOTENV_SAFE);
-    let run = test.run(["env", "--format", "dotenv"]);
+    let run = test.run(["env", "--format", "docker"]);
     run.success();
     let text = run.stdout();
     let expected: BTreeMap<String, String> = DOTENV_SAFE
@@ -195,12 +195,12 @@ fn dotenv_output_reads_back_alike_in_python_dotenv_and_by_docker_rules() {
 }
 
 #[test]
-fn dotenv_refuses_a_value_with_a_newline_by_name() {
+fn docker_refuses_a_value_with_a_newline_by_name() {
     let test = stored(&[("FINE", b"fine"), ("NOTE", b"two\nlines")]);
-    let run = test.run(["env", "--format", "dotenv"]);
+    let run = test.run(["env", "--format", "docker"]);
     run.expect_code(125)
         .stderr_has(
-            "cannot print NOTE as dotenv: its value contains a line break, which docker's \
+            "cannot print NOTE as docker: its value contains a line break, which docker's \
              --env-file cannot hold",
         )
         .stderr_has("use another --format")
@@ -209,7 +209,7 @@ fn dotenv_refuses_a_value_with_a_newline_by_name() {
 }
 
 #[test]
-fn dotenv_refuses_values_that_python_dotenv_would_read_differently() {
+fn docker_refuses_values_that_python_dotenv_would_read_differently() {
     for (value, reason) in [
         (" padded ", "starts or ends with white space"),
         ("'quoted'", "starts with a quote"),
@@ -217,10 +217,10 @@ fn dotenv_refuses_values_that_python_dotenv_would_read_differently() {
         ("${HOME}", "contains `${`"),
     ] {
         stored(&[("TRICKY", value.as_bytes())])
-            .run(["env", "--format", "dotenv"])
+            .run(["env", "--format", "docker"])
             .expect_code(125)
             .stderr_has(&format!(
-                "cannot print TRICKY as dotenv: its value {reason}"
+                "cannot print TRICKY as docker: its value {reason}"
             ));
     }
 }
@@ -242,7 +242,7 @@ fn json_output_maps_each_name_to_its_value() {
 #[test]
 fn a_value_that_is_not_utf8_is_refused_by_name() {
     let test = stored(&[("BINARY", b"\xff\xfe binary")]);
-    for format in ["shell", "dotenv", "json"] {
+    for format in ["shell", "dotenv", "docker", "json"] {
         test.run(["env", "--format", format])
             .expect_code(125)
             .stderr_has(&format!(
@@ -268,4 +268,227 @@ fn env_warns_when_stdout_is_a_terminal_unless_quiet() {
     let piped = test.run(["env"]);
     piped.success();
     assert!(piped.stderr().is_empty(), "{}", piped.stderr());
+}
+
+/// Values a `.env` file needs, which the three readers treat differently
+/// unless quoted just so: a PEM key over lines, both kinds of quote, `$`
+/// and backticks, white space around, a ` #`, backslashes, text that is
+/// not ASCII, and nothing at all.
+const DOTENV: &[(&str, &str)] = &[
+    (
+        "PEM",
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n\
+         -----END PRIVATE KEY-----\n",
+    ),
+    ("APOSTROPHE", "it's\non two lines"),
+    ("DOUBLE", "say \"hi\" #not-a-comment"),
+    ("DOLLAR", "$HOME $(id) `id` $$"),
+    ("PADDED", "  padded\t "),
+    ("WINDOWS_PATH", "C:\\Users\\me\\new"),
+    ("UNICODE", "pä wörd ✓ 🎉 \u{a0}"),
+    ("HASH", "#lead a#b"),
+    ("EQUALS", "=a=b="),
+    ("NEWLINES", "\n\nx\n\n"),
+    ("PLAIN", "abc-123_./:@"),
+    ("EMPTY", ""),
+];
+
+/// The folder of Node's dotenv package that scripts/test unpacks.
+fn node_dotenv() -> std::path::PathBuf {
+    let dir = std::env::var_os("WITH_SECRETS_TEST_NODE_DOTENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-node/dotenv-18.0.10")
+        });
+    assert!(
+        dir.join("package.json").exists(),
+        "{} is missing: run ./scripts/test, which unpacks Node's dotenv there",
+        dir.display()
+    );
+    dir
+}
+
+/// What Node's dotenv reads from `file`, with its default parser or, with
+/// `fast`, the other one it has.
+fn node_reads(file: &std::path::Path, fast: bool) -> BTreeMap<String, String> {
+    let script = "const dotenv = require(process.argv[1]);\n\
+                  const text = require('fs').readFileSync(process.argv[2], 'utf8');\n\
+                  const fast = process.argv[3] === 'fast';\n\
+                  process.stdout.write(JSON.stringify(fast ? dotenv.parse(text, { fast: true }) : dotenv.parse(text)));";
+    let output = Command::new("node")
+        .args(["-e", script])
+        .arg(node_dotenv())
+        .arg(file)
+        .arg(if fast { "fast" } else { "default" })
+        .env_clear()
+        .output()
+        .expect("node (Debian package nodejs)");
+    assert!(
+        output.status.success(),
+        "node: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// What python-dotenv reads from `file`, as `dotenv_values(PATH)` does.
+fn python_reads(test: &Test, file: &std::path::Path) -> BTreeMap<String, String> {
+    let output = test.python(
+        &[
+            "-c",
+            "import json, sys, dotenv\n\
+             print(json.dumps(dotenv.dotenv_values(sys.argv[1])))",
+            &file.to_string_lossy(),
+        ],
+        "",
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Fails with the values `reader` read differently, if any, and no others.
+#[track_caller]
+fn same(reader: &str, read: &BTreeMap<String, String>, expected: &BTreeMap<String, String>) {
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(name, value)| read.get(*name) != Some(*value))
+        .map(|(name, value)| format!("{name}: wrote {value:?}, read {:?}", read.get(name)))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{reader} read back:\n{}",
+        wrong.join("\n")
+    );
+    assert_eq!(read.len(), expected.len(), "{reader}: {read:?}");
+}
+
+/// What Rust's dotenvy reads from `file`.
+fn dotenvy_reads(file: &std::path::Path) -> BTreeMap<String, String> {
+    dotenvy::from_path_iter(file)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|err| panic!("dotenvy: {err}"))
+}
+
+#[test]
+fn dotenv_output_reads_back_byte_for_byte_in_python_dotenv_dotenvy_and_node() {
+    let values: Vec<(&str, &[u8])> = DOTENV.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+    let test = stored(&values);
+    let run = test.run(["env", "--format", "dotenv"]);
+    run.success();
+    let text = run.stdout();
+    // Quoted only where needed, single quotes first.
+    assert!(text.contains("\nPLAIN=abc-123_./:@\n"), "{text}");
+    assert!(text.contains("\nEMPTY=\n"), "{text}");
+    assert!(
+        text.starts_with("PEM='-----BEGIN PRIVATE KEY-----\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nAPOSTROPHE=\"it's\non two lines\"\n"),
+        "{text}"
+    );
+    let file = test.path().join(".env");
+    std::fs::write(&file, &text).unwrap();
+    let expected: BTreeMap<String, String> = DOTENV
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    same("python-dotenv", &python_reads(&test, &file), &expected);
+    same("dotenvy", &dotenvy_reads(&file), &expected);
+    same("Node's dotenv", &node_reads(&file, false), &expected);
+    same("Node's dotenv, fast", &node_reads(&file, true), &expected);
+}
+
+/// Values of 1 to 12 characters drawn from every character the three
+/// readers treat specially (and a few plain ones), each printed by its own
+/// run: each one printed must read back in all three readers, and each one
+/// refused must be refused with one of the documented reasons.
+#[test]
+fn random_awkward_values_read_back_in_all_three_readers_or_are_refused() {
+    // Backslashes and single quotes twice or more, as their rules are the
+    // finest: some 9 values of 300 have a `\\\\` only a wrong rule would
+    // print, 21 end with `\\`, 29 need double quotes.
+    const ALPHABET: &[char] = &[
+        'a', 'Z', ' ', '\t', '\n', '\r', '\'', '\'', '"', '`', '$', '{', '}', '#', '=', '\\', '\\',
+        '\\', 'é', '\u{a0}', '\u{feff}', '\u{2028}', '\u{1}',
+    ];
+    const REASONS: [&str; 4] = [
+        "contains a carriage return",
+        "contains `${`",
+        "contains a `'`, so it cannot be single-quoted",
+        "contains `\\\\` or ends with `\\`",
+    ];
+    // A fixed xorshift, so that a failure is the same on every run.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |bound: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        usize::try_from(state % bound as u64).unwrap()
+    };
+    let test = Test::new().manifest(&manifest_for(&[("V", "s", "v")]));
+    let mut text = String::new();
+    let mut expected = BTreeMap::new();
+    let mut refused = 0;
+    for i in 0..300 {
+        let value: String = (0..1 + next(10))
+            .map(|_| ALPHABET[next(ALPHABET.len())])
+            .collect();
+        // The value from the environment (the CI fallback): no store needed.
+        let run = test.run_env(&[("V", &value)], ["env", "--format", "dotenv"]);
+        if run.code() == Some(125) {
+            let stderr = run.stderr();
+            let reason = stderr
+                .strip_prefix("with-secrets: cannot print V as dotenv: its value ")
+                .unwrap_or_else(|| panic!("{value:?}: {stderr}"));
+            assert!(
+                REASONS.iter().any(|known| reason.starts_with(known)),
+                "{value:?}: {stderr}"
+            );
+            refused += 1;
+            continue;
+        }
+        run.success();
+        // Each run prints `V=...`; in the one file, each is V{i}.
+        let line = run.stdout();
+        text.push_str(&format!("V{i}{}", line.strip_prefix('V').unwrap()));
+        expected.insert(format!("V{i}"), value);
+    }
+    assert!(
+        refused < 200 && refused > 10,
+        "{refused} of 300 refused: the alphabet no longer tests both sides"
+    );
+    let file = test.path().join(".env");
+    std::fs::write(&file, &text).unwrap();
+    same("python-dotenv", &python_reads(&test, &file), &expected);
+    same("dotenvy", &dotenvy_reads(&file), &expected);
+    same("Node's dotenv", &node_reads(&file, false), &expected);
+    same("Node's dotenv, fast", &node_reads(&file, true), &expected);
+}
+
+#[test]
+fn dotenv_refuses_by_name_what_no_quoting_gives_back_to_every_reader() {
+    for (value, reason) in [
+        (
+            "${HOME}",
+            "contains `${`, which python-dotenv expands however the value is quoted",
+        ),
+        (
+            "it's $5",
+            "contains a `'`, so it cannot be single-quoted, and a `\"`, `\\` or `$`",
+        ),
+        ("ends\\", "contains `\\\\` or ends with `\\`"),
+        ("a\\\\b", "contains `\\\\` or ends with `\\`"),
+        ("line\r\n", "contains a carriage return"),
+    ] {
+        let run = stored(&[("FINE", b"fine"), ("TRICKY", value.as_bytes())])
+            .run(["env", "--format", "dotenv"]);
+        run.expect_code(125)
+            .stderr_has(&format!(
+                "cannot print TRICKY as dotenv: its value {reason}"
+            ))
+            .stderr_has("use another --format")
+            .never_shows(value);
+        assert!(run.stdout().is_empty(), "nothing is half-printed");
+    }
 }

@@ -143,3 +143,47 @@ fn the_demo_runs_end_to_end_on_its_own_keyring() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Every ```toml block of README.md is a manifest with-secrets accepts, as
+/// is each of its profiles: `check` with no store ends in 0 or 1 (missing
+/// values), never in 125 (a manifest error).
+#[test]
+fn every_toml_block_in_the_readme_is_a_manifest_with_secrets_accepts() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| rest.split_once("```").expect("a closed block").0)
+        .collect();
+    assert!(blocks.len() >= 4, "{} blocks", blocks.len());
+    let mut profiles_seen = 0;
+    for (index, block) in blocks.iter().enumerate() {
+        let test = Test::new().file(&format!("block{index}.toml"), block);
+        let manifest = format!("block{index}.toml");
+        let mut profiles: Vec<Option<&str>> = vec![None];
+        for line in block.lines() {
+            if let Some(rest) = line.strip_prefix("[profiles.") {
+                let name = rest.split(['.', ']']).next().unwrap();
+                if !profiles.contains(&Some(name)) {
+                    profiles.push(Some(name));
+                }
+            }
+        }
+        profiles_seen += profiles.len() - 1;
+        for profile in profiles {
+            let mut args = vec!["-m", manifest.as_str(), "--store", "keyrings-alt"];
+            if let Some(name) = profile {
+                args.extend(["--profile", name]);
+            }
+            args.push("check");
+            let run = test.run(&args);
+            assert!(
+                matches!(run.code(), Some(0 | 1)),
+                "README block {index} ({profile:?}):\n{block}\n{}",
+                run.stderr()
+            );
+        }
+    }
+    assert!(profiles_seen >= 2, "the Profiles example was not found");
+}

@@ -80,17 +80,36 @@ fn a_missing_explicit_manifest_says_so() {
 #[test]
 fn the_example_manifest_parses() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/secrets.example.toml");
-    let run = Test::new()
+    let test = Test::new()
         .env("API_TOKEN", "x")
         .env("DATABASE_URL", "y")
-        .run(["-m", example, "check"]);
-    run.success();
-    let lines: Vec<_> = run
-        .stdout()
-        .lines()
-        .map(|l| l.split_whitespace().next().unwrap().to_owned())
-        .collect();
-    assert_eq!(lines, ["API_TOKEN", "DATABASE_URL", "SENTRY_DSN"]);
+        .env("SESSION_KEY", "z");
+    for profile in [&[][..], &["--profile", "ci"]] {
+        let mut args = vec!["-m", example];
+        args.extend(profile);
+        args.push("check");
+        let run = test.run(&args);
+        run.success();
+        let lines: Vec<_> = run
+            .stdout()
+            .lines()
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .collect();
+        let username = if profile.is_empty() {
+            "ci-bot"
+        } else {
+            "ci-deploy"
+        };
+        assert_eq!(
+            lines,
+            [
+                format!("API_TOKEN acme-api {username}"),
+                "DATABASE_URL acme dev-db".to_owned(),
+                "SENTRY_DSN sentry acme".to_owned(),
+                "SESSION_KEY acme session-key".to_owned(),
+            ]
+        );
+    }
 }
 
 /// A manifest whose strings carry terminal escapes: colour, window title,

@@ -70,6 +70,13 @@ fn a_profile_replaces_and_adds_entries_in_every_command() {
     test.run(["--profile", "staging", "get", "API_TOKEN"])
         .success()
         .stdout_is("staging-token");
+    // A global flag: after the subcommand too.
+    test.run(["get", "API_TOKEN", "--profile", "staging"])
+        .success()
+        .stdout_is("staging-token");
+    test.run_env(&[STAGING], ["-v", "get", "STAGING_ONLY"])
+        .success()
+        .stderr_has("with-secrets: profile staging (from WITH_SECRETS_PROFILE)");
     test.run_env(&[STAGING], ["get", "STAGING_ONLY"])
         .success()
         .stdout_is("staging-only");

@@ -47,6 +47,7 @@ impl EnvFormat {
         match self {
             Self::Shell => "shell",
             Self::Dotenv => "dotenv",
+            Self::Docker => "docker",
             Self::Json => "json",
         }
     }
@@ -69,12 +70,17 @@ pub(crate) fn render(
         // encoding that each reader would have to be told about.
         let text = std::str::from_utf8(value.expose())
             .map_err(|_| refuse(name, format, "is not valid UTF-8 text"))?;
-        if format == EnvFormat::Dotenv
-            && let Some(reason) = dotenv_problem(text)
-        {
-            return Err(refuse(name, format, reason));
-        }
-        texts.push((name.as_str(), text));
+        let quote = match format {
+            EnvFormat::Dotenv => {
+                dotenv_quote(text).map_err(|reason| refuse(name, format, reason))?
+            }
+            EnvFormat::Docker => match docker_problem(text) {
+                Some(reason) => return Err(refuse(name, format, reason)),
+                None => Quote::None,
+            },
+            EnvFormat::Shell | EnvFormat::Json => Quote::None,
+        };
+        texts.push((name.as_str(), text, quote));
     }
     let mut size = Sink::Count(0);
     write(format, &texts, &mut size);
@@ -109,11 +115,11 @@ impl Sink<'_> {
     }
 }
 
-fn write(format: EnvFormat, variables: &[(&str, &str)], out: &mut Sink) {
+fn write(format: EnvFormat, variables: &[(&str, &str, Quote)], out: &mut Sink) {
     if format == EnvFormat::Json {
         out.put(b"{");
     }
-    for (index, (name, text)) in variables.iter().enumerate() {
+    for (index, &(name, text, quote)) in variables.iter().enumerate() {
         match format {
             EnvFormat::Shell => {
                 out.put(b"export ");
@@ -122,10 +128,17 @@ fn write(format: EnvFormat, variables: &[(&str, &str)], out: &mut Sink) {
                 shell_quote(text, out);
                 out.put(b"\n");
             }
-            EnvFormat::Dotenv => {
+            EnvFormat::Dotenv | EnvFormat::Docker => {
+                let quote: &[u8] = match quote {
+                    Quote::None => b"",
+                    Quote::Single => b"'",
+                    Quote::Double => b"\"",
+                };
                 out.put(name.as_bytes());
                 out.put(b"=");
+                out.put(quote);
                 out.put(text.as_bytes());
+                out.put(quote);
                 out.put(b"\n");
             }
             EnvFormat::Json => {
@@ -211,6 +224,70 @@ fn refuse(name: &str, format: EnvFormat, reason: &'static str) -> Error {
     }
 }
 
+/// How a `.env` value is written: as it is, or between quotes that add
+/// nothing and take nothing away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    None,
+    Single,
+    Double,
+}
+
+/// How to write `value` so that python-dotenv (1.x), dotenvy (0.15) and
+/// Node's dotenv (16 to 18, both its parsers) each read back exactly
+/// `value`, or why no way does. Each reader's rules, from its source:
+///
+/// - Unquoted, python-dotenv strips white space and a ` #` comment;
+///   dotenvy ends the value at white space, takes `#` after it as a
+///   comment, and reads `\`, `$`, `'` and `"` anywhere in it as an escape,
+///   a variable or a quote; Node's dotenv ends it at `#` and trims it, and
+///   reads a leading backtick as a quote. So only characters none of them
+///   treats specially go unquoted: no white space, control character, BOM,
+///   `#`, `'`, `"`, `` ` ``, `\` or `$`.
+/// - In single quotes, dotenvy and Node's dotenv take everything literally
+///   up to the next `'`; python-dotenv turns `\\` and `\'` into `\` and `'`.
+///   So no `'`, no `\\`, and no `\` at the end (python-dotenv and
+///   dotenvy would take it with the closing quote as an escaped quote).
+///   Line breaks are fine: all three read a quoted value over lines.
+/// - In double quotes, python-dotenv decodes `\n`, `\t`, `\\` and their
+///   kin; Node's dotenv only `\n` and `\r`; dotenvy only `\\`, `\'`, `\"`,
+///   `\$`, `\ ` and `\n` (anything else is an error), and it expands
+///   `$VAR`. A backslash means something different to each, so double
+///   quotes take no `"`, `\` or `$`; they are for values with a `'`.
+/// - python-dotenv expands `${VAR}` however the value is quoted, and a
+///   carriage return is a line break to Node's dotenv (and to Python
+///   reading a file), which dotenvy cannot escape: both are refused.
+fn dotenv_quote(value: &str) -> Result<Quote, &'static str> {
+    if value.contains('\r') {
+        return Err(
+            "contains a carriage return, which Node's dotenv reads as a line break and \
+             dotenvy cannot read back",
+        );
+    }
+    if value.contains("${") {
+        return Err("contains `${`, which python-dotenv expands however the value is quoted");
+    }
+    let bare = |c: char| {
+        !(c.is_whitespace() || c.is_control() || c == '\u{feff}' || "#'\"`\\$".contains(c))
+    };
+    if value.chars().all(bare) {
+        return Ok(Quote::None);
+    }
+    if !value.contains('\'') && !value.contains("\\\\") && !value.ends_with('\\') {
+        return Ok(Quote::Single);
+    }
+    if !value.contains(['"', '\\', '$']) {
+        return Ok(Quote::Double);
+    }
+    Err(if value.contains('\'') {
+        "contains a `'`, so it cannot be single-quoted, and a `\"`, `\\` or `$`, which \
+         python-dotenv, dotenvy and Node's dotenv read differently in double quotes"
+    } else {
+        "contains `\\\\` or ends with `\\`, which python-dotenv unescapes in single quotes, \
+         and a backslash means something different to each reader in double quotes"
+    })
+}
+
 /// Why `value` cannot be one `NAME=value` line that python-dotenv and
 /// docker's `--env-file` both read as exactly `value`, if it cannot.
 ///
@@ -219,7 +296,7 @@ fn refuse(name: &str, format: EnvFormat, reason: &'static str) -> Error {
 /// `\r` or `\n`, skips white space after `=`, strips it at the end, drops a
 /// ` #` comment, unquotes a value that starts with a quote, and expands
 /// `${VAR}`. What both read alike is what none of that touches.
-fn dotenv_problem(value: &str) -> Option<&'static str> {
+fn docker_problem(value: &str) -> Option<&'static str> {
     if value.contains(['\n', '\r']) {
         return Some("contains a line break, which docker's --env-file cannot hold");
     }
@@ -279,15 +356,121 @@ mod tests {
     }
 
     #[test]
-    fn dotenv_lines_are_literal() {
+    fn docker_lines_are_literal() {
         assert_eq!(
-            text(EnvFormat::Dotenv, &[("A", "a b=c#d $HOME \\n"), ("E", "")]),
+            text(EnvFormat::Docker, &[("A", "a b=c#d $HOME \\n"), ("E", "")]),
             "A=a b=c#d $HOME \\n\nE=\n"
         );
     }
 
     #[test]
-    fn dotenv_refuses_what_its_readers_would_read_differently() {
+    fn dotenv_quotes_only_what_needs_it_and_prefers_single_quotes() {
+        assert_eq!(
+            text(
+                EnvFormat::Dotenv,
+                &[
+                    ("PLAIN", "abc-123_x.y/z:@%+,=é"),
+                    ("EMPTY", ""),
+                    ("SPACE", " a #b "),
+                    ("PEM", "-----BEGIN KEY-----\nMIIB\n-----END KEY-----\n"),
+                    ("DOLLAR", "$HOME \"q\" `x` a\\b"),
+                    ("APOSTROPHE", "it's\nfine"),
+                ]
+            ),
+            "PLAIN=abc-123_x.y/z:@%+,=é\nEMPTY=\nSPACE=' a #b '\n\
+             PEM='-----BEGIN KEY-----\nMIIB\n-----END KEY-----\n'\n\
+             DOLLAR='$HOME \"q\" `x` a\\b'\nAPOSTROPHE=\"it's\nfine\"\n"
+        );
+    }
+
+    #[test]
+    fn dotenv_refuses_what_no_quoting_gives_back_to_every_reader() {
+        for (value, reason) in [
+            ("cr\r", "contains a carriage return"),
+            ("${HOME}", "contains `${`"),
+            ("it's $5", "contains a `'`, so it cannot be single-quoted"),
+            ("it's \"q\"", "contains a `'`"),
+            ("it's a\\b", "contains a `'`"),
+            ("a\\\\b", "contains `\\\\` or ends with `\\`"),
+            ("trailing\\", "contains `\\\\` or ends with `\\`"),
+        ] {
+            let err = render(EnvFormat::Dotenv, &vars(&[("TOKEN", value)])).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("cannot print TOKEN as dotenv: its value {reason}")),
+                "{value:?}: {message}"
+            );
+        }
+    }
+
+    /// Reads `text` as dotenvy does, with no variable of this process's
+    /// environment for `$VAR` to expand to.
+    fn dotenvy_reads(text: &str) -> Vec<(String, String)> {
+        dotenvy::from_read_iter(text.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_or_else(|err| panic!("dotenvy: {err}: {text:?}"))
+    }
+
+    #[test]
+    fn dotenvy_reads_back_every_value_dotenv_prints() {
+        let values = [
+            "plain",
+            "",
+            " lead",
+            "trail\t",
+            "a #b",
+            "'single'",
+            "\"double\"",
+            "$HOME",
+            "$$",
+            "`x`",
+            "a\\b",
+            "two\nlines\n",
+            "\n",
+            "it's",
+            "é ✓ 🎉",
+            "\u{a0}nbsp",
+            "tab\there",
+            "#start",
+            "=eq",
+            "a=b",
+            "\u{feff}bom",
+            "ctl\u{1}",
+        ];
+        let variables: Vec<(String, Secret)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, value)| (format!("V{i}"), Secret::from(*value)))
+            .collect();
+        let text =
+            String::from_utf8(render(EnvFormat::Dotenv, &variables).unwrap().to_vec()).unwrap();
+        let expected: Vec<(String, String)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, value)| (format!("V{i}"), (*value).to_owned()))
+            .collect();
+        assert_eq!(dotenvy_reads(&text), expected, "{text}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn whatever_dotenv_prints_dotenvy_reads_back(
+            value in "[a-zA-Z0-9 \t\n'\"`$#=\\\\{}é\u{a0}\u{1}]{0,24}"
+        ) {
+            let variables = vec![("V".to_owned(), Secret::from(value.as_str()))];
+            if let Ok(out) = render(EnvFormat::Dotenv, &variables) {
+                let text = String::from_utf8(out.to_vec()).unwrap();
+                proptest::prop_assert_eq!(
+                    dotenvy_reads(&text),
+                    vec![("V".to_owned(), value.clone())],
+                    "{:?}", text
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn docker_refuses_what_its_readers_would_read_differently() {
         for value in [
             "two\nlines",
             "cr\r",
@@ -299,10 +482,10 @@ mod tests {
             "${HOME}",
             "nbsp\u{a0}",
         ] {
-            let err = render(EnvFormat::Dotenv, &vars(&[("TOKEN", value)])).unwrap_err();
+            let err = render(EnvFormat::Docker, &vars(&[("TOKEN", value)])).unwrap_err();
             let message = err.to_string();
             assert!(
-                message.starts_with("cannot print TOKEN as dotenv: its value "),
+                message.starts_with("cannot print TOKEN as docker: its value "),
                 "{message}"
             );
             assert!(!message.contains(value), "{message}");
@@ -345,7 +528,12 @@ mod tests {
     #[test]
     fn a_value_that_is_not_utf8_is_refused_by_name_in_every_format() {
         let variables = vec![("BIN".to_owned(), Secret::new(vec![0xff, 0xfe]))];
-        for format in [EnvFormat::Shell, EnvFormat::Dotenv, EnvFormat::Json] {
+        for format in [
+            EnvFormat::Shell,
+            EnvFormat::Dotenv,
+            EnvFormat::Docker,
+            EnvFormat::Json,
+        ] {
             let message = render(format, &variables).unwrap_err().to_string();
             assert!(message.contains("cannot print BIN as"), "{message}");
             assert!(message.contains("not valid UTF-8"), "{message}");
@@ -356,12 +544,24 @@ mod tests {
     fn rendering_leaves_no_unwiped_copy_of_a_value() {
         const CANARY: &[u8] = b"canary-60d2aa-env";
         let mut copies: Vec<(&str, usize)> = Vec::new();
-        for format in [EnvFormat::Shell, EnvFormat::Dotenv, EnvFormat::Json] {
-            // Quotes, backslashes and non-ASCII text, to be escaped, and
-            // enough variables to fill any buffer that grows.
+        for format in [
+            EnvFormat::Shell,
+            EnvFormat::Dotenv,
+            EnvFormat::Docker,
+            EnvFormat::Json,
+        ] {
+            // Quotes, backslashes and non-ASCII text, to be escaped or
+            // quoted (each value as the format can take it, single- and
+            // double-quoted for dotenv), and enough variables to fill any
+            // buffer that grows.
+            let tails: [&str; 2] = match format {
+                EnvFormat::Dotenv => [" \"q\" \\ ü $x\n", " it's ü\n"],
+                EnvFormat::Docker => [" \"q\" \\ ü $x", "it's ü"],
+                EnvFormat::Shell | EnvFormat::Json => [" it's \"q\" \\ ü $x\n", "'"],
+            };
             let variables: Vec<(String, Secret)> = (0..40)
                 .map(|i| {
-                    let value = [CANARY, " it's \"q\" \\ ü $x".as_bytes()].concat();
+                    let value = [CANARY, tails[i % 2].as_bytes()].concat();
                     (format!("NAME_{i}"), Secret::new(value))
                 })
                 .collect();
@@ -373,6 +573,9 @@ mod tests {
             copies.push((format.name(), found));
         }
         // Each format's count of unwiped copies of a value that were freed.
-        assert_eq!(copies, [("shell", 0), ("dotenv", 0), ("json", 0)]);
+        assert_eq!(
+            copies,
+            [("shell", 0), ("dotenv", 0), ("docker", 0), ("json", 0)]
+        );
     }
 }
