@@ -95,7 +95,7 @@ fn unlock_then_runs_set_get_check_env_and_import_ask_no_passphrase() {
     runs[7].success();
     assert_eq!(
         runs[7].stdout(),
-        "TOKEN=first ✓\nOTHER=imported\n",
+        "TOKEN='first ✓'\nOTHER=imported\n",
         "{}",
         runs[7].stdout()
     );
