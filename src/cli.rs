@@ -61,7 +61,7 @@ pub struct Cli {
 
     /// Use the manifest's [profiles.NAME]: its entries over [secrets], and
     /// its store [env: WITH_SECRETS_PROFILE]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", value_parser = parse_profile)]
     pub(crate) profile: Option<String>,
 
     /// Whether `store` came from WITH_SECRETS_STORE rather than `--store`,
@@ -140,11 +140,17 @@ impl Cli {
             matches.value_source("store") == Some(clap::parser::ValueSource::EnvVariable);
         // Read here rather than by clap's `env`, so that help does not show
         // the variable's value, and an empty one counts as unset.
-        if cli.profile.is_none() {
-            cli.profile = std::env::var("WITH_SECRETS_PROFILE")
-                .ok()
-                .filter(|name| !name.is_empty());
-            cli.profile_from_env = cli.profile.is_some();
+        if cli.profile.is_none()
+            && let Some(name) = std::env::var_os("WITH_SECRETS_PROFILE").filter(|v| !v.is_empty())
+        {
+            let name = parse_profile(&name.to_string_lossy()).map_err(|message| {
+                Self::command().error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("WITH_SECRETS_PROFILE: {message}"),
+                )
+            })?;
+            cli.profile = Some(name);
+            cli.profile_from_env = true;
         }
         Ok(cli)
     }
@@ -262,6 +268,19 @@ pub(crate) enum EnvFormat {
     Docker,
     /// One JSON object mapping each name to its value
     Json,
+}
+
+/// A profile's name as the manifest allows it: 1 to 64 ASCII letters,
+/// digits, `-` and `_`, a word a shell leaves alone in a fix line.
+fn parse_profile(text: &str) -> Result<String, String> {
+    if crate::manifest::is_profile_name(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{}` is not a profile name: use up to 64 ASCII letters, digits, `-` and `_`",
+            crate::term::printable::printable(text)
+        ))
+    }
 }
 
 /// How long `unlock` lasts: `90s`, `15m`, `2h`, `1h30m`, up to a week.

@@ -143,7 +143,7 @@ impl Config {
         );
         let (manifest, profile_store) = match &self.profile {
             Some((name, source)) => {
-                let selected = manifest.with_profile(name)?;
+                let selected = manifest.with_profile(name, source)?;
                 crate::explain!("profile {name} (from {source})");
                 selected
             }

@@ -76,9 +76,11 @@ pub enum Error {
     )]
     UnknownName { name: String, path: PathBuf },
 
-    #[error("{}", unknown_profile_message(name, path, profiles))]
+    #[error("{}", unknown_profile_message(name, from, path, profiles))]
     UnknownProfile {
         name: String,
+        /// `--profile` or `WITH_SECRETS_PROFILE`.
+        from: &'static str,
         path: PathBuf,
         /// The profiles the manifest has, in its order.
         profiles: Vec<String>,
@@ -184,18 +186,22 @@ pub struct MissingEntry {
     pub description: Option<String>,
 }
 
-fn unknown_profile_message(name: &str, path: &Path, profiles: &[String]) -> String {
+fn unknown_profile_message(name: &str, from: &str, path: &Path, profiles: &[String]) -> String {
     let path = printable_path(path);
-    let name = crate::term::printable::printable(name);
+    let none = if from == "--profile" {
+        "run without --profile"
+    } else {
+        "unset WITH_SECRETS_PROFILE"
+    };
     if profiles.is_empty() {
         return format!(
-            "no profile `{name}`: {path} has no profiles\n  add one: [profiles.{name}.secrets], \
-             or run without --profile and WITH_SECRETS_PROFILE"
+            "no profile `{name}` (from {from}): {path} has no profiles\n  add one: \
+             [profiles.{name}.secrets], or {none} to use [secrets] alone"
         );
     }
     format!(
-        "no profile `{name}` in {path}; it has: {}\n  use one of those, or add \
-         [profiles.{name}.secrets]",
+        "no profile `{name}` (from {from}) in {path}; it has: {}\n  use one of those, add \
+         [profiles.{name}.secrets], or {none} to use [secrets] alone",
         profiles.join(", ")
     )
 }

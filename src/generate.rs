@@ -2,13 +2,23 @@
 //! `generate` that the store has no value for gets a random one, stored
 //! before the command sees it, so every later run reads the same.
 //!
-//! Runs that may generate take one lock for the user, before they look
-//! anything up, and hold it until what they made is stored. Two `make -j`
-//! jobs started together would otherwise both find nothing, both make a
-//! value, and one would run with a value the store no longer holds. With
-//! the lock the second one waits, then finds the first one's value. It is
-//! taken only when an entry of the manifest has `generate`, and held for a
-//! lookup, not for the command.
+//! Two `make -j` jobs started together would both find nothing, both make a
+//! value, and one would run with a value the store no longer holds. So a
+//! run that finds something to generate takes one lock for the user (a file
+//! in with-secrets' data folder), and holds it until what it made is
+//! stored. The lookup itself takes no lock: most runs have nothing to
+//! generate, a store may prompt (the file store's passphrase) and a
+//! person's typing must not hold other runs up, and with no store (CI)
+//! there is nothing to lock for.
+//!
+//! A run that takes the lock must then know whether another run stored
+//! values since it looked. Each run that stores generated values writes a
+//! new random mark into the lock file before it lets go; a run reads the
+//! mark before its lookup and again once it holds the lock. The same mark
+//! means nobody generated anything in between, and the lookup stands; any
+//! other (or a half-written one) means look again, for the missing keys
+//! only. So an uncontended first run costs one more call to the store (the
+//! write), and only a run that waited costs two.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -53,50 +63,127 @@ fn lock_path() -> Option<PathBuf> {
     crate::store::file::FileStore::default_dir().map(|dir| dir.join("generate.lock"))
 }
 
-/// Waits, at most `timeout`, for the user's generation lock; it is released
-/// when the file is dropped, or when the process ends however it ends.
-/// `None` where there is no folder for it (no HOME): then runs are not
-/// kept apart, which only matters to two first runs at once.
-pub(crate) fn lock(timeout: Duration) -> Result<Option<File>, StoreError> {
-    let Some(path) = lock_path() else {
-        return Ok(None);
-    };
-    let fail = |err: &dyn std::fmt::Display| {
-        StoreError::Platform(format!(
-            "cannot use {} to keep runs that generate values apart: {err}",
-            path.display()
-        ))
-    };
-    if let Some(dir) = path.parent() {
-        crate::store::file::create_private_dir(dir).map_err(|err| fail(&err))?;
+/// The lock file's mark as a lookup starts ([`mark`]).
+pub(crate) struct Mark(Vec<u8>);
+
+/// Reads the mark before a lookup: empty when there is no lock file yet.
+pub(crate) fn mark() -> Mark {
+    Mark(
+        lock_path()
+            .and_then(|path| std::fs::read(path).ok())
+            .unwrap_or_default(),
+    )
+}
+
+/// The lock, held; it is let go when this is dropped, or when the process
+/// ends however it ends.
+pub(crate) struct Held {
+    file: Option<File>,
+    /// Whether another run may have stored generated values since this one
+    /// looked (its mark changed): then look again before generating.
+    pub(crate) look_again: bool,
+}
+
+impl Held {
+    /// Held by nobody: for unit tests, and where no lock could be made.
+    pub(crate) fn none(look_again: bool) -> Self {
+        Self {
+            file: None,
+            look_again,
+        }
     }
-    let file = crate::store::file::private_options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|err| fail(&err))?;
+
+    /// After the generated values are stored: a new mark, so that a run
+    /// waiting for the lock looks again.
+    pub(crate) fn stored(mut self) {
+        use std::io::{Seek, Write};
+        let Some(file) = &mut self.file else { return };
+        let mut mark = [0u8; 8];
+        let _ = getrandom::getrandom(&mut mark);
+        let text: String = mark.iter().map(|byte| format!("{byte:02x}")).collect();
+        // If this fails, the mark is half-written or unchanged; a waiting
+        // run that sees a half-written one looks again. An unchanged one
+        // after a failure to write it is rare enough (a full disk) to warn.
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(text.as_bytes()));
+        if let Err(err) = written {
+            crate::warning!(
+                "with-secrets: warning: cannot update the generation lock's mark: {err}; a run \
+                 started at the same moment may generate values again"
+            );
+        }
+    }
+}
+
+/// Waits, at most `timeout`, for the user's generation lock. Where no lock
+/// file can be made (no data folder, or one that cannot be written, as for
+/// a user with `HOME=/nonexistent`), says so and goes on without one:
+/// values are still generated, but runs started at the same moment are not
+/// kept apart.
+pub(crate) fn lock(mark: &Mark, timeout: Duration) -> Result<Held, StoreError> {
+    let Some(path) = lock_path() else {
+        crate::warning!(
+            "with-secrets: warning: neither XDG_DATA_HOME nor HOME is set, so there is no folder \
+             for the lock that keeps runs that generate values apart; generating without it"
+        );
+        return Ok(Held::none(false));
+    };
+    let opened = path
+        .parent()
+        .map_or(Ok(()), crate::store::file::create_private_dir)
+        .and_then(|()| {
+            crate::store::file::private_options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+        });
+    let file = match opened {
+        Ok(file) => file,
+        Err(err) => {
+            crate::warning!(
+                "with-secrets: warning: cannot make {}, the lock that keeps runs that generate \
+                 values apart: {err}; generating without it (set XDG_DATA_HOME to a folder you \
+                 can write to)",
+                path.display()
+            );
+            return Ok(Held::none(false));
+        }
+    };
     // Polled rather than blocking, so a stuck holder cannot hang us.
     let start = Instant::now();
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(Some(file)),
+            Ok(()) => break,
             Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < timeout => {
                 std::thread::sleep(Duration::from_millis(5));
             }
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(StoreError::Platform(format!(
-                    "another with-secrets run has held {} for {} s while generating values; \
-                     nothing was generated\n  if a with-secrets is stuck (at a passphrase \
-                     prompt?), stop it, then run this again (or give it longer with --timeout)",
-                    path.display(),
-                    timeout.as_secs_f32()
+                    "waited {} s for another with-secrets run that is generating values (it \
+                     holds {}); nothing was generated\n  if a with-secrets is stuck, stop it, \
+                     then run this again (or give it longer with --timeout)",
+                    timeout.as_secs_f32(),
+                    path.display()
                 )));
             }
-            Err(std::fs::TryLockError::Error(err)) => return Err(fail(&err)),
+            Err(std::fs::TryLockError::Error(err)) => {
+                crate::warning!(
+                    "with-secrets: warning: cannot lock {}: {err}; generating without the lock",
+                    path.display()
+                );
+                return Ok(Held::none(false));
+            }
         }
     }
+    let now = std::fs::read(&path).unwrap_or_default();
+    Ok(Held {
+        look_again: now != mark.0,
+        file: Some(file),
+    })
 }
 
 #[cfg(test)]

@@ -76,13 +76,30 @@ pub(crate) fn lookup(config: &Config, project: &Project, generate: bool) -> Reso
         project,
         &project.manifest.entries,
         generate,
-        from_process_env,
+        Environment::FallsBack,
     )
 }
 
-/// `entry` alone, in the store alone: no environment stands in (`get`).
+/// `entry` alone, in the store alone: the environment never stands in, and
+/// a value is generated only when the environment has none either, as for
+/// a run (`get`).
 pub(crate) fn lookup_in_store(config: &Config, project: &Project, entry: &Entry) -> Resolution {
-    lookup_entries(config, project, std::slice::from_ref(entry), true, |_| None)
+    lookup_entries(
+        config,
+        project,
+        std::slice::from_ref(entry),
+        true,
+        Environment::OnlyToGenerate,
+    )
+}
+
+/// What a lookup does with same-named variables in the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Environment {
+    /// The CI fallback: one stands in for a value the store lacks.
+    FallsBack,
+    /// None stands in; one only keeps a value from being generated.
+    OnlyToGenerate,
 }
 
 fn lookup_entries(
@@ -90,50 +107,32 @@ fn lookup_entries(
     project: &Project,
     entries: &[Entry],
     generate: bool,
-    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    environment: Environment,
 ) -> Resolution {
     let start = Instant::now();
     let generate = generate && entries.iter().any(|entry| entry.generate.is_some());
-    // Taken before the lookup, so that what it finds missing is still
-    // missing when the values are stored.
-    let lock = if generate {
-        crate::generate::lock(config.timeout)
-    } else {
-        Ok(None)
+    // The lock's mark before the lookup: see `crate::generate`.
+    let mark = generate.then(crate::generate::mark);
+    let mut lock = || match &mark {
+        Some(mark) => crate::generate::lock(mark, config.timeout),
+        None => Ok(crate::generate::Held::none(false)),
     };
-    let resolution = match lock {
-        Ok(_lock) => lookup_in(
-            entries,
-            project.store.name(),
-            || config.open_store(project.store, &project.manifest.vault),
-            env,
-            generate,
-        ),
-        Err(err) => Resolution {
-            store: project.store.name(),
-            sources: entries.iter().map(|_| Source::Missing).collect(),
-            store_error: Some(err),
-            passed_over: None,
-            passed: Vec::new(),
-            generated: Vec::new(),
-            would_generate: false,
-        },
-    };
+    let resolution = lookup_in(
+        entries,
+        project.store.name(),
+        || config.open_store(project.store, &project.manifest.vault),
+        from_process_env,
+        environment,
+        generate.then_some(&mut lock as &mut dyn FnMut() -> _),
+    );
     if !resolution.generated.is_empty() {
+        let one = resolution.generated.len() == 1;
         crate::warning!(
             "with-secrets: generated {} and stored {} in {}; later runs use the stored value{}",
             resolution.generated.join(", "),
-            if resolution.generated.len() == 1 {
-                "it"
-            } else {
-                "them"
-            },
+            if one { "it" } else { "them" },
             resolution.store,
-            if resolution.generated.len() == 1 {
-                ""
-            } else {
-                "s"
-            }
+            if one { "" } else { "s" }
         );
     }
     if crate::term::verbosity::verbose() {
@@ -142,17 +141,21 @@ fn lookup_entries(
     resolution
 }
 
+/// Takes the generation lock when there is something to generate.
+type Lock<'a> = &'a mut dyn FnMut() -> Result<crate::generate::Held, StoreError>;
+
 /// Looks every entry up with one batch call. `open` is only called when there
 /// is something to look up, so an empty manifest never touches the keyring.
-/// With `generate`, each entry with `generate` that neither the store nor
-/// the environment has a value for gets a new one, stored in one more call,
-/// if the store holds values at all.
+/// With `generate` (the lock to take), each entry with `generate` that
+/// neither the store nor the environment has a value for gets a new one,
+/// stored in one more call, if the store holds values at all.
 fn lookup_in(
     entries: &[Entry],
     store_name: &'static str,
     open: impl FnOnce() -> Result<Box<dyn Store>, StoreError>,
     env: impl Fn(&str) -> Option<std::ffi::OsString>,
-    generate: bool,
+    environment: Environment,
+    generate: Option<Lock<'_>>,
 ) -> Resolution {
     // Two names may map to one item (one token under two variable names):
     // each item is asked for once, and every name that maps to it gets it.
@@ -186,8 +189,15 @@ fn lookup_in(
             passed = store.passed_over().to_vec();
             let mut found = found?;
             would_generate = store.holds_values();
-            if generate && would_generate {
-                generated = make(entries, &slots, &keys, &mut found, &env, store.as_mut())?;
+            if let (Some(lock), true) = (generate, would_generate) {
+                let mut made = Made {
+                    entries,
+                    slots: &slots,
+                    keys: &keys,
+                    found: &mut found,
+                    env: &env,
+                };
+                generated = made.generate(store.as_mut(), lock)?;
             }
             Ok(found)
         });
@@ -196,7 +206,8 @@ fn lookup_in(
             Err(err) => (Vec::new(), Some(err)),
         }
     };
-    let fallback = store_error.as_ref().is_none_or(StoreError::means_absent);
+    let fallback = environment == Environment::FallsBack
+        && store_error.as_ref().is_none_or(StoreError::means_absent);
     let sources = entries
         .iter()
         .zip(&slots)
@@ -224,44 +235,89 @@ fn lookup_in(
     }
 }
 
-/// Generates a value for each entry with `generate` that has none, from the
-/// store (`found`) or the environment, and stores them all with one call,
-/// then puts them in `found`. Returns the names of those entries.
-fn make(
-    entries: &[Entry],
-    slots: &[usize],
-    keys: &[Key<'_>],
-    found: &mut [Option<Found>],
-    env: &impl Fn(&str) -> Option<std::ffi::OsString>,
-    store: &mut dyn Store,
-) -> Result<Vec<String>, StoreError> {
-    let mut names = Vec::new();
-    let mut made: Vec<(usize, String, Secret)> = Vec::new();
-    for (entry, &slot) in entries.iter().zip(slots) {
-        let Some(rule) = entry.generate else { continue };
-        if found[slot].is_some() || env(entry.name.as_str()).is_some() {
-            continue;
+/// A lookup's results, to fill in with generated values.
+struct Made<'a, 'k, E> {
+    entries: &'a [Entry],
+    slots: &'a [usize],
+    keys: &'a [Key<'k>],
+    found: &'a mut [Option<Found>],
+    env: &'a E,
+}
+
+impl<E: Fn(&str) -> Option<std::ffi::OsString>> Made<'_, '_, E> {
+    /// The items to generate, each with the rule and the name of its first
+    /// entry that asks for it: an entry with `generate` whose item has no
+    /// value, and whose variable is not set.
+    fn wanted(&self) -> Vec<(usize, crate::manifest::Generate, &str)> {
+        let mut wanted: Vec<(usize, crate::manifest::Generate, &str)> = Vec::new();
+        for (entry, &slot) in self.entries.iter().zip(self.slots) {
+            let Some(rule) = entry.generate else { continue };
+            if self.found[slot].is_none()
+                && (self.env)(entry.name.as_str()).is_none()
+                && !wanted.iter().any(|(other, _, _)| *other == slot)
+            {
+                wanted.push((slot, rule, entry.name.as_str()));
+            }
         }
-        // Another name for the same item may have had it made already.
-        if !made.iter().any(|(other, _, _)| *other == slot) {
-            let label = store::label(entry.name.as_str(), keys[slot]);
+        wanted
+    }
+
+    /// Generates a value for each wanted item, and stores them all with one
+    /// call, under the lock, then puts them in `found`. Returns the names of
+    /// the entries that got one.
+    fn generate(
+        &mut self,
+        store: &mut dyn Store,
+        lock: Lock<'_>,
+    ) -> Result<Vec<String>, StoreError> {
+        if self.wanted().is_empty() {
+            return Ok(Vec::new());
+        }
+        let held = lock()?;
+        if held.look_again {
+            // Another run stored values since we looked: look again, for
+            // the wanted items only.
+            let slots: Vec<usize> = self.wanted().iter().map(|(slot, _, _)| *slot).collect();
+            let keys: Vec<Key<'_>> = slots.iter().map(|&slot| self.keys[slot]).collect();
+            for (slot, found) in slots.into_iter().zip(store.get_all(&keys)?) {
+                self.found[slot] = found;
+            }
+        }
+        let mut made = Vec::new();
+        let mut names = Vec::new();
+        for (slot, rule, name) in self.wanted() {
+            let label = store::label(name, self.keys[slot]);
             made.push((slot, label, crate::generate::value(rule)?));
+            names.push(name.to_owned());
         }
-        names.push(entry.name.to_string());
+        if made.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items: Vec<(Key<'_>, String, &Secret)> = made
+            .iter()
+            .map(|(slot, label, value)| (self.keys[*slot], label.clone(), value))
+            .collect();
+        store
+            .create_all(&items)
+            .map_err(|cause| StoreError::Generated {
+                names: names.join(", "),
+                cause: Box::new(cause),
+            })?;
+        drop(items);
+        held.stored();
+        let slots: Vec<usize> = made.iter().map(|(slot, _, _)| *slot).collect();
+        for (slot, _, secret) in made {
+            self.found[slot] = Some(Found { secret, matches: 1 });
+        }
+        // Each entry that asked for a generated item's value.
+        Ok(self
+            .entries
+            .iter()
+            .zip(self.slots)
+            .filter(|(entry, slot)| entry.generate.is_some() && slots.contains(slot))
+            .map(|(entry, _)| entry.name.to_string())
+            .collect())
     }
-    if made.is_empty() {
-        return Ok(names);
-    }
-    let items: Vec<(Key<'_>, String, &Secret)> = made
-        .iter()
-        .map(|(slot, label, value)| (keys[*slot], label.clone(), value))
-        .collect();
-    store.create_all(&items)?;
-    drop(items);
-    for (slot, _, secret) in made {
-        found[slot] = Some(Found { secret, matches: 1 });
-    }
-    Ok(names)
 }
 
 /// The store key of an entry.
@@ -470,7 +526,8 @@ C = { service = "s", username = "c", optional = true }
             "memory",
             || Ok(Box::new(store)),
             |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.into()),
-            false,
+            Environment::FallsBack,
+            None,
         );
         variables(&manifest, resolution, "with-secrets")
     }
@@ -499,7 +556,8 @@ C = { service = "s", username = "c", optional = true }
             "memory",
             || Ok(Box::new(store)),
             |_| None,
-            false,
+            Environment::FallsBack,
+            None,
         );
         assert_eq!(
             *batches.borrow(),
@@ -631,15 +689,69 @@ C = { service = "s", username = "c" }
     }
 
     fn generate_in(store: Memory, env: &[(&str, &str)], generate: bool) -> (Manifest, Resolution) {
+        generate_after(store, env, generate.then_some(false))
+    }
+
+    /// With `look_again`, generating as a run that waited for the lock.
+    fn generate_after(
+        store: Memory,
+        env: &[(&str, &str)],
+        look_again: Option<bool>,
+    ) -> (Manifest, Resolution) {
         let manifest = generating();
+        let mut lock = || Ok(crate::generate::Held::none(look_again.unwrap()));
         let resolution = lookup_in(
             &manifest.entries,
             "memory",
             || Ok(Box::new(store)),
             |name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.into()),
-            generate,
+            Environment::FallsBack,
+            look_again.map(|_| &mut lock as Lock<'_>),
         );
         (manifest, resolution)
+    }
+
+    #[test]
+    fn a_run_that_waited_for_the_lock_uses_what_the_other_run_stored() {
+        // Another run stores B's value between this run's lookup and its
+        // lock: this one looks again, for A and B only, and makes A alone.
+        let store = Memory {
+            later: vec![(("s".into(), "b".into()), Secret::from("from-the-other-run"))],
+            ..Memory::with(&[("s", "c", "kept")])
+        };
+        let (batches, created) = (store.batches.clone(), store.created.clone());
+        let (manifest, resolution) = generate_after(store, &[], Some(true));
+        assert_eq!(resolution.generated, ["A"]);
+        assert_eq!(
+            *batches.borrow(),
+            [3, 2],
+            "the second lookup asks for A and B"
+        );
+        assert_eq!(created.borrow()[0].len(), 1);
+        let vars = variables(&manifest, resolution, "with-secrets").unwrap();
+        assert_eq!(vars[1].value.expose(), b"from-the-other-run");
+        assert_eq!(vars[2].value.expose(), b"from-the-other-run", "ALSO_B");
+        // Without the other run's mark, the lookup stands: no second one.
+        let store = Memory::with(&[("s", "c", "kept")]);
+        let batches = store.batches.clone();
+        let (_, resolution) = generate_after(store, &[], Some(false));
+        assert_eq!(resolution.generated, ["A", "B"]);
+        assert_eq!(*batches.borrow(), [3]);
+    }
+
+    #[test]
+    fn nothing_to_generate_takes_no_lock() {
+        let manifest = generating();
+        let store = Memory::with(&[("s", "a", "1"), ("s", "b", "2"), ("s", "c", "3")]);
+        let resolution = lookup_in(
+            &manifest.entries,
+            "memory",
+            || Ok(Box::new(store)),
+            |_| None,
+            Environment::FallsBack,
+            Some(&mut || panic!("locked with nothing to generate")),
+        );
+        assert!(resolution.generated.is_empty());
     }
 
     #[test]
@@ -718,7 +830,8 @@ C = { service = "s", username = "c" }
             "memory",
             || panic!("opened"),
             |_| None,
-            true,
+            Environment::FallsBack,
+            Some(&mut || panic!("locked")),
         );
         assert!(resolution.sources.is_empty());
     }

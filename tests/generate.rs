@@ -121,6 +121,103 @@ fn a_missing_value_is_generated_stored_and_read_back_by_every_later_run() {
 }
 
 #[test]
+fn a_run_with_no_data_folder_to_lock_in_still_works() {
+    // A user whose home cannot be written (HOME=/nonexistent in many
+    // containers): no lock file can be made.
+    let test = Test::new()
+        .manifest(MANIFEST)
+        .env("XDG_DATA_HOME", "/proc/with-secrets-test-cannot-exist");
+    // No store (CI): the environment, as for any entry; nothing to lock.
+    let run = test.run_env(
+        &[
+            ("SESSION_KEY", "from-ci"),
+            ("DB_PASSWORD", "from-ci"),
+            ("URL_TOKEN", "from-ci"),
+        ],
+        ["--", "sh", "-c", "printf %s \"$DB_PASSWORD\""],
+    );
+    run.success().stdout_is("from-ci");
+    assert_eq!(run.stderr(), "");
+    // A keyring: the values are generated, with a warning that runs started
+    // at the same moment are not kept apart.
+    let service = SecretService::start();
+    let test = test.keyring(&service);
+    let run = test.run(["--", "true"]);
+    run.success()
+        .stderr_has("with-secrets: warning: cannot make /proc/with-secrets-test-cannot-exist/")
+        .stderr_has("generating without it (set XDG_DATA_HOME to a folder you can write to)")
+        .stderr_has("with-secrets: generated SESSION_KEY, DB_PASSWORD, URL_TOKEN");
+    assert_eq!(service.items("acme", "url-token").len(), 1);
+}
+
+#[test]
+fn get_does_not_generate_what_the_environment_has() {
+    let service = SecretService::start();
+    let test = Test::new().keyring(&service).manifest(MANIFEST);
+    // A run uses the variable; `get` reads the store only, and makes
+    // nothing that would then win over the variable.
+    test.run_env(&[("SESSION_KEY", "from-env")], ["get", "SESSION_KEY"])
+        .expect_code(125)
+        .stderr_has("SESSION_KEY is not stored in secret-service");
+    assert!(service.items("acme", "session-key").is_empty());
+    test.run_env(
+        &[("SESSION_KEY", "from-env")],
+        ["--", "sh", "-c", "printf %s \"$SESSION_KEY\""],
+    )
+    .success()
+    .stdout_is("from-env");
+}
+
+#[test]
+fn a_read_only_store_is_never_asked_to_hold_a_generated_value() {
+    // keyrings.alt's files are read, never written: nothing is generated
+    // into them, and `check` says the entry is missing, as a run does.
+    let test = Test::new().manifest(MANIFEST).file(
+        "data/python_keyring/keyring_pass.cfg",
+        // base64 of "hello".
+        "[acme]\nsession_2Dkey = \n\taGVsbG8=\n\n",
+    );
+    let data = test.path().join("data");
+    let test = test
+        .env("XDG_DATA_HOME", data)
+        .env("WITH_SECRETS_STORE", "keyrings-alt");
+    let check = test.run(["check"]);
+    check.expect_code(1);
+    let out = check.stdout();
+    assert!(out.contains("session-key  found"), "{out}");
+    assert!(
+        out.contains("missing: run with-secrets set DB_PASSWORD"),
+        "{out}"
+    );
+    assert!(!out.contains("generated on first run"), "{out}");
+    test.run(["--", "true"])
+        .expect_code(125)
+        .stderr_has("2 required secrets are missing from keyrings-alt");
+}
+
+#[test]
+fn check_counts_another_name_for_a_generated_item_as_resolving() {
+    let service = SecretService::start();
+    let test = Test::new().keyring(&service).manifest(&format!(
+        "{MANIFEST}ALSO_SESSION_KEY = {{ service = \"acme\", username = \"session-key\" }}\n"
+    ));
+    let check = test.run(["check"]);
+    check.success();
+    assert_eq!(
+        check
+            .stdout()
+            .matches("missing (generated on first run)")
+            .count(),
+        4,
+        "{}",
+        check.stdout()
+    );
+    let seen = test.seen(&["SESSION_KEY", "ALSO_SESSION_KEY"]);
+    let (first, second) = seen.split_once('|').unwrap();
+    assert_eq!((first.len(), first), (32, second));
+}
+
+#[test]
 fn get_env_and_quiet_runs_generate_too() {
     let service = SecretService::start();
     let test = Test::new().keyring(&service).manifest(MANIFEST);
@@ -140,6 +237,13 @@ fn get_env_and_quiet_runs_generate_too() {
         "{}",
         env.stdout()
     );
+    // `-c` too.
+    let test = Test::new()
+        .keyring(&service)
+        .manifest("[secrets]\nNEW = { service = \"acme\", username = \"new\", generate = true }\n");
+    let run = test.run(["-c", "sh -c 'printf %s \"$NEW\"'"]);
+    run.success().stderr_has("with-secrets: generated NEW");
+    assert_eq!(run.stdout().len(), 32);
 }
 
 #[test]
@@ -226,7 +330,7 @@ fn with_no_store_nothing_is_generated_and_the_usual_rules_apply() {
 }
 
 #[test]
-fn a_file_store_gets_every_generated_value_in_one_write() {
+fn a_file_store_that_exists_gets_the_generated_values() {
     let test = Test::new().manifest(MANIFEST);
     let data = test.path().join("data");
     let test = test
@@ -261,16 +365,50 @@ fn a_file_store_gets_every_generated_value_in_one_write() {
 }
 
 #[test]
-fn openbao_gets_the_generated_values() {
-    let server = Bao::dev();
+fn openbao_gets_the_generated_values_in_one_write_per_secret() {
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("audit.log");
+    let server = Bao::dev_audited(&log);
     let test = server
         .client(Test::new().manifest(MANIFEST))
         .env("WITH_SECRETS_STORE", "vault");
     let values = seen(&test);
+    // The lookup's read of secret/acme, then one write with its three new
+    // keys: a PATCH, which finds no secret yet, so a read and a create
+    // with check-and-set. Not one write per value.
+    let writes = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["type"] == "request")
+        .filter(|entry| entry["request"]["path"] == "secret/data/acme")
+        .map(|entry| entry["request"]["operation"].as_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(writes, ["read", "patch", "read", "create"]);
     assert_shape(&values);
     let out = server.ok(&["kv", "get", "-format=json", "secret/acme"]);
     let data: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(data["data"]["data"]["session-key"], values[0].as_str());
     assert_eq!(data["data"]["data"]["url-token"], values[2].as_str());
     assert_eq!(seen(&test), values);
+}
+
+#[test]
+fn a_store_that_refuses_the_write_says_which_values_it_could_not_keep() {
+    let server = Bao::dev();
+    let token = server.token_with_policy(
+        "read-only",
+        "path \"secret/data/*\" { capabilities = [\"read\"] }\n",
+    );
+    let test = server
+        .client(Test::new().manifest(MANIFEST))
+        .env("WITH_SECRETS_STORE", "vault")
+        .env("BAO_TOKEN", token);
+    test.run(["--", "true"])
+        .expect_code(125)
+        .stderr_has(
+            "with-secrets: vault: cannot store the value generated for SESSION_KEY, DB_PASSWORD, \
+             URL_TOKEN: ",
+        )
+        .stderr_lacks("generated SESSION_KEY");
 }

@@ -167,7 +167,7 @@ fn a_profiles_store_comes_after_the_flag_and_the_variable_and_before_the_manifes
 fn an_unknown_profile_is_an_error_that_lists_the_profiles() {
     let service = SecretService::start();
     let test = project(&service);
-    let expected = "with-secrets: no profile `prod` in ";
+    let expected = "with-secrets: no profile `prod` ";
     for args in [
         &["--profile", "prod", "--", "true"][..],
         &["--profile", "prod", "check"],
@@ -177,12 +177,26 @@ fn an_unknown_profile_is_an_error_that_lists_the_profiles() {
         test.run(args)
             .expect_code(125)
             .stderr_has(expected)
-            .stderr_has("secrets.toml; it has: ci, staging\n  use one of those, or add [profiles.prod.secrets]");
+            .stderr_has("(from --profile) in ")
+            .stderr_has(
+                "secrets.toml; it has: ci, staging\n  use one of those, add \
+                 [profiles.prod.secrets], or run without --profile to use [secrets] alone",
+            );
     }
     test.run_env(&[("WITH_SECRETS_PROFILE", "prod")], ["--", "true"])
         .expect_code(125)
-        .stderr_has(expected);
-    // The keyring is never asked.
+        .stderr_has(expected)
+        .stderr_has("(from WITH_SECRETS_PROFILE)")
+        .stderr_has("or unset WITH_SECRETS_PROFILE to use [secrets] alone");
+    // A name no manifest could have is a usage error, before any manifest
+    // is read; from the variable too.
+    test.run(["--profile", "a b$(x)", "--", "true"])
+        .expect_code(125)
+        .stderr_has("`a b$(x)` is not a profile name: use up to 64 ASCII letters");
+    test.run_env(&[("WITH_SECRETS_PROFILE", "../x")], ["check"])
+        .expect_code(125)
+        .stderr_has("WITH_SECRETS_PROFILE: `../x` is not a profile name");
+    // doctor still reports the rest.
     let doctor = test.run(["--profile", "prod", "doctor"]);
     doctor.success();
     assert!(

@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
             // Every profile can be used, and gives valid entries, each name once.
             let names: Vec<String> = manifest.profiles.iter().map(|p| p.name.clone()).collect();
             for name in names {
-                let (selected, _) = manifest.clone().with_profile(&name).expect("a listed profile");
+                let (selected, _) = manifest.clone().with_profile(&name, "--profile").expect("a listed profile");
                 for (i, entry) in selected.entries.iter().enumerate() {
                     assert!(EnvName::is_valid(entry.name.as_str()), "{entry:?}");
                     assert!(!entry.service.is_empty() && !entry.username.is_empty());

@@ -17,6 +17,7 @@ pub(crate) fn entry_lines(
     fix: &str,
     indent: &str,
 ) -> Vec<String> {
+    let generated = Generated::new(manifest, resolution);
     let rows: Vec<[String; 4]> = manifest
         .entries
         .iter()
@@ -33,7 +34,7 @@ pub(crate) fn entry_lines(
                     format!("not looked up: {} failed", resolution.store)
                 }
                 Source::Missing if entry.optional => "missing (optional)".to_owned(),
-                Source::Missing if will_generate(entry, resolution) => {
+                Source::Missing if generated.will(entry) => {
                     "missing (generated on first run)".to_owned()
                 }
                 Source::Missing => format!("missing: run {fix} set {}", entry.name),
@@ -60,10 +61,29 @@ pub(crate) fn entry_lines(
         .collect()
 }
 
-/// Whether a run would generate `entry`'s value: it has `generate`, and the
-/// store holds values (with no store, nothing is generated).
-fn will_generate(entry: &crate::manifest::Entry, resolution: &resolve::Resolution) -> bool {
-    entry.generate.is_some() && resolution.would_generate
+/// Which missing entries a run would generate a value for: those whose
+/// item an entry with `generate` names (itself, or another name for the
+/// same item), where the store holds values (with no store, nothing is
+/// generated).
+struct Generated<'m>(Option<std::collections::HashSet<(&'m str, &'m str)>>);
+
+impl<'m> Generated<'m> {
+    fn new(manifest: &'m Manifest, resolution: &resolve::Resolution) -> Self {
+        Self(resolution.would_generate.then(|| {
+            manifest
+                .entries
+                .iter()
+                .filter(|entry| entry.generate.is_some())
+                .map(|entry| (entry.service.as_str(), entry.username.as_str()))
+                .collect()
+        }))
+    }
+
+    fn will(&self, entry: &crate::manifest::Entry) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|items| items.contains(&(entry.service.as_str(), entry.username.as_str())))
+    }
 }
 
 /// One line per entry, never a value. Exit 0 only when every required entry
@@ -85,14 +105,13 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
         let line = printable_lines(&line);
         writeln!(stdout, "{line}").map_err(|source| Error::Stdout { source })?;
     }
+    let generated = Generated::new(manifest, &resolution);
     let all_resolve = manifest
         .entries
         .iter()
         .zip(&resolution.sources)
         .all(|(entry, source)| {
-            entry.optional
-                || will_generate(entry, &resolution)
-                || !matches!(source, Source::Missing)
+            entry.optional || generated.will(entry) || !matches!(source, Source::Missing)
         });
     // Why the keyring gave nothing matters only when something is missing.
     if let (false, Some(cause)) = (all_resolve, &resolution.store_error) {

@@ -233,9 +233,10 @@ enum Quote {
     Double,
 }
 
-/// How to write `value` so that python-dotenv (1.x), dotenvy (0.15) and
-/// Node's dotenv (16 to 18, both its parsers) each read back exactly
-/// `value`, or why no way does. Each reader's rules, from its source:
+/// How to write `value` so that python-dotenv (1.2), dotenvy (0.15) and
+/// Node's dotenv (18.0, its regular parser and its `fast` one) each read
+/// back exactly `value`, or why no way does. Each reader's rules, from its
+/// source:
 ///
 /// - Unquoted, python-dotenv strips white space and a ` #` comment;
 ///   dotenvy ends the value at white space, takes `#` after it as a

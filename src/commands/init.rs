@@ -200,7 +200,7 @@ mod tests {
         let manifest = Manifest::parse(Path::new("secrets.toml"), &uncommented).unwrap();
         let names: Vec<&str> = manifest.entries.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["API_TOKEN", "SESSION_KEY", "DB_PASSWORD"]);
-        let (staging, store) = manifest.with_profile("staging").unwrap();
+        let (staging, store) = manifest.with_profile("staging", "--profile").unwrap();
         assert_eq!(
             staging.entry("API_TOKEN").unwrap().username,
             "api-token-staging"

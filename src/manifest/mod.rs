@@ -35,6 +35,16 @@ const VALUE_KEYS: &[&str] = &[
     "api_key", "apikey", "default", "data", "content", "env",
 ];
 
+/// Whether `name` may name a profile: 1 to 64 ASCII letters, digits, `-`
+/// and `_`, so that it is a word a shell leaves alone in a fix line.
+pub(crate) fn is_profile_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// A checked manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -224,10 +234,16 @@ impl Manifest {
     /// the manifest's. Also the profile's `store`, which comes before the
     /// manifest's. An unknown name is an error that lists the profiles there
     /// are.
-    pub fn with_profile(mut self, name: &str) -> Result<(Self, Option<StoreKind>), Error> {
+    /// `from` says where the name came from, for the message.
+    pub fn with_profile(
+        mut self,
+        name: &str,
+        from: &'static str,
+    ) -> Result<(Self, Option<StoreKind>), Error> {
         let Some(profile) = self.profiles.iter().find(|p| p.name == name).cloned() else {
             return Err(Error::UnknownProfile {
                 name: name.to_owned(),
+                from,
                 path: self.path,
                 profiles: self.profiles.into_iter().map(|p| p.name).collect(),
             });

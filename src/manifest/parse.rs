@@ -110,13 +110,64 @@ impl Manifest {
             ));
         }
         profiles.sort_by_key(|(line, _)| *line);
-        Ok(Self {
+        let manifest = Self {
             path: path.to_owned(),
             store,
             entries,
             vault,
             profiles: profiles.into_iter().map(|(_, profile)| profile).collect(),
-        })
+        };
+        // One item made two ways would be made by whichever came first: in
+        // [secrets], and in each profile's view of it (built here without
+        // copying, so that many profiles cost little).
+        let line_start = |line: usize| if line == 1 { 0 } else { newlines[line - 2] + 1 };
+        let conflict = |entry: &Entry, other: &Entry| {
+            let start = line_start(entry.line);
+            fail(
+                start..start + entry.name.as_str().len(),
+                format!(
+                    "`{}` and `{}` are one keyring item ({} / {}), with different `generate` \
+                     rules; give both the same rule, or keep it on one",
+                    entry.name,
+                    other.name,
+                    printable(&entry.service),
+                    printable(&entry.username)
+                ),
+            )
+        };
+        let generates = |entries: &[Entry]| entries.iter().any(|e| e.generate.is_some());
+        if generates(&manifest.entries) || manifest.profiles.iter().any(|p| generates(&p.entries)) {
+            let views = std::iter::once(None).chain(manifest.profiles.iter().map(Some));
+            for profile in views {
+                let replaced: std::collections::HashSet<&str> = profile
+                    .map(|p| p.entries.iter().map(|e| e.name.as_str()).collect())
+                    .unwrap_or_default();
+                let default = profile.and_then(|p| p.default_service.as_deref());
+                let base = manifest
+                    .entries
+                    .iter()
+                    .filter(|e| !replaced.contains(e.name.as_str()))
+                    .map(|e| match default {
+                        Some(service) if e.service_from_defaults => (e, service),
+                        _ => (e, e.service.as_str()),
+                    });
+                let own = profile
+                    .into_iter()
+                    .flat_map(|p| p.entries.iter().map(|e| (e, e.service.as_str())));
+                let mut rules: std::collections::HashMap<(&str, &str), (Generate, &Entry)> =
+                    std::collections::HashMap::new();
+                for (entry, service) in base.chain(own) {
+                    let Some(rule) = entry.generate else { continue };
+                    let (first, other) = *rules
+                        .entry((service, entry.username.as_str()))
+                        .or_insert((rule, entry));
+                    if first != rule {
+                        return Err(conflict(entry, other));
+                    }
+                }
+            }
+        }
+        Ok(manifest)
     }
 }
 
@@ -138,12 +189,7 @@ fn raw_profile<'a, 'i>(
     let text = name.get_ref().as_ref();
     // The name is typed after --profile and repeated in messages' fix
     // lines, so it is a word a shell leaves alone.
-    let valid = !text.is_empty()
-        && text.len() <= 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !valid {
+    if !super::is_profile_name(text) {
         return Err(fail(
             name.span(),
             format!(
@@ -648,13 +694,17 @@ service = "acme-ci"
 
 [profiles.ci.secrets]
 API_TOKEN = { service = "acme-api", username = "ci-bot" }
+CI_ONLY   = { username = "ci-only" }
 "#;
 
     /// Name, service, username and line of each entry.
     type Row = (String, String, String, usize);
 
     fn selected(name: &str) -> (Vec<Row>, Option<StoreKind>) {
-        let (manifest, store) = parse(PROFILES).unwrap().with_profile(name).unwrap();
+        let (manifest, store) = parse(PROFILES)
+            .unwrap()
+            .with_profile(name, "--profile")
+            .unwrap();
         let entries = manifest
             .entries
             .iter()
@@ -697,12 +747,14 @@ API_TOKEN = { service = "acme-api", username = "ci-bot" }
     fn a_profile_sets_the_store_and_the_default_service() {
         let (entries, store) = selected("ci");
         let e = |n: &str, s: &str, u: &str, l: usize| (n.into(), s.into(), u.into(), l);
-        // DB_URL names no service, so the profile's [defaults] gives it one.
+        // DB_URL and CI_ONLY name no service, so the profile's [defaults]
+        // gives them one.
         assert_eq!(
             entries,
             [
                 e("API_TOKEN", "acme-api", "ci-bot", 20),
-                e("DB_URL", "acme-ci", "db", 7)
+                e("DB_URL", "acme-ci", "db", 7),
+                e("CI_ONLY", "acme-ci", "ci-only", 21)
             ]
         );
         assert_eq!(store, Some(StoreKind::File));
@@ -710,16 +762,23 @@ API_TOKEN = { service = "acme-api", username = "ci-bot" }
 
     #[test]
     fn an_unknown_profile_lists_the_ones_there_are() {
-        let err = parse(PROFILES).unwrap().with_profile("prod").unwrap_err();
+        let err = parse(PROFILES)
+            .unwrap()
+            .with_profile("prod", "--profile")
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "no profile `prod` in secrets.toml; it has: staging, ci\n  use one of those, or \
-             add [profiles.prod.secrets]"
+            "no profile `prod` (from --profile) in secrets.toml; it has: staging, ci\n  use one \
+             of those, add [profiles.prod.secrets], or run without --profile to use [secrets] \
+             alone"
         );
-        let err = parse("").unwrap().with_profile("prod").unwrap_err();
+        let err = parse("")
+            .unwrap()
+            .with_profile("prod", "--profile")
+            .unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("no profile `prod`: secrets.toml has no profiles"),
+                .starts_with("no profile `prod` (from --profile): secrets.toml has no profiles"),
             "{err}"
         );
     }
@@ -802,6 +861,37 @@ API_TOKEN = { service = "acme-api", username = "ci-bot" }
             "{message}"
         );
         assert!(!message.contains("sk-live"), "{message}");
+    }
+
+    #[test]
+    fn one_item_made_two_ways_is_refused_where_the_second_way_is() {
+        let message = error(
+            "[secrets]\nA = { service = \"s\", username = \"u\", generate = true }\n\
+             B = { service = \"s\", username = \"u\", generate = { charset = \"hex\" } }\n",
+        );
+        assert!(
+            message.starts_with(
+                "secrets.toml:3:1: `B` and `A` are one keyring item (s / u), with different \
+                 `generate` rules"
+            ),
+            "{message}"
+        );
+        // In a profile's view of the manifest too.
+        let message = error(
+            "[secrets]\nA = { service = \"s\", username = \"u\", generate = true }\n\
+             [profiles.p.secrets]\nB = { service = \"s\", username = \"u\", generate = { length = 20 } }\n",
+        );
+        assert!(
+            message.starts_with("secrets.toml:4:1: `B` and `A`"),
+            "{message}"
+        );
+        // The same rule twice, or the rule on one name only, is one item made one way.
+        parse(
+            "[secrets]\nA = { service = \"s\", username = \"u\", generate = true }\n\
+             B = { service = \"s\", username = \"u\", generate = { length = 32 } }\n\
+             C = { service = \"s\", username = \"u\" }\n",
+        )
+        .unwrap();
     }
 
     #[test]

@@ -74,6 +74,12 @@ pub enum StoreError {
     /// A Vault or OpenBao server, or what is needed to reach it, failed;
     /// the reason says which way and what to do.
     Server { reason: String },
+    /// Storing values that were just generated failed: `names` are the
+    /// entries, `cause` why.
+    Generated {
+        names: String,
+        cause: Box<StoreError>,
+    },
 }
 
 /// The program that answers as the Secret Service, so that advice names it
@@ -305,6 +311,9 @@ impl fmt::Display for StoreError {
                  store a shorter value, or use another store (--store file)"
             ),
             Self::Server { reason } => f.write_str(reason),
+            Self::Generated { names, cause } => {
+                write!(f, "cannot store the value generated for {names}: {cause}")
+            }
         }
     }
 }
@@ -391,7 +400,8 @@ impl StoreError {
             | Self::HelperMismatch { .. }
             | Self::Remote { .. }
             | Self::Unstorable { .. }
-            | Self::Server { .. } => false,
+            | Self::Server { .. }
+            | Self::Generated { .. } => false,
         }
     }
 }

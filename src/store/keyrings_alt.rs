@@ -117,8 +117,11 @@ impl Store for KeyringsAlt {
         "keyrings-alt"
     }
 
+    /// Never a place for new values: this store is read-only (for
+    /// `import --from` and reading what is there), so nothing is generated
+    /// into it.
     fn holds_values(&self) -> bool {
-        self.plaintext_path().exists() || self.encrypted_path().exists()
+        false
     }
 
     fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {

@@ -20,6 +20,8 @@ pub(crate) struct Memory {
     pub(crate) created: std::rc::Rc<std::cell::RefCell<Vec<Vec<Created>>>>,
     /// A store that is made on first write, as the file store with no file.
     pub(crate) not_made: bool,
+    /// Items another process stores once the first batch has been read.
+    pub(crate) later: Vec<((String, String), Secret)>,
 }
 
 impl Memory {
@@ -55,7 +57,7 @@ impl Store for Memory {
     fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
         self.check()?;
         self.batches.borrow_mut().push(keys.len());
-        Ok(keys
+        let found = keys
             .iter()
             .map(|&key| {
                 self.items.get(&id(key)).map(|secret| Found {
@@ -63,7 +65,9 @@ impl Store for Memory {
                     matches: 1,
                 })
             })
-            .collect())
+            .collect();
+        self.items.extend(self.later.drain(..));
+        Ok(found)
     }
 
     fn set(&mut self, key: Key<'_>, _label: &str, value: &Secret) -> Result<(), StoreError> {

@@ -774,6 +774,34 @@ impl Store for Vault {
             self.read_change_write(key.service, |data| data.remove(key.username).is_some())?;
         Ok(usize::from(changed))
     }
+
+    /// One write per secret path, with every new key of that path in it.
+    fn create_all(&mut self, items: &[(Key<'_>, String, &Secret)]) -> Result<(), StoreError> {
+        let mut by_path: BTreeMap<&str, Map> = BTreeMap::new();
+        for (key, label, value) in items {
+            let Ok(text) = std::str::from_utf8(value.expose()) else {
+                return Err(StoreError::Unstorable {
+                    what: label.clone(),
+                    reason: "it is not UTF-8, and a Vault secret holds JSON strings".into(),
+                });
+            };
+            by_path
+                .entry(key.service)
+                .or_default()
+                .insert(key.username.to_owned(), Value::String(text.to_owned()));
+        }
+        for (service, data) in by_path {
+            let patch = Value::Object(data.clone().into_iter().collect());
+            if self.patch(service, &patch)?.is_some() {
+                continue;
+            }
+            self.read_change_write(service, |old| {
+                old.extend(data.clone());
+                true
+            })?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
