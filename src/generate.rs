@@ -63,24 +63,60 @@ fn lock_path() -> Option<PathBuf> {
     crate::store::file::FileStore::default_dir().map(|dir| dir.join("generate.lock"))
 }
 
-/// The lock file's mark as a lookup starts ([`mark`]).
-pub(crate) struct Mark(Vec<u8>);
+/// The lock file's mark as a lookup starts ([`mark`]): `None` when it
+/// could not be read, which means "look again".
+pub(crate) struct Mark(Option<Vec<u8>>);
+
+/// A mark is 16 hex digits; more is not a mark we wrote.
+const MARK_BYTES: u64 = 16;
 
 /// Reads the mark before a lookup: empty when there is no lock file yet.
 pub(crate) fn mark() -> Mark {
-    Mark(
-        lock_path()
-            .and_then(|path| std::fs::read(path).ok())
-            .unwrap_or_default(),
-    )
+    let Some(path) = lock_path() else {
+        return Mark(Some(Vec::new()));
+    };
+    Mark(match open_regular(&path, false) {
+        Ok(mut file) => read_mark(&mut file).ok(),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Some(Vec::new()),
+        Err(_) => None,
+    })
+}
+
+/// Opens `path` without waiting (a FIFO put there would block an open or a
+/// read forever), and only if it is a regular file.
+fn open_regular(path: &std::path::Path, create: bool) -> std::io::Result<File> {
+    let mut options = crate::store::file::private_options();
+    options
+        .read(true)
+        .write(create)
+        .create(create)
+        .truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}
+
+/// The mark, through `file`: on Windows the lock keeps any other handle,
+/// even this process's, from reading the file.
+fn read_mark(file: &mut File) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek};
+    file.rewind()?;
+    let mut mark = Vec::new();
+    file.take(MARK_BYTES + 1).read_to_end(&mut mark)?;
+    Ok(mark)
 }
 
 /// The lock, held; it is let go when this is dropped, or when the process
 /// ends however it ends.
 pub(crate) struct Held {
     file: Option<File>,
-    /// Whether another run may have stored generated values since this one
-    /// looked (its mark changed): then look again before generating.
+    /// Whether another run may have stored values since this one looked
+    /// (the mark changed, or could not be read): then look again before
+    /// generating.
     pub(crate) look_again: bool,
 }
 
@@ -93,17 +129,23 @@ impl Held {
         }
     }
 
-    /// After the generated values are stored: a new mark, so that a run
-    /// waiting for the lock looks again.
+    /// After values are stored: a new mark, so that a run waiting for the
+    /// lock looks again.
     pub(crate) fn stored(mut self) {
         use std::io::{Seek, Write};
         let Some(file) = &mut self.file else { return };
-        let mut mark = [0u8; 8];
-        let _ = getrandom::getrandom(&mut mark);
+        let mut mark = [0u8; MARK_BYTES as usize / 2];
+        if getrandom::getrandom(&mut mark).is_err() {
+            // Still unlike any mark before it.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_nanos());
+            mark = ((nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
+        }
         let text: String = mark.iter().map(|byte| format!("{byte:02x}")).collect();
-        // If this fails, the mark is half-written or unchanged; a waiting
-        // run that sees a half-written one looks again. An unchanged one
-        // after a failure to write it is rare enough (a full disk) to warn.
+        // A half-written mark is unlike any other: a waiting run looks
+        // again. An unchanged one, after a failure to write (a full disk),
+        // may let a run generate again: warn.
         let written = file
             .set_len(0)
             .and_then(|()| file.rewind())
@@ -133,15 +175,8 @@ pub(crate) fn lock(mark: &Mark, timeout: Duration) -> Result<Held, StoreError> {
     let opened = path
         .parent()
         .map_or(Ok(()), crate::store::file::create_private_dir)
-        .and_then(|()| {
-            crate::store::file::private_options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-        });
-    let file = match opened {
+        .and_then(|()| open_regular(&path, true));
+    let mut file = match opened {
         Ok(file) => file,
         Err(err) => {
             crate::warning!(
@@ -179,9 +214,9 @@ pub(crate) fn lock(mark: &Mark, timeout: Duration) -> Result<Held, StoreError> {
             }
         }
     }
-    let now = std::fs::read(&path).unwrap_or_default();
+    let now = read_mark(&mut file).ok();
     Ok(Held {
-        look_again: now != mark.0,
+        look_again: now.is_none() || mark.0.is_none() || now != mark.0,
         file: Some(file),
     })
 }

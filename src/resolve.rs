@@ -276,10 +276,21 @@ impl<E: Fn(&str) -> Option<std::ffi::OsString>> Made<'_, '_, E> {
         let held = lock()?;
         if held.look_again {
             // Another run stored values since we looked: look again, for
-            // the wanted items only.
-            let slots: Vec<usize> = self.wanted().iter().map(|(slot, _, _)| *slot).collect();
+            // the wanted items only. A store that answered the first time
+            // and fails now failed: never "absent", which would let the
+            // environment stand in.
+            let wanted = self.wanted();
+            let slots: Vec<usize> = wanted.iter().map(|(slot, _, _)| *slot).collect();
+            let names: Vec<&str> = wanted.iter().map(|(_, _, name)| *name).collect();
             let keys: Vec<Key<'_>> = slots.iter().map(|&slot| self.keys[slot]).collect();
-            for (slot, found) in slots.into_iter().zip(store.get_all(&keys)?) {
+            let again = store
+                .get_all(&keys)
+                .map_err(|cause| StoreError::Generated {
+                    names: names.join(", "),
+                    storing: false,
+                    cause: Box::new(cause),
+                })?;
+            for (slot, found) in slots.into_iter().zip(again) {
                 self.found[slot] = found;
             }
         }
@@ -301,6 +312,7 @@ impl<E: Fn(&str) -> Option<std::ffi::OsString>> Made<'_, '_, E> {
             .create_all(&items)
             .map_err(|cause| StoreError::Generated {
                 names: names.join(", "),
+                storing: true,
                 cause: Box::new(cause),
             })?;
         drop(items);

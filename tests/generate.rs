@@ -212,6 +212,20 @@ fn check_counts_another_name_for_a_generated_item_as_resolving() {
         "{}",
         check.stdout()
     );
+    // The variable set for SESSION_KEY makes nothing: ALSO_SESSION_KEY is
+    // then missing, for `check` as for a run.
+    let check = test.run_env(&[("SESSION_KEY", "from-env")], ["check"]);
+    check.expect_code(1);
+    assert!(
+        check
+            .stdout()
+            .contains("session-key  missing: run with-secrets set ALSO_SESSION_KEY"),
+        "{}",
+        check.stdout()
+    );
+    test.run_env(&[("SESSION_KEY", "from-env")], ["--", "true"])
+        .expect_code(125)
+        .stderr_has("ALSO_SESSION_KEY");
     let seen = test.seen(&["SESSION_KEY", "ALSO_SESSION_KEY"]);
     let (first, second) = seen.split_once('|').unwrap();
     assert_eq!((first.len(), first), (32, second));
@@ -246,10 +260,10 @@ fn get_env_and_quiet_runs_generate_too() {
     assert_eq!(run.stdout().len(), 32);
 }
 
-#[test]
-fn eight_parallel_first_runs_all_use_the_one_value_stored() {
-    let service = SecretService::start();
-    let test = Test::new().keyring(&service).manifest(MANIFEST);
+/// Starts 8 runs of `test` at once, as `make -j8` would, each printing the
+/// three values; checks that exactly one generated them, that all printed
+/// the same, and returns what they printed.
+fn eight_at_once(test: &Test) -> String {
     let printf = "printf '%s|%s|%s' \"$SESSION_KEY\" \"$DB_PASSWORD\" \"$URL_TOKEN\"";
     // As `make -j8` would: all started before any is waited for.
     let children: Vec<_> = (0..8)
@@ -273,12 +287,123 @@ fn eight_parallel_first_runs_all_use_the_one_value_stored() {
         "one run generated, the others read its values"
     );
     assert!(seen.iter().all(|values| *values == seen[0]), "{seen:#?}");
-    for (username, index) in [("session-key", 0), ("db-password", 1), ("url-token", 2)] {
-        assert_eq!(service.items("acme", username).len(), 1, "{username}");
-        test.run(["get", NAMES[index]])
+    for (index, name) in NAMES.iter().enumerate() {
+        test.run(["get", name])
             .success()
             .stdout_is(seen[0].split('|').nth(index).unwrap());
     }
+    seen.swap_remove(0)
+}
+
+#[test]
+fn eight_parallel_first_runs_all_use_the_one_value_stored() {
+    let service = SecretService::start();
+    let test = Test::new().keyring(&service).manifest(MANIFEST);
+    let lock = test
+        .path()
+        .join("home/.local/share/with-secrets/generate.lock");
+    assert!(!lock.exists());
+    eight_at_once(&test);
+    for username in ["session-key", "db-password", "url-token"] {
+        assert_eq!(service.items("acme", username).len(), 1, "{username}");
+    }
+    // Again, for other items, with a lock file that holds a mark now.
+    let mark = std::fs::read_to_string(&lock).unwrap();
+    assert_eq!(mark.len(), 16, "{mark:?}");
+    std::fs::write(
+        test.path().join("secrets.toml"),
+        MANIFEST.replace("acme", "acme-2"),
+    )
+    .unwrap();
+    eight_at_once(&test);
+    assert_ne!(std::fs::read_to_string(&lock).unwrap(), mark);
+    for username in ["session-key", "db-password", "url-token"] {
+        assert_eq!(service.items("acme-2", username).len(), 1, "{username}");
+    }
+}
+
+#[test]
+fn eight_parallel_first_runs_share_one_value_in_the_file_store_too() {
+    let test = Test::new().manifest(MANIFEST);
+    let data = test.path().join("data");
+    let test = test
+        .env("XDG_DATA_HOME", &data)
+        .env("WITH_SECRETS_STORE", "file")
+        .env("WITH_SECRETS_PASSPHRASE", PASSPHRASE);
+    std::fs::write(
+        test.path().join("other.toml"),
+        "[secrets]\nOTHER = { service = \"o\", username = \"o\" }\n",
+    )
+    .unwrap();
+    test.run_input("x", ["-m", "other.toml", "set", "OTHER"])
+        .success();
+    let values = eight_at_once(&test);
+    assert_eq!(values.split('|').count(), 3);
+}
+
+#[test]
+fn a_run_waits_for_the_lock_no_longer_than_its_timeout() {
+    let service = SecretService::start();
+    let test = Test::new().keyring(&service).manifest(MANIFEST);
+    let dir = test.path().join("home/.local/share/with-secrets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ready = test.path().join("ready");
+    // Another holder of the lock, which never lets go until killed.
+    let mut holder = std::process::Command::new("flock")
+        .arg(dir.join("generate.lock"))
+        .args(["sh", "-c", "touch \"$0\"; exec sleep 600"])
+        .arg(&ready)
+        .spawn()
+        .expect("flock (util-linux)");
+    let start = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "flock never started"
+        );
+        std::thread::yield_now();
+    }
+    let run = test.run(["--timeout", "1", "env"]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    run.expect_code(125)
+        .stderr_has("waited 1 s for another with-secrets run that is generating values")
+        .stderr_has("if a with-secrets is stuck, stop it, then run this again");
+    assert_eq!(run.stdout(), "", "nothing printed");
+    assert!(service.items("acme", "session-key").is_empty());
+}
+
+#[test]
+fn with_no_folder_for_the_lock_a_run_says_so_and_generates() {
+    let service = SecretService::start();
+    let test = Test::new().keyring(&service).manifest(MANIFEST);
+    let mut command = test.command(["--", "true"]);
+    command.env_remove("HOME").stdin(Stdio::null());
+    let output = wait(command.spawn().unwrap());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: neither XDG_DATA_HOME nor HOME is set, so there is no folder for the lock"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(service.items("acme", "session-key").len(), 1);
+}
+
+#[test]
+fn set_of_a_generated_entry_leaves_a_new_mark() {
+    // So that a run that looked before this `set` looks again, and keeps
+    // the value set instead of generating over it.
+    let service = SecretService::start();
+    let test = Test::new().keyring(&service).manifest(MANIFEST);
+    test.run(["--", "true"]).success();
+    let lock = test
+        .path()
+        .join("home/.local/share/with-secrets/generate.lock");
+    let mark = std::fs::read_to_string(&lock).unwrap();
+    test.run_input("chosen", ["set", "SESSION_KEY"]).success();
+    assert_ne!(std::fs::read_to_string(&lock).unwrap(), mark);
 }
 
 #[test]

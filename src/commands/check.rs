@@ -62,9 +62,9 @@ pub(crate) fn entry_lines(
 }
 
 /// Which missing entries a run would generate a value for: those whose
-/// item an entry with `generate` names (itself, or another name for the
-/// same item), where the store holds values (with no store, nothing is
-/// generated).
+/// item a missing entry with `generate` names (itself, or another name for
+/// the same item; one whose variable is set makes nothing), where the store
+/// holds values (with no store, nothing is generated).
 struct Generated<'m>(Option<std::collections::HashSet<(&'m str, &'m str)>>);
 
 impl<'m> Generated<'m> {
@@ -73,8 +73,11 @@ impl<'m> Generated<'m> {
             manifest
                 .entries
                 .iter()
-                .filter(|entry| entry.generate.is_some())
-                .map(|entry| (entry.service.as_str(), entry.username.as_str()))
+                .zip(&resolution.sources)
+                .filter(|(entry, source)| {
+                    entry.generate.is_some() && matches!(source, Source::Missing)
+                })
+                .map(|(entry, _)| (entry.service.as_str(), entry.username.as_str()))
                 .collect()
         }))
     }

@@ -253,10 +253,19 @@ impl Manifest {
                 entry.service.clone_from(service);
             }
         }
+        let mut index: std::collections::HashMap<EnvName, usize> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
         for entry in profile.entries {
-            match self.entries.iter_mut().find(|e| e.name == entry.name) {
-                Some(slot) => *slot = entry,
-                None => self.entries.push(entry),
+            match index.get(&entry.name) {
+                Some(&slot) => self.entries[slot] = entry,
+                None => {
+                    index.insert(entry.name.clone(), self.entries.len());
+                    self.entries.push(entry);
+                }
             }
         }
         Ok((self, profile.store))

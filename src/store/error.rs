@@ -74,10 +74,12 @@ pub enum StoreError {
     /// A Vault or OpenBao server, or what is needed to reach it, failed;
     /// the reason says which way and what to do.
     Server { reason: String },
-    /// Storing values that were just generated failed: `names` are the
-    /// entries, `cause` why.
+    /// Generating values failed: `names` are the entries, `cause` why, and
+    /// `storing` whether it was the write (else the second lookup, after
+    /// waiting for another run that was generating values).
     Generated {
         names: String,
+        storing: bool,
         cause: Box<StoreError>,
     },
 }
@@ -311,9 +313,15 @@ impl fmt::Display for StoreError {
                  store a shorter value, or use another store (--store file)"
             ),
             Self::Server { reason } => f.write_str(reason),
-            Self::Generated { names, cause } => {
-                write!(f, "cannot store the value generated for {names}: {cause}")
-            }
+            Self::Generated {
+                names,
+                storing: true,
+                cause,
+            } => write!(f, "cannot store the value generated for {names}: {cause}"),
+            Self::Generated { names, cause, .. } => write!(
+                f,
+                "cannot look again for {names} before generating their values: {cause}"
+            ),
         }
     }
 }
