@@ -348,11 +348,17 @@ fn a_run_waits_for_the_lock_no_longer_than_its_timeout() {
     let dir = test.path().join("home/.local/share/with-secrets");
     std::fs::create_dir_all(&dir).unwrap();
     let ready = test.path().join("ready");
-    // Another holder of the lock, which never lets go until killed.
+    // Another holder of the lock, which never lets go until killed. One
+    // process throughout (--no-fork, then exec), so that killing it leaves
+    // no `sleep` behind, and none of the test's output open.
     let mut holder = std::process::Command::new("flock")
+        .arg("--no-fork")
         .arg(dir.join("generate.lock"))
         .args(["sh", "-c", "touch \"$0\"; exec sleep 600"])
         .arg(&ready)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("flock (util-linux)");
     let start = std::time::Instant::now();
@@ -361,7 +367,7 @@ fn a_run_waits_for_the_lock_no_longer_than_its_timeout() {
             start.elapsed() < std::time::Duration::from_secs(20),
             "flock never started"
         );
-        std::thread::yield_now();
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let run = test.run(["--timeout", "1", "env"]);
     holder.kill().unwrap();
