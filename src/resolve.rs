@@ -250,12 +250,14 @@ impl<E: Fn(&str) -> Option<std::ffi::OsString>> Made<'_, '_, E> {
     /// value, and whose variable is not set.
     fn wanted(&self) -> Vec<(usize, crate::manifest::Generate, &str)> {
         let mut wanted: Vec<(usize, crate::manifest::Generate, &str)> = Vec::new();
+        let mut taken = vec![false; self.keys.len()];
         for (entry, &slot) in self.entries.iter().zip(self.slots) {
             let Some(rule) = entry.generate else { continue };
             if self.found[slot].is_none()
+                && !taken[slot]
                 && (self.env)(entry.name.as_str()).is_none()
-                && !wanted.iter().any(|(other, _, _)| *other == slot)
             {
+                taken[slot] = true;
                 wanted.push((slot, rule, entry.name.as_str()));
             }
         }
@@ -317,8 +319,9 @@ impl<E: Fn(&str) -> Option<std::ffi::OsString>> Made<'_, '_, E> {
             })?;
         drop(items);
         held.stored();
-        let slots: Vec<usize> = made.iter().map(|(slot, _, _)| *slot).collect();
+        let mut generated = vec![false; self.keys.len()];
         for (slot, _, secret) in made {
+            generated[slot] = true;
             self.found[slot] = Some(Found { secret, matches: 1 });
         }
         // Each entry that asked for a generated item's value.
@@ -326,7 +329,7 @@ impl<E: Fn(&str) -> Option<std::ffi::OsString>> Made<'_, '_, E> {
             .entries
             .iter()
             .zip(self.slots)
-            .filter(|(entry, slot)| entry.generate.is_some() && slots.contains(slot))
+            .filter(|(entry, slot)| entry.generate.is_some() && generated[**slot])
             .map(|(entry, _)| entry.name.to_string())
             .collect())
     }
