@@ -260,6 +260,29 @@ fn get_env_and_quiet_runs_generate_too() {
     assert_eq!(run.stdout().len(), 32);
 }
 
+/// A project with `MANIFEST` whose store is the file store, in its own
+/// data folder (returned), with the passphrase in the environment.
+fn file_store_project() -> (Test, std::path::PathBuf) {
+    let test = Test::new().manifest(MANIFEST);
+    let data = test.path().join("data");
+    let test = test
+        .env("XDG_DATA_HOME", &data)
+        .env("WITH_SECRETS_STORE", "file")
+        .env("WITH_SECRETS_PASSPHRASE", PASSPHRASE);
+    (test, data)
+}
+
+/// Makes the file store's file, holding another project's value.
+fn make_file_store(test: &Test) {
+    std::fs::write(
+        test.path().join("other.toml"),
+        "[secrets]\nOTHER = { service = \"o\", username = \"o\" }\n",
+    )
+    .unwrap();
+    test.run_input("x", ["-m", "other.toml", "set", "OTHER"])
+        .success();
+}
+
 /// Starts 8 runs of `test` at once, as `make -j8` would, each printing the
 /// three values; checks that exactly one generated them, that all printed
 /// the same, and returns what they printed.
@@ -324,19 +347,8 @@ fn eight_parallel_first_runs_all_use_the_one_value_stored() {
 
 #[test]
 fn eight_parallel_first_runs_share_one_value_in_the_file_store_too() {
-    let test = Test::new().manifest(MANIFEST);
-    let data = test.path().join("data");
-    let test = test
-        .env("XDG_DATA_HOME", &data)
-        .env("WITH_SECRETS_STORE", "file")
-        .env("WITH_SECRETS_PASSPHRASE", PASSPHRASE);
-    std::fs::write(
-        test.path().join("other.toml"),
-        "[secrets]\nOTHER = { service = \"o\", username = \"o\" }\n",
-    )
-    .unwrap();
-    test.run_input("x", ["-m", "other.toml", "set", "OTHER"])
-        .success();
+    let (test, _) = file_store_project();
+    make_file_store(&test);
     let values = eight_at_once(&test);
     assert_eq!(values.split('|').count(), 3);
 }
@@ -462,24 +474,13 @@ fn with_no_store_nothing_is_generated_and_the_usual_rules_apply() {
 
 #[test]
 fn a_file_store_that_exists_gets_the_generated_values() {
-    let test = Test::new().manifest(MANIFEST);
-    let data = test.path().join("data");
-    let test = test
-        .env("XDG_DATA_HOME", &data)
-        .env("WITH_SECRETS_STORE", "file")
-        .env("WITH_SECRETS_PASSPHRASE", PASSPHRASE);
+    let (test, data) = file_store_project();
     // No file yet: nothing is made, not even the file.
     test.run(["--", "true"]).expect_code(125);
     let file = data.join("with-secrets/secrets.age");
     assert!(!file.exists());
     // Once there is one, a run fills it.
-    std::fs::write(
-        test.path().join("other.toml"),
-        "[secrets]\nOTHER = { service = \"o\", username = \"o\" }\n",
-    )
-    .unwrap();
-    test.run_input("x", ["-m", "other.toml", "set", "OTHER"])
-        .success();
+    make_file_store(&test);
     let before = std::fs::metadata(&file).unwrap().modified().unwrap();
     let values = seen(&test);
     assert_shape(&values);
