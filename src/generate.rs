@@ -22,7 +22,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use zeroize::Zeroizing;
 
@@ -142,7 +142,7 @@ impl Held {
                 .map_or(0, |since| since.as_nanos());
             mark = ((nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
         }
-        let text: String = mark.iter().map(|byte| format!("{byte:02x}")).collect();
+        let text = crate::store::escape::hex(&mark);
         // A half-written mark is unlike any other: a waiting run looks
         // again. An unchanged one, after a failure to write (a full disk),
         // may let a run generate again: warn.
@@ -188,30 +188,23 @@ pub(crate) fn lock(mark: &Mark, timeout: Duration) -> Result<Held, StoreError> {
             return Ok(Held::none(false));
         }
     };
-    // Polled rather than blocking, so a stuck holder cannot hang us.
-    let start = Instant::now();
-    loop {
-        match file.try_lock() {
-            Ok(()) => break,
-            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < timeout => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Platform(format!(
-                    "waited {} s for another with-secrets run that is generating values (it \
-                     holds {}); nothing was generated\n  if a with-secrets is stuck, stop it, \
-                     then run this again (or give it longer with --timeout)",
-                    timeout.as_secs_f32(),
-                    path.display()
-                )));
-            }
-            Err(std::fs::TryLockError::Error(err)) => {
-                crate::warning!(
-                    "with-secrets: warning: cannot lock {}: {err}; generating without the lock",
-                    path.display()
-                );
-                return Ok(Held::none(false));
-            }
+    match crate::store::file::wait_for_lock(&file, timeout) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(StoreError::Platform(format!(
+                "waited {} s for another with-secrets run that is generating values (it \
+                 holds {}); nothing was generated\n  if a with-secrets is stuck, stop it, \
+                 then run this again (or give it longer with --timeout)",
+                timeout.as_secs_f32(),
+                path.display()
+            )));
+        }
+        Err(err) => {
+            crate::warning!(
+                "with-secrets: warning: cannot lock {}: {err}; generating without the lock",
+                path.display()
+            );
+            return Ok(Held::none(false));
         }
     }
     let now = read_mark(&mut file).ok();

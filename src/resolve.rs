@@ -478,7 +478,12 @@ fn explain_lookup(entries: &[Entry], project: &Project, resolution: &Resolution,
         .zip(&resolution.sources)
         .map(|(entry, source)| {
             let status = match source {
-                Source::Store(_) if resolution.generated.contains(&entry.name.to_string()) => {
+                Source::Store(_)
+                    if resolution
+                        .generated
+                        .iter()
+                        .any(|n| n == entry.name.as_str()) =>
+                {
                     format!("generated and stored in {}", resolution.store)
                 }
                 Source::Store(_) => format!("from {}", resolution.store),

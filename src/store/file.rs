@@ -384,25 +384,16 @@ impl FileStore {
             .truncate(false)
             .open(&path)
             .map_err(|err| self.write_error(&path, err))?;
-        // Polled rather than blocking, so a stuck holder cannot hang us.
-        let start = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(file),
-                Err(fs::TryLockError::WouldBlock) if start.elapsed() < self.lock_wait => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(fs::TryLockError::WouldBlock) => {
-                    return Err(StoreError::Platform(format!(
-                        "another process has held the lock on {} for {} s; \
-                         nothing was stored\n  if a with-secrets is stuck, stop it, \
-                         then run this again (or give it longer with --timeout)",
-                        path.display(),
-                        self.lock_wait.as_secs_f32()
-                    )));
-                }
-                Err(fs::TryLockError::Error(err)) => return Err(self.write_error(&path, err)),
-            }
+        match wait_for_lock(&file, self.lock_wait) {
+            Ok(true) => Ok(file),
+            Ok(false) => Err(StoreError::Platform(format!(
+                "another process has held the lock on {} for {} s; \
+                 nothing was stored\n  if a with-secrets is stuck, stop it, \
+                 then run this again (or give it longer with --timeout)",
+                path.display(),
+                self.lock_wait.as_secs_f32()
+            ))),
+            Err(err) => Err(self.write_error(&path, err)),
         }
     }
 
@@ -425,7 +416,7 @@ impl FileStore {
     fn replace(&self, file: &[u8]) -> Result<(), StoreError> {
         let mut name = [0u8; 8];
         getrandom::getrandom(&mut name).map_err(|err| self.write_error(&self.dir, err))?;
-        let name: String = name.iter().map(|b| format!("{b:02x}")).collect();
+        let name = super::escape::hex(&name);
         let temp = self.dir.join(format!("{TEMP_PREFIX}{name}{TEMP_SUFFIX}"));
         let written = private_options()
             .write(true)
@@ -672,6 +663,22 @@ impl Document {
         json.push(b'\n');
         debug_assert_eq!(json.capacity(), capacity, "the JSON buffer grew");
         json
+    }
+}
+
+/// Takes the exclusive lock on `file`, polling rather than blocking so that
+/// a stuck holder cannot hang us: `Ok(false)` once `wait` has passed.
+pub(crate) fn wait_for_lock(file: &File, wait: Duration) -> std::io::Result<bool> {
+    let start = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(fs::TryLockError::WouldBlock) => return Ok(false),
+            Err(fs::TryLockError::Error(err)) => return Err(err),
+        }
     }
 }
 

@@ -23,7 +23,7 @@ pub(crate) mod bridge;
 #[cfg(all(unix, not(target_os = "macos")))]
 mod dh;
 mod error;
-mod escape;
+pub(crate) mod escape;
 pub(crate) mod file;
 pub(crate) mod keyrings_alt;
 #[cfg(target_os = "linux")]

@@ -77,7 +77,7 @@ fn unusable(failure: Failure) -> StoreError {
 }
 
 fn description(salt: &[u8]) -> std::ffi::CString {
-    let hex: String = salt.iter().map(|byte| format!("{byte:02x}")).collect();
+    let hex = crate::store::escape::hex(salt);
     std::ffi::CString::new(format!("{PREFIX}{hex}")).expect("hex has no NUL")
 }
 

@@ -518,6 +518,14 @@ impl Vault {
 
 type Map = BTreeMap<String, Value>;
 
+/// `value` as the text a Vault secret holds; `label` names it if it is not.
+fn text_of<'v>(label: &str, value: &'v Secret) -> Result<&'v str, StoreError> {
+    std::str::from_utf8(value.expose()).map_err(|_| StoreError::Unstorable {
+        what: label.to_owned(),
+        reason: "it is not UTF-8, and a Vault secret holds JSON strings".into(),
+    })
+}
+
 /// For `doctor`: the server, the token's source and whether the server
 /// takes it, the seal and HA state, and where entries are looked up; each
 /// as (label, text). Never the token.
@@ -747,13 +755,7 @@ impl Store for Vault {
     }
 
     fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
-        let Ok(text) = std::str::from_utf8(value.expose()) else {
-            return Err(StoreError::Unstorable {
-                what: label.to_owned(),
-                reason: "it is not UTF-8, and a Vault secret holds JSON strings".into(),
-            });
-        };
-        let text = Zeroizing::new(text.to_owned());
+        let text = Zeroizing::new(text_of(label, value)?.to_owned());
         let patch = Value::Object(
             [(key.username.to_owned(), Value::String(text.to_string()))]
                 .into_iter()
@@ -779,12 +781,7 @@ impl Store for Vault {
     fn create_all(&mut self, items: &[(Key<'_>, String, &Secret)]) -> Result<(), StoreError> {
         let mut by_path: BTreeMap<&str, Map> = BTreeMap::new();
         for (key, label, value) in items {
-            let Ok(text) = std::str::from_utf8(value.expose()) else {
-                return Err(StoreError::Unstorable {
-                    what: label.clone(),
-                    reason: "it is not UTF-8, and a Vault secret holds JSON strings".into(),
-                });
-            };
+            let text = text_of(label, value)?;
             by_path
                 .entry(key.service)
                 .or_default()
