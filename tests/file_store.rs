@@ -591,3 +591,68 @@ fn a_piped_value_still_gets_its_passphrase_asked_on_the_terminal() {
     assert_eq!(code, 0, "{transcript}");
     assert!(transcript.contains("<piped value>"), "{transcript}");
 }
+
+/// What a first write says when the file does not exist yet, and nobody
+/// can be asked for the passphrase that will encrypt it.
+fn says_not_created_yet(run: &crate::support::Run, test: &Test) {
+    run.expect_code(125)
+        .stderr_has(&format!(
+            "{} does not exist yet, and there is no terminal to ask for the new passphrase \
+             that will encrypt it\n  create it without a terminal: set WITH_SECRETS_PASSPHRASE \
+             to a new passphrase and run this again (or run this on a terminal)",
+            store_file(test).display()
+        ))
+        .stderr_lacks("is encrypted");
+}
+
+#[test]
+fn a_first_write_with_no_terminal_says_the_file_does_not_exist_yet() {
+    let test = project(&[("TOKEN", "acme-api", "CI Bot")]);
+    let run = test.run_input(VALUE, ["set", "TOKEN"]);
+    says_not_created_yet(&run, &test);
+    assert!(!store_file(&test).exists());
+    // The hint, followed: the same command with the variable set.
+    let test = test.env("WITH_SECRETS_PASSPHRASE", PASSPHRASE);
+    set(&test, "TOKEN", VALUE);
+    assert_eq!(get(&test, "TOKEN"), VALUE);
+}
+
+#[test]
+fn a_profile_whose_store_is_file_says_the_file_does_not_exist_yet() {
+    let test = Test::new().manifest(
+        "[secrets]\n\
+         TOKEN = { service = \"acme-api\", username = \"ci\" }\n\
+         [profiles.ci]\n\
+         store = \"file\"\n",
+    );
+    let data = test.path().join("data");
+    let test = test.env("XDG_DATA_HOME", data);
+    let run = test.run_input(VALUE, ["--profile", "ci", "set", "TOKEN"]);
+    says_not_created_yet(&run, &test);
+    let test = test.env("WITH_SECRETS_PASSPHRASE", PASSPHRASE);
+    test.run_input(VALUE, ["--profile", "ci", "set", "TOKEN"])
+        .success();
+    test.run(["--profile", "ci", "get", "TOKEN"])
+        .success()
+        .stdout_is(VALUE);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn unlock_with_no_file_and_no_terminal_says_the_file_does_not_exist_yet() {
+    use crate::keyutils::{in_session, shell, with_secrets};
+    let test = project(&[("TOKEN", "acme-api", "CI Bot")]);
+    let runs = in_session(
+        &test,
+        &[
+            with_secrets(&["unlock"]),
+            shell(&format!(
+                "WITH_SECRETS_PASSPHRASE={} \"$BIN\" unlock",
+                shell_words::quote(PASSPHRASE)
+            )),
+        ],
+    );
+    says_not_created_yet(&runs[0], &test);
+    runs[1].success().stderr_has("with-secrets: unlocked ");
+    assert!(store_file(&test).exists());
+}

@@ -43,6 +43,12 @@ pub enum StoreError {
         path: PathBuf,
         variable: &'static str,
     },
+    /// A store file that does not exist yet needs a new passphrase to be
+    /// made with, and none can be asked for.
+    NeedNewPassword {
+        path: PathBuf,
+        variable: &'static str,
+    },
     /// The password does not open an encrypted store file.
     BadPassword {
         path: PathBuf,
@@ -268,6 +274,13 @@ impl fmt::Display for StoreError {
                  set {variable} to its password",
                 path.display(),
             ),
+            Self::NeedNewPassword { path, variable } => write!(
+                f,
+                "{} does not exist yet, and there is no terminal to ask for the new passphrase \
+                 that will encrypt it\n  create it without a terminal: set {variable} to a new \
+                 passphrase and run this again (or run this on a terminal)",
+                path.display(),
+            ),
             Self::BadPassword { path, variable } => write!(
                 f,
                 "the password does not open {}; nothing was changed\n  \
@@ -402,6 +415,7 @@ impl StoreError {
             | Self::ReadOnly { .. }
             | Self::Unreadable { .. }
             | Self::NeedPassword { .. }
+            | Self::NeedNewPassword { .. }
             | Self::BadPassword { .. }
             | Self::HelperFailed { .. }
             | Self::HelperTimedOut { .. }
@@ -467,6 +481,10 @@ mod tests {
                 reason: "damaged".into(),
             },
             StoreError::NeedPassword {
+                path: path(),
+                variable: "V",
+            },
+            StoreError::NeedNewPassword {
                 path: path(),
                 variable: "V",
             },

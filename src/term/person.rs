@@ -22,6 +22,12 @@ impl Person for Terminal {
         if let Some(value) = std::env::var_os(ask.variable).filter(|v| !v.is_empty()) {
             return Ok(Zeroizing::new(value.into_encoded_bytes()));
         }
+        if !prompt::has_terminal() && ask.new {
+            return Err(StoreError::NeedNewPassword {
+                path: ask.path.to_owned(),
+                variable: ask.variable,
+            });
+        }
         if !prompt::has_terminal() {
             return Err(StoreError::NeedPassword {
                 path: ask.path.to_owned(),
