@@ -30,6 +30,9 @@ pub(crate) struct Config {
     /// The start of a with-secrets command line that reaches the same
     /// manifest and store, for the "run this to fix it" lines of messages.
     pub(crate) fix: String,
+    /// The same, but for `--store auto`: where a value goes when the store
+    /// chosen is read-only.
+    fix_writable: String,
 }
 
 /// Why a store is the one used.
@@ -86,15 +89,15 @@ impl Config {
         // The variables are still set when the user runs the fix, so only
         // flags need repeating. Messages reach a terminal: a path's control
         // characters are shown escaped, as every other string of ours is.
-        let mut fix = "with-secrets".to_owned();
+        let mut manifest_flag = String::new();
         if let Some(path) = &cli.manifest {
-            fix.push_str(" -m ");
-            fix.push_str(&shell_words::quote(&printable_path(path)));
+            manifest_flag.push_str(" -m ");
+            manifest_flag.push_str(&shell_words::quote(&printable_path(path)));
         }
-        if let Some((kind, StoreSource::Flag)) = store {
-            fix.push_str(" --store ");
-            fix.push_str(kind.spelling());
-        }
+        let store_flag = match store {
+            Some((kind, StoreSource::Flag)) => format!(" --store {}", kind.spelling()),
+            _ => String::new(),
+        };
         // The profile is repeated even when the variable chose it: a fix
         // run in another shell without it would reach another entry.
         let profile = cli.profile.clone().map(|name| {
@@ -105,12 +108,16 @@ impl Config {
             };
             (name, source)
         });
-        if let Some((name, _)) = &profile {
-            fix.push_str(" --profile ");
-            fix.push_str(&shell_words::quote(&crate::term::printable::printable(
-                name,
-            )));
-        }
+        let profile_flag = match &profile {
+            Some((name, _)) => format!(
+                " --profile {}",
+                shell_words::quote(&crate::term::printable::printable(name))
+            ),
+            None => String::new(),
+        };
+        let fix = format!("with-secrets{manifest_flag}{store_flag}{profile_flag}");
+        // The flag wins over the variable and the manifest's `store`.
+        let fix_writable = format!("with-secrets{manifest_flag} --store auto{profile_flag}");
         Ok(Self {
             cwd,
             manifest,
@@ -119,7 +126,19 @@ impl Config {
             profile,
             timeout: cli.timeout,
             fix,
+            fix_writable,
         })
+    }
+
+    /// The start of a command line whose `set` can store a value, for a
+    /// project whose store is `store`: [`Config::fix`], unless that store
+    /// is read-only; then the same with `--store auto`.
+    pub(crate) fn set_fix(&self, store: StoreKind) -> &str {
+        if store.read_only() {
+            &self.fix_writable
+        } else {
+            &self.fix
+        }
     }
 
     /// Finds and loads the manifest, applies the profile, and settles the

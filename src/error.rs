@@ -126,6 +126,14 @@ pub enum Error {
     )]
     NulInValue { name: String, fix: String },
 
+    #[error("{}", read_only_advice(store, fix, &[name.as_str()]))]
+    ReadOnlyStore {
+        store: &'static str,
+        name: String,
+        /// The command prefix that reaches a writable store.
+        fix: String,
+    },
+
     #[error("cannot read the value for {name} from standard input")]
     ReadValue {
         name: String,
@@ -291,9 +299,15 @@ fn missing_message(
             let _ = write!(out, " ({})", crate::term::printable::printable(description));
         }
     }
-    out.push_str("\nstore each one with:");
-    for entry in missing {
-        let _ = write!(out, "\n  {fix} set {}", entry.name);
+    if crate::store::StoreKind::from_spelling(store).is_some_and(|kind| kind.read_only()) {
+        let names: Vec<&str> = missing.iter().map(|m| m.name.as_str()).collect();
+        out.push('\n');
+        out.push_str(&read_only_advice(store, fix, &names));
+    } else {
+        out.push_str("\nstore each one with:");
+        for entry in missing {
+            let _ = write!(out, "\n  {fix} set {}", entry.name);
+        }
     }
     out.push_str("\nor, in CI, set the variable in the environment");
     if let Some(reason) = passed_over {
@@ -303,6 +317,22 @@ fn missing_message(
             "\n(the store is {store} because {} is not here: {reason}; choose one with --store)",
             crate::store::native_name()
         );
+    }
+    out
+}
+
+/// What stores `names` when the store is read-only (keyrings-alt): `set`
+/// cannot, so copy what it has into a writable store, set the rest there,
+/// and use that one. `fix` is the command prefix that reaches a writable
+/// store (see `Config::set_fix`).
+pub(crate) fn read_only_advice(store: &str, fix: &str, names: &[&str]) -> String {
+    let mut out = format!(
+        "{store} is read-only, so `set` cannot store in it; copy what it has into a writable \
+         store, store the rest there, then run with that store (--store auto):\n  \
+         {fix} import --from {store}"
+    );
+    for name in names {
+        let _ = write!(out, "\n  {fix} set {name}");
     }
     out
 }

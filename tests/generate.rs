@@ -181,18 +181,40 @@ fn a_read_only_store_is_never_asked_to_hold_a_generated_value() {
     let test = test
         .env("XDG_DATA_HOME", data)
         .env("WITH_SECRETS_STORE", "keyrings-alt");
+    // `set` cannot store in a read-only store: no line says to, and the
+    // lines that do work are printed instead.
+    let advice = "keyrings-alt is read-only, so `set` cannot store in it; copy what it has \
+                  into a writable store, store the rest there, then run with that store \
+                  (--store auto):\n  \
+                  with-secrets --store auto import --from keyrings-alt\n  \
+                  with-secrets --store auto set DB_PASSWORD\n  \
+                  with-secrets --store auto set URL_TOKEN\n";
     let check = test.run(["check"]);
-    check.expect_code(1);
+    check.expect_code(1).stderr_has(advice);
     let out = check.stdout();
     assert!(out.contains("session-key  found"), "{out}");
     assert!(
-        out.contains("missing: run with-secrets set DB_PASSWORD"),
+        out.contains("db-password  missing: keyrings-alt is read-only\n"),
         "{out}"
     );
+    assert!(!out.contains("set DB_PASSWORD"), "{out}");
     assert!(!out.contains("generated on first run"), "{out}");
     test.run(["--", "true"])
         .expect_code(125)
-        .stderr_has("2 required secrets are missing from keyrings-alt");
+        .stderr_has("2 required secrets are missing from keyrings-alt")
+        .stderr_has(advice)
+        .stderr_lacks("\n  with-secrets set ");
+    // Each line, run as printed (with the file store's passphrase, as
+    // there is no terminal), does what it says.
+    let test = test.env("WITH_SECRETS_PASSPHRASE", "a passphrase");
+    test.run(["--store", "auto", "import", "--from", "keyrings-alt"])
+        .success()
+        .stderr_has("copied 1 of 3 entries from keyrings-alt into file");
+    test.run_input("db", ["--store", "auto", "set", "DB_PASSWORD"])
+        .success();
+    test.run_input("url", ["--store", "auto", "set", "URL_TOKEN"])
+        .success();
+    assert_eq!(test.seen_with(&["--store", "auto"], &NAMES), "hello|db|url");
 }
 
 #[test]

@@ -196,10 +196,23 @@ fn the_encrypted_file_of_keyrings_alt_is_read_with_its_password() {
 
 #[test]
 fn keyrings_alt_is_read_only() {
-    alt_project()
-        .run_input("x", ["--store", "keyrings-alt", "set", "TOKEN"])
+    let test = alt_project();
+    test.run_input("x", ["--store", "keyrings-alt", "set", "TOKEN"])
         .expect_code(125)
-        .stderr_has("keyrings-alt is read-only");
+        .stderr_has(
+            "keyrings-alt is read-only, so `set` cannot store in it; copy what it has into a \
+             writable store, store the rest there, then run with that store (--store auto):\n  \
+             with-secrets --store auto import --from keyrings-alt\n  \
+             with-secrets --store auto set TOKEN\n",
+        )
+        .stderr_lacks("set NAME");
+    // The line, run as printed, stores TOKEN where `--store auto` reads it.
+    let test = test.env("WITH_SECRETS_PASSPHRASE", "a passphrase");
+    test.run_input("x", ["--store", "auto", "set", "TOKEN"])
+        .success();
+    test.run(["--store", "auto", "get", "TOKEN"])
+        .success()
+        .stdout_is("x");
 }
 
 #[test]

@@ -178,3 +178,35 @@ fn env_against_a_locked_keyring_fails_and_prints_nothing() {
         .never_shows("from-keyring");
     assert_eq!(run.stdout(), "", "env printed something");
 }
+
+#[test]
+fn check_and_a_run_print_no_set_line_for_a_store_that_is_not_here() {
+    // A vault store with no address, a Secret Service with no bus: `set`
+    // could only fail, so no line says to run it.
+    for (store, why) in [
+        ("vault", "set BAO_ADDR"),
+        ("secret-service", "no D-Bus session bus"),
+    ] {
+        let test = Test::new()
+            .manifest(&manifest_for(&[("TOKEN", "acme", "ci")]))
+            .env("WITH_SECRETS_STORE", store);
+        let check = test.run(["check"]);
+        check
+            .expect_code(1)
+            .stdout_is(&format!(
+                "TOKEN  acme  ci  missing: not in the environment, and {store} is not here\n"
+            ))
+            .stderr_has(why)
+            .stderr_lacks("set TOKEN");
+        test.run(["--", "true"])
+            .expect_code(125)
+            .stderr_has(why)
+            .stderr_has("no fallback in the environment: TOKEN")
+            .stderr_lacks("set TOKEN");
+        // What does work: the variable in the environment.
+        test.env("TOKEN", "from the environment")
+            .run(["check"])
+            .success()
+            .stdout_is("TOKEN  acme  ci  from environment\n");
+    }
+}

@@ -18,6 +18,7 @@ pub(crate) fn entry_lines(
     indent: &str,
 ) -> Vec<String> {
     let generated = Generated::new(manifest, resolution);
+    let read_only = read_only(resolution);
     let rows: Vec<[String; 4]> = manifest
         .entries
         .iter()
@@ -36,6 +37,15 @@ pub(crate) fn entry_lines(
                 Source::Missing if entry.optional => "missing (optional)".to_owned(),
                 Source::Missing if generated.will(entry) => {
                     "missing (generated on first run)".to_owned()
+                }
+                // No `set` line where `set` can only fail: the advice
+                // below the table says what works instead.
+                Source::Missing if resolution.store_error.is_some() => format!(
+                    "missing: not in the environment, and {} is not here",
+                    resolution.store
+                ),
+                Source::Missing if read_only => {
+                    format!("missing: {} is read-only", resolution.store)
                 }
                 Source::Missing => format!("missing: run {fix} set {}", entry.name),
             };
@@ -59,6 +69,11 @@ pub(crate) fn entry_lines(
             format!("{indent}{name:w0$}  {service:w1$}  {username:w2$}  {status}")
         })
         .collect()
+}
+
+/// Whether the store looked in is one with-secrets only reads.
+fn read_only(resolution: &resolve::Resolution) -> bool {
+    crate::store::StoreKind::from_spelling(resolution.store).is_some_and(|kind| kind.read_only())
 }
 
 /// Which missing entries a run would generate a value for: those whose
@@ -119,6 +134,22 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     // Why the keyring gave nothing matters only when something is missing.
     if let (false, Some(cause)) = (all_resolve, &resolution.store_error) {
         crate::note!("with-secrets: {}: {cause}", resolution.store);
+    } else if !all_resolve && read_only(&resolution) {
+        let missing: Vec<&str> = manifest
+            .entries
+            .iter()
+            .zip(&resolution.sources)
+            .filter(|(entry, source)| !entry.optional && matches!(source, Source::Missing))
+            .map(|(entry, _)| entry.name.as_str())
+            .collect();
+        crate::note!(
+            "with-secrets: {}",
+            printable_lines(&crate::error::read_only_advice(
+                resolution.store,
+                config.set_fix(project.store),
+                &missing
+            ))
+        );
     }
     Ok(if all_resolve {
         ExitCode::SUCCESS

@@ -25,7 +25,8 @@ use crate::secret::Secret;
 pub(crate) fn run(format: EnvFormat, config: &Config) -> Result<ExitCode, Error> {
     let project = config.project()?;
     let resolution = resolve::lookup(config, &project, true);
-    let resolved = resolve::variables(&project.manifest, resolution, &config.fix)?;
+    let resolved =
+        resolve::variables(&project.manifest, resolution, config.set_fix(project.store))?;
     let text = render(format, &resolve::all(&resolved))?;
     drop(resolved);
     if io::stdout().is_terminal() {

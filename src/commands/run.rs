@@ -41,7 +41,8 @@ pub(crate) fn run(
     let project = config.project()?;
     let path = exec::find(program, &config.cwd)?;
     let resolution = resolve::lookup(config, &project, true);
-    let resolved = resolve::variables(&project.manifest, resolution, &config.fix)?;
+    let resolved =
+        resolve::variables(&project.manifest, resolution, config.set_fix(project.store))?;
     let added = resolve::from_store(&resolved);
     let mask = mask.then(|| values_to_mask(&resolved));
     drop(resolved);

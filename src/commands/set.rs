@@ -16,6 +16,14 @@ pub(crate) fn run(name: &str, config: &Config) -> Result<ExitCode, Error> {
     let project = config.project()?;
     let entry = entry(&project.manifest, name)?;
     let key = resolve::key(entry);
+    // Said before a value is asked for, which would be typed for nothing.
+    if project.store.read_only() {
+        return Err(Error::ReadOnlyStore {
+            store: project.store.name(),
+            name: name.to_owned(),
+            fix: config.set_fix(project.store).to_owned(),
+        });
+    }
     let interactive = io::stdin().is_terminal();
     let value = if interactive {
         let prompt = format!(

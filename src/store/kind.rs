@@ -77,6 +77,11 @@ impl StoreKind {
         }
     }
 
+    /// Whether with-secrets only reads it, so that `set` cannot work.
+    pub(crate) fn read_only(self) -> bool {
+        self == Self::KeyringsAlt
+    }
+
     /// The store this choice opens, by the name a person uses: `auto` is
     /// the platform's keyring until it turns out not to be there.
     pub(crate) fn name(self) -> &'static str {
