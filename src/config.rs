@@ -146,7 +146,8 @@ impl Config {
     /// `store`, else the manifest's, else `auto`. Under `-v` it says which
     /// manifest and profile, and how each was chosen.
     pub(crate) fn project(&self) -> Result<Project, Error> {
-        let located = manifest::locate(self.manifest.as_deref(), &self.cwd)?;
+        let explicit = self.manifest.as_deref().zip(self.manifest_source);
+        let located = manifest::locate(explicit, &self.cwd)?;
         let manifest = Manifest::load(&located)?;
         crate::explain!(
             "manifest {} ({})",

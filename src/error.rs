@@ -41,9 +41,11 @@ pub enum Error {
     )]
     ManifestNotOwned { path: PathBuf, owner: u32 },
 
-    #[error("cannot read manifest {}{}", printable_path(path), read_hint(source))]
+    #[error("cannot read manifest {}{}", printable_path(path), read_hint(path, *named_by, source))]
     ManifestRead {
         path: PathBuf,
+        /// `--manifest` or `WITH_SECRETS_MANIFEST`; `None` when found by walking up.
+        named_by: Option<&'static str>,
         #[source]
         source: io::Error,
     },
@@ -258,12 +260,22 @@ pub(crate) fn first_line(err: &impl std::fmt::Display) -> String {
         .to_owned()
 }
 
-fn read_hint(source: &io::Error) -> &'static str {
-    match source.kind() {
-        io::ErrorKind::NotFound => {
-            "\n  create it with: with-secrets init (or fix the --manifest path)"
-        }
-        _ => "",
+/// How to make a manifest that is not there, by what named it: `init`
+/// writes where `WITH_SECRETS_MANIFEST` points, and where `-m` points only
+/// when given `-m` again.
+fn read_hint(path: &Path, named_by: Option<&str>, source: &io::Error) -> String {
+    if source.kind() != io::ErrorKind::NotFound {
+        return String::new();
+    }
+    match named_by {
+        Some("WITH_SECRETS_MANIFEST") => "\n  create it with: with-secrets init (or fix \
+             WITH_SECRETS_MANIFEST, or unset it to use the nearest secrets.toml)"
+            .to_owned(),
+        Some(flag) => format!(
+            "\n  create it with: with-secrets -m {} init (or fix the {flag} path)",
+            shell_words::quote(&printable_path(path))
+        ),
+        None => "\n  create it with: with-secrets init".to_owned(),
     }
 }
 

@@ -70,11 +70,35 @@ fn a_manifest_that_is_not_utf8_is_located() {
 
 #[test]
 fn a_missing_explicit_manifest_says_so() {
-    Test::new()
-        .run(["-m", "nope.toml", "--", "true"])
+    let test = Test::new();
+    test.run(["-m", "nope.toml", "--", "true"])
         .expect_code(125)
         .stderr_has("with-secrets: cannot read manifest nope.toml: No such file or directory")
-        .stderr_has("create it with: with-secrets init");
+        .stderr_has(
+            "\n  create it with: with-secrets -m nope.toml init (or fix the --manifest path)\n",
+        )
+        .stderr_lacks("WITH_SECRETS_MANIFEST");
+    // The line, run as printed, makes that file (plain `init` would not).
+    test.run(["-m", "nope.toml", "init"]).success();
+    assert!(test.path().join("nope.toml").is_file());
+    assert!(!test.path().join("secrets.toml").exists());
+}
+
+#[test]
+fn a_missing_manifest_named_by_the_variable_names_the_variable() {
+    let test = Test::new().env("WITH_SECRETS_MANIFEST", "nope.toml");
+    test.run(["--", "true"])
+        .expect_code(125)
+        .stderr_has("with-secrets: cannot read manifest nope.toml: No such file or directory")
+        .stderr_has(
+            "\n  create it with: with-secrets init (or fix WITH_SECRETS_MANIFEST, or unset it \
+             to use the nearest secrets.toml)\n",
+        )
+        .stderr_lacks("--manifest");
+    // The line, run as printed, makes the file the variable names.
+    test.run(["init"]).success();
+    assert!(test.path().join("nope.toml").is_file());
+    test.run(["check"]).success();
 }
 
 #[test]

@@ -6,21 +6,24 @@ use std::path::{Path, PathBuf};
 use super::FILE_NAME;
 use crate::error::Error;
 
-/// Where the manifest is, and whether it was found by walking up (rather
-/// than named by `--manifest` or `WITH_SECRETS_MANIFEST`).
+/// Where the manifest is, and what named it: `--manifest` or
+/// `WITH_SECRETS_MANIFEST`, or nothing when it was found by walking up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Located {
     pub(crate) path: PathBuf,
-    pub(crate) walked: bool,
+    pub(crate) named_by: Option<&'static str>,
 }
 
-/// Finds the manifest: an explicit path (from `--manifest` or
+/// Finds the manifest: an explicit path and what gave it (`--manifest` or
 /// `WITH_SECRETS_MANIFEST`), else the nearest `secrets.toml` from `cwd` upward.
-pub(crate) fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<Located, Error> {
-    if let Some(path) = explicit {
+pub(crate) fn locate(
+    explicit: Option<(&Path, &'static str)>,
+    cwd: &Path,
+) -> Result<Located, Error> {
+    if let Some((path, named_by)) = explicit {
         return Ok(Located {
             path: path.to_owned(),
-            walked: false,
+            named_by: Some(named_by),
         });
     }
     let mut searched = Vec::new();
@@ -29,7 +32,7 @@ pub(crate) fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<Located, Err
         if candidate.is_file() {
             return Ok(Located {
                 path: candidate,
-                walked: true,
+                named_by: None,
             });
         }
         searched.push(dir.to_owned());

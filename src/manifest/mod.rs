@@ -191,10 +191,11 @@ impl Manifest {
         let path = located.path.as_path();
         let read_error = |source| Error::ManifestRead {
             path: path.to_owned(),
+            named_by: located.named_by,
             source,
         };
         let file = std::fs::File::open(path).map_err(read_error)?;
-        if located.walked {
+        if located.named_by.is_none() {
             locate::refuse_foreign(path, &file)?;
         }
         // One byte past the limit is enough to know the file is too big, and
