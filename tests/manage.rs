@@ -272,3 +272,34 @@ fn of_several_items_the_most_recently_modified_wins() {
         .success()
         .stdout_is("new-a");
 }
+
+#[test]
+fn check_of_a_manifest_with_no_entries_says_so_and_how_to_add_one() {
+    let test = Test::new().manifest("");
+    let data = test.path().join("data");
+    let test = test
+        .env("XDG_DATA_HOME", data)
+        .env("WITH_SECRETS_PASSPHRASE", "a passphrase");
+    test.run(["check"]).success().stdout_is("").stderr_has(
+        "secrets.toml has no entries, so there is nothing to check\n  \
+         add one under its [secrets] table (write the table if there is none), e.g.: \
+         API_TOKEN = { service = \"my-app\", username = \"api-token\" }\n  \
+         then store its value: with-secrets set API_TOKEN\n",
+    );
+    // The advice, followed: the entry, then the `set` line as printed.
+    let test = test
+        .manifest("[secrets]\nAPI_TOKEN = { service = \"my-app\", username = \"api-token\" }\n");
+    test.run_input("tok", ["set", "API_TOKEN"]).success();
+    test.run(["check"])
+        .success()
+        .stdout_is("API_TOKEN  my-app  api-token  found\n");
+    // A manifest whose only entries are in a profile points at the profile.
+    let test = Test::new()
+        .manifest("[profiles.staging.secrets]\nA = { service = \"s\", username = \"u\" }\n");
+    test.run(["check"]).success().stderr_has(
+        "\n  or check a profile that has entries (staging): with-secrets --profile staging check\n",
+    );
+    test.run(["--profile", "staging", "check"])
+        .expect_code(1)
+        .stdout_is("A  s  u  missing: run with-secrets --profile staging set A\n");
+}

@@ -71,6 +71,35 @@ pub(crate) fn entry_lines(
         .collect()
 }
 
+/// What `check` says of a manifest with no entries: that, and how to add one.
+fn no_entries(project: &crate::config::Project, fix: &str) -> String {
+    let manifest = &project.manifest;
+    let mut out = format!(
+        "with-secrets: {} has no entries, so there is nothing to check\n  \
+         add one under its [secrets] table (write the table if there is none), e.g.: \
+         API_TOKEN = {{ service = \"my-app\", username = \"api-token\" }}\n  \
+         then store its value: {fix} set API_TOKEN",
+        crate::term::printable::printable_path(&manifest.path)
+    );
+    let with_entries: Vec<&str> = manifest
+        .profiles
+        .iter()
+        .filter(|profile| !profile.entries.is_empty())
+        .map(|profile| profile.name.as_str())
+        .collect();
+    // A profile already chosen is in `fix`, and none of its entries is here.
+    if let (Some(first), None) = (with_entries.first(), &project.profile) {
+        let _ = std::fmt::Write::write_fmt(
+            &mut out,
+            format_args!(
+                "\n  or check a profile that has entries ({}): {fix} --profile {first} check",
+                with_entries.join(", ")
+            ),
+        );
+    }
+    out
+}
+
 /// Whether the store looked in is one with-secrets only reads.
 fn read_only(resolution: &resolve::Resolution) -> bool {
     crate::store::StoreKind::from_spelling(resolution.store).is_some_and(|kind| kind.read_only())
@@ -109,6 +138,12 @@ impl<'m> Generated<'m> {
 pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     let project = config.project()?;
     let manifest = &project.manifest;
+    if manifest.entries.is_empty() {
+        // Nothing to check is not a failure (a fresh `init` is this), but
+        // silence would look like one.
+        crate::note!("{}", printable_lines(&no_entries(&project, &config.fix)));
+        return Ok(ExitCode::SUCCESS);
+    }
     let resolution = resolve::lookup(config, &project, false);
     // A store that is there but failed says nothing of any entry: that is
     // an error to fix, not a list of values to store.
