@@ -99,12 +99,26 @@ fn shell_format_is_export_lines_in_manifest_order() {
     let service = SecretService::start();
     service.store_foreign("s", "b", "b", "it's");
     service.store_foreign("s", "a", "a", "plain");
+    // Bare when safe, as README says: letters, digits and `_@%+:,./-`;
+    // anything else (here a `~` and a space) is single-quoted.
+    service.store_foreign("s", "c", "c", "aZ9_@%+:,./-");
+    service.store_foreign("s", "d", "d", "~x");
+    service.store_foreign("s", "e", "e", "a b");
     Test::new()
         .keyring(&service)
-        .manifest(&manifest_for(&[("B", "s", "b"), ("A", "s", "a")]))
+        .manifest(&manifest_for(&[
+            ("B", "s", "b"),
+            ("A", "s", "a"),
+            ("C", "s", "c"),
+            ("D", "s", "d"),
+            ("E", "s", "e"),
+        ]))
         .run(["env"])
         .success()
-        .stdout_is("export B='it'\\''s'\nexport A=plain\n");
+        .stdout_is(
+            "export B='it'\\''s'\nexport A=plain\nexport C=aZ9_@%+:,./-\n\
+             export D='~x'\nexport E='a b'\n",
+        );
 }
 
 #[test]
