@@ -134,7 +134,9 @@ impl Cli {
     /// flags), noting where `--store`'s value came from.
     pub fn parse_args() -> Result<Self, clap::Error> {
         use clap::{CommandFactory, FromArgMatches};
-        let matches = Self::command().try_get_matches()?;
+        let matches = Self::command()
+            .try_get_matches()
+            .map_err(|err| suggest(err, &std::env::args_os().collect::<Vec<_>>()))?;
         let mut cli = Self::from_arg_matches(&matches)?;
         cli.store_from_env =
             matches.value_source("store") == Some(clap::parser::ValueSource::EnvVariable);
@@ -154,6 +156,95 @@ impl Cli {
         }
         Ok(cli)
     }
+}
+
+/// The options that take a value, for finding the first word that is not an
+/// option or an option's value.
+const TAKES_VALUE: &[&str] = &[
+    "-m",
+    "--manifest",
+    "--store",
+    "--profile",
+    "--timeout",
+    "-c",
+    "--command",
+];
+
+/// Adds a tip to clap's bare "unexpected argument 'WORD' found" when WORD is
+/// where a subcommand goes (the first word that is not an option): a
+/// subcommand one or two typos away is suggested (`chek`: `check`), and any
+/// other word is taken for a command to run, which needs `--` before it
+/// (`with-secrets echo hi`: `with-secrets -- echo hi`, the whole line again).
+fn suggest(mut err: clap::Error, args: &[OsString]) -> clap::Error {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::UnknownArgument {
+        return err;
+    }
+    let Some(ContextValue::String(word)) = err.get(ContextKind::InvalidArg).cloned() else {
+        return err;
+    };
+    let Some(at) = first_word(args).filter(|&at| args[at] == *word) else {
+        return err;
+    };
+    let command = Cli::command();
+    let near = command
+        .get_subcommands()
+        .map(clap::Command::get_name)
+        .map(|name| (strsim::damerau_levenshtein(&word, name), name))
+        .filter(|&(distance, name)| distance <= if name.len() < 5 { 1 } else { 2 })
+        .min();
+    match near {
+        Some((_, name)) => {
+            err.insert(
+                ContextKind::SuggestedSubcommand,
+                ContextValue::String(name.to_owned()),
+            );
+        }
+        None => {
+            let words = std::iter::once("with-secrets".into())
+                .chain(args[1..at].iter().map(|arg| arg.to_string_lossy()))
+                .chain(std::iter::once("--".into()))
+                .chain(args[at..].iter().map(|arg| arg.to_string_lossy()));
+            let line = shell_words::join(words.collect::<Vec<_>>());
+            err.insert(
+                ContextKind::Suggested,
+                ContextValue::StyledStrs(vec![
+                    format!(
+                        "to run `{}` with the secrets set, put `--` before it: {}",
+                        shell_words::quote(&word),
+                        crate::term::printable::printable(&line)
+                    )
+                    .into(),
+                ]),
+            );
+        }
+    }
+    err
+}
+
+/// The index in `args` (the program first) of the first word that is not
+/// an option or an option's value, if any comes before `--`.
+fn first_word(args: &[OsString]) -> Option<usize> {
+    let mut skip_value = false;
+    for (at, arg) in args.iter().enumerate().skip(1) {
+        let text = arg.to_string_lossy();
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if text == "--" {
+            return None;
+        }
+        if text.starts_with("--") {
+            skip_value = !text.contains('=') && TAKES_VALUE.contains(&text.as_ref());
+        } else if let Some(short) = text.strip_prefix('-').filter(|short| !short.is_empty()) {
+            // `-qm PATH`: the last letter takes the next word as its value.
+            skip_value = short.ends_with(['m', 'c']);
+        } else {
+            return Some(at);
+        }
+    }
+    None
 }
 
 #[derive(Debug, Subcommand)]
@@ -329,6 +420,20 @@ impl clap::ValueEnum for StoreKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_word_skips_options_and_their_values() {
+        let at = |line: &str| {
+            let args: Vec<OsString> = line.split(' ').map(OsString::from).collect();
+            first_word(&args)
+        };
+        assert_eq!(at("ws echo hi"), Some(1));
+        assert_eq!(at("ws -m echo echo"), Some(3));
+        assert_eq!(at("ws -qm x.toml --store=file --profile p echo"), Some(6));
+        assert_eq!(at("ws --timeout 5 -v chek"), Some(4));
+        assert_eq!(at("ws -- echo"), None);
+        assert_eq!(at("ws -v"), None);
+    }
 
     #[test]
     fn the_definitions_are_consistent() {

@@ -270,3 +270,51 @@ fn quiet_silences_warnings_but_never_errors() {
         .stderr_has("command not found");
     test.run(["-q", "-v", "--", "true"]).expect_code(125);
 }
+
+#[test]
+fn a_mistyped_subcommand_gets_did_you_mean() {
+    let test = stored(&[("TOKEN", b"value")]);
+    for (typed, meant) in [("chek", "check"), ("chekc", "check"), ("imprt", "import")] {
+        test.run([typed])
+            .expect_code(125)
+            .stderr_has(&format!("unexpected argument '{typed}' found\n"))
+            .stderr_has(&format!(
+                "\n  tip: a similar subcommand exists: '{meant}'\n"
+            ))
+            .stderr_lacks("put `--` before it");
+    }
+    // After the subcommand, an extra word is only that: no tip.
+    test.run(["check", "extra"])
+        .expect_code(125)
+        .stderr_lacks("tip:");
+}
+
+#[test]
+fn a_command_without_dashes_gets_the_line_with_them() {
+    let test = stored(&[("TOKEN", b"from the store")]);
+    for (args, word, printed, stdout) in [
+        (
+            &["echo", "hi"][..],
+            "echo",
+            "with-secrets -- echo hi",
+            "hi\n",
+        ),
+        (
+            &["-q", "--timeout", "20", "sh", "-c", "printf %s \"$TOKEN\""][..],
+            "sh",
+            "with-secrets -q --timeout 20 -- sh -c 'printf %s \"$TOKEN\"'",
+            "from the store",
+        ),
+    ] {
+        test.run(args)
+            .expect_code(125)
+            .stderr_has(&format!("unexpected argument '{word}' found\n"))
+            .stderr_has(&format!(
+                "\n  tip: to run `{word}` with the secrets set, put `--` before it: {printed}\n"
+            ));
+        // The line, run as printed, runs the command with the secrets set.
+        let words = shell_words::split(printed).unwrap();
+        assert_eq!(words[0], "with-secrets");
+        test.run(&words[1..]).success().stdout_is(stdout);
+    }
+}
