@@ -33,6 +33,8 @@ pub(crate) struct Config {
     /// The same, but for `--store auto`: where a value goes when the store
     /// chosen is read-only.
     fix_writable: String,
+    /// The same as `fix`, without `--profile`: to name another profile.
+    fix_without_profile: String,
 }
 
 /// Why a store is the one used.
@@ -116,6 +118,7 @@ impl Config {
             None => String::new(),
         };
         let fix = format!("with-secrets{manifest_flag}{store_flag}{profile_flag}");
+        let fix_without_profile = format!("with-secrets{manifest_flag}{store_flag}");
         // The flag wins over the variable and the manifest's `store`.
         let fix_writable = format!("with-secrets{manifest_flag} --store auto{profile_flag}");
         Ok(Self {
@@ -127,7 +130,13 @@ impl Config {
             timeout: cli.timeout,
             fix,
             fix_writable,
+            fix_without_profile,
         })
+    }
+
+    /// [`Config::fix`] with `--profile profile` in place of any profile.
+    pub(crate) fn fix_for_profile(&self, profile: &str) -> String {
+        format!("{} --profile {profile}", self.fix_without_profile)
     }
 
     /// The start of a command line whose `set` can store a value, for a

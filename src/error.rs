@@ -78,6 +78,21 @@ pub enum Error {
     )]
     UnknownName { name: String, path: PathBuf },
 
+    #[error(
+        "{name} is not in {}'s [secrets]; it is defined in profile{} {}\n  use it with: {fix}",
+        printable_path(path),
+        if profiles.len() == 1 { "" } else { "s" },
+        profiles.join(", ")
+    )]
+    NameInProfile {
+        name: String,
+        path: PathBuf,
+        /// The profiles that define it, in the manifest's order.
+        profiles: Vec<String>,
+        /// The same command with the first of them.
+        fix: String,
+    },
+
     #[error("{}", unknown_profile_message(name, from, path, profiles))]
     UnknownProfile {
         name: String,

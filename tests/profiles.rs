@@ -286,3 +286,41 @@ fn doctor_and_import_honour_the_profile() {
     .success()
     .stdout_is("hello");
 }
+
+#[test]
+fn a_name_only_a_profile_defines_gets_the_profile_line() {
+    let service = SecretService::start();
+    let test = project(&service);
+    let path = test.path().join("secrets.toml");
+    for command in ["get", "set", "delete"] {
+        test.run_input("new value", [command, "STAGING_ONLY"])
+            .expect_code(125)
+            .stderr_has(&format!(
+                "with-secrets: STAGING_ONLY is not in {}'s [secrets]; it is defined in profile \
+                 staging\n  use it with: with-secrets --profile staging {command} STAGING_ONLY\n",
+                path.display()
+            ))
+            .stderr_lacks("add it");
+    }
+    // Under another profile, the line names the one that defines it.
+    test.run(["--profile", "ci", "get", "STAGING_ONLY"])
+        .expect_code(125)
+        .stderr_has("use it with: with-secrets --profile staging get STAGING_ONLY\n");
+    // The lines, run as printed, do what they say.
+    test.run(["--profile", "staging", "get", "STAGING_ONLY"])
+        .success()
+        .stdout_is("staging-only");
+    test.run_input("changed", ["--profile", "staging", "set", "STAGING_ONLY"])
+        .success();
+    test.run(["--profile", "staging", "get", "STAGING_ONLY"])
+        .success()
+        .stdout_is("changed");
+    test.run(["--profile", "staging", "delete", "STAGING_ONLY"])
+        .success();
+    assert!(service.items("acme", "staging-only").is_empty());
+    // A name no table defines is still "add it".
+    test.run(["get", "NOWHERE"])
+        .expect_code(125)
+        .stderr_has("NOWHERE is not in ")
+        .stderr_has("add it: NOWHERE = ");
+}

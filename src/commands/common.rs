@@ -3,7 +3,7 @@
 
 use crate::config::{Config, Project};
 use crate::error::Error;
-use crate::manifest::{Entry, Manifest};
+use crate::manifest::Entry;
 use crate::store::{self, Store};
 
 pub(crate) fn open(config: &Config, project: &Project) -> Result<Box<dyn Store>, Error> {
@@ -22,10 +22,37 @@ pub(crate) fn store_error(store: &dyn Store) -> impl FnOnce(store::StoreError) -
     }
 }
 
-/// The manifest entry for `name`, or an error that says how to add it.
-pub(crate) fn entry<'m>(manifest: &'m Manifest, name: &str) -> Result<&'m Entry, Error> {
-    manifest.entry(name).ok_or_else(|| Error::UnknownName {
-        name: name.to_owned(),
-        path: manifest.path.clone(),
-    })
+/// The manifest entry for `name`, or an error that says how to add it, or,
+/// when only profiles define it, the `--profile` line that reaches it.
+/// `command` is the subcommand and its arguments after the name's place,
+/// e.g. `set`, for that line.
+pub(crate) fn entry<'m>(
+    config: &Config,
+    project: &'m Project,
+    name: &str,
+    command: &str,
+) -> Result<&'m Entry, Error> {
+    let manifest = &project.manifest;
+    if let Some(entry) = manifest.entry(name) {
+        return Ok(entry);
+    }
+    let profiles: Vec<String> = manifest
+        .profiles
+        .iter()
+        .filter(|profile| project.profile.as_deref() != Some(profile.name.as_str()))
+        .filter(|profile| profile.entries.iter().any(|e| e.name.as_str() == name))
+        .map(|profile| profile.name.clone())
+        .collect();
+    match profiles.first() {
+        Some(first) => Err(Error::NameInProfile {
+            name: name.to_owned(),
+            path: manifest.path.clone(),
+            fix: format!("{} {command} {name}", config.fix_for_profile(first)),
+            profiles,
+        }),
+        None => Err(Error::UnknownName {
+            name: name.to_owned(),
+            path: manifest.path.clone(),
+        }),
+    }
 }

@@ -9,7 +9,7 @@ use crate::resolve;
 
 pub(crate) fn run(name: &str, config: &Config) -> Result<ExitCode, Error> {
     let project = config.project()?;
-    let entry = entry(&project.manifest, name)?;
+    let entry = entry(config, &project, name, "delete")?;
     let mut store = open(config, &project)?;
     let removed = store
         .delete(resolve::key(entry))

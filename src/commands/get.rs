@@ -12,7 +12,7 @@ use crate::resolve::{self, Source};
 /// `generate` that has none gets one, as a run would give it.
 pub(crate) fn run(name: &str, config: &Config) -> Result<ExitCode, Error> {
     let project = config.project()?;
-    let entry = entry(&project.manifest, name)?;
+    let entry = entry(config, &project, name, "get")?;
     let mut resolution = resolve::lookup_in_store(config, &project, entry);
     if let Some(cause) = resolution.store_error {
         return Err(Error::Store {

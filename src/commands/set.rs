@@ -14,7 +14,7 @@ use crate::term::printable::printable;
 
 pub(crate) fn run(name: &str, config: &Config) -> Result<ExitCode, Error> {
     let project = config.project()?;
-    let entry = entry(&project.manifest, name)?;
+    let entry = entry(config, &project, name, "set")?;
     let key = resolve::key(entry);
     // Said before a value is asked for, which would be typed for nothing.
     if project.store.read_only() {
