@@ -278,3 +278,90 @@ fn a_link_to_the_manifest_that_another_user_owns_is_refused() {
         .success()
         .stdout_is("from-env");
 }
+
+/// A project whose file store (own XDG_DATA_HOME, passphrase from the
+/// environment) takes `set`, with `manifest`.
+fn file_store_project(manifest: &str) -> Test {
+    let test = Test::new().manifest(manifest);
+    let data = test.path().join("data");
+    test.env("XDG_DATA_HOME", data)
+        .env("WITH_SECRETS_STORE", "file")
+        .env("WITH_SECRETS_PASSPHRASE", "a passphrase")
+}
+
+#[test]
+fn an_unquoted_pasted_token_is_called_a_value_at_once() {
+    const TOKEN: &str = "ghp_abc123def456ghi789jkl012mno345pqr678";
+    for (manifest, line, fixed, set) in [
+        (
+            format!("[secrets]\nAPI_TOKEN = {TOKEN}\n"),
+            2,
+            "[secrets]\nAPI_TOKEN = { service = \"acme\", username = \"api\" }\n",
+            &["set", "API_TOKEN"][..],
+        ),
+        (
+            format!("[secrets]\n\n[profiles.staging.secrets]\nAPI_TOKEN = {TOKEN}\n"),
+            4,
+            "[secrets]\n\n[profiles.staging.secrets]\n\
+             API_TOKEN = { service = \"acme\", username = \"api\" }\n",
+            &["--profile", "staging", "set", "API_TOKEN"][..],
+        ),
+    ] {
+        let test = file_store_project(&manifest);
+        test.run(["check"])
+            .expect_code(125)
+            .stderr_has(&format!(
+                "secrets.toml:{line}:13: `API_TOKEN = ...` looks like a value pasted into the \
+                 manifest, but secrets belong in the keyring, not in a checked-in manifest; \
+                 write API_TOKEN = {{ service = \"...\", username = \"...\" }}, then store the \
+                 value with: with-secrets {}\n",
+                set.join(" ")
+            ))
+            .stderr_has(&format!("{line} | API_TOKEN = ***\n"))
+            .stderr_lacks("must be quoted")
+            .never_shows("ghp_");
+        // The advice, followed: the entry written, then the line as printed.
+        let test = test.manifest(fixed);
+        test.run_input(TOKEN, set).success();
+        let mut get = set.to_vec();
+        *get.iter_mut().find(|arg| **arg == "set").unwrap() = "get";
+        test.run(get).success().stdout_is(TOKEN);
+    }
+}
+
+#[test]
+fn a_table_one_typo_from_a_known_one_gets_did_you_mean() {
+    let test = file_store_project("[secret]\nA = { service = \"s\", username = \"u\" }\n");
+    test.run(["check"])
+        .expect_code(125)
+        .stderr_has("secrets.toml:1:2: unknown table [secret]; did you mean `[secrets]`?\n")
+        .stderr_lacks("looks like a value");
+    for (text, said) in [
+        (
+            "[default]\nservice = \"s\"\n",
+            "unknown table [default]; did you mean `[defaults]`?",
+        ),
+        (
+            "[profile.ci]\n",
+            "unknown table [profile]; did you mean `[profiles.NAME]`?",
+        ),
+        (
+            "stor = \"file\"\n",
+            "unknown key `stor`; did you mean `store = \"...\"`?",
+        ),
+        (
+            "[bogus]\n",
+            "unknown table [bogus]; expected `store`, `[defaults]`",
+        ),
+    ] {
+        file_store_project(text)
+            .run(["check"])
+            .expect_code(125)
+            .stderr_has(said);
+    }
+    // Renamed as suggested, it works.
+    file_store_project("[secrets]\nA = { service = \"s\", username = \"u\" }\n")
+        .env("A", "x")
+        .run(["check"])
+        .success();
+}

@@ -39,7 +39,10 @@ impl Manifest {
         };
         let doc = DeTable::parse(body).map_err(|err| {
             let span = err.span().unwrap_or(0..0);
-            fail(span, err.message().trim_end().to_owned())
+            let message = err.message().trim_end();
+            let message =
+                pasted_value(body, span.start, message).unwrap_or_else(|| message.to_owned());
+            fail(span, message)
         })?;
 
         let mut default_service = None;
@@ -90,17 +93,16 @@ impl Manifest {
                         raw_profiles.push(raw_profile(name, value, &fail)?);
                     }
                 }
-                other if VALUE_KEYS.contains(&other) => {
+                // A table is never a pasted value: `[secret]` is a typo.
+                other if VALUE_KEYS.contains(&other) && value.get_ref().as_table().is_none() => {
                     return Err(fail(key.span(), value_at_top(other)));
                 }
                 other => {
-                    return Err(fail(
-                        key.span(),
-                        format!(
-                            "unknown key `{other}`; expected `store`, `[defaults]`, `[secrets]`, \
-                             `[profiles.NAME]` or `[vault]`"
-                        ),
-                    ));
+                    // `[name]`, not `name = { ... }` (an entry above its table).
+                    let header = body[..key.span().start]
+                        .trim_end_matches([' ', '\t', '"', '\''])
+                        .ends_with('[');
+                    return Err(fail(key.span(), unknown_at_top(other, header)));
                 }
             }
         }
@@ -600,6 +602,42 @@ fn unknown_store(name: &str) -> String {
     )
 }
 
+/// For TOML's "string values must be quoted" at `NAME = word`: the word is
+/// a value pasted in (a token, a password), which quoting would only turn
+/// into the next error. Says so at once, with the `set` line for the table
+/// it is in. `None` for any other error.
+fn pasted_value(body: &str, at: usize, message: &str) -> Option<String> {
+    if !message.starts_with("string values must be quoted") {
+        return None;
+    }
+    let start = body[..at].rfind('\n').map_or(0, |i| i + 1);
+    let (name, _) = body[start..at].split_once('=')?;
+    let name = EnvName::new(name.trim())?;
+    // The last table header above the line: `[secrets]`, or a profile's.
+    let header = body[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| line.starts_with('['));
+    let profile = header
+        .and_then(|line| line.strip_prefix("[profiles."))
+        .and_then(|rest| rest.strip_suffix(".secrets]"))
+        .filter(|profile| super::is_profile_name(profile));
+    let (write, set) = match (header, profile) {
+        (_, Some(profile)) => (
+            "write",
+            format!("with-secrets --profile {profile} set {name}"),
+        ),
+        (Some("[secrets]"), None) => ("write", format!("with-secrets set {name}")),
+        _ => ("write under [secrets]", format!("with-secrets set {name}")),
+    };
+    Some(format!(
+        "`{name} = ...` looks like a value pasted into the manifest, but secrets belong in \
+         the keyring, not in a checked-in manifest; {write} {name} = {{ service = \"...\", \
+         username = \"...\" }}, then store the value with: {set}"
+    ))
+}
+
 fn value_in_entry(name: &EnvName, key: Option<&str>) -> String {
     let what = key.map_or_else(
         || "a value".to_owned(),
@@ -625,6 +663,35 @@ fn value_at_top(key: &str) -> String {
          checked-in manifest; name it in [secrets] as NAME = {{ service = \"...\", username = \
          \"...\" }}, then store the value with: with-secrets set NAME"
     )
+}
+
+/// An unknown top-level key or table, with the known one it is a typo of,
+/// if one is close (`[secret]`: `[secrets]`).
+fn unknown_at_top(key: &str, header: bool) -> String {
+    const KNOWN: [(&str, &str); 5] = [
+        ("secrets", "[secrets]"),
+        ("defaults", "[defaults]"),
+        ("profiles", "[profiles.NAME]"),
+        ("vault", "[vault]"),
+        ("store", "store = \"...\""),
+    ];
+    let what = if header {
+        format!("table [{key}]")
+    } else {
+        format!("key `{key}`")
+    };
+    let near = KNOWN
+        .iter()
+        .map(|&(name, shown)| (strsim::damerau_levenshtein(key, name), shown))
+        .filter(|&(distance, _)| distance <= 2)
+        .min();
+    match near {
+        Some((_, shown)) => format!("unknown {what}; did you mean `{shown}`?"),
+        None => format!(
+            "unknown {what}; expected `store`, `[defaults]`, `[secrets]`, `[profiles.NAME]` \
+             or `[vault]`"
+        ),
+    }
 }
 
 fn expect_table<'a, 'i>(
