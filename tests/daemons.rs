@@ -127,8 +127,15 @@ fn oo7_locked_collection_that_finds_nothing_is_a_locked_error_not_missing() {
     assert!(!check.stdout().contains("missing"), "{}", check.stdout());
 }
 
+/// What every command says when KeePassXC's database is locked and its
+/// unlock dialog gets no answer within `--timeout 1`.
+const KEEPASSXC_LOCKED: &str = "secret-service: the KeePassXC database is locked, and \
+     KeePassXC's unlock dialog got no answer within 1 s: it may still be waiting for the \
+     password\n  unlock it (type its password in KeePassXC's unlock dialog, or unlock the \
+     database in KeePassXC's window), then run this again (--timeout gives the dialog longer)\n";
+
 #[test]
-fn keepassxc_unlock_prompt_nobody_answers_fails_at_the_timeout_saying_a_dialog_may_be_waiting() {
+fn keepassxc_unlock_prompt_nobody_answers_fails_at_the_timeout_saying_the_database_is_locked() {
     let service = SecretService::start_keepassxc();
     lock_hiding(&service);
     // KeePassXC shows its unlock dialog on the Xvfb, where nobody answers.
@@ -138,21 +145,28 @@ fn keepassxc_unlock_prompt_nobody_answers_fails_at_the_timeout_saying_a_dialog_m
     run.expect_code(125)
         .never_shows(VALUE)
         .never_shows(STALE)
-        .stderr_has(
-            "secret-service: KeePassXC did not finish its prompt within 1 s: a dialog may be \
-             waiting for an answer",
-        )
-        .stderr_has("answer it in KeePassXC")
+        .stderr_has(KEEPASSXC_LOCKED)
+        // The unlock dialog is no confirmation: no setting turns it off.
+        .stderr_lacks("confirmations")
+        .stderr_lacks("did not finish its prompt")
         .stderr_lacks("missing");
     assert!(!run.stdout().contains("ran:"), "{}", run.stdout());
-    // check fails the same way.
-    let check = test.run(["--timeout", "1", "check"]);
-    check
-        .expect_code(125)
-        .stderr_has("KeePassXC did not finish its prompt within 1 s")
-        .never_shows(STALE)
-        .never_shows(VALUE);
-    assert!(!check.stdout().contains("missing"), "{}", check.stdout());
+    // check and get fail the same way.
+    for args in [
+        &["--timeout", "1", "check"][..],
+        &["--timeout", "1", "get", "A"],
+    ] {
+        let run = test.run(args);
+        run.expect_code(125)
+            .stderr_has(KEEPASSXC_LOCKED)
+            .stderr_lacks("confirmations")
+            .never_shows(STALE)
+            .never_shows(VALUE);
+        assert!(!run.stdout().contains("missing"), "{}", run.stdout());
+    }
+    // The dialog it names was there: nobody answered it, so the database
+    // is still locked.
+    assert_eq!(service.default_locked(), Some(true));
 }
 
 #[test]
@@ -234,7 +248,10 @@ fn a_forged_completed_signal_from_another_connection_is_ignored() {
     let run = project(&service).run(["--timeout", "2", "get", "A"]);
     assert_eq!(forger.join().unwrap(), 2, "the forger saw no Prompt call");
     run.expect_code(125)
-        .stderr_has("KeePassXC did not finish its prompt within 2 s: a dialog may be waiting")
+        .stderr_has(
+            "the KeePassXC database is locked, and KeePassXC's unlock dialog got no answer \
+             within 2 s",
+        )
         .stderr_lacks("dismissed");
 }
 
@@ -853,7 +870,8 @@ fn set_into_a_locked_collection_asks_to_unlock_it_and_says_why_it_could_not() {
     project(&keepassxc)
         .run_input(VALUE, ["--timeout", "1", "set", "A"])
         .expect_code(125)
-        .stderr_has("KeePassXC did not finish its prompt within 1 s: a dialog may be waiting");
+        .stderr_has(KEEPASSXC_LOCKED)
+        .stderr_lacks("confirmations");
     assert_eq!(keepassxc.default_locked(), Some(true));
 }
 

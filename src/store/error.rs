@@ -19,9 +19,12 @@ pub enum StoreError {
     Locked { daemon: Daemon },
     /// The unlock prompt was dismissed, or could not be shown.
     UnlockDismissed { daemon: Daemon },
-    /// A prompt the daemon returned (to unlock, or to confirm a change) did
-    /// not complete in time: a dialog may be waiting for a person.
+    /// A prompt the daemon returned to confirm a change did not complete in
+    /// time: a dialog may be waiting for a person.
     PromptTimedOut { daemon: Daemon, after: Duration },
+    /// The items or collection are locked, and the daemon's unlock prompt
+    /// did not complete in time: its dialog may be waiting for a password.
+    UnlockTimedOut { daemon: Daemon, after: Duration },
     /// There is no default collection to create an item in.
     NoDefaultCollection { daemon: Daemon },
     /// The store refused access.
@@ -136,13 +139,24 @@ impl Daemon {
         }
     }
 
+    /// What is locked, as this daemon calls it.
+    fn locked_what(&self) -> &'static str {
+        match self {
+            Self::KeePassXc => "the KeePassXC database",
+            Self::KWallet => "the wallet",
+            _ => "the keyring",
+        }
+    }
+
     /// How to unlock its default collection by hand.
     fn unlock_advice(&self) -> String {
         match self {
             Self::GnomeKeyring => "e.g. in Seahorse, or: printf %s \"$PASSWORD\" | \
                                    gnome-keyring-daemon --unlock"
                 .to_owned(),
-            Self::KeePassXc => "unlock the database in KeePassXC".to_owned(),
+            Self::KeePassXc => "type its password in KeePassXC's unlock dialog, or unlock the \
+                                database in KeePassXC's window"
+                .to_owned(),
             Self::Oo7 => "with your desktop's unlock prompt, or start oo7-daemon with \
                           --login and the password on standard input"
                 .to_owned(),
@@ -230,6 +244,16 @@ impl fmt::Display for StoreError {
                 daemon.name(),
                 after.as_secs_f32(),
                 daemon.prompt_advice()
+            ),
+            Self::UnlockTimedOut { daemon, after } => write!(
+                f,
+                "{} is locked, and {}'s unlock dialog got no answer within {} s: it may still \
+                 be waiting for the password\n  unlock it ({}), then run this again \
+                 (--timeout gives the dialog longer)",
+                daemon.locked_what(),
+                daemon.name(),
+                after.as_secs_f32(),
+                daemon.unlock_advice()
             ),
             Self::NoDefaultCollection { daemon } => write!(
                 f,
@@ -363,6 +387,7 @@ impl StoreError {
             Self::Locked { .. }
                 | Self::UnlockDismissed { .. }
                 | Self::PromptTimedOut { .. }
+                | Self::UnlockTimedOut { .. }
                 | Self::NoDefaultCollection { .. }
                 | Self::TimedOut { .. }
         )
@@ -377,6 +402,7 @@ impl StoreError {
             Self::Locked { daemon }
             | Self::UnlockDismissed { daemon }
             | Self::PromptTimedOut { daemon, .. }
+            | Self::UnlockTimedOut { daemon, .. }
             | Self::NoDefaultCollection { daemon }
             | Self::TimedOut { daemon, .. } => Some(daemon),
             _ => None,
@@ -407,6 +433,7 @@ impl StoreError {
             Self::Locked { .. }
             | Self::UnlockDismissed { .. }
             | Self::PromptTimedOut { .. }
+            | Self::UnlockTimedOut { .. }
             | Self::NoDefaultCollection { .. }
             | Self::Denied(_)
             | Self::TimedOut { .. }
@@ -458,6 +485,10 @@ mod tests {
             StoreError::Locked { daemon: daemon() },
             StoreError::UnlockDismissed { daemon: daemon() },
             StoreError::PromptTimedOut {
+                daemon: daemon(),
+                after: Duration::ZERO,
+            },
+            StoreError::UnlockTimedOut {
                 daemon: daemon(),
                 after: Duration::ZERO,
             },
@@ -551,6 +582,17 @@ mod tests {
             ),
             "{prompt}"
         );
+        // An unlock dialog is no confirmation that a setting turns off.
+        let unlock = StoreError::UnlockTimedOut {
+            daemon: Daemon::KeePassXc,
+            after: Duration::from_secs(1),
+        }
+        .to_string();
+        assert!(
+            unlock.starts_with("the KeePassXC database is locked, and KeePassXC's unlock dialog"),
+            "{unlock}"
+        );
+        assert!(!unlock.contains("confirmations"), "{unlock}");
     }
 
     #[test]

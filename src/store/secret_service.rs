@@ -420,12 +420,21 @@ impl SecretService {
         let ask = method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "Unlock").append1(objects.clone());
         let mut reply = self.call(ask)?;
         let (mut unlocked, prompt): (Vec<ObjectPath>, ObjectPath) = read(&mut reply)?;
-        let completed = self.complete(
-            &prompt,
-            StoreError::UnlockDismissed {
-                daemon: Daemon::Unknown,
-            },
-        )?;
+        // An unlock prompt is a dialog that asks for a password, not a
+        // confirmation that a setting could turn off: say so if it times out.
+        let completed = self
+            .complete(
+                &prompt,
+                StoreError::UnlockDismissed {
+                    daemon: Daemon::Unknown,
+                },
+            )
+            .map_err(|err| match err {
+                StoreError::PromptTimedOut { daemon, after } => {
+                    StoreError::UnlockTimedOut { daemon, after }
+                }
+                other => other,
+            })?;
         unlocked.extend(completed);
         let covered = |object: &ObjectPath| {
             unlocked.iter().any(|done| {
