@@ -216,6 +216,27 @@ fn keyrings_alt_is_read_only() {
 }
 
 #[test]
+fn delete_from_keyrings_alt_points_at_a_line_that_works() {
+    let test = alt_project();
+    write_alt(&test, "PlaintextKeyring");
+    test.run(["--store", "keyrings-alt", "delete", "TOKEN"])
+        .expect_code(125)
+        .stderr_has(
+            "keyrings-alt is read-only: with-secrets only reads it, and changes nothing in it\n  \
+             to move off it, copy what it has into a writable store: \
+             with-secrets --store auto import --from keyrings-alt\n",
+        )
+        .stderr_lacks("set NAME");
+    // The line, run as printed, copies the values where --store auto reads them.
+    let test = test.env("WITH_SECRETS_PASSPHRASE", "a passphrase");
+    test.run(["--store", "auto", "import", "--from", "keyrings-alt"])
+        .success();
+    test.run(["--store", "auto", "get", "TOKEN"])
+        .success()
+        .stdout_is(VALUE);
+}
+
+#[test]
 fn import_copies_into_the_keyring_and_leaves_the_file() {
     let service = SecretService::start();
     let test = alt_project().keyring(&service).env(

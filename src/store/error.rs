@@ -281,8 +281,9 @@ impl fmt::Display for StoreError {
             Self::Platform(reason) => f.write_str(reason),
             Self::ReadOnly { store } => write!(
                 f,
-                "{store} is read-only: with-secrets only reads it\n  \
-                 store values in your keyring instead, e.g.: with-secrets --store auto set NAME"
+                "{store} is read-only: with-secrets only reads it, and changes nothing in it\n  \
+                 to move off it, copy what it has into a writable store: \
+                 with-secrets --store auto import --from {store}"
             ),
             Self::Unsupported { store } => write!(
                 f,
