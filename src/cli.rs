@@ -212,7 +212,7 @@ fn suggest(mut err: clap::Error, args: &[OsString]) -> clap::Error {
                 ContextValue::StyledStrs(vec![
                     format!(
                         "to run `{}` with the secrets set, put `--` before it: {}",
-                        shell_words::quote(&word),
+                        crate::term::printable::printable(&shell_words::quote(&word)),
                         crate::term::printable::printable(&line)
                     )
                     .into(),
