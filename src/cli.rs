@@ -194,32 +194,30 @@ fn suggest(mut err: clap::Error, args: &[OsString]) -> clap::Error {
         .map(|name| (strsim::damerau_levenshtein(&word, name), name))
         .filter(|&(distance, name)| distance <= if name.len() < 5 { 1 } else { 2 })
         .min();
-    match near {
-        Some((_, name)) => {
-            err.insert(
-                ContextKind::SuggestedSubcommand,
-                ContextValue::String(name.to_owned()),
-            );
-        }
-        None => {
-            let words = std::iter::once("with-secrets".into())
-                .chain(args[1..at].iter().map(|arg| arg.to_string_lossy()))
-                .chain(std::iter::once("--".into()))
-                .chain(args[at..].iter().map(|arg| arg.to_string_lossy()));
-            let line = shell_words::join(words.collect::<Vec<_>>());
-            err.insert(
-                ContextKind::Suggested,
-                ContextValue::StyledStrs(vec![
-                    format!(
-                        "to run `{}` with the secrets set, put `--` before it: {}",
-                        crate::term::printable::printable(&shell_words::quote(&word)),
-                        crate::term::printable::printable(&line)
-                    )
-                    .into(),
-                ]),
-            );
-        }
+    if let Some((_, name)) = near {
+        err.insert(
+            ContextKind::SuggestedSubcommand,
+            ContextValue::String(name.to_owned()),
+        );
     }
+    // Said even beside a near subcommand: `sed` is one typo from `set`,
+    // and yet a command.
+    let words = std::iter::once("with-secrets".into())
+        .chain(args[1..at].iter().map(|arg| arg.to_string_lossy()))
+        .chain(std::iter::once("--".into()))
+        .chain(args[at..].iter().map(|arg| arg.to_string_lossy()));
+    let line = shell_words::join(words.collect::<Vec<_>>());
+    err.insert(
+        ContextKind::Suggested,
+        ContextValue::StyledStrs(vec![
+            format!(
+                "to run `{}` with the secrets set, put `--` before it: {}",
+                crate::term::printable::printable(&shell_words::quote(&word)),
+                crate::term::printable::printable(&line)
+            )
+            .into(),
+        ]),
+    );
     err
 }
 

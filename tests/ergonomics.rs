@@ -281,8 +281,16 @@ fn a_mistyped_subcommand_gets_did_you_mean() {
             .stderr_has(&format!(
                 "\n  tip: a similar subcommand exists: '{meant}'\n"
             ))
-            .stderr_lacks("put `--` before it");
+            // A near subcommand is not proof: `sed` is one typo from `set`.
+            .stderr_has(&format!(
+                "\n  tip: to run `{typed}` with the secrets set, put `--` before it: \
+                 with-secrets -- {typed}\n"
+            ));
     }
+    test.run(["sed", "-n", "p"])
+        .expect_code(125)
+        .stderr_has("tip: a similar subcommand exists: 'set'")
+        .stderr_has("put `--` before it: with-secrets -- sed -n p\n");
     // After the subcommand, an extra word is only that: no tip.
     test.run(["check", "extra"])
         .expect_code(125)
