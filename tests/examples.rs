@@ -1,9 +1,10 @@
 //! The recipes in examples/, run as a user would run them.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::support::{BIN, SecretService, Test};
+use crate::support::{BIN, SecretService, Test, wait_for};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -120,13 +121,18 @@ fn the_github_actions_steps_fail_when_the_secret_is_not_configured() {
 #[test]
 fn the_demo_runs_end_to_end_on_its_own_keyring() {
     let test = Test::new();
-    let output = Command::new(example("demo"))
+    let demo = Command::new(example("demo"))
         .env_clear()
         .envs(test.envs())
         .env("WITH_SECRETS", BIN)
         .env("TMPDIR", test.path())
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // It may install packages first: longer than one run.
+    let output = wait_for(demo, Duration::from_secs(600));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

@@ -367,6 +367,23 @@ pub fn wait_for(mut child: std::process::Child, limit: Duration) -> Output {
     }
 }
 
+/// `Command::output` with a deadline (see `wait`): stdin closed, stdout and
+/// stderr read.
+pub trait BoundedOutput {
+    fn bounded_output(&mut self) -> std::io::Result<Output>;
+}
+
+impl BoundedOutput for Command {
+    fn bounded_output(&mut self) -> std::io::Result<Output> {
+        let child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        Ok(wait(child))
+    }
+}
+
 /// Kills process group `pid`: a child started in a session of its own (as
 /// `Test::command` does) and whatever it left running. A `pid` that leads
 /// no group is no group's ID, so nothing else can be hit; 0 (no process)
@@ -411,21 +428,28 @@ impl Reader {
         }
     }
 
-    /// Reads until what was read contains `needle`, and returns all of it
-    /// (which is then no longer held). Fails the test, after killing
-    /// process group `pid` (see `kill_group`), past `HANG` or at the end of
-    /// the stream.
+    /// Reads until `needle` comes, and returns what came up to and including
+    /// it (the rest is kept for the next call). Fails the test, after
+    /// killing process group `pid` (see `kill_group`), past `HANG` or at
+    /// the end of the stream.
     #[track_caller]
     pub fn until(&mut self, needle: &str, pid: u32) -> String {
         let deadline = Instant::now() + HANG;
-        while !String::from_utf8_lossy(&self.seen).contains(needle) {
+        let needle = needle.as_bytes();
+        loop {
+            if let Some(at) = self.seen.windows(needle.len()).position(|w| w == needle) {
+                let rest = self.seen.split_off(at + needle.len());
+                let upto = std::mem::replace(&mut self.seen, rest);
+                return String::from_utf8_lossy(&upto).into_owned();
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.chunks.recv_timeout(left) {
                 Ok(chunk) => self.seen.extend_from_slice(&chunk),
                 Err(err) => {
                     kill_group(pid);
                     panic!(
-                        "waiting for {needle:?} ({}), read only: {:?}",
+                        "waiting for {:?} ({}), read only: {:?}",
+                        String::from_utf8_lossy(needle),
                         match err {
                             std::sync::mpsc::RecvTimeoutError::Timeout => "hung",
                             std::sync::mpsc::RecvTimeoutError::Disconnected => "end of stream",
@@ -435,7 +459,6 @@ impl Reader {
                 }
             }
         }
-        String::from_utf8_lossy(&std::mem::take(&mut self.seen)).into_owned()
     }
 
     /// Reads to the end of the stream and returns what was not yet returned;
