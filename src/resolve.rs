@@ -197,7 +197,11 @@ fn lookup_in(
                     found: &mut found,
                     env: &env,
                 };
-                generated = made.generate(store.as_mut(), lock)?;
+                // A run that will stop on a missing value must not have
+                // generated and stored values first.
+                if !made.run_stops(environment) {
+                    generated = made.generate(store.as_mut(), lock)?;
+                }
             }
             Ok(found)
         });
@@ -262,6 +266,31 @@ impl<E: Fn(&str) -> Option<std::ffi::OsString>> Made<'_, '_, E> {
             }
         }
         wanted
+    }
+
+    /// Whether the run will stop after the lookup even with the wanted values
+    /// generated: an entry that is not optional would have no value (none
+    /// in the store, none generated, and, where it may stand in, none in
+    /// the environment), or a stored value has a NUL byte, which no
+    /// variable can hold (see [`variables`]).
+    fn run_stops(&self, environment: Environment) -> bool {
+        let mut will_have = vec![false; self.keys.len()];
+        for (slot, _, _) in self.wanted() {
+            will_have[slot] = true;
+        }
+        for (slot, found) in self.found.iter().enumerate() {
+            match found {
+                Some(found) if found.secret.expose().contains(&0) => return true,
+                Some(_) => will_have[slot] = true,
+                None => {}
+            }
+        }
+        self.entries.iter().zip(self.slots).any(|(entry, &slot)| {
+            !entry.optional
+                && !will_have[slot]
+                && (environment != Environment::FallsBack
+                    || (self.env)(entry.name.as_str()).is_none())
+        })
     }
 
     /// Generates a value for each wanted item, and stores them all with one
@@ -391,6 +420,25 @@ pub(crate) fn variables(
     }
     if missing.is_empty() {
         return Ok(variables);
+    }
+    // An entry that a run would generate was not generated because others
+    // are missing (see `Made::run_stops`): name only those, the ones to set.
+    if resolution.would_generate {
+        let generated: std::collections::HashSet<Key<'_>> = manifest
+            .entries
+            .iter()
+            .filter(|entry| entry.generate.is_some())
+            .map(key)
+            .collect();
+        let to_generate = |m: &MissingEntry| {
+            generated.contains(&Key {
+                service: &m.service,
+                username: &m.username,
+            })
+        };
+        if missing.iter().any(|m| !to_generate(m)) {
+            missing.retain(|m| !to_generate(m));
+        }
     }
     // When there is no store, say so: that, not the entries, is what to fix.
     Err(match resolution.store_error {
@@ -798,6 +846,32 @@ C = { service = "s", username = "c" }
         assert_eq!(vars[1].value.expose().len(), 16);
         assert!(vars[1].value.expose().iter().all(u8::is_ascii_hexdigit));
         assert_eq!(vars[3].value.expose(), b"kept");
+    }
+
+    #[test]
+    fn a_run_that_stops_on_a_missing_entry_generates_nothing() {
+        // C, required, is nowhere: the run stops, so neither A nor B may be
+        // made and stored, and the error names C alone, the one to set.
+        let store = Memory::default();
+        let created = store.created.clone();
+        let (manifest, resolution) = generate_in(store, &[], true);
+        assert!(resolution.generated.is_empty());
+        assert!(created.borrow().is_empty(), "stored before stopping");
+        let err = variables(&manifest, resolution, "with-secrets").unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("with-secrets set C"), "{message}");
+        assert!(
+            !message.contains("set A") && !message.contains("set B"),
+            "{message}"
+        );
+        // A stored value with a NUL byte stops the run too.
+        let store = Memory::with(&[("s", "c", "a\0b")]);
+        let created = store.created.clone();
+        let (_, resolution) = generate_in(store, &[], true);
+        assert!(resolution.generated.is_empty() && created.borrow().is_empty());
+        // With C in the environment (the CI fallback), the run goes on.
+        let (_, resolution) = generate_in(Memory::default(), &[("C", "from-env")], true);
+        assert_eq!(resolution.generated, ["A", "B"]);
     }
 
     #[test]

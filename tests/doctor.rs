@@ -1,6 +1,6 @@
 //! `with-secrets doctor` in each situation it exists for.
 
-use crate::support::{SecretService, Test, manifest_for};
+use crate::support::{BoundedOutput, SecretService, Test, manifest_for};
 
 const CANARY: &str = "doctor-canary-51f2";
 
@@ -171,7 +171,7 @@ fn keyutils_is_usable_inside_a_keyctl_session() {
         .current_dir(test.path())
         .env_clear()
         .envs(test.envs())
-        .output()
+        .bounded_output()
         .expect("keyctl (keyutils)");
     let out = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{out}");

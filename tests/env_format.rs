@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use crate::ergonomics::stored;
-use crate::support::{BIN, SecretService, Test, manifest_for};
+use crate::support::{BIN, BoundedOutput, SecretService, Test, manifest_for};
 
 /// Values that trip up quoting: quotes, newlines, `$`, backticks, backslashes,
 /// non-ASCII text, braces and tildes, and nothing at all.
@@ -49,7 +49,7 @@ fn shell(test: &Test, shell: &str, script: &str) -> Vec<u8> {
         .env_clear()
         .envs(test.envs())
         .env("WS", BIN)
-        .output()
+        .bounded_output()
         .unwrap_or_else(|err| panic!("{shell}: {err}"));
     assert!(
         output.status.success(),
@@ -335,7 +335,7 @@ fn node_reads(file: &std::path::Path, fast: bool) -> BTreeMap<String, String> {
         .arg(file)
         .arg(if fast { "fast" } else { "default" })
         .env_clear()
-        .output()
+        .bounded_output()
         .expect("node (Debian package nodejs)");
     assert!(
         output.status.success(),

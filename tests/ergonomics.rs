@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{SecretService, Test, manifest_for};
+use crate::support::{BoundedOutput, SecretService, Test, manifest_for};
 
 pub const PASSPHRASE: &str = "ergonomic passphrase";
 
@@ -123,7 +123,7 @@ fn the_bash_completion_script_is_valid_bash_and_completes_subcommands() {
     let check = Command::new("bash")
         .arg("-n")
         .arg(&script)
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(check.status.success(), "{check:?}");
     // Source it and ask for the completions of `with-secrets ch`.
@@ -135,7 +135,7 @@ fn the_bash_completion_script_is_valid_bash_and_completes_subcommands() {
         )
         .arg("bash")
         .arg(&script)
-        .output()
+        .bounded_output()
         .unwrap();
     let words = String::from_utf8_lossy(&complete.stdout);
     assert!(words.lines().any(|w| w == "check"), "{complete:?}");

@@ -1,9 +1,10 @@
 //! The recipes in examples/, run as a user would run them.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::support::{BIN, SecretService, Test};
+use crate::support::{BIN, SecretService, Test, wait_for};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -120,13 +121,18 @@ fn the_github_actions_steps_fail_when_the_secret_is_not_configured() {
 #[test]
 fn the_demo_runs_end_to_end_on_its_own_keyring() {
     let test = Test::new();
-    let output = Command::new(example("demo"))
+    let demo = Command::new(example("demo"))
         .env_clear()
         .envs(test.envs())
         .env("WITH_SECRETS", BIN)
         .env("TMPDIR", test.path())
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // It may install packages first: longer than one run.
+    let output = wait_for(demo, Duration::from_secs(600));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -142,6 +148,103 @@ fn the_demo_runs_end_to_end_on_its_own_keyring() {
         .filter(|name| name != "home")
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// A PATH with bash and the few tools the demo uses before it builds, and
+/// stand-ins for apt-get, apt-cache and sudo: apt-get writes each command
+/// line it gets to `apt.log` and installs nothing. Nothing else is on it,
+/// so every package looks missing.
+fn bare_path(test: &Test) -> std::ffi::OsString {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let bin = test.path().join("bare-bin");
+    std::fs::create_dir(&bin).unwrap();
+    for tool in ["bash", "env", "id", "dirname"] {
+        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+            .map(|dir| dir.join(tool))
+            .find(|path| path.is_file())
+            .unwrap_or_else(|| panic!("{tool} is not on PATH"));
+        symlink(found, bin.join(tool)).unwrap();
+    }
+    let log = test.path().join("apt.log");
+    let stand_ins = [
+        (
+            "apt-get",
+            format!(
+                "#!/bin/sh
+printf '%s\n' \"$*\" >> '{}'
+",
+                log.display()
+            ),
+        ),
+        (
+            "apt-cache",
+            "#!/bin/sh
+exit 0
+"
+            .to_owned(),
+        ),
+        (
+            "sudo",
+            "#!/bin/sh
+exec \"$@\"
+"
+            .to_owned(),
+        ),
+    ];
+    for (name, text) in stand_ins {
+        let path = bin.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin.into_os_string()
+}
+
+/// What apt-get was asked to install, by a run of `program` with `args` on
+/// `bare_path`.
+fn installed_by(program: &Path, args: &[&str]) -> Vec<String> {
+    let test = Test::new();
+    let path = bare_path(&test);
+    let child = Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", path)
+        .env("WITH_SECRETS", BIN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The demo stops after the install, as nothing was installed.
+    let output = wait_for(child, Duration::from_secs(120));
+    let log = std::fs::read_to_string(test.path().join("apt.log"))
+        .unwrap_or_else(|_| panic!("apt-get never ran: {output:?}"));
+    let install = log
+        .lines()
+        .find(|line| line.contains(" install "))
+        .unwrap_or_else(|| panic!("no install in {log:?}: {output:?}"));
+    let mut packages: Vec<String> = install
+        .split_whitespace()
+        .skip_while(|word| *word != "--no-install-recommends")
+        .skip(1)
+        .map(str::to_owned)
+        .collect();
+    packages.sort();
+    packages
+}
+
+#[test]
+fn the_demo_installs_only_what_it_needs_and_the_tests_get_the_rest() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The four packages README's "Try it in one command" names.
+    let demo = ["dbus", "dbus-bin", "gcc", "gnome-keyring"];
+    assert_eq!(installed_by(&example("demo"), &[]), demo);
+    let all = installed_by(&root.join("scripts/install-deps"), &[]);
+    for package in demo
+        .iter()
+        .chain(&["wine", "keepassxc", "xvfb", "age", "direnv"])
+    {
+        assert!(all.iter().any(|p| p == package), "{package}: {all:?}");
+    }
 }
 
 /// Every ```toml block of README.md is a manifest with-secrets accepts, as

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::support::{Test, manifest_for, wait};
+use crate::support::{BoundedOutput, Test, manifest_for, wait};
 
 pub(crate) const PASSPHRASE: &str = "correct horse battery staple";
 /// A value with non-ASCII text, quotes, shell syntax and an inner newline.
@@ -112,7 +112,7 @@ pub(crate) fn on_terminal(test: &Test, line: &str, answers: &[(&str, &str)]) -> 
 fn age() -> &'static str {
     let found = Command::new("age")
         .arg("--version")
-        .output()
+        .bounded_output()
         .is_ok_and(|output| output.status.success());
     assert!(found, "the age CLI is missing: run ./scripts/install-deps");
     "age"

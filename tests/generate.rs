@@ -121,6 +121,39 @@ fn a_missing_value_is_generated_stored_and_read_back_by_every_later_run() {
 }
 
 #[test]
+fn a_run_that_stops_on_a_missing_value_generates_and_stores_nothing() {
+    let service = SecretService::start();
+    let test = Test::new().keyring(&service).manifest(
+        r#"
+[secrets]
+SESSION_KEY = { service = "acme", username = "session-key", generate = true }
+API_TOKEN   = { service = "acme", username = "api-token" }
+"#,
+    );
+    // secret-tool, an independent client, finds no SESSION_KEY item.
+    let stored = || {
+        let lookup = service.secret_tool(
+            &["lookup", "service", "acme", "username", "session-key"],
+            None,
+        );
+        String::from_utf8(lookup.stdout).unwrap()
+    };
+    test.run(["--", "true"])
+        .expect_code(125)
+        .stderr_has("with-secrets set API_TOKEN")
+        .stderr_lacks("set SESSION_KEY")
+        .stderr_lacks("generated");
+    assert_eq!(stored(), "", "a run that stopped stored SESSION_KEY");
+    // Once the missing value is set, a run generates.
+    service.store_foreign("acme", "api-token", "token", "api-token-value");
+    test.run(["--", "true"]).success().stderr_has(
+        "with-secrets: generated SESSION_KEY and stored it in secret-service; later runs use \
+         the stored value",
+    );
+    assert_eq!(stored().trim_end().len(), 32);
+}
+
+#[test]
 fn a_run_with_no_data_folder_to_lock_in_still_works() {
     // A user whose home cannot be written (HOME=/nonexistent in many
     // containers): no lock file can be made.

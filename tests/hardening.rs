@@ -6,14 +6,14 @@
 //! deadline too.
 
 use std::ffi::OsStr;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{BIN, Run, SecretService, Test, manifest_for, wait};
+use crate::support::{BIN, Reader, Run, SecretService, Test, default_signals, manifest_for, wait};
 
 /// The file store's passphrase in these tests.
 const PASSPHRASE: &str = "hardening passphrase";
@@ -486,21 +486,15 @@ fn eight_concurrent_sets_into_the_kernel_keyring_leave_one_key_holding_one_of_th
 // Signals.
 // ---------------------------------------------------------------------------
 
-/// Spawns `test`'s with-secrets with `args`, with SIGINT and SIGTERM at
-/// their default actions whatever this process inherited (a shell cannot
+/// Spawns `test`'s with-secrets with `args`, with every signal a test sends
+/// at its default action whatever this process inherited (a shell cannot
 /// trap a signal that was ignored when it started).
 fn spawn_with_default_signals(test: &Test, args: &[&str]) -> Child {
     let mut command = test.command(args);
     command.stdin(Stdio::null());
-    // SAFETY: signal(2) is async-signal-safe, and nothing else runs here.
-    unsafe {
-        command.pre_exec(|| {
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            libc::signal(libc::SIGTERM, libc::SIG_DFL);
-            Ok(())
-        });
-    }
-    command.spawn().expect("spawn with-secrets")
+    default_signals(&mut command)
+        .spawn()
+        .expect("spawn with-secrets")
 }
 
 fn kill(pid: u32, signal: libc::c_int) {
@@ -510,24 +504,6 @@ fn kill(pid: u32, signal: libc::c_int) {
         0,
         "kill {pid}"
     );
-}
-
-/// Reads `child`'s standard output until it holds `needle`; returns it all.
-fn read_until(child: &mut Child, needle: &str) -> String {
-    let stdout = child.stdout.as_mut().expect("piped stdout");
-    let mut seen = Vec::new();
-    let mut buffer = [0u8; 256];
-    while !String::from_utf8_lossy(&seen).contains(needle) {
-        // The command prints `needle` at once, or fails: EOF ends the wait.
-        let n = stdout.read(&mut buffer).expect("read stdout");
-        assert!(
-            n > 0,
-            "no {needle:?} in {:?}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.extend_from_slice(&buffer[..n]);
-    }
-    String::from_utf8_lossy(&seen).into_owned()
 }
 
 #[test]
@@ -546,15 +522,14 @@ fn sigterm_and_sigint_sent_to_with_secrets_reach_the_command() {
         );
         let mut child = spawn_with_default_signals(&test, &["--", "sh", "-c", &script]);
         let pid = child.id();
-        let ready = read_until(&mut child, "\n");
+        let mut stdout = Reader::new(child.stdout.take().unwrap());
+        let ready = stdout.until("\n", pid);
         // Exec in place: the command is the process we started.
         assert_eq!(ready, format!("ready {pid} token\n"));
         kill(pid, signal);
+        let rest = stdout.rest(pid);
         let output = wait(child);
-        assert_eq!(
-            String::from_utf8_lossy(&output.stdout),
-            format!("got {name}\n")
-        );
+        assert_eq!(rest, format!("got {name}\n"));
         assert_eq!(output.status.code(), Some(7), "{output:?}");
     }
 }
@@ -613,18 +588,13 @@ fn signal_at_prompt(test: &Test, args: &str, prompt: &str, signal: Signal) -> St
         "trap : INT QUIT; {} {args}; echo \"[exit $?]\"; stty -a",
         shell_words::quote(BIN)
     );
-    let mut child = test
-        .script(&line)
+    // A signal ignored on the way in could not be trapped, nor reset.
+    let mut child = default_signals(&mut test.script(&line))
         .spawn()
         .expect("script(1) from util-linux");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut seen = Vec::new();
-    let mut buffer = [0u8; 256];
-    while !String::from_utf8_lossy(&seen).contains(prompt) {
-        let n = stdout.read(&mut buffer).unwrap();
-        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buffer[..n]);
-    }
+    let pid = child.id();
+    let mut stdout = Reader::new(child.stdout.take().unwrap());
+    let mut seen = stdout.until(prompt, pid);
     // Echo is off once the prompt shows.
     let mut stdin = child.stdin.take().unwrap();
     match signal {
@@ -637,13 +607,11 @@ fn signal_at_prompt(test: &Test, args: &str, prompt: &str, signal: Signal) -> St
             kill(with_secrets[0], signal);
         }
     }
-    child.stdout = Some(stdout);
+    seen.push_str(&stdout.rest(pid));
     let output = wait(child);
     drop(stdin);
-    seen.extend_from_slice(&output.stdout);
-    let shown = String::from_utf8_lossy(&seen).into_owned();
-    assert!(output.status.success(), "{shown}");
-    shown
+    assert!(output.status.success(), "{seen}");
+    seen
 }
 
 /// Whether the `stty -a` in `shown` says echo is on.
@@ -708,23 +676,6 @@ fg >/dev/null
 echo "[exit $?] [$(stty -a | tr ' ;' '\n\n' | grep -x -e echo -e -echo)]"
 "#;
 
-/// Reads `stdout` into `seen` until it holds `needle` after `from`.
-fn read_past(stdout: &mut impl Read, seen: &mut Vec<u8>, from: &str, needle: &str) {
-    let mut buffer = [0u8; 256];
-    loop {
-        let text = String::from_utf8_lossy(seen);
-        if text
-            .split_once(from)
-            .is_some_and(|(_, after)| after.contains(needle))
-        {
-            return;
-        }
-        let n = stdout.read(&mut buffer).unwrap();
-        assert!(n > 0, "no {needle:?} after {from:?} in {text}");
-        seen.extend_from_slice(&buffer[..n]);
-    }
-}
-
 #[test]
 fn ctrl_z_at_a_prompt_turns_echo_on_while_stopped_and_off_again_after_fg() {
     let test = Test::new().manifest(&manifest_for(&[("API_TOKEN", "acme-api", "ci-bot")]));
@@ -735,37 +686,31 @@ fn ctrl_z_at_a_prompt_turns_echo_on_while_stopped_and_off_again_after_fg() {
         .env("XDG_DATA_HOME", &data)
         .file("job.sh", STOP_AND_FG);
     let line = format!("BIN={} bash job.sh", shell_words::quote(BIN));
-    let mut child = test
-        .script(&line)
+    let mut child = default_signals(&mut test.script(&line))
         .spawn()
         .expect("script(1) from util-linux");
-    let mut stdout = child.stdout.take().unwrap();
+    let pid = child.id();
+    let mut stdout = Reader::new(child.stdout.take().unwrap());
     let mut stdin = child.stdin.take().unwrap();
-    let mut seen = Vec::new();
-    read_past(
-        &mut stdout,
-        &mut seen,
-        "",
-        "API_TOKEN (acme-api / ci-bot): ",
-    );
-    let tty = String::from_utf8_lossy(&seen)
-        .lines()
-        .next()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let mut seen = stdout.until("API_TOKEN (acme-api / ci-bot): ", pid);
+    let tty = seen.lines().next().unwrap().trim().to_owned();
     assert!(tty.starts_with("/dev/"), "{tty}");
     stdin.write_all(b"\x1a").unwrap();
-    read_past(&mut stdout, &mut seen, "[stopped", "]\r\n");
-    let shown = String::from_utf8_lossy(&seen).into_owned();
-    assert!(shown.contains("[stopped 148] [echo]"), "{shown}");
+    seen.push_str(&stdout.until("[stopped", pid));
+    seen.push_str(&stdout.until("]\r\n", pid));
+    assert!(seen.contains("[stopped 148] [echo]"), "{seen}");
     // After fg, echo goes off again before anything is typed.
     let start = Instant::now();
     loop {
-        let settings = Command::new("stty")
-            .args(["-a", "-F", &tty])
-            .output()
-            .unwrap();
+        let settings = wait(
+            Command::new("stty")
+                .args(["-a", "-F", &tty])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
         let settings = String::from_utf8_lossy(&settings.stdout).into_owned();
         if settings.split([' ', ';', '\n']).any(|word| word == "-echo") {
             break;
@@ -777,11 +722,10 @@ fn ctrl_z_at_a_prompt_turns_echo_on_while_stopped_and_off_again_after_fg() {
         std::thread::sleep(Duration::from_millis(5));
     }
     stdin.write_all(b"typed-after-fg\n").unwrap();
-    child.stdout = Some(stdout);
+    seen.push_str(&stdout.rest(pid));
     let output = wait(child);
     drop(stdin);
-    seen.extend_from_slice(&output.stdout);
-    let shown = String::from_utf8_lossy(&seen).into_owned();
+    let shown = seen;
     assert!(output.status.success(), "{shown}");
     assert!(shown.contains("[exit 0] [echo]"), "{shown}");
     assert!(
@@ -941,7 +885,7 @@ fn a_signal_during_a_file_store_write_leaves_the_old_values() {
     let before = std::fs::read(&file).unwrap();
     for signal in [libc::SIGTERM, libc::SIGINT] {
         let mut command = test.command(["set", "TOKEN"]);
-        command
+        default_signals(&mut command)
             .env("WITH_SECRETS_FAILPOINT", "file-before-rename")
             .stdin(Stdio::piped());
         let mut child = command.spawn().unwrap();
@@ -1304,7 +1248,7 @@ fn with_every_value_from_the_environment_the_child_gets_the_parent_environment_u
 /// Runs the shell command `line` in `test`'s folder and environment.
 fn shell(test: &Test, line: &str) -> Output {
     wait(
-        Command::new("sh")
+        default_signals(&mut Command::new("sh"))
             .args(["-c", line])
             .current_dir(test.path())
             .env_clear()

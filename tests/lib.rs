@@ -25,6 +25,7 @@ mod python;
 mod recipes;
 mod round_trips;
 mod run;
+mod scripts;
 mod store_errors;
 mod unlock;
 mod vault;

@@ -2,12 +2,12 @@
 //! and the command still behaves as it would run in our place: its exit
 //! code, signals, stderr, and a terminal when there is one.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{BIN, SecretService, Test, manifest_for, wait};
+use crate::support::{BIN, Reader, SecretService, Test, default_signals, manifest_for, wait};
 
 /// No wait of our own is longer than this.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -122,6 +122,80 @@ fn the_exit_code_is_kept() {
         .expect_code(127);
 }
 
+/// Writes `out N` with the value to stdout, then `err N` to stderr, for N
+/// from 0 to `LINES - 1`.
+const ALTERNATING: &str = "i=0; while [ $i -lt 300 ]; do echo \"out $i $API_TOKEN\"; \
+                           echo \"err $i\" >&2; i=$((i+1)); done";
+const LINES: usize = 300;
+
+/// Runs `ALTERNATING` with `out` and `err` as with-secrets' stdout and stderr.
+fn alternating(test: &Test, out: Stdio, err: Stdio) {
+    let mut command = test.command(["--mask", "--", "sh", "-c", ALTERNATING]);
+    command.stdin(Stdio::null()).stdout(out).stderr(err);
+    let child = command.spawn().unwrap();
+    // Our copies of the write ends go, so that the pipe ends with the run.
+    drop(command);
+    let output = wait(child);
+    assert!(output.status.success(), "{output:?}");
+}
+
+#[test]
+fn with_stdout_and_stderr_one_pipe_or_file_their_order_is_the_commands() {
+    // `2>&1 | cat` or a CI log: two pipes read by two threads came out
+    // reordered in most runs of a four-line script.
+    let service = SecretService::start();
+    let test = token(&service);
+    let expected: String = (0..LINES)
+        .map(|i| format!("out {i} <redacted:API_TOKEN>\nerr {i}\n"))
+        .collect();
+    let in_order = |shown: &str, what: &str| {
+        let first = shown
+            .lines()
+            .zip(expected.lines())
+            .position(|(shown, expected)| shown != expected);
+        assert!(
+            shown == expected,
+            "{what}: the order changed at line {first:?}:\n{shown}"
+        );
+    };
+    for round in 0..5 {
+        let (reader, writer) = std::io::pipe().unwrap();
+        let mut reader = Reader::new(reader);
+        alternating(&test, writer.try_clone().unwrap().into(), writer.into());
+        in_order(&reader.rest(0), &format!("one pipe, round {round}"));
+
+        let path = test.path().join("log");
+        let log = std::fs::File::create(&path).unwrap();
+        alternating(&test, log.try_clone().unwrap().into(), log.into());
+        in_order(
+            &std::fs::read_to_string(&path).unwrap(),
+            &format!("one file, round {round}"),
+        );
+    }
+}
+
+#[test]
+fn with_stdout_and_stderr_apart_stderr_stays_stderr() {
+    let service = SecretService::start();
+    let test = token(&service);
+    let (out, out_writer) = std::io::pipe().unwrap();
+    let (err, err_writer) = std::io::pipe().unwrap();
+    let (mut out, mut err) = (Reader::new(out), Reader::new(err));
+    alternating(&test, out_writer.into(), err_writer.into());
+    let expected_out: String = (0..LINES)
+        .map(|i| format!("out {i} <redacted:API_TOKEN>\n"))
+        .collect();
+    let expected_err: String = (0..LINES).map(|i| format!("err {i}\n")).collect();
+    assert!(
+        out.rest(0) == expected_out,
+        "stdout is not the stdout lines"
+    );
+    assert!(
+        err.rest(0) == expected_err,
+        "stderr is not the stderr lines"
+    );
+}
+
 /// The signals `--mask` forwards, and that the command may die by.
 const SIGNALS: [(libc::c_int, &str); 4] = [
     (libc::SIGINT, "INT"),
@@ -131,26 +205,11 @@ const SIGNALS: [(libc::c_int, &str); 4] = [
 ];
 
 /// `test`'s with-secrets with `args`, every signal we may send at its
-/// default action whatever this process inherited (a background job of a
-/// shell without job control starts with SIGINT and SIGQUIT ignored).
+/// default action whatever this process inherited (see `default_signals`).
 fn with_default_signals(test: &Test, args: &[&str]) -> std::process::Command {
     let mut command = test.command(args);
     command.stdin(Stdio::null());
-    // SAFETY: signal(2) is async-signal-safe, and nothing else runs here.
-    unsafe {
-        command.pre_exec(|| {
-            for signal in [
-                libc::SIGINT,
-                libc::SIGTERM,
-                libc::SIGHUP,
-                libc::SIGQUIT,
-                libc::SIGPIPE,
-            ] {
-                libc::signal(signal, libc::SIG_DFL);
-            }
-            Ok(())
-        });
-    }
+    default_signals(&mut command);
     command
 }
 
@@ -195,6 +254,8 @@ fn bash_loop(test: &Test, body: &str) -> String {
     let line = format!("BIN={} bash loop.sh", shell_words::quote(BIN));
     let mut script = test.script(&line);
     script.stdin(Stdio::null());
+    // A SIGINT ignored on the way in would stay ignored by the command.
+    default_signals(&mut script);
     String::from_utf8_lossy(&wait(script.spawn().unwrap()).stdout).into_owned()
 }
 
@@ -250,21 +311,15 @@ fn an_ignored_signal_stays_ignored_for_the_command() {
     }
 }
 
-/// Starts `--mask -- sh -c SCRIPT`, waits for its first line, and returns
-/// the running with-secrets with the rest of its stdout to read.
-fn started(
-    test: &Test,
-    script: &str,
-) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
-    let mut child = test
-        .command(["--mask", "--", "sh", "-c", script])
-        .stdin(Stdio::null())
+/// Starts `--mask -- sh -c SCRIPT` with every signal we send at its default
+/// action, waits for its first line, and returns the running with-secrets
+/// with the rest of its stdout to read.
+fn started(test: &Test, script: &str) -> (std::process::Child, Reader) {
+    let mut child = with_default_signals(test, &["--mask", "--", "sh", "-c", script])
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
+    let mut stdout = Reader::new(child.stdout.take().unwrap());
+    assert_eq!(stdout.until("\n", child.id()), "ready\n");
     (child, stdout)
 }
 
@@ -280,8 +335,7 @@ fn int_term_hup_and_quit_sent_to_with_secrets_reach_the_command() {
         let (child, mut stdout) = started(&test, &script);
         // SAFETY: kill has no memory-safety preconditions.
         assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
-        let mut rest = String::new();
-        stdout.read_to_string(&mut rest).unwrap();
+        let rest = stdout.rest(child.id());
         let output = wait(child);
         assert_eq!(rest, format!("got {name}\n"));
         assert_eq!(output.status.code(), Some(code), "{output:?}");
@@ -306,8 +360,7 @@ fn a_command_killed_by_a_forwarded_sigterm_kills_with_secrets_by_it_too() {
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
         0
     );
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
+    let rest = stdout.rest(child.id());
     let output = wait(child);
     assert_eq!(output.status.signal(), Some(libc::SIGTERM), "{output:?}");
     assert_eq!(rest, "");

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{BIN, SecretService, Test};
+use crate::support::{BIN, BoundedOutput, SecretService, Test};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -153,7 +153,7 @@ fn the_devcontainer_post_start_command_runs_with_the_file_store() {
         .env_clear()
         .envs(test.envs())
         .env("WITH_SECRETS_PASSPHRASE", "")
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(!output.status.success());
     assert!(!record.0.path().join("argv").exists());
@@ -229,7 +229,7 @@ fn direnv_project(manifest: &str) -> Test {
 fn direnv() -> &'static str {
     let found = Command::new("direnv")
         .arg("version")
-        .output()
+        .bounded_output()
         .is_ok_and(|output| output.status.success());
     assert!(found, "direnv is missing: run ./scripts/install-deps");
     "direnv"

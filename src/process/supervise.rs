@@ -54,6 +54,7 @@ mod platform {
 
     use super::pump;
     use crate::error::Error;
+    use crate::process::mask::{copy, masker};
     use crate::process::spawn_error;
     use crate::process::{pty, signals};
     use crate::secret::Secret;
@@ -76,8 +77,10 @@ mod platform {
         Ok(exit_code(status))
     }
 
-    /// Stdout and stderr each through a pipe and a thread of their own, so
-    /// that stderr stays stderr.
+    /// The command's output through pipes: one pipe for both stdout and
+    /// stderr when ours lead to the same place (see [`one_destination`]),
+    /// so that their order is the command's; else each through a pipe and
+    /// a thread of its own, so that stderr stays stderr.
     fn pipes(
         program: &OsStr,
         mut command: Command,
@@ -89,11 +92,35 @@ mod platform {
             what: "handle signals",
             source,
         })?;
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let failed = |source| Error::Mask {
+            what: "make a pipe for the command's output",
+            source,
+        };
+        let merged = if one_destination() {
+            let (reader, writer) = io::pipe().map_err(failed)?;
+            command
+                .stderr(writer.try_clone().map_err(failed)?)
+                .stdout(writer);
+            Some(reader)
+        } else {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            None
+        };
         let mut child = command.spawn().map_err(spawn_error(program))?;
+        // Our copies of the pipe's write end go with `command`: the reader
+        // sees the end of the stream once the command and all it started
+        // have closed theirs.
         drop(command);
         signals::forward_to(child.id());
-        let pumps = pump(&mut child, values);
+        let pumps = match merged {
+            Some(reader) => {
+                let masker = masker(values, false);
+                vec![std::thread::spawn(move || {
+                    copy(reader, crate::secret::stdout(), masker)
+                })]
+            }
+            None => pump(&mut child, values).into(),
+        };
         let status = child.wait();
         signals::forget_child();
         for pump in pumps {
@@ -103,6 +130,28 @@ mod platform {
             what: "wait for the command",
             source,
         })
+    }
+
+    /// Whether our stdout and stderr are one file: the same pipe (as after
+    /// `2>&1 | tee`), socket, device or regular file (`>log 2>&1`, a CI
+    /// log), by device and inode. Then what the command writes to either
+    /// ends up in one stream, in the order it was written, and two pipes
+    /// read by two threads would lose that order. One pipe keeps it.
+    ///
+    /// A file opened twice (`>log 2>log`) counts too: writing both through
+    /// stdout's descriptor gives the command's order where two descriptors,
+    /// each with an offset of its own, would write over each other.
+    fn one_destination() -> bool {
+        let file = |fd| {
+            // SAFETY: a zeroed stat is a valid buffer for fstat to fill.
+            let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fstat writes only to `stat`; a closed `fd` fails.
+            (unsafe { libc::fstat(fd, &mut stat) } == 0).then_some((stat.st_dev, stat.st_ino))
+        };
+        match (file(libc::STDOUT_FILENO), file(libc::STDERR_FILENO)) {
+            (Some(out), Some(err)) => out == err,
+            _ => false,
+        }
     }
 
     /// The child's status as a shell reports it: its code, or 128+N for a

@@ -3,7 +3,8 @@
 //! oo7-daemon), in a temporary directory with its own HOME, so tests never
 //! touch the keyring of whoever runs them and run in parallel.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -111,8 +112,9 @@ impl SecretService {
             .arg("sh")
             .arg(&config_path)
             .arg(&pid_path)
-            .status()
+            .spawn()
             .expect("dbus-daemon must be installed: run ./scripts/test, or apt-get install dbus");
+        let status = super::wait(status).status;
         assert!(status.success(), "dbus-daemon failed to start");
         let dbus_pid = read_pid(&pid_path);
         Self {
@@ -232,12 +234,12 @@ impl SecretService {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("Xvfb must be installed: run ./scripts/test");
-        let mut line = String::new();
-        BufReader::new(xvfb.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("Xvfb display");
+        // Its own process group, so a failed wait below can kill it.
+        let line =
+            super::Reader::new(xvfb.stdout.take().expect("piped stdout")).until("\n", xvfb.id());
         let display = line.trim().parse().unwrap_or_else(|_| {
             let _ = xvfb.kill();
             panic!("Xvfb printed no display number: {line:?}")
@@ -301,7 +303,7 @@ impl SecretService {
             let mut stdin = child.stdin.take().expect("piped stdin");
             stdin.write_all(PASSWORD.as_bytes()).expect("password");
         }
-        assert!(child.wait().expect("gnome-keyring-daemon").success());
+        assert!(super::wait(child).status.success(), "gnome-keyring-daemon");
         // --unlock returns before the daemon owns the name.
         let connection = self.connection();
         let deadline = Instant::now() + START;
@@ -404,7 +406,7 @@ impl SecretService {
                 .expect("secret-tool stdin");
         }
         drop(input);
-        child.wait_with_output().expect("secret-tool")
+        super::wait(child)
     }
 
     /// Stores an item the way a third-party tool would: only `service` and
@@ -584,7 +586,7 @@ fn keepassxc_database() -> &'static [u8] {
                 .expect("piped stdin")
                 .write_all(input.as_bytes())
                 .expect("keepassxc-cli stdin");
-            let output = child.wait_with_output().expect("keepassxc-cli");
+            let output = super::wait(child);
             assert!(
                 output.status.success(),
                 "keepassxc-cli {args:?}: {output:?}"

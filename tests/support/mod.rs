@@ -120,32 +120,28 @@ impl Test {
     /// Runs `args` on a pseudo-terminal (through script(1)), typing `input` only
     /// once `prompt` has appeared, so the typing cannot race the echo switch.
     pub fn on_terminal(&self, args: &str, prompt: &str, input: &str) -> String {
-        use std::io::{Read, Write};
         let command = format!("{} {args}", BIN);
         let mut child = self
             .script(&command)
             .spawn()
             .expect("script(1) from util-linux");
-        let mut stdout = child.stdout.take().unwrap();
-        let mut seen = Vec::new();
-        let mut buffer = [0u8; 256];
-        if !prompt.is_empty() {
-            while !String::from_utf8_lossy(&seen).contains(prompt) {
-                let n = stdout.read(&mut buffer).unwrap();
-                assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
-                seen.extend_from_slice(&buffer[..n]);
-            }
-        }
+        let pid = child.id();
+        let mut stdout = Reader::new(child.stdout.take().unwrap());
+        let mut seen = if prompt.is_empty() {
+            String::new()
+        } else {
+            stdout.until(prompt, pid)
+        };
         child
             .stdin
             .take()
             .unwrap()
             .write_all(input.as_bytes())
             .unwrap();
-        stdout.read_to_end(&mut seen).unwrap();
-        let status = child.wait().unwrap();
-        assert!(status.success(), "{}", String::from_utf8_lossy(&seen));
-        String::from_utf8_lossy(&seen).into_owned()
+        seen.push_str(&stdout.rest(pid));
+        let status = wait(child).status;
+        assert!(status.success(), "{seen}");
+        seen
     }
 
     /// Runs `args` on a pseudo-terminal and returns the transcript, whatever
@@ -180,18 +176,22 @@ impl Test {
     /// and its stdout followed by its stderr.
     pub fn outside(&self, program: impl AsRef<OsStr>, args: &[&str], cwd: &str) -> (bool, String) {
         let program = program.as_ref();
-        let output = Command::new(program)
+        let child = Command::new(program)
             .args(args)
             .current_dir(self.path().join(cwd))
             .env_clear()
             .envs(self.envs())
-            .output()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap_or_else(|err| {
                 panic!(
                     "{}: {err} (run ./scripts/test to install it)",
                     program.to_string_lossy()
                 )
             });
+        let output = wait(child);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
@@ -312,19 +312,221 @@ pub fn needs_root(why: &str) {
     assert_eq!(uid, 0, "this test needs root, as CI runs it: {why}");
 }
 
-/// Waits for `child`, killing it and failing the test if it hangs.
-pub fn wait(mut child: std::process::Child) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
+/// Waits for `child`, reading its piped stdout and stderr meanwhile; fails
+/// the test, after killing the child and its process group, if it has not
+/// exited and closed both within `HANG` (a process it left behind may hold
+/// them open).
+pub fn wait(child: std::process::Child) -> Output {
+    wait_for(child, HANG)
+}
+
+/// The same, with a deadline of `limit`.
+pub fn wait_for(mut child: std::process::Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    let pid = child.id();
+    let mut stdout = child.stdout.take().map(Reader::new);
+    let mut stderr = child.stderr.take().map(Reader::new);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
         }
-        if start.elapsed() > HANG {
+        if Instant::now() > deadline {
+            kill_group(pid);
             let _ = child.kill();
-            panic!("with-secrets hung for {HANG:?}");
+            let _ = child.wait();
+            break None;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let rest = |reader: &mut Option<Reader>| match reader {
+        Some(reader) => reader.rest_by(deadline),
+        None => Ok(Vec::new()),
+    };
+    let (out, err) = (rest(&mut stdout), rest(&mut stderr));
+    match (status, out, err) {
+        (Some(status), Ok(stdout), Ok(stderr)) => Output {
+            status,
+            stdout,
+            stderr,
+        },
+        (status, out, err) => {
+            kill_group(pid);
+            let text = |bytes: Result<Vec<u8>, Vec<u8>>| {
+                String::from_utf8_lossy(&bytes.unwrap_or_else(|partial| partial)).into_owned()
+            };
+            panic!(
+                "process {pid} hung for {limit:?} ({}): stdout so far:\n{}\nstderr so far:\n{}",
+                match status {
+                    Some(status) => format!("it exited ({status}), but its output stayed open"),
+                    None => "it never exited".to_owned(),
+                },
+                text(out),
+                text(err)
+            );
+        }
     }
+}
+
+/// `Command::output` with a deadline (see `wait`): stdin closed, stdout and
+/// stderr read.
+pub trait BoundedOutput {
+    fn bounded_output(&mut self) -> std::io::Result<Output>;
+}
+
+impl BoundedOutput for Command {
+    fn bounded_output(&mut self) -> std::io::Result<Output> {
+        let child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        Ok(wait(child))
+    }
+}
+
+/// Kills process group `pid`: a child started in a session of its own (as
+/// `Test::command` does) and whatever it left running. A `pid` that leads
+/// no group is no group's ID, so nothing else can be hit; 0 (no process)
+/// kills nothing.
+pub fn kill_group(pid: u32) {
+    if let Ok(pid @ 2..) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// A child's pipe, read on a thread of its own, so that every read has a
+/// deadline.
+pub struct Reader {
+    chunks: std::sync::mpsc::Receiver<Vec<u8>>,
+    seen: Vec<u8>,
+}
+
+impl Reader {
+    pub fn new(mut from: impl std::io::Read + Send + 'static) -> Self {
+        let (send, chunks) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            loop {
+                match from.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if send.send(buffer[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        Self {
+            chunks,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads until `needle` comes, and returns what came up to and including
+    /// it (the rest is kept for the next call). Fails the test, after
+    /// killing process group `pid` (see `kill_group`), past `HANG` or at
+    /// the end of the stream.
+    #[track_caller]
+    pub fn until(&mut self, needle: &str, pid: u32) -> String {
+        let deadline = Instant::now() + HANG;
+        let needle = needle.as_bytes();
+        loop {
+            if let Some(at) = self.seen.windows(needle.len()).position(|w| w == needle) {
+                let rest = self.seen.split_off(at + needle.len());
+                let upto = std::mem::replace(&mut self.seen, rest);
+                return String::from_utf8_lossy(&upto).into_owned();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.chunks.recv_timeout(left) {
+                Ok(chunk) => self.seen.extend_from_slice(&chunk),
+                Err(err) => {
+                    kill_group(pid);
+                    panic!(
+                        "waiting for {:?} ({}), read only: {:?}",
+                        String::from_utf8_lossy(needle),
+                        match err {
+                            std::sync::mpsc::RecvTimeoutError::Timeout => "hung",
+                            std::sync::mpsc::RecvTimeoutError::Disconnected => "end of stream",
+                        },
+                        String::from_utf8_lossy(&self.seen)
+                    );
+                }
+            }
+        }
+    }
+
+    /// Reads to the end of the stream and returns what was not yet returned;
+    /// fails the test, after killing process group `pid`, past `HANG`.
+    #[track_caller]
+    pub fn rest(&mut self, pid: u32) -> String {
+        match self.rest_by(Instant::now() + HANG) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(partial) => {
+                kill_group(pid);
+                panic!(
+                    "the stream never ended within {HANG:?}; read: {:?}",
+                    String::from_utf8_lossy(&partial)
+                );
+            }
+        }
+    }
+
+    /// Everything up to the end of the stream, or, past `deadline`, `Err`
+    /// with what came so far.
+    fn rest_by(&mut self, deadline: Instant) -> Result<Vec<u8>, Vec<u8>> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.chunks.recv_timeout(left) {
+                Ok(chunk) => self.seen.extend_from_slice(&chunk),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Ok(std::mem::take(&mut self.seen));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(std::mem::take(&mut self.seen));
+                }
+            }
+        }
+    }
+}
+
+/// Puts the signals a test sends (and SIGPIPE) at their default action and
+/// unblocks every signal in `command`'s process, whatever the test process
+/// inherited: under nohup SIGHUP is ignored, in a background job of a shell
+/// without job control SIGINT and SIGQUIT are, and an ignored signal stays
+/// ignored across exec. For tests that check how a process reacts to a
+/// signal; a test of the "ignored stays ignored" rule sets that up itself.
+pub fn default_signals(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal(2) and sigprocmask(2) are async-signal-safe, and
+    // nothing else runs here.
+    unsafe {
+        command.pre_exec(|| {
+            for signal in [
+                libc::SIGHUP,
+                libc::SIGINT,
+                libc::SIGQUIT,
+                libc::SIGTERM,
+                libc::SIGPIPE,
+            ] {
+                if libc::signal(signal, libc::SIG_DFL) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
 }
 
 /// The outcome of one run.
