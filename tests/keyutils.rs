@@ -64,8 +64,6 @@ impl Step {
     }
 }
 
-/// Runs `steps` one after another, each a process of its own, in one
-/// `keyctl session -` in a user namespace of its own; one `Run` per step.
 /// Runs the shell `script` with `$BIN` set, in a keyring session of its
 /// own inside a user namespace of its own, so its `@u` starts empty and
 /// nobody's real keyring is touched.
@@ -84,7 +82,19 @@ pub(crate) fn run_in_own_keyring(test: &Test, script: &str) -> std::process::Out
     wait(command.spawn().expect("unshare(1) from util-linux"))
 }
 
+/// Runs `steps` one after another, each a process of its own, in one
+/// `keyctl session -` in a user namespace of its own; one `Run` per step.
 pub(crate) fn in_session(test: &Test, steps: &[Step]) -> Vec<Run> {
+    in_session_with(test, steps, run_in_own_keyring)
+}
+
+/// `in_session`, with `run` to run the script of the steps (with `$BIN` set)
+/// in a keyring session of its own.
+pub(crate) fn in_session_with(
+    test: &Test,
+    steps: &[Step],
+    run: impl FnOnce(&Test, &str) -> Output,
+) -> Vec<Run> {
     // A folder per session, so that a test may run several.
     let dir = (0..)
         .map(|n| test.path().join(format!("steps-{n}")))
@@ -106,7 +116,7 @@ pub(crate) fn in_session(test: &Test, steps: &[Step]) -> Vec<Run> {
             file(i, "code"),
         ));
     }
-    let session = run_in_own_keyring(test, &script);
+    let session = run(test, &script);
     assert!(
         session.status.success(),
         "the session failed; these tests need keyctl (keyutils) and user namespaces \

@@ -26,7 +26,7 @@ pub(crate) fn unlock(duration: Option<Duration>, config: &Config) -> Result<Exit
             describe_duration(duration),
             describe_moment(until),
             match session {
-                Session::Own => "; runs in this login session ask no passphrase",
+                Session::Own => "; your runs in this login session ask no passphrase",
                 Session::Shared => {
                     "; this shell has no session keyring of its own (its login did not run \
                      pam_keyinit), so every session of yours without one shares this unlock"

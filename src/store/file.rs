@@ -219,7 +219,9 @@ impl FileStore {
             }
             Ok(_) => {
                 if tell {
-                    crate::explain!("file store locked: this login session has not unlocked it");
+                    crate::explain!(
+                        "file store locked: you have not unlocked it in this login session"
+                    );
                 }
                 None
             }
