@@ -628,3 +628,28 @@ fn with_one_half_gone_the_store_is_locked_and_lock_removes_both() {
     assert_eq!(runs[8].stdout(), "", "lock left a half behind");
     runs[9].expect_code(125).stderr_has(NO_PASSPHRASE);
 }
+
+#[test]
+fn a_command_run_while_unlocked_can_use_the_whole_store_as_you_can() {
+    // The run's manifest names TOKEN only; the project's names OTHER too.
+    let test = project().file(
+        "run.toml",
+        "[secrets]\nTOKEN = { service = \"acme-api\", username = \"ci\" }\n",
+    );
+    let command = "printf '[%s][%s]' \"$TOKEN\" \"${OTHER-not given}\"; \"$BIN\" get OTHER";
+    let runs = in_session(
+        &test,
+        &[
+            stored(),
+            with_passphrase(PASSPHRASE, &["set", "OTHER"]).input("not in the run"),
+            with_passphrase(PASSPHRASE, &["unlock"]),
+            with_secrets(&["-m", "run.toml", "--", "sh", "-c", command]),
+        ],
+    );
+    runs[2].success();
+    // Unlocked, a command asks no passphrase for a value its run did not
+    // give it: with-secrets runs it in this session, as the same user.
+    runs[3]
+        .success()
+        .stdout_is("[first ✓][not given]not in the run");
+}

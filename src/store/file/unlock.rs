@@ -39,7 +39,14 @@
 //! only with the same session and the same uid. Root is not stopped: it can
 //! take your uid in your session (`setpriv --reuid`). Nor is any process of
 //! your uid in this session, the commands with-secrets runs included
-//! (README, "Security notes").
+//! (README, "Security notes"): they stay in the session keyring, so that a
+//! `with-secrets` a command starts (a Makefile target's `with-secrets check`,
+//! a script's `with-secrets -- ...`) asks no passphrase either. Moving them
+//! into a keyring of their own (`KEYCTL_JOIN_SESSION_KEYRING`) would make
+//! every such nested run ask again, and would not keep out a process of
+//! your uid, which can get into your session by other ways: it may ptrace
+//! your shell where Yama does not forbid it, or edit your shell's startup
+//! files.
 //!
 //! Each half is made in this thread's keyring, given its timeout and only
 //! then linked into its keyring, so a crash in between never leaves one that
