@@ -65,8 +65,8 @@ pub(crate) fn lock(_config: &Config) -> Result<ExitCode, Error> {
 fn not_here() -> StoreError {
     StoreError::Unavailable {
         store: "file",
-        reason: "unlock keeps the file's key in the Linux kernel's session keyring, which \
-                 this system does not have"
+        reason: "unlock keeps the file's key in the Linux kernel's keyrings, which this \
+                 system does not have"
             .into(),
     }
 }
