@@ -3,20 +3,20 @@
 //! session -` of its own inside a user namespace of its own (see
 //! tests/keyutils.rs), so none touches the keyrings of the person running
 //! them. Those with another user map the real uids into that namespace (see
-//! `run_in_mapped_session`).
+//! `run_in_mapped_session` in tests/keyutils.rs).
 
 #![cfg(target_os = "linux")]
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
 use crate::file_store::{PASSPHRASE, age_decrypt, item, items, on_terminal};
-use crate::keyutils::{Step, blocked, in_session, in_session_with, shell, with_secrets};
-use crate::support::{BIN, Run, Test, needs_root, wait};
+use crate::keyutils::{
+    Step, as_nobody, blocked, in_session, in_session_with, like_a_login, readable_by_all,
+    run_in_mapped_session, shell, with_secrets,
+};
+use crate::support::{Run, Test};
 
 /// A project whose file store is in its own XDG_DATA_HOME, with no
 /// passphrase in its environment: each step that needs one says so.
@@ -425,79 +425,6 @@ fn nothing_in_any_keyring_is_the_passphrase() {
     // ID, flags, usage, then the time left: 10 h here, as `unlock` says.
     let timeout = line.split_whitespace().nth(3).unwrap_or_default();
     assert!(timeout == "10h" || timeout == "9h", "{line}");
-}
-
-/// Runs the shell `script` with `$BIN` set, in a `keyctl session -` inside a
-/// user namespace that maps uids and gids 0 to 65535 to themselves: the
-/// other users are there as outside (`nobody` is 65534), so `su`, `runuser`
-/// and `setpriv` work, while every user keyring is the namespace's own (the
-/// kernel keeps them per namespace), so no real `@u` is touched. Only root
-/// may write such a map, from outside the namespace: unshare(1) waits for
-/// it on its standard input.
-fn run_in_mapped_session(test: &Test, script: &str) -> Output {
-    needs_root("only root may map other users' uids into a user namespace");
-    let mut child = Command::new("unshare")
-        .args(["--user", "sh", "-c"])
-        .arg("read -r go && exec keyctl session - sh -c \"$0\" </dev/null")
-        .arg(script)
-        .current_dir(test.path())
-        .env_clear()
-        .envs(test.envs())
-        .env("BIN", BIN)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("unshare(1) from util-linux");
-    let pid = child.id();
-    let ours = std::fs::read_link("/proc/self/ns/user").expect("our user namespace");
-    let start = Instant::now();
-    // unshare(2) happens after the spawn returns: wait for the new namespace.
-    while std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|ns| ns == ours) {
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("unshare --user made no user namespace in 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    for map in ["uid_map", "gid_map"] {
-        std::fs::write(format!("/proc/{pid}/{map}"), "0 0 65536\n")
-            .unwrap_or_else(|err| panic!("writing /proc/{pid}/{map}: {err}"));
-    }
-    let mut go = child.stdin.take().expect("stdin");
-    go.write_all(b"go\n").expect("unshare's sh reads its go");
-    drop(go);
-    wait(child)
-}
-
-/// `line`, a command and its arguments, run as `nobody` by `tool`, from
-/// this session.
-fn as_nobody(tool: &str, line: &str) -> Step {
-    shell(&match tool {
-        "setpriv" => format!("setpriv --reuid 65534 --regid 65534 --clear-groups {line}"),
-        "runuser" => format!("runuser -u nobody -- {line}"),
-        "su" => format!("su -s /bin/sh nobody -c {}", shell_words::quote(line)),
-        // sudo resets the environment, so the store's place is given again.
-        "sudo" => format!(
-            "if command -v sudo >/dev/null; then \
-               sudo -n -u nobody env XDG_DATA_HOME=\"$XDG_DATA_HOME\" WITH_SECRETS_STORE=file \
-               BIN=\"$BIN\" {line}; \
-             else echo 'no sudo'; false; fi"
-        ),
-        _ => unreachable!("{tool}"),
-    })
-}
-
-/// What a login's session keyring has: `pam_keyinit` links the user's `@u`
-/// into the session keyring it makes (a bare `keyctl session -` does not).
-fn like_a_login() -> Step {
-    shell("keyctl link @u @s")
-}
-
-/// Lets every user read the project, the manifest and the store file, so
-/// that only the kernel keyring stands between another user and the values.
-fn readable_by_all() -> Step {
-    shell("chmod -R go+rX .")
 }
 
 #[test]
