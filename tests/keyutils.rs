@@ -626,30 +626,39 @@ fn a_key_with_the_kernels_default_permissions_is_restricted_when_read_or_replace
 }
 
 #[test]
-fn a_key_another_user_could_read_is_theirs_no_more_once_read() {
+fn a_key_another_user_could_read_is_theirs_no_more_once_a_run_reads_it() {
     let test = project();
-    let nobody_reads = format!(
-        "setpriv --reuid 65534 --regid 65534 --clear-groups {}",
-        pipe_found("@s", DESCRIPTION)
-    );
+    let big = "with-secrets:acme_2Dapi:big";
+    let nobody_reads = |description: &str| {
+        shell(&format!(
+            "setpriv --reuid 65534 --regid 65534 --clear-groups {}",
+            pipe_found("@s", description)
+        ))
+    };
     let runs = in_session_with(
         &test,
         &[
             like_a_login(),
-            shell(&format!("keyctl add user {DESCRIPTION} 'old value' @u")),
-            shell(&nobody_reads),
-            keyutils(&["get", "TOKEN"]),
-            shell(&nobody_reads),
+            // As an earlier with-secrets made them.
+            shell(&format!(
+                "keyctl add user {DESCRIPTION} 'old value' @u >/dev/null && \
+                 keyctl add user {big} 'old big' @u >/dev/null"
+            )),
+            nobody_reads(DESCRIPTION),
+            keyutils(&["--", "sh", "-c", "printf '%s|%s' \"$TOKEN\" \"$BIG\""]),
+            nobody_reads(DESCRIPTION),
+            nobody_reads(big),
         ],
         run_in_mapped_session,
     );
     runs[1].success();
     // Before: the possessor's permissions let nobody read it.
     runs[2].success().stdout_is("old value");
-    runs[3].success().stdout_is("old value");
-    assert_ne!(runs[4].code(), Some(0), "{:?}", runs[4]);
-    runs[4]
-        .stdout_is("")
-        .stderr_has("keyctl_search: Permission denied")
-        .never_shows("old value");
+    runs[3].success().stdout_is("old value|old big");
+    for (run, value) in [(&runs[4], "old value"), (&runs[5], "old big")] {
+        assert_ne!(run.code(), Some(0), "{run:?}");
+        run.stdout_is("")
+            .stderr_has("keyctl_search: Permission denied")
+            .never_shows(value);
+    }
 }

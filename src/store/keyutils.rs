@@ -22,20 +22,21 @@
 //!
 //! Who can read a value. The kernel checks a key against four bytes of
 //! permissions: its possessor's, its owner uid's, its group's and everyone
-//! else's. A process whose uid owns the key gets the owner's byte, and one
-//! that possesses it (reaches it from its thread, process or session keyring)
-//! gets the possessor's byte on top, whatever its uid. `add_key` gives a new
-//! `user` key every permission for its possessor and only "view" for its
-//! owner uid, which is not enough: `pam_keyinit` links `@u` into the session
-//! keyring of a login, and `su`, `runuser`, `setpriv` and `sudo` keep the
-//! session keyring, so another uid started from your login possesses your
+//! else's. A process whose uid (fsuid) owns the key gets the owner's byte,
+//! and one that possesses it (reaches it from its thread, process or session
+//! keyring) gets the possessor's byte on top, whatever its uid. `add_key`
+//! gives a new `user` key every permission for its possessor and only "view"
+//! for its owner uid, which is not enough: `pam_keyinit` links `@u` into the
+//! session keyring of a login, and `su`, `runuser`, `setpriv` and `sudo` keep
+//! the session keyring, so another uid started from your login possesses your
 //! `@u` and every key in it. So every key the store writes gets every
 //! permission for its owner uid and none for anyone else, its possessor
 //! included ([`PERMISSIONS`]): only processes of your uid read it, possessed
 //! or not (and root, which can take your uid). `set` makes the key in this
 //! thread's keyring, gives it those permissions, and only then links it into
-//! `@u`, which replaces a key of the same description there; so no key of
-//! ours is ever in `@u` with the kernel's default permissions.
+//! `@u`, which replaces a key of the same description there; so a key it
+//! writes is never in `@u` with the kernel's default permissions, not even
+//! for a moment.
 //!
 //! Keys written before the store did this have those default permissions.
 //! Every read sets a key's permissions to [`PERMISSIONS`] (`KEYCTL_SETPERM`)
@@ -138,8 +139,10 @@ impl Store for Keyutils {
 
     /// Makes the key in this thread's keyring, restricts it, and only then
     /// links it into `@u`, which replaces a key of the same description there
-    /// (see the module doc), so one key is left. Keys have no label, so
-    /// `label` is not used.
+    /// (see the module doc), so one key is left. Where this thread found the
+    /// key before, `add_key` finds it in the thread keyring and changes its
+    /// value in place, which the owner's write permission allows. Keys have
+    /// no label, so `label` is not used.
     fn set(&mut self, key: Key<'_>, _label: &str, value: &Secret) -> Result<(), StoreError> {
         check_size(value.len())?;
         let description = description(key)?;
