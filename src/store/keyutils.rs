@@ -32,23 +32,23 @@
 //! `@u` and every key in it. So every key the store writes gets every
 //! permission for its owner uid and none for anyone else, its possessor
 //! included ([`PERMISSIONS`]): only processes of your uid read it, possessed
-//! or not (and root, which can take your uid). `set` makes the key in this
+//! or not (and root, which can take your uid). `set` makes a new key in this
 //! thread's keyring, gives it those permissions, and only then links it into
-//! `@u`, which replaces a key of the same description there; so a key it
-//! writes is never in `@u` with the kernel's default permissions, not even
-//! for a moment.
+//! `@u`; it gives a key already in `@u` those permissions before it changes
+//! its value in place. So no value it writes is ever in `@u` with the
+//! kernel's default permissions, not even for a moment.
 //!
 //! Keys written before the store did this have those default permissions.
 //! Every read sets a key's permissions to [`PERMISSIONS`] (`KEYCTL_SETPERM`)
-//! before it reads the value, and `set` replaces the key, so an old key is
-//! tightened the first time it is used. Setting them takes the "setattr"
-//! permission, which an old key grants only its possessor; that is why the
-//! search links the key it finds into this thread's own keyring (its fourth
-//! argument). The special ID makes `@u` possessed for the search itself, but
-//! each later call looks the serial up afresh, and where `@u` is not linked
-//! into the session keyring (inside `keyctl session -`, say) the key would
-//! not be possessed. The thread keyring is private, goes away with the
-//! thread and is dropped at exec, so the command we run inherits nothing.
+//! before it reads the value, and so does `set` before it writes, so an old
+//! key is restricted the first time it is used. Setting them takes the
+//! "setattr" permission, which an old key grants only its possessor; that is
+//! why the search links the key it finds into this thread's own keyring (its
+//! fourth argument). The special ID makes `@u` possessed for the search
+//! itself, but each later call looks the serial up afresh, and where `@u` is
+//! not linked into the session keyring (inside `keyctl session -`, say) the
+//! key would not be possessed. The thread keyring is private, goes away with
+//! the thread and is dropped at exec, so the command we run inherits nothing.
 //! Linking takes the "link" permission, which [`PERMISSIONS`] keeps for the
 //! owner uid; it gives no one else anything, as possession grants nothing.
 //!
@@ -137,15 +137,19 @@ impl Store for Keyutils {
             .collect()
     }
 
-    /// Makes the key in this thread's keyring, restricts it, and only then
-    /// links it into `@u`, which replaces a key of the same description there
-    /// (see the module doc), so one key is left. Where this thread found the
-    /// key before, `add_key` finds it in the thread keyring and changes its
-    /// value in place, which the owner's write permission allows. Keys have
+    /// Writes the value into this thread's keyring, restricts the key, and
+    /// only then links it into `@u` (see the module doc), so one key is left.
+    /// A key already there is found first, which links it into this
+    /// thread's keyring, and restricted: `add_key` then changes its value in
+    /// place, which the owner's write permission allows, rather than make a
+    /// second key, for which the user's key quota may have no room. Keys have
     /// no label, so `label` is not used.
     fn set(&mut self, key: Key<'_>, _label: &str, value: &Secret) -> Result<(), StoreError> {
         check_size(value.len())?;
         let description = description(key)?;
+        if let Some(serial) = search(&description).map_err(Failure::into_error)? {
+            restrict(serial).map_err(Failure::into_error)?;
+        }
         // SAFETY: the pointers are valid, NUL-terminated where the kernel
         // expects it, for the length given; the kernel copies what it reads.
         let result = unsafe {
