@@ -1,7 +1,9 @@
 //! `with-secrets unlock` and `lock`: the file store's key kept in the kernel's
-//! session keyring. Each test runs its steps in one `keyctl session -` of its
-//! own inside a user namespace of its own (see tests/keyutils.rs), so none
-//! touches the keyrings of the person running them.
+//! session and user keyrings. Each test runs its steps in one `keyctl
+//! session -` of its own inside a user namespace of its own (see
+//! tests/keyutils.rs), so none touches the keyrings of the person running
+//! them. Those with another user map the real uids into that namespace (see
+//! `run_in_mapped_session` in tests/keyutils.rs).
 
 #![cfg(target_os = "linux")]
 
@@ -10,7 +12,10 @@ use std::path::PathBuf;
 use base64::Engine as _;
 
 use crate::file_store::{PASSPHRASE, age_decrypt, item, items, on_terminal};
-use crate::keyutils::{Step, blocked, in_session, shell, with_secrets};
+use crate::keyutils::{
+    Step, as_nobody, blocked, in_session, in_session_with, like_a_login, readable_by_all,
+    run_in_mapped_session, shell, with_secrets,
+};
 use crate::support::{Run, Test};
 
 /// A project whose file store is in its own XDG_DATA_HOME, with no
@@ -81,7 +86,7 @@ fn unlock_then_runs_set_get_check_env_and_import_ask_no_passphrase() {
         .success()
         .stderr_has("with-secrets: unlocked ")
         .stderr_has(" for 2 h, until ")
-        .stderr_has("runs in this login session ask no passphrase")
+        .stderr_has("; your runs in this login session ask no passphrase")
         .never_shows(PASSPHRASE);
     runs[3]
         .success()
@@ -225,6 +230,13 @@ fn another_session_is_not_unlocked_by_this_one() {
             shell("keyctl session - \"$BIN\" get TOKEN"),
             // This one is still unlocked.
             print_token(),
+            // An unlock in another session keeps a pad of its own in the
+            // same user keyring, and leaves this session's alone.
+            shell(&format!(
+                "WITH_SECRETS_PASSPHRASE={} keyctl session - \"$BIN\" unlock",
+                shell_words::quote(PASSPHRASE)
+            )),
+            print_token(),
             // A write in another session with the passphrase makes a new
             // file key, which locks this session.
             shell(&format!(
@@ -238,7 +250,9 @@ fn another_session_is_not_unlocked_by_this_one() {
     runs[2].expect_code(125).stderr_has(NO_PASSPHRASE);
     runs[3].success().stdout_is("[first ✓]");
     runs[4].success();
-    runs[5].expect_code(125).stderr_has(NO_PASSPHRASE);
+    runs[5].success().stdout_is("[first ✓]");
+    runs[6].success();
+    runs[7].expect_code(125).stderr_has(NO_PASSPHRASE);
 }
 
 #[test]
@@ -411,4 +425,158 @@ fn nothing_in_any_keyring_is_the_passphrase() {
     // ID, flags, usage, then the time left: 10 h here, as `unlock` says.
     let timeout = line.split_whitespace().nth(3).unwrap_or_default();
     assert!(timeout == "10h" || timeout == "9h", "{line}");
+}
+
+#[test]
+fn another_user_started_from_the_unlocked_session_gets_no_file_key() {
+    let test = project();
+    let tools = ["setpriv", "runuser", "su", "sudo"];
+    let mut steps = vec![
+        like_a_login(),
+        stored(),
+        with_passphrase(PASSPHRASE, &["unlock"]),
+        readable_by_all(),
+    ];
+    for tool in tools {
+        steps.push(as_nobody(tool, "\"$BIN\" -v get TOKEN"));
+    }
+    steps.extend([
+        // With the passphrase, nobody opens the file: the file is readable,
+        // so the kernel keyring is what stopped the runs above.
+        as_nobody(
+            "setpriv",
+            &format!(
+                "env WITH_SECRETS_PASSPHRASE={} \"$BIN\" get TOKEN",
+                shell_words::quote(PASSPHRASE)
+            ),
+        ),
+        // Raw keyctl as nobody: the session keyring's half is readable, the
+        // pad in root's user keyring (linked into @s) is not.
+        shell(
+            "ours() { for key in $(keyctl rlist $1); do \
+               keyctl rdescribe $key | grep -q \";$2\" && echo $key; done; }; \
+             masked=$(ours @s with-secrets:file:); pad=$(ours @u with-secrets:file-pad:); \
+             nobody() { setpriv --reuid 65534 --regid 65534 --clear-groups \"$@\"; }; \
+             echo \"masked=$(nobody keyctl pipe $masked | wc -c)\"; \
+             echo \"pad=$(nobody keyctl pipe $pad | wc -c)\"; \
+             echo \"own pad=$(keyctl pipe $pad | wc -c)\"",
+        ),
+        // The same uid in the same session: no passphrase.
+        print_token(),
+    ]);
+    let runs = in_session_with(&test, &steps, run_in_mapped_session);
+    let after = &runs[4..];
+    for (tool, run) in tools.iter().zip(after) {
+        if *tool == "sudo" && run.stdout() == "no sudo\n" {
+            eprintln!("sudo is not installed here: its case was not run");
+            continue;
+        }
+        run.expect_code(125)
+            .stderr_has(NO_PASSPHRASE)
+            .stderr_has("file store locked: you have not unlocked it in this login session")
+            .never_shows("first ✓");
+    }
+    let after = &after[tools.len()..];
+    after[0].success().stdout_is("first ✓");
+    assert_eq!(
+        after[1].stdout(),
+        "masked=24\npad=0\nown pad=16\n",
+        "{}",
+        after[1].stderr()
+    );
+    after[2].success().stdout_is("[first ✓]");
+}
+
+#[test]
+fn root_reads_an_unlocked_store_only_by_taking_its_users_uid() {
+    let test = project();
+    let runs = in_session_with(
+        &test,
+        &[
+            like_a_login(),
+            stored(),
+            readable_by_all(),
+            as_nobody(
+                "setpriv",
+                &format!(
+                    "env WITH_SECRETS_PASSPHRASE={} \"$BIN\" unlock",
+                    shell_words::quote(PASSPHRASE)
+                ),
+            ),
+            with_secrets(&["get", "TOKEN"]),
+            as_nobody("setpriv", "\"$BIN\" get TOKEN"),
+        ],
+        run_in_mapped_session,
+    );
+    runs[3].success().stderr_has("with-secrets: unlocked ");
+    runs[4].expect_code(125).stderr_has(NO_PASSPHRASE);
+    runs[5].success().stdout_is("first ✓");
+}
+
+#[test]
+fn with_one_half_gone_the_store_is_locked_and_lock_removes_both() {
+    let test = project();
+    // Each half by its description, the session's then the user keyring's.
+    let halves = "for ring in @s @u; do for key in $(keyctl rlist $ring); do \
+                  keyctl rdescribe $key | grep -o ';with-secrets:file[^:]*:'; done; done";
+    let invalidate_pad = "for key in $(keyctl rlist @u); do \
+                          keyctl rdescribe $key | grep -q ';with-secrets:file-pad:' \
+                          && keyctl invalidate $key; done";
+    let runs = in_session(
+        &test,
+        &[
+            stored(),
+            with_passphrase(PASSPHRASE, &["unlock"]),
+            shell(halves),
+            shell(invalidate_pad),
+            print_token(),
+            with_secrets(&["doctor"]),
+            with_passphrase(PASSPHRASE, &["unlock"]),
+            with_secrets(&["lock"]),
+            shell(halves),
+            print_token(),
+        ],
+    );
+    runs[1].success();
+    assert_eq!(
+        runs[2].stdout(),
+        ";with-secrets:file:\n;with-secrets:file-pad:\n"
+    );
+    runs[3].success();
+    runs[4].expect_code(125).stderr_has(NO_PASSPHRASE);
+    assert!(
+        runs[5].stdout().contains("  unlock:         locked: "),
+        "{}",
+        runs[5].stdout()
+    );
+    runs[7]
+        .success()
+        .stderr_has("locked the file store: runs ask for its passphrase again");
+    assert_eq!(runs[8].stdout(), "", "lock left a half behind");
+    runs[9].expect_code(125).stderr_has(NO_PASSPHRASE);
+}
+
+#[test]
+fn a_command_run_while_unlocked_can_use_the_whole_store_as_you_can() {
+    // The run's manifest names TOKEN only; the project's names OTHER too.
+    let test = project().file(
+        "run.toml",
+        "[secrets]\nTOKEN = { service = \"acme-api\", username = \"ci\" }\n",
+    );
+    let command = "printf '[%s][%s]' \"$TOKEN\" \"${OTHER-not given}\"; \"$BIN\" get OTHER";
+    let runs = in_session(
+        &test,
+        &[
+            stored(),
+            with_passphrase(PASSPHRASE, &["set", "OTHER"]).input("not in the run"),
+            with_passphrase(PASSPHRASE, &["unlock"]),
+            with_secrets(&["-m", "run.toml", "--", "sh", "-c", command]),
+        ],
+    );
+    runs[2].success();
+    // Unlocked, a command asks no passphrase for a value its run did not
+    // give it: with-secrets runs it in this session, as the same user.
+    runs[3]
+        .success()
+        .stdout_is("[first ✓][not given]not in the run");
 }

@@ -26,7 +26,7 @@ pub(crate) fn unlock(duration: Option<Duration>, config: &Config) -> Result<Exit
             describe_duration(duration),
             describe_moment(until),
             match session {
-                Session::Own => "; runs in this login session ask no passphrase",
+                Session::Own => "; your runs in this login session ask no passphrase",
                 Session::Shared => {
                     "; this shell has no session keyring of its own (its login did not run \
                      pam_keyinit), so every session of yours without one shares this unlock"
@@ -65,8 +65,8 @@ pub(crate) fn lock(_config: &Config) -> Result<ExitCode, Error> {
 fn not_here() -> StoreError {
     StoreError::Unavailable {
         store: "file",
-        reason: "unlock keeps the file's key in the Linux kernel's session keyring, which \
-                 this system does not have"
+        reason: "unlock keeps the file's key in the Linux kernel's keyrings, which this \
+                 system does not have"
             .into(),
     }
 }

@@ -219,7 +219,9 @@ impl FileStore {
             }
             Ok(_) => {
                 if tell {
-                    crate::explain!("file store locked: this login session has not unlocked it");
+                    crate::explain!(
+                        "file store locked: you have not unlocked it in this login session"
+                    );
                 }
                 None
             }
@@ -330,9 +332,10 @@ impl FileStore {
     }
 
     /// `with-secrets unlock`: checks the passphrase against the file (made,
-    /// empty, when there is none), then keeps its file key in this login
-    /// session's kernel keyring for `duration`. Returns when that ends, and
-    /// which keyring holds it.
+    /// empty, when there is none), then keeps its file key for this login
+    /// session and user in the kernel's keyrings for `duration` (see
+    /// `unlock`). Returns when that ends, and which session keyring holds
+    /// its first half.
     #[cfg(target_os = "linux")]
     pub(crate) fn unlock(
         &mut self,

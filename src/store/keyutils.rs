@@ -20,17 +20,37 @@
 //! and containers have a session keyring without that link, where a
 //! `request_key` finds nothing.
 //!
-//! Why the search links into the thread keyring. A `user` key is made with
-//! every permission for its *possessor* and only "view" for its owner UID. A
-//! process possesses a key it can reach from its thread, process or session
-//! keyring. The special ID makes `@u` possessed for the search itself, but
-//! `KEYCTL_READ` looks the serial up afresh, and where `@u` is not linked into
-//! the session keyring (inside `keyctl session -`, say) the read fails with
-//! EACCES. So each search links the key it finds into this thread's own
-//! keyring (its fourth argument), which makes it ours for the read. The thread
-//! keyring is private, goes away with the thread and is dropped at exec, so
-//! the command we run inherits nothing. The keys keep the permissions the
-//! kernel gave them: we grant the UID nothing more.
+//! Who can read a value. The kernel checks a key against four bytes of
+//! permissions: its possessor's, its owner uid's, its group's and everyone
+//! else's. A process whose uid (fsuid) owns the key gets the owner's byte,
+//! and one that possesses it (reaches it from its thread, process or session
+//! keyring) gets the possessor's byte on top, whatever its uid. `add_key`
+//! gives a new `user` key every permission for its possessor and only "view"
+//! for its owner uid, which is not enough: `pam_keyinit` links `@u` into the
+//! session keyring of a login, and `su`, `runuser`, `setpriv` and `sudo` keep
+//! the session keyring, so another uid started from your login possesses your
+//! `@u` and every key in it. So every key the store writes gets every
+//! permission for its owner uid and none for anyone else, its possessor
+//! included ([`PERMISSIONS`]): only processes of your uid read it, possessed
+//! or not (and root, which can take your uid). `set` makes a new key in this
+//! thread's keyring, gives it those permissions, and only then links it into
+//! `@u`; it gives a key already in `@u` those permissions before it changes
+//! its value in place. So no value it writes is ever in `@u` with the
+//! kernel's default permissions, not even for a moment.
+//!
+//! Keys written before the store did this have those default permissions.
+//! Every read sets a key's permissions to [`PERMISSIONS`] (`KEYCTL_SETPERM`)
+//! before it reads the value, and so does `set` before it writes, so an old
+//! key is restricted the first time it is used. Setting them takes the
+//! "setattr" permission, which an old key grants only its possessor; that is
+//! why the search links the key it finds into this thread's own keyring (its
+//! fourth argument). The special ID makes `@u` possessed for the search
+//! itself, but each later call looks the serial up afresh, and where `@u` is
+//! not linked into the session keyring (inside `keyctl session -`, say) the
+//! key would not be possessed. The thread keyring is private, goes away with
+//! the thread and is dropped at exec, so the command we run inherits nothing.
+//! Linking takes the "link" permission, which [`PERMISSIONS`] keeps for the
+//! owner uid; it gives no one else anything, as possession grants nothing.
 //!
 //! Limits: a `user` key holds 1 to 32767 bytes, and the kernel's per-user
 //! quota caps all of a user's keys together (`/proc/key-users`; by default
@@ -55,8 +75,16 @@ const MAX_DESCRIPTION: usize = 4_095;
 const KEY_TYPE: &CStr = c"user";
 /// Where values live; see the module doc.
 const STORE_KEYRING: i32 = libc::KEY_SPEC_USER_KEYRING;
-/// Where a found key is linked, for possession; see the module doc.
+/// Where a found key is linked, and a new one made, for possession; see the
+/// module doc.
 const POSSESS_KEYRING: i32 = libc::KEY_SPEC_THREAD_KEYRING;
+/// The permissions of every key the store writes or reads: `KEY_USR_ALL`
+/// (linux/key.h), all for the key's owner uid, nothing for its possessor,
+/// group or anyone else; see the module doc. The owner needs view and read
+/// to read it, write for `add_key` to update it in place, search for
+/// `KEYCTL_SEARCH` and `KEYCTL_INVALIDATE`, link for the search's link into
+/// this thread's keyring and `set`'s into `@u`, setattr to set these again.
+const PERMISSIONS: u32 = 0x003f_0000;
 /// A first guess at a value's size; larger ones cost a second read.
 const READ_GUESS: usize = 4096;
 
@@ -98,18 +126,30 @@ impl Store for Keyutils {
                 let Some(serial) = search(&description).map_err(Failure::into_error)? else {
                     return Ok(None);
                 };
+                // A key written before the store restricted its keys is
+                // restricted before its value leaves the kernel.
+                if !restrict(serial).map_err(Failure::into_error)? {
+                    return Ok(None);
+                }
                 let secret = read(serial).map_err(Failure::into_error)?;
                 Ok(secret.map(|secret| Found { secret, matches: 1 }))
             })
             .collect()
     }
 
-    /// `add_key` replaces the value of a key with the same type and
-    /// description in the same keyring, so one key is left. Keys have no
-    /// label, so `label` is not used.
+    /// Writes the value into this thread's keyring, restricts the key, and
+    /// only then links it into `@u` (see the module doc), so one key is left.
+    /// A key already there is found first, which links it into this
+    /// thread's keyring, and restricted: `add_key` then changes its value in
+    /// place, which the owner's write permission allows, rather than make a
+    /// second key, for which the user's key quota may have no room. Keys have
+    /// no label, so `label` is not used.
     fn set(&mut self, key: Key<'_>, _label: &str, value: &Secret) -> Result<(), StoreError> {
         check_size(value.len())?;
         let description = description(key)?;
+        if let Some(serial) = search(&description).map_err(Failure::into_error)? {
+            restrict(serial).map_err(Failure::into_error)?;
+        }
         // SAFETY: the pointers are valid, NUL-terminated where the kernel
         // expects it, for the length given; the kernel copies what it reads.
         let result = unsafe {
@@ -119,12 +159,30 @@ impl Store for Keyutils {
                 description.as_ptr(),
                 value.expose().as_ptr(),
                 value.len(),
-                c_long::from(STORE_KEYRING),
+                c_long::from(POSSESS_KEYRING),
             )
         };
-        checked("add_key", result)
-            .map(drop)
-            .map_err(Failure::into_error)
+        // A serial is a positive 32-bit number.
+        let serial = checked("add_key", result).map_err(Failure::into_error)? as i32;
+        let linked = restrict(serial).and_then(|_| {
+            keyctl(
+                "keyctl(KEYCTL_LINK)",
+                libc::KEYCTL_LINK,
+                [serial_arg(serial), serial_arg(STORE_KEYRING), 0, 0],
+            )
+        });
+        if let Err(failure) = linked {
+            // Out of this thread's keyring, a key made here and linked
+            // nowhere else is gone; one this thread found before stays where
+            // it was.
+            let _ = keyctl(
+                "keyctl(KEYCTL_UNLINK)",
+                libc::KEYCTL_UNLINK,
+                [serial_arg(serial), serial_arg(POSSESS_KEYRING), 0, 0],
+            );
+            return Err(failure.into_error());
+        }
+        Ok(())
     }
 
     /// Invalidates the key, which takes it out of every keyring at once.
@@ -200,6 +258,20 @@ fn search(description: &CStr) -> Result<Option<i32>, Failure> {
         // A serial is a positive 32-bit number.
         Ok(serial) => Ok(Some(serial as i32)),
         Err(failure) if failure.means_gone() => Ok(None),
+        Err(failure) => Err(failure),
+    }
+}
+
+/// Gives key `serial` the store's [`PERMISSIONS`]; `false` if it went away
+/// since the search.
+fn restrict(serial: i32) -> Result<bool, Failure> {
+    match keyctl(
+        "keyctl(KEYCTL_SETPERM)",
+        libc::KEYCTL_SETPERM,
+        [serial_arg(serial), c_ulong::from(PERMISSIONS), 0, 0],
+    ) {
+        Ok(_) => Ok(true),
+        Err(failure) if failure.means_gone() => Ok(false),
         Err(failure) => Err(failure),
     }
 }
@@ -317,14 +389,16 @@ impl Failure {
             io::Error::from_raw_os_error(self.errno)
         );
         match self.errno {
-            // A key the search found, that this process may not read or
-            // remove: the store is here and refuses, so nothing may stand in
-            // for it (see StoreError::means_absent).
+            // A key the search found, that this process may not read,
+            // restrict or remove: the store is here and refuses, so nothing
+            // may stand in for it (see StoreError::means_absent).
             libc::EACCES
                 if !confinement.seccomp
                     && matches!(
                         self.call,
-                        "keyctl(KEYCTL_READ)" | "keyctl(KEYCTL_INVALIDATE)"
+                        "keyctl(KEYCTL_READ)"
+                            | "keyctl(KEYCTL_SETPERM)"
+                            | "keyctl(KEYCTL_INVALIDATE)"
                     ) =>
             {
                 StoreError::Denied(format!(
@@ -615,7 +689,11 @@ mod tests {
             container: None,
             seccomp: false,
         };
-        for call in ["keyctl(KEYCTL_READ)", "keyctl(KEYCTL_INVALIDATE)"] {
+        for call in [
+            "keyctl(KEYCTL_READ)",
+            "keyctl(KEYCTL_SETPERM)",
+            "keyctl(KEYCTL_INVALIDATE)",
+        ] {
             let err = Failure {
                 call,
                 errno: libc::EACCES,
