@@ -1,8 +1,10 @@
 //! The `vault` store against a real OpenBao (`bao server -dev`, one per
 //! test; see tests/support/bao.rs).
 
-use std::io::Read;
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::bao::{Bao, Cluster};
@@ -618,4 +620,237 @@ fn the_address_comes_from_bao_addr_before_vault_addr() {
         .run(["get", "TOKEN"])
         .expect_code(125)
         .stderr_has(&format!("nothing listens at http://127.0.0.1:{port}"));
+}
+
+/// A request as a scripted server reads it.
+struct Asked {
+    method: String,
+    path: String,
+}
+
+/// Reads one request from `reader`; `None` once the client is gone.
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Asked> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next()?.to_owned(), words.next()?.to_owned());
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Asked { method, path })
+}
+
+/// A hostile or odd server on 127.0.0.1, scripted by `answer`: called with
+/// each request read and the connection, it writes what it likes and says
+/// whether to read the next request on the same connection. Returns the
+/// address to set as BAO_ADDR.
+fn scripted(answer: impl Fn(&Asked, &mut TcpStream) -> bool + Send + Sync + 'static) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let answer = Arc::clone(&answer);
+            std::thread::spawn(move || {
+                let _ = stream.set_nodelay(true);
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                while let Some(asked) = read_request(&mut reader) {
+                    if !answer(&asked, &mut writer) {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A KV v2 answer for a read of `path`: its key `key` holds the path's last
+/// segment; or the mount's version, for the mounts query.
+fn kv_answer(path: &str) -> String {
+    if path.starts_with("/v1/sys/internal/ui/mounts/") {
+        return r#"{"data":{"type":"kv","options":{"version":"2"},"path":"secret/"}}"#.to_owned();
+    }
+    let name = path.rsplit('/').next().unwrap_or_default();
+    format!(r#"{{"data":{{"data":{{"key":"{name}"}},"metadata":{{"version":1}}}}}}"#)
+}
+
+/// A project on the scripted server at `address`, where TOKEN and OTHER are
+/// stale in the environment.
+fn on_scripted(address: &str, manifest: &str) -> Test {
+    Test::new()
+        .manifest(manifest)
+        .env("WITH_SECRETS_STORE", "vault")
+        .env("BAO_ADDR", address)
+        .env("BAO_TOKEN", "t")
+        .env("A", "stale")
+        .env("B", "stale")
+}
+
+#[test]
+fn a_server_that_answers_once_per_connection_is_read_one_request_per_connection() {
+    let manifest = manifest_for(&[
+        ("A", "one", "key"),
+        ("B", "two", "key"),
+        ("C", "three", "key"),
+    ]);
+    // HTTP/1.0: the answer ends the connection. Then HTTP/1.1 with
+    // `Connection: close`, as a proxy may send.
+    for (version, connection) in [("HTTP/1.0", ""), ("HTTP/1.1", "Connection: close\r\n")] {
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        let address = scripted(move |asked, stream| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let body = kv_answer(&asked.path);
+            let _ = write!(
+                stream,
+                "{version} 200 OK\r\nContent-Type: application/json\r\n{connection}\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            false
+        });
+        let test = on_scripted(&address, &manifest);
+        let run = test.run([
+            "--timeout",
+            "20",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|%s|%s' \"$A\" \"$B\" \"$C\"",
+        ]);
+        run.success().stdout_is("one|two|three");
+        assert!(
+            connections.load(Ordering::SeqCst) <= 4 + 1,
+            "{version}: {} answers for three reads and the mount",
+            connections.load(Ordering::SeqCst)
+        );
+    }
+}
+
+#[test]
+fn a_404_that_is_not_the_servers_own_is_an_error_not_a_missing_secret() {
+    // A wrong BAO_ADDR, behind a web server.
+    let address = scripted(|_, stream| {
+        let body = "<html><body>404 Not Found</body></html>";
+        let _ = write!(
+            stream,
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        true
+    });
+    let test = on_scripted(&address, &manifest_for(&[("A", "acme", "token")]));
+    test.run(["--", "sh", "-c", "printf %s \"$A\""])
+        .expect_code(125)
+        .stderr_has(&format!(
+            "{address} answered 404 for secret/acme, and not in the server's JSON"
+        ))
+        .stderr_has("is BAO_ADDR (or VAULT_ADDR) the server's API address?")
+        .never_shows("stale");
+}
+
+#[test]
+fn answers_larger_than_any_kv_answer_fail_at_once_by_name() {
+    let manifest = manifest_for(&[("A", "acme", "token")]);
+    let endless_chunks = |_: &Asked, stream: &mut TcpStream| {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let chunk = format!("4000\r\n{}\r\n", "x".repeat(0x4000));
+        while stream.write_all(chunk.as_bytes()).is_ok() {}
+        false
+    };
+    let endless_body = |_: &Asked, stream: &mut TcpStream| {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n");
+        let block = vec![b'x'; 64 * 1024];
+        while stream.write_all(&block).is_ok() {}
+        false
+    };
+    let huge_length = |_: &Asked, stream: &mut TcpStream| {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n{");
+        true
+    };
+    let huge_head = |_: &Asked, stream: &mut TcpStream| {
+        // Over 64 KiB of head, in one write, then the end of the head.
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nX-Padding: {}\r\nContent-Length: 2\r\n\r\n{{}}",
+            "p".repeat(80 * 1024)
+        );
+        let _ = stream.write_all(head.as_bytes());
+        true
+    };
+    let overflowing_chunk = |_: &Asked, stream: &mut TcpStream| {
+        let _ = stream.write_all(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab",
+        );
+        true
+    };
+    type Script = fn(&Asked, &mut TcpStream) -> bool;
+    let cases: [(&str, Script, &str); 5] = [
+        ("endless chunks", endless_chunks, "its body is over 2 MiB"),
+        ("endless body", endless_body, "its body is over 2 MiB"),
+        ("huge length", huge_length, "its body is over 2 MiB"),
+        ("huge head", huge_head, "its head is over 64 KiB"),
+        (
+            "overflowing chunk",
+            overflowing_chunk,
+            "its body is over 2 MiB",
+        ),
+    ];
+    for (name, script, said) in cases {
+        let address = scripted(script);
+        let run = on_scripted(&address, &manifest).run(["--timeout", "60", "--", "true"]);
+        assert_eq!(run.code(), Some(125), "{name}: {}", run.stderr());
+        run.stderr_has(&format!(
+            "{address} sent an answer larger than any KV answer ({said})"
+        ))
+        .never_shows("stale");
+    }
+}
+
+#[test]
+fn check_and_set_conflicts_are_retried_with_backoff() {
+    let writes = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&writes);
+    // No PATCH, and every check-and-set write loses.
+    let address = scripted(move |asked, stream| {
+        let (status, body) = match asked.method.as_str() {
+            "PATCH" => ("405 Method Not Allowed", r#"{"errors":[]}"#.to_owned()),
+            "POST" => {
+                counted.fetch_add(1, Ordering::SeqCst);
+                (
+                    "400 Bad Request",
+                    r#"{"errors":["check-and-set parameter did not match the current version"]}"#
+                        .to_owned(),
+                )
+            }
+            _ => ("200 OK", kv_answer(&asked.path)),
+        };
+        // In one write: no wait for an acknowledgement between pieces.
+        let answer = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(answer.as_bytes());
+        true
+    });
+    let test = on_scripted(&address, &manifest_for(&[("A", "acme", "token")]));
+    test.run_input("new", ["--timeout", "2", "set", "A"])
+        .expect_code(125)
+        .stderr_has("secret/acme kept changing while this wrote to it");
+    let writes = writes.load(Ordering::SeqCst);
+    assert!((1..50).contains(&writes), "{writes} writes in 2 s");
 }

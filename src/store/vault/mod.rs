@@ -184,6 +184,9 @@ pub(crate) struct Vault {
     timeout: Duration,
     server: Option<Server>,
     connection: Option<Connection>,
+    /// Whether the server closes the connection after each answer, so
+    /// that a batch goes one request per connection.
+    one_at_a_time: bool,
 }
 
 impl Vault {
@@ -194,6 +197,7 @@ impl Vault {
             timeout,
             server: None,
             connection: None,
+            one_at_a_time: false,
         }
     }
 
@@ -252,27 +256,41 @@ impl Vault {
         let mut last_transient: Option<String> = None;
         let mut first_refused: Option<Instant> = None;
         loop {
-            let pending: Vec<usize> = (0..requests.len())
+            let mut pending: Vec<usize> = (0..requests.len())
                 .filter(|&i| answers[i].is_none())
                 .collect();
             if pending.is_empty() {
                 return Ok(answers.into_iter().map(Option::unwrap).collect());
             }
+            if self.one_at_a_time {
+                pending.truncate(1);
+            }
             let batch: Vec<&Request> = pending.iter().map(|&i| &requests[i]).collect();
-            let result = exchange(&mut self.connection, server, &batch, &headers, deadline);
-            match result {
-                Ok(responses) => {
-                    for (index, response) in pending.into_iter().zip(responses) {
-                        match transient(&response) {
-                            Some(why) => last_transient = Some(why),
-                            None => answers[index] = Some(response),
-                        }
+            let (responses, failure) =
+                exchange(&mut self.connection, server, &batch, &headers, deadline);
+            let answered = responses.len();
+            let mut wait = false;
+            for (index, response) in pending.into_iter().zip(responses) {
+                match transient(&response) {
+                    Some(why) => {
+                        last_transient = Some(why);
+                        wait = true;
                     }
-                    if answers.iter().all(Option::is_some) {
-                        continue;
-                    }
+                    None => answers[index] = Some(response),
                 }
-                Err(Failure::Connect(err)) => {
+            }
+            // A server that closed the connection before it had answered
+            // the whole batch (HTTP/1.0, `Connection: close`, a proxy) will
+            // do so again: from now on, one request per connection.
+            if answered < batch.len() && batch.len() > 1 {
+                self.one_at_a_time = true;
+            }
+            match failure {
+                None => {}
+                // Closed after some answers: those are kept, the rest go
+                // again at once.
+                Some(Failure::Broken(_)) if answered > 0 => {}
+                Some(Failure::Connect(err)) => {
                     // A node that restarts, or a load balancer between
                     // nodes, may refuse for a moment; a server that is
                     // down refuses for good, and is told after a second.
@@ -284,34 +302,34 @@ impl Vault {
                         )));
                     }
                     last_transient = Some(why);
+                    wait = true;
                 }
-                Err(Failure::Broken(err)) => {
+                Some(Failure::Broken(err)) => {
                     last_transient =
                         Some(format!("the connection to {} broke: {err}", server.address));
+                    wait = true;
                 }
-                Err(Failure::TimedOut) => {
+                Some(Failure::TimedOut) => {
                     return Err(timed_out(server, timeout, last_transient.as_deref()));
                 }
-                Err(Failure::Tls(reason)) => {
-                    return Err(server_error(format!(
-                        "the TLS connection to {} failed: {reason}\n  check the server's \
-                         certificate and the CA it is checked against: {}",
-                        server.address,
-                        server.ca_source.as_deref().map_or_else(
-                            || "the system's; set BAO_CACERT (or VAULT_CACERT) to the PEM file \
-                                of your server's CA"
-                                .to_owned(),
-                            |source| source.to_owned()
-                        )
-                    )));
-                }
-                Err(Failure::Malformed(what)) => {
+                Some(Failure::Tls(reason)) => return Err(tls_error(server, &reason)),
+                Some(Failure::Malformed(what)) => {
                     return Err(server_error(format!(
                         "{} answered something that is not HTTP as expected ({what}): is \
                          BAO_ADDR (or VAULT_ADDR) the server's API address?",
                         server.address
                     )));
                 }
+                Some(Failure::TooLarge(what)) => {
+                    return Err(server_error(format!(
+                        "{} sent an answer larger than any KV answer ({what}); nothing more \
+                         was read: is BAO_ADDR (or VAULT_ADDR) the server's API address?",
+                        server.address
+                    )));
+                }
+            }
+            if !wait {
+                continue;
             }
             // Something transient: wait, then try again, within the deadline.
             if Instant::now() + backoff >= deadline {
@@ -404,6 +422,13 @@ impl Vault {
                     self.settings.mount
                 ))
             }
+            // Not the server's JSON: something else answers at that address.
+            status if serde_json::from_slice::<Value>(&response.body).is_err() => {
+                server_error(format!(
+                    "{address} answered {status} for {path}, and not in the server's JSON: is \
+                     BAO_ADDR (or VAULT_ADDR) the server's API address?"
+                ))
+            }
             status => server_error(format!(
                 "{address} answered {status} for {path}{}\n  `with-secrets doctor` shows the \
                  server's state and whether it takes the token",
@@ -440,7 +465,7 @@ impl Vault {
                     self.shown_path(service)
                 ))
             }),
-            404 if errors(&answer.body).is_empty() => {
+            404 if is_no_such_secret(&answer.body) => {
                 // No secret, or one whose latest version was deleted: its
                 // metadata still has the version, for check-and-set.
                 let version = parse_version(&answer.body).unwrap_or(0);
@@ -495,6 +520,7 @@ impl Vault {
         change: impl Fn(&mut Map) -> bool,
     ) -> Result<bool, StoreError> {
         let deadline = Instant::now() + self.timeout;
+        let mut backoff = FIRST_BACKOFF;
         loop {
             let (data, version) = self.read_secret(service)?;
             let mut data = data.unwrap_or_default();
@@ -504,7 +530,14 @@ impl Vault {
             if self.write_cas(service, &data, version)? {
                 return Ok(true);
             }
-            if Instant::now() >= deadline {
+            // Another writer came in between: let it finish, backing off
+            // as the HA retries do, with some jitter so that writers that
+            // keep colliding spread out rather than hammer the server.
+            let wait = jittered(backoff);
+            if Instant::now() + wait < deadline {
+                std::thread::sleep(wait);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            } else {
                 return Err(server_error(format!(
                     "{} kept changing while this wrote to it, for {} s; nothing was stored\n  \
                      run this again",
@@ -517,6 +550,13 @@ impl Vault {
 }
 
 type Map = BTreeMap<String, Value>;
+
+/// `backoff`, give or take half of it.
+fn jittered(backoff: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let _ = getrandom::getrandom(&mut byte);
+    backoff / 2 + backoff * u32::from(byte[0]) / 255
+}
 
 /// `value` as the text a Vault secret holds; `label` names it if it is not.
 fn text_of<'v>(label: &str, value: &'v Secret) -> Result<&'v str, StoreError> {
@@ -604,21 +644,36 @@ fn exchange(
     batch: &[&Request],
     headers: &[(&str, &str)],
     deadline: Instant,
-) -> Result<Vec<Response>, Failure> {
+) -> (Vec<Response>, Option<Failure>) {
     if connection.as_ref().is_none_or(|open| !open.is_reusable()) {
         *connection = None;
-        *connection = Some(Connection::open(
-            &server.endpoint,
-            server.tls.as_ref(),
-            deadline,
-        )?);
+        match Connection::open(&server.endpoint, server.tls.as_ref(), deadline) {
+            Ok(open) => *connection = Some(open),
+            Err(failure) => return (Vec::new(), Some(failure)),
+        }
     }
     let open = connection.as_mut().expect("opened above");
-    let result = open.exchange(batch, headers, deadline);
-    if result.is_err() {
+    let (answers, failure) = open.exchange(batch, headers, deadline);
+    if failure.is_some() {
         *connection = None;
     }
-    result
+    (answers, failure)
+}
+
+/// The error for a failed TLS handshake: certificate advice, unless the
+/// server spoke plain HTTP.
+fn tls_error(server: &Server, reason: &str) -> StoreError {
+    server_error(format!(
+        "the TLS connection to {} failed: {reason}\n  check the server's \
+         certificate and the CA it is checked against: {}",
+        server.address,
+        server.ca_source.as_deref().map_or_else(
+            || "the system's; set BAO_CACERT (or VAULT_CACERT) to the PEM file \
+                of your server's CA"
+                .to_owned(),
+            |source| source.to_owned()
+        )
+    ))
 }
 
 /// Why an answer is worth trying again, if it is.
@@ -669,6 +724,22 @@ fn errors(body: &[u8]) -> Vec<String> {
         .and_then(|value| value.get("errors").cloned())
         .and_then(|errors| serde_json::from_value::<Vec<String>>(errors).ok())
         .unwrap_or_default()
+}
+
+/// Whether a 404's body is the server's own answer for a secret that is not
+/// there: `{"errors":[]}`, or a deleted version's metadata. Anything else (a
+/// web server's page, another error) is not "absent".
+fn is_no_such_secret(body: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    value
+        .get("errors")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+        || value
+            .pointer("/data/metadata")
+            .is_some_and(Value::is_object)
 }
 
 /// A KV v2 read: its `data.data` and `data.metadata.version`.
