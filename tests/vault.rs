@@ -49,7 +49,7 @@ fn requests(log: &std::path::Path, prefix: &str) -> usize {
 }
 
 #[test]
-fn fifty_entries_in_five_paths_are_five_reads_on_one_connection() {
+fn fifty_entries_in_five_paths_are_five_reads_and_the_mount_query_on_one_connection() {
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("audit.log");
     let server = Bao::dev_audited(&log);
@@ -76,7 +76,11 @@ fn fifty_entries_in_five_paths_are_five_reads_on_one_connection() {
     server.ok(&["kv", "patch", "secret/team/app0", "unnamed=not read"]);
     manifest = format!("[vault]\nprefix = \"team\"\n{manifest}");
     let test = project(&server, &manifest);
-    let (reads, all) = (requests(&log, "secret/data/"), requests(&log, ""));
+    let (reads, mounts, all) = (
+        requests(&log, "secret/data/"),
+        requests(&log, "sys/internal/ui/mounts/secret"),
+        requests(&log, ""),
+    );
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let expected: Vec<String> = (0..5)
         .flat_map(|path| (0..10).map(move |key| format!("value {path}.{key} ✓")))
@@ -87,7 +91,12 @@ fn fifty_entries_in_five_paths_are_five_reads_on_one_connection() {
         5,
         "one read per path"
     );
-    assert_eq!(requests(&log, "") - all, 5, "and nothing else");
+    assert_eq!(
+        requests(&log, "sys/internal/ui/mounts/secret") - mounts,
+        1,
+        "and the mount's version"
+    );
+    assert_eq!(requests(&log, "") - all, 6, "and nothing else");
     // All on one connection: the server saw one client port.
     let ports: std::collections::BTreeSet<u64> = std::fs::read_to_string(&log)
         .unwrap()
@@ -853,4 +862,47 @@ fn check_and_set_conflicts_are_retried_with_backoff() {
         .stderr_has("secret/acme kept changing while this wrote to it");
     let writes = writes.load(Ordering::SeqCst);
     assert!((1..50).contains(&writes), "{writes} writes in 2 s");
+}
+
+#[test]
+fn a_kv_version_1_mount_is_refused_by_name_and_never_written() {
+    let server = Bao::dev();
+    server.ok(&["secrets", "enable", "-path=kv1", "-version=1", "kv"]);
+    server.ok(&["kv", "put", "kv1/acme", "token=in version 1"]);
+    let test = project(
+        &server,
+        &format!(
+            "[vault]\nmount = \"kv1\"\n{}",
+            manifest_for(&[("A", "acme", "token")])
+        ),
+    )
+    .env("A", "stale");
+    let refused = "the secrets engine at `kv1` is KV version 1, and with-secrets reads and \
+                   writes KV version 2";
+    test.run(["--", "sh", "-c", "printf %s \"$A\""])
+        .expect_code(125)
+        .stderr_has(refused)
+        .stderr_has("`bao kv enable-versioning kv1`")
+        .never_shows("stale");
+    test.run_input("new", ["set", "A"])
+        .expect_code(125)
+        .stderr_has(refused);
+    test.run(["delete", "A"])
+        .expect_code(125)
+        .stderr_has(refused);
+    // Nothing was written under kv1/data/.
+    let listed = server.cli(&["kv", "list", "-format=json", "kv1/"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(!listed.contains("data"), "{listed}");
+    assert_eq!(
+        server.ok(&["kv", "get", "-field=token", "kv1/acme"]).trim(),
+        "in version 1"
+    );
+    // The fix line works as printed, and then the entry is read.
+    server.ok(&["kv", "enable-versioning", "kv1"]);
+    until_seen(
+        &test,
+        &["--", "sh", "-c", "printf %s \"$A\""],
+        "in version 1",
+    );
 }

@@ -187,6 +187,8 @@ pub(crate) struct Vault {
     /// Whether the server closes the connection after each answer, so
     /// that a batch goes one request per connection.
     one_at_a_time: bool,
+    /// Whether the mount is known not to be KV version 1.
+    mount_checked: bool,
 }
 
 impl Vault {
@@ -198,6 +200,7 @@ impl Vault {
             server: None,
             connection: None,
             one_at_a_time: false,
+            mount_checked: false,
         }
     }
 
@@ -217,6 +220,57 @@ impl Vault {
             self.server = Some(server);
         }
         Ok(self.server.as_ref().expect("set above"))
+    }
+
+    /// What the CLIs ask to learn a mount's KV version.
+    fn mount_query(&self) -> Request {
+        Request {
+            method: "GET",
+            path: format!(
+                "/v1/sys/internal/ui/mounts/{}",
+                encode_path(&self.settings.mount)
+            ),
+            body: None,
+        }
+    }
+
+    /// Refuses a KV version 1 mount, by its answer to `mount_query`: its
+    /// secrets are at other paths, without versions or check-and-set. Any
+    /// other answer (no such mount, a token that may not ask) leaves it to
+    /// the reads and writes to tell.
+    fn check_mount(&mut self, answer: &Response) -> Result<(), StoreError> {
+        if answer.status != 200 {
+            return Ok(());
+        }
+        let Ok(mount) = serde_json::from_slice::<Value>(&answer.body) else {
+            return Ok(());
+        };
+        let kind = mount.pointer("/data/type").and_then(Value::as_str);
+        let version = mount
+            .pointer("/data/options/version")
+            .and_then(Value::as_str)
+            .unwrap_or("1");
+        if matches!(kind, Some("kv" | "generic")) && version == "1" {
+            let mount = &self.settings.mount;
+            return Err(server_error(format!(
+                "the secrets engine at `{mount}` is KV version 1, and with-secrets reads and \
+                 writes KV version 2 (versions, check-and-set)\n  upgrade it in place with \
+                 `bao kv enable-versioning {mount}` (or `vault kv enable-versioning {mount}`), \
+                 or set [vault] mount in the manifest to a KV version 2 engine"
+            )));
+        }
+        self.mount_checked = true;
+        Ok(())
+    }
+
+    /// Before a write: the mount must not be KV version 1, whose secrets
+    /// are elsewhere (a write under `MOUNT/data/` would be a stray secret).
+    fn ensure_kv2(&mut self) -> Result<(), StoreError> {
+        if !self.mount_checked {
+            let answer = self.send_one(self.mount_query())?;
+            self.check_mount(&answer)?;
+        }
+        Ok(())
     }
 
     /// The secret's path below the mount: `PREFIX/SERVICE`.
@@ -799,17 +853,19 @@ impl Store for Vault {
         let mut services: Vec<&str> = keys.iter().map(|key| key.service).collect();
         services.sort_unstable();
         services.dedup();
-        let requests = services
-            .iter()
-            .map(|service| Request {
+        // The mount's version, asked in the same batch as the reads: one
+        // round trip still.
+        let requests = std::iter::once(self.mount_query())
+            .chain(services.iter().map(|service| Request {
                 method: "GET",
                 path: self.data_path(service),
                 body: None,
-            })
+            }))
             .collect();
         let answers = self.send(requests)?;
+        self.check_mount(&answers[0])?;
         let mut secrets = BTreeMap::new();
-        for (service, answer) in services.iter().zip(&answers) {
+        for (service, answer) in services.iter().zip(&answers[1..]) {
             let (data, _) = self.secret_of(answer, service)?;
             secrets.insert(*service, data);
         }
@@ -827,6 +883,7 @@ impl Store for Vault {
 
     fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
         let text = Zeroizing::new(text_of(label, value)?.to_owned());
+        self.ensure_kv2()?;
         let patch = Value::Object(
             [(key.username.to_owned(), Value::String(text.to_string()))]
                 .into_iter()
@@ -843,6 +900,7 @@ impl Store for Vault {
     }
 
     fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
+        self.ensure_kv2()?;
         let changed =
             self.read_change_write(key.service, |data| data.remove(key.username).is_some())?;
         Ok(usize::from(changed))
@@ -857,6 +915,9 @@ impl Store for Vault {
                 .entry(key.service)
                 .or_default()
                 .insert(key.username.to_owned(), Value::String(text.to_owned()));
+        }
+        if !by_path.is_empty() {
+            self.ensure_kv2()?;
         }
         for (service, data) in by_path {
             let patch = Value::Object(data.clone().into_iter().collect());
