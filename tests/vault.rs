@@ -447,24 +447,58 @@ fn the_manifest_names_the_mount_and_the_prefix() {
 #[test]
 fn doctor_shows_the_server_token_source_seal_and_ha_state_never_the_token() {
     let server = Bao::dev();
+    // In a namespace, where the server refuses sys/health: doctor asks it
+    // of the root namespace.
+    server.ok(&["namespace", "create", "team"]);
     let test =
-        project(&server, &manifest_for(&[("TOKEN", "acme", "token")])).env("BAO_NAMESPACE", "");
-    let run = test.run(["doctor"]);
-    run.success().never_shows(&server.token);
-    let out = run.stdout();
-    for line in [
+        project(&server, &manifest_for(&[("TOKEN", "acme", "token")])).env("BAO_NAMESPACE", "team");
+    let doctor = |expected: &[&str]| {
+        let run = test.run(["doctor"]);
+        run.never_shows(&server.token);
+        let out = run.stdout();
+        for line in expected {
+            assert!(out.contains(line), "no {line:?} in:\n{out}");
+        }
+        out
+    };
+    doctor(&[
         "uses:           vault (chosen by WITH_SECRETS_STORE)",
-        &format!("vault:          {}", server.address),
+        &format!("vault:          {} (namespace team)", server.address),
         "token:          from BAO_TOKEN: valid",
         "server:         unsealed, active node",
-    ] {
-        assert!(out.contains(line), "no {line:?} in:\n{out}");
-    }
+    ]);
     let run = test.run(["-v", "check"]);
     run.never_shows(&server.token).stderr_has(&format!(
-        "vault at {} (token from BAO_TOKEN)",
+        "vault at {}, namespace team (token from BAO_TOKEN)",
         server.address
     ));
+    server.ok(&["operator", "seal"]);
+    let out = doctor(&["server:         SEALED: unseal it (`bao operator unseal`)"]);
+    assert!(!out.contains("unsealed"), "{out}");
+}
+
+#[test]
+fn doctor_tells_a_state_only_from_a_health_answer() {
+    // Every request answered with an error, in the server's JSON.
+    let address = scripted(|_, stream| {
+        let body = r#"{"errors":["operation unavailable in namespaces"]}"#;
+        let answer = format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(answer.as_bytes());
+        true
+    });
+    let run = on_scripted(&address, &manifest_for(&[("A", "acme", "token")])).run(["doctor"]);
+    let out = run.stdout();
+    assert!(
+        out.contains(
+            "server:         state unknown: the server answered 400 to sys/health: operation \
+             unavailable in namespaces"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("unsealed"), "{out}");
 }
 
 #[test]

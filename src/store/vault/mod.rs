@@ -662,18 +662,20 @@ pub(crate) fn report(timeout: Duration, settings: &VaultSettings) -> Vec<(&'stat
         ),
     };
     lines.push(("token:", token));
-    // Every state answers 200 with these, so the body says which.
+    // Every state answers 200 with these, so the body says which. The
+    // health check is the root namespace's only (a namespace answers 400,
+    // "operation unavailable in namespaces"), so it is asked without one.
     let health = "/v1/sys/health?standbyok=true&perfstandbyok=true&sealedcode=200&uninitcode=200";
-    let state = match vault.send_one(get(health)) {
-        Ok(answer) => match serde_json::from_slice::<Value>(&answer.body) {
-            Ok(health) if health["initialized"] == false => "NOT INITIALIZED".to_owned(),
-            Ok(health) if health["sealed"] == true => {
-                "SEALED: unseal it (`bao operator unseal`)".to_owned()
-            }
-            Ok(health) if health["standby"] == true => "unsealed, standby node".to_owned(),
-            Ok(_) => "unsealed, active node".to_owned(),
-            Err(_) => format!("answered {} to sys/health", answer.status),
-        },
+    let namespace = vault
+        .server
+        .as_mut()
+        .and_then(|server| server.namespace.take());
+    let answer = vault.send_one(get(health));
+    if let Some(server) = vault.server.as_mut() {
+        server.namespace = namespace;
+    }
+    let state = match answer {
+        Ok(answer) => health_state(&answer),
         Err(err) => crate::error::first_line(&err),
     };
     lines.push(("server:", state));
@@ -690,6 +692,35 @@ pub(crate) fn report(timeout: Duration, settings: &VaultSettings) -> Vec<(&'stat
         ),
     ));
     lines
+}
+
+/// The seal and HA state, from a health answer; any other answer is told
+/// as it is, never taken for a state.
+fn health_state(answer: &Response) -> String {
+    let health = serde_json::from_slice::<Value>(&answer.body).unwrap_or_default();
+    let flag = |name: &str| health.get(name).and_then(Value::as_bool);
+    match (
+        answer.status,
+        flag("initialized"),
+        flag("sealed"),
+        flag("standby"),
+    ) {
+        (200, Some(false), _, _) => "NOT INITIALIZED".to_owned(),
+        (200, Some(true), Some(true), _) => "SEALED: unseal it (`bao operator unseal`)".to_owned(),
+        (200, Some(true), Some(false), Some(true)) => "unsealed, standby node".to_owned(),
+        (200, Some(true), Some(false), Some(false)) => "unsealed, active node".to_owned(),
+        (status, ..) => {
+            let messages = errors(&answer.body);
+            format!(
+                "state unknown: the server answered {status} to sys/health{}",
+                if messages.is_empty() {
+                    ", not a health report".to_owned()
+                } else {
+                    format!(": {}", messages.join("; "))
+                }
+            )
+        }
+    }
 }
 
 fn exchange(
