@@ -940,3 +940,21 @@ fn a_kv_version_1_mount_is_refused_by_name_and_never_written() {
         "in version 1",
     );
 }
+
+#[test]
+fn an_https_address_on_a_plain_http_server_says_to_use_http() {
+    let server = Bao::dev();
+    let plain = server.address.clone();
+    let https = plain.replacen("http://", "https://", 1);
+    let test = Test::new()
+        .manifest(&manifest_for(&[("A", "acme", "token")]))
+        .env("WITH_SECRETS_STORE", "vault")
+        .env("VAULT_ADDR", &https)
+        .env("BAO_TOKEN", &server.token);
+    let run = test.run(["get", "A"]);
+    run.expect_code(125)
+        .stderr_has(&format!(
+            "{https} speaks plain HTTP, not TLS: set VAULT_ADDR to {plain}"
+        ))
+        .stderr_lacks("CACERT");
+}

@@ -89,6 +89,8 @@ pub(crate) enum Failure {
     TimedOut,
     /// The TLS handshake failed: a certificate or CA problem, most often.
     Tls(String),
+    /// The server answered the TLS handshake in plain HTTP.
+    PlainHttp,
     /// The connection broke, or the server closed it early.
     Broken(io::Error),
     /// The answer is not HTTP as we read it.
@@ -558,6 +560,20 @@ fn io_failure(err: io::Error, deadline: Instant) -> Failure {
 /// A handshake error: rustls reports certificate problems as
 /// `InvalidData` wrapping its own error.
 fn tls_or_io(err: io::Error, deadline: Instant) -> Failure {
+    // A plain HTTP server answers the TLS hello with "HTTP/1.x 400": bytes
+    // that are no TLS record type.
+    let plain = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|inner| {
+            matches!(
+                inner,
+                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+            )
+        });
+    if plain {
+        return Failure::PlainHttp;
+    }
     if err.kind() == io::ErrorKind::InvalidData {
         return Failure::Tls(err.to_string());
     }

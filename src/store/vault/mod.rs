@@ -68,6 +68,8 @@ fn first_set(names: [&'static str; 2]) -> Option<(&'static str, String)> {
 /// The server and how to talk to it.
 pub(crate) struct Server {
     pub(crate) address: String,
+    /// The variable the address came from.
+    address_variable: &'static str,
     endpoint: Endpoint,
     token: Zeroizing<String>,
     /// Where the token came from, for messages: a variable or the file.
@@ -114,6 +116,7 @@ impl Server {
         };
         Ok(Self {
             address,
+            address_variable,
             endpoint,
             token,
             token_source,
@@ -367,6 +370,16 @@ impl Vault {
                     return Err(timed_out(server, timeout, last_transient.as_deref()));
                 }
                 Some(Failure::Tls(reason)) => return Err(tls_error(server, &reason)),
+                Some(Failure::PlainHttp) => {
+                    let plain = format!(
+                        "http://{}",
+                        server.address.trim_start_matches("https://")
+                    );
+                    return Err(server_error(format!(
+                        "{} speaks plain HTTP, not TLS: set {} to {plain}",
+                        server.address, server.address_variable
+                    )));
+                }
                 Some(Failure::Malformed(what)) => {
                     return Err(server_error(format!(
                         "{} answered something that is not HTTP as expected ({what}): is \
