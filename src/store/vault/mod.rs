@@ -371,10 +371,7 @@ impl Vault {
                 }
                 Some(Failure::Tls(reason)) => return Err(tls_error(server, &reason)),
                 Some(Failure::PlainHttp) => {
-                    let plain = format!(
-                        "http://{}",
-                        server.address.trim_start_matches("https://")
-                    );
+                    let plain = format!("http://{}", server.address.trim_start_matches("https://"));
                     return Err(server_error(format!(
                         "{} speaks plain HTTP, not TLS: set {} to {plain}",
                         server.address, server.address_variable
