@@ -958,3 +958,29 @@ fn an_https_address_on_a_plain_http_server_says_to_use_http() {
         ))
         .stderr_lacks("CACERT");
 }
+
+#[test]
+fn the_token_variables_reach_the_command_as_env_would_pass_them_unless_dropped() {
+    let server = Bao::dev();
+    put(&server, "acme", &[("token", "v")]);
+    let test = project(&server, &manifest_for(&[("A", "acme", "token")]))
+        .env("VAULT_TOKEN", "the vault token");
+    let show = "printf '%s|%s|%s' \"$A\" \"$BAO_TOKEN\" \"$VAULT_TOKEN\"";
+    test.run(["--", "sh", "-c", show])
+        .success()
+        .stdout_is(&format!("v|{}|the vault token", server.token));
+    // The README's way to keep it from the command.
+    test.run([
+        "--",
+        "env",
+        "-u",
+        "BAO_TOKEN",
+        "-u",
+        "VAULT_TOKEN",
+        "sh",
+        "-c",
+        show,
+    ])
+    .success()
+    .stdout_is("v||");
+}
