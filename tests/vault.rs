@@ -540,7 +540,9 @@ fn killing_the_active_node_never_runs_the_command_with_wrong_or_partial_values()
     let mut outcomes: Vec<String> = Vec::new();
     let mut successes = 0;
     let mut leader_at = None;
-    let mut writes: Vec<String> = Vec::new();
+    // Each write made during the election: its value, whether it said it
+    // was stored, and what it said.
+    let mut writes: Vec<(String, bool, String)> = Vec::new();
     loop {
         let run = test.run(print);
         match run.code() {
@@ -563,34 +565,59 @@ fn killing_the_active_node_never_runs_the_command_with_wrong_or_partial_values()
         }
         // A write during the election: retried (307, 500) until a leader
         // takes it, or an error at the deadline; never half done.
-        let set = test.run_input(
-            format!("w{}", outcomes.len()),
-            ["--timeout", "5", "set", "D"],
-        );
+        let value = format!("w{}", writes.len() + 1);
+        let set = test.run_input(&value, ["--timeout", "5", "set", "D"]);
+        let stderr = set.stderr();
         match set.code() {
-            Some(0) => writes.push(format!("{:.1?}: ok", killed.elapsed())),
-            Some(125) => writes.push(format!(
-                "{:.1?}: 125 {}",
-                killed.elapsed(),
-                set.stderr().lines().next().unwrap_or_default()
-            )),
-            other => panic!("set exit {other:?}: {}", set.stderr()),
+            Some(0) => writes.push((value, true, format!("{:.1?}: ok", killed.elapsed()))),
+            Some(125) => {
+                assert!(stderr.starts_with("with-secrets: vault: "), "{stderr}");
+                writes.push((
+                    value,
+                    false,
+                    format!(
+                        "{:.1?}: 125 {}",
+                        killed.elapsed(),
+                        stderr.lines().next().unwrap_or_default()
+                    ),
+                ));
+            }
+            other => panic!("set exit {other:?}: {stderr}"),
         }
         let leader = cluster.is_active(1) || cluster.is_active(2);
         if leader && leader_at.is_none() {
             leader_at = Some(killed.elapsed());
         }
-        if successes >= 3 && leader {
+        // Done once a leader is back, runs print the right values, and a
+        // write went through after the kill.
+        if successes >= 3 && leader && writes.last().is_some_and(|(_, stored, _)| *stored) {
             break;
         }
         assert!(
             killed.elapsed() < Duration::from_secs(90),
-            "no new leader, or no good run, 90 s after the kill: {outcomes:#?}"
+            "no new leader, no good run or no write, 90 s after the kill: {outcomes:#?} {writes:#?}"
         );
     }
     // Writes work again through the survivor, once a leader is back.
     test.run_input("after", ["set", "C"]).success();
     until_seen(&test, &print, "[alpha|beta|after]");
+    // Node 1 has seen C's write, made after every write of D: D is what the
+    // last write that said "stored" wrote, or what a later one that gave
+    // up may still have written; never an older value, never a lost write.
+    let last_stored = writes.iter().rposition(|(_, stored, _)| *stored);
+    let possible: Vec<&str> = match last_stored {
+        Some(index) => writes[index..].iter().map(|(v, ..)| v.as_str()).collect(),
+        None => std::iter::once("w")
+            .chain(writes.iter().map(|(v, ..)| v.as_str()))
+            .collect(),
+    };
+    let run = test.run(["--timeout", "30", "--", "sh", "-c", "printf %s \"$D\""]);
+    run.success();
+    assert!(
+        possible.contains(&run.stdout().as_str()),
+        "D is {:?}, not one of {possible:?}; writes: {writes:#?}",
+        run.stdout()
+    );
     let failed: Vec<&String> = outcomes.iter().filter(|o| o.contains(": 125 ")).collect();
     eprintln!(
         "after the kill: {} runs, {successes} with the right values, {} exited 125 {failed:#?}; \
@@ -599,7 +626,8 @@ fn killing_the_active_node_never_runs_the_command_with_wrong_or_partial_values()
         failed.len(),
         leader_at.unwrap_or_default()
     );
-    eprintln!("writes after the kill: {writes:#?}");
+    let said: Vec<&String> = writes.iter().map(|(.., said)| said).collect();
+    eprintln!("writes after the kill: {said:#?}");
 }
 
 /// Runs `args` until the command prints `expected`, for at most 30 s.
@@ -983,4 +1011,48 @@ fn the_token_variables_reach_the_command_as_env_would_pass_them_unless_dropped()
     ])
     .success()
     .stdout_is("v||");
+}
+
+#[test]
+fn a_service_that_is_not_a_clean_path_is_refused_where_it_is_written_for_a_vault_run() {
+    // Nothing listens: the manifest is refused before any request.
+    let port = crate::support::bao::free_port();
+    let vault_run = |manifest: &str| {
+        Test::new()
+            .manifest(manifest)
+            .env("WITH_SECRETS_STORE", "vault")
+            .env("BAO_ADDR", format!("http://127.0.0.1:{port}"))
+            .env("BAO_TOKEN", "t")
+            .env("A", "stale")
+    };
+    for bad in ["a//b", "./x", "x/", "/x", "x/.", "a/../b"] {
+        let run = vault_run(&format!(
+            "[vault]\nprefix = \"team\"\n{}",
+            manifest_for(&[("OK", "fine/path", "k"), ("A", bad, "k")])
+        ))
+        .run(["--", "true"]);
+        run.expect_code(125)
+            .stderr_has(&format!(
+                "secrets.toml:5:17: `service` must be a path such as `team/api` for the vault \
+                 store (its secret is secret/team/{bad})"
+            ))
+            .stderr_lacks("nothing listens")
+            .never_shows("stale");
+    }
+    // From [defaults], in a profile: located at that `service`.
+    let manifest = "[defaults]\nservice = \"fine\"\n[secrets]\nA = { username = \"k\" }\n\
+                    [profiles.ci.defaults]\nservice = \"ci//x\"\n";
+    vault_run(manifest)
+        .run(["get", "A"])
+        .expect_code(125)
+        .stderr_lacks("`service` must be a path");
+    vault_run(manifest)
+        .run(["--profile", "ci", "get", "A"])
+        .expect_code(125)
+        .stderr_has("secrets.toml:6:11: `service` must be a path");
+    // As `import --from vault` reads from it.
+    vault_run(&manifest_for(&[("A", "x/", "k")]))
+        .run(["--store", "file", "import", "--from", "vault"])
+        .expect_code(125)
+        .stderr_has("secrets.toml:2:17: `service` must be a path");
 }
