@@ -584,6 +584,81 @@ fn tls_or_io(err: io::Error, deadline: Instant) -> Failure {
 mod tests {
     use super::*;
 
+    /// The answer at the start of `bytes`: status, body, bytes used, kept
+    /// alive.
+    fn parse(bytes: &[u8], closed: bool) -> Option<(u16, Vec<u8>, usize, bool)> {
+        match parse_response(bytes, false, closed).expect("an answer") {
+            Parsed::Partial => None,
+            Parsed::Complete {
+                response,
+                used,
+                keep_alive,
+            } => Some((response.status, response.body.to_vec(), used, keep_alive)),
+        }
+    }
+
+    #[test]
+    fn answers_are_read_one_after_the_other_with_their_connection_state() {
+        let two = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 404 Not Found\r\n\
+                    Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n3;x=y\r\nabc\r\n\
+                    1\r\nd\r\n0\r\nTrailer: t\r\n\r\n";
+        let (status, body, used, alive) = parse(two, false).unwrap();
+        assert_eq!((status, body.as_slice(), alive), (200, &b"ok"[..], true));
+        let (status, body, rest, alive) = parse(&two[used..], false).unwrap();
+        assert_eq!((status, body.as_slice(), alive), (404, &b"abcd"[..], false));
+        assert_eq!(used + rest, two.len());
+        // HTTP/1.0 closes unless it says otherwise.
+        let old = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert!(!parse(old, false).unwrap().3);
+        let kept = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n";
+        assert!(parse(kept, false).unwrap().3);
+        // A body without a length ends with the connection.
+        let open_ended = b"HTTP/1.1 200 OK\r\n\r\nuntil the end";
+        assert!(parse(open_ended, false).is_none());
+        assert_eq!(parse(open_ended, true).unwrap().1, b"until the end");
+        // Every prefix of an answer is "not yet".
+        for end in 0..two.len().min(used) {
+            assert!(parse(&two[..end], false).is_none(), "{end}");
+        }
+    }
+
+    #[test]
+    fn sizes_past_their_bounds_and_broken_framing_are_errors() {
+        let fails = |bytes: &[u8]| match parse_response(bytes, false, false) {
+            Err(Failure::TooLarge(what) | Failure::Malformed(what)) => what,
+            _ => panic!("{:?}", String::from_utf8_lossy(bytes)),
+        };
+        assert_eq!(
+            fails(b"HTTP/1.1 200 OK\r\nContent-Length: 3000000\r\n\r\n"),
+            "its body is over 2 MiB"
+        );
+        assert_eq!(
+            fails(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n"),
+            "a chunk size"
+        );
+        assert_eq!(
+            fails(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n"),
+            "its body is over 2 MiB"
+        );
+        let mut head = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+        head.resize(MAX_HEAD + 10, b'p');
+        assert_eq!(fails(&head), "its head is over 64 KiB");
+        head.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(fails(&head), "its head is over 64 KiB");
+        assert_eq!(
+            fails(b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok"),
+            "its Content-Length"
+        );
+        assert_eq!(
+            fails(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"),
+            "two different Content-Lengths"
+        );
+        assert_eq!(
+            fails(b"<html>404</html>\r\n\r\n"),
+            "its head is not HTTP/1.x"
+        );
+    }
+
     #[test]
     fn addresses_are_read_as_the_cli_reads_them() {
         let endpoint = |tls, host: &str, port| Endpoint {
