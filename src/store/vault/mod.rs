@@ -338,8 +338,11 @@ impl Vault {
             }
             // A server that closed the connection before it had answered
             // the whole batch (HTTP/1.0, `Connection: close`, a proxy) will
-            // do so again: from now on, one request per connection.
-            if answered < batch.len() && batch.len() > 1 {
+            // do so again: from now on, one request per connection. (One
+            // that resets it with requests unread may lose even the first
+            // answer on the way: that counts too.)
+            let closed_early = matches!(failure, None | Some(Failure::Broken(_)));
+            if closed_early && answered < batch.len() && batch.len() > 1 {
                 self.one_at_a_time = true;
             }
             match failure {
