@@ -382,6 +382,19 @@ pub(crate) fn parse_response(buffer: &[u8], head: bool, closed: bool) -> Result<
         let mut chunked = false;
         let mut location = None;
         for header in response.headers.iter() {
+            // Only the headers read below need be text; a proxy's other
+            // headers may hold any bytes.
+            let wanted = [
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "location",
+            ]
+            .iter()
+            .any(|name| header.name.eq_ignore_ascii_case(name));
+            if !wanted {
+                continue;
+            }
             let value = std::str::from_utf8(header.value)
                 .map_err(|_| Failure::Malformed("a header that is not text"))?
                 .trim();
