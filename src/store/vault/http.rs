@@ -368,6 +368,10 @@ pub(crate) fn parse_response(buffer: &[u8], head: bool, closed: bool) -> Result<
             return Err(Failure::TooLarge("its head is over 64 KiB"));
         }
         let status = response.code.unwrap_or_default();
+        if status < 100 {
+            // httparse takes any three digits; HTTP has no such status.
+            return Err(Failure::Malformed("its status code"));
+        }
         // 1xx answers (other than 101, which we never ask for) come before
         // the real one, which follows at once.
         if (100..200).contains(&status) && status != 101 {
