@@ -322,6 +322,20 @@ fn a_sealed_server_an_unknown_namespace_and_a_missing_mount_are_named() {
 }
 
 #[test]
+fn a_deleted_secret_is_missing_and_set_writes_it_again() {
+    // Its latest version deleted: the server's 404 holds its metadata.
+    let server = Bao::dev();
+    put(&server, "acme", &[("token", "v")]);
+    server.ok(&["kv", "delete", "secret/acme"]);
+    let test = project(&server, &manifest_for(&[("TOKEN", "acme", "token")]));
+    test.run(["--", "true"])
+        .expect_code(125)
+        .stderr_has("1 required secret is missing from vault");
+    test.run_input("again", ["set", "TOKEN"]).success();
+    test.run(["get", "TOKEN"]).success().stdout_is("again");
+}
+
+#[test]
 fn a_missing_key_is_missing_with_the_usual_line() {
     let server = Bao::dev();
     put(&server, "acme", &[("token", "v")]);
