@@ -184,6 +184,9 @@ impl Config {
             (None, None, Some(kind)) => (kind, StoreSource::Manifest),
             (None, None, None) => (StoreKind::Auto, StoreSource::Auto),
         };
+        if store == StoreKind::Vault {
+            manifest.check_vault_services()?;
+        }
         Ok(Project {
             manifest,
             store,

@@ -34,3 +34,29 @@ pub use crate::manifest::{EnvName, Manifest};
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     app::run(cli)
 }
+
+/// Entry points for the fuzz targets (fuzz/), not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The most a vault answer's body may be; the parser refuses more.
+    pub const VAULT_MAX_BODY: usize = crate::store::vault::http::MAX_BODY;
+
+    /// The vault store's HTTP response parser on `bytes`: `Ok(None)` while
+    /// they hold no whole answer, else its status, the bytes it takes and
+    /// its body's length; an error names what is wrong. `head`: the answer
+    /// to a HEAD request; `closed`: the connection ended after `bytes`.
+    pub fn vault_response(
+        bytes: &[u8],
+        head: bool,
+        closed: bool,
+    ) -> Result<Option<(u16, usize, usize)>, String> {
+        use crate::store::vault::http::{Parsed, parse_response};
+        match parse_response(bytes, head, closed) {
+            Ok(Parsed::Partial) => Ok(None),
+            Ok(Parsed::Complete { response, used, .. }) => {
+                Ok(Some((response.status, used, response.body.len())))
+            }
+            Err(failure) => Err(format!("{failure:?}")),
+        }
+    }
+}

@@ -1,8 +1,10 @@
 //! The `vault` store against a real OpenBao (`bao server -dev`, one per
 //! test; see tests/support/bao.rs).
 
-use std::io::Read;
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::bao::{Bao, Cluster};
@@ -47,7 +49,7 @@ fn requests(log: &std::path::Path, prefix: &str) -> usize {
 }
 
 #[test]
-fn fifty_entries_in_five_paths_are_five_reads_on_one_connection() {
+fn fifty_entries_in_five_paths_are_five_reads_and_the_mount_query_on_one_connection() {
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("audit.log");
     let server = Bao::dev_audited(&log);
@@ -74,7 +76,11 @@ fn fifty_entries_in_five_paths_are_five_reads_on_one_connection() {
     server.ok(&["kv", "patch", "secret/team/app0", "unnamed=not read"]);
     manifest = format!("[vault]\nprefix = \"team\"\n{manifest}");
     let test = project(&server, &manifest);
-    let (reads, all) = (requests(&log, "secret/data/"), requests(&log, ""));
+    let (reads, mounts, all) = (
+        requests(&log, "secret/data/"),
+        requests(&log, "sys/internal/ui/mounts/secret"),
+        requests(&log, ""),
+    );
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let expected: Vec<String> = (0..5)
         .flat_map(|path| (0..10).map(move |key| format!("value {path}.{key} ✓")))
@@ -85,7 +91,12 @@ fn fifty_entries_in_five_paths_are_five_reads_on_one_connection() {
         5,
         "one read per path"
     );
-    assert_eq!(requests(&log, "") - all, 5, "and nothing else");
+    assert_eq!(
+        requests(&log, "sys/internal/ui/mounts/secret") - mounts,
+        1,
+        "and the mount's version"
+    );
+    assert_eq!(requests(&log, "") - all, 6, "and nothing else");
     // All on one connection: the server saw one client port.
     let ports: std::collections::BTreeSet<u64> = std::fs::read_to_string(&log)
         .unwrap()
@@ -311,6 +322,20 @@ fn a_sealed_server_an_unknown_namespace_and_a_missing_mount_are_named() {
 }
 
 #[test]
+fn a_deleted_secret_is_missing_and_set_writes_it_again() {
+    // Its latest version deleted: the server's 404 holds its metadata.
+    let server = Bao::dev();
+    put(&server, "acme", &[("token", "v")]);
+    server.ok(&["kv", "delete", "secret/acme"]);
+    let test = project(&server, &manifest_for(&[("TOKEN", "acme", "token")]));
+    test.run(["--", "true"])
+        .expect_code(125)
+        .stderr_has("1 required secret is missing from vault");
+    test.run_input("again", ["set", "TOKEN"]).success();
+    test.run(["get", "TOKEN"]).success().stdout_is("again");
+}
+
+#[test]
 fn a_missing_key_is_missing_with_the_usual_line() {
     let server = Bao::dev();
     put(&server, "acme", &[("token", "v")]);
@@ -436,24 +461,58 @@ fn the_manifest_names_the_mount_and_the_prefix() {
 #[test]
 fn doctor_shows_the_server_token_source_seal_and_ha_state_never_the_token() {
     let server = Bao::dev();
+    // In a namespace, where the server refuses sys/health: doctor asks it
+    // of the root namespace.
+    server.ok(&["namespace", "create", "team"]);
     let test =
-        project(&server, &manifest_for(&[("TOKEN", "acme", "token")])).env("BAO_NAMESPACE", "");
-    let run = test.run(["doctor"]);
-    run.success().never_shows(&server.token);
-    let out = run.stdout();
-    for line in [
+        project(&server, &manifest_for(&[("TOKEN", "acme", "token")])).env("BAO_NAMESPACE", "team");
+    let doctor = |expected: &[&str]| {
+        let run = test.run(["doctor"]);
+        run.never_shows(&server.token);
+        let out = run.stdout();
+        for line in expected {
+            assert!(out.contains(line), "no {line:?} in:\n{out}");
+        }
+        out
+    };
+    doctor(&[
         "uses:           vault (chosen by WITH_SECRETS_STORE)",
-        &format!("vault:          {}", server.address),
+        &format!("vault:          {} (namespace team)", server.address),
         "token:          from BAO_TOKEN: valid",
         "server:         unsealed, active node",
-    ] {
-        assert!(out.contains(line), "no {line:?} in:\n{out}");
-    }
+    ]);
     let run = test.run(["-v", "check"]);
     run.never_shows(&server.token).stderr_has(&format!(
-        "vault at {} (token from BAO_TOKEN)",
+        "vault at {}, namespace team (token from BAO_TOKEN)",
         server.address
     ));
+    server.ok(&["operator", "seal"]);
+    let out = doctor(&["server:         SEALED: unseal it (`bao operator unseal`)"]);
+    assert!(!out.contains("unsealed"), "{out}");
+}
+
+#[test]
+fn doctor_tells_a_state_only_from_a_health_answer() {
+    // Every request answered with an error, in the server's JSON.
+    let address = scripted(|_, stream| {
+        let body = r#"{"errors":["operation unavailable in namespaces"]}"#;
+        let answer = format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(answer.as_bytes());
+        true
+    });
+    let run = on_scripted(&address, &manifest_for(&[("A", "acme", "token")])).run(["doctor"]);
+    let out = run.stdout();
+    assert!(
+        out.contains(
+            "server:         state unknown: the server answered 400 to sys/health: operation \
+             unavailable in namespaces"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("unsealed"), "{out}");
 }
 
 #[test]
@@ -495,7 +554,9 @@ fn killing_the_active_node_never_runs_the_command_with_wrong_or_partial_values()
     let mut outcomes: Vec<String> = Vec::new();
     let mut successes = 0;
     let mut leader_at = None;
-    let mut writes: Vec<String> = Vec::new();
+    // Each write made during the election: its value, whether it said it
+    // was stored, and what it said.
+    let mut writes: Vec<(String, bool, String)> = Vec::new();
     loop {
         let run = test.run(print);
         match run.code() {
@@ -518,34 +579,59 @@ fn killing_the_active_node_never_runs_the_command_with_wrong_or_partial_values()
         }
         // A write during the election: retried (307, 500) until a leader
         // takes it, or an error at the deadline; never half done.
-        let set = test.run_input(
-            format!("w{}", outcomes.len()),
-            ["--timeout", "5", "set", "D"],
-        );
+        let value = format!("w{}", writes.len() + 1);
+        let set = test.run_input(&value, ["--timeout", "5", "set", "D"]);
+        let stderr = set.stderr();
         match set.code() {
-            Some(0) => writes.push(format!("{:.1?}: ok", killed.elapsed())),
-            Some(125) => writes.push(format!(
-                "{:.1?}: 125 {}",
-                killed.elapsed(),
-                set.stderr().lines().next().unwrap_or_default()
-            )),
-            other => panic!("set exit {other:?}: {}", set.stderr()),
+            Some(0) => writes.push((value, true, format!("{:.1?}: ok", killed.elapsed()))),
+            Some(125) => {
+                assert!(stderr.starts_with("with-secrets: vault: "), "{stderr}");
+                writes.push((
+                    value,
+                    false,
+                    format!(
+                        "{:.1?}: 125 {}",
+                        killed.elapsed(),
+                        stderr.lines().next().unwrap_or_default()
+                    ),
+                ));
+            }
+            other => panic!("set exit {other:?}: {stderr}"),
         }
         let leader = cluster.is_active(1) || cluster.is_active(2);
         if leader && leader_at.is_none() {
             leader_at = Some(killed.elapsed());
         }
-        if successes >= 3 && leader {
+        // Done once a leader is back, runs print the right values, and a
+        // write went through after the kill.
+        if successes >= 3 && leader && writes.last().is_some_and(|(_, stored, _)| *stored) {
             break;
         }
         assert!(
             killed.elapsed() < Duration::from_secs(90),
-            "no new leader, or no good run, 90 s after the kill: {outcomes:#?}"
+            "no new leader, no good run or no write, 90 s after the kill: {outcomes:#?} {writes:#?}"
         );
     }
     // Writes work again through the survivor, once a leader is back.
     test.run_input("after", ["set", "C"]).success();
     until_seen(&test, &print, "[alpha|beta|after]");
+    // Node 1 has seen C's write, made after every write of D: D is what the
+    // last write that said "stored" wrote, or what a later one that gave
+    // up may still have written; never an older value, never a lost write.
+    let last_stored = writes.iter().rposition(|(_, stored, _)| *stored);
+    let possible: Vec<&str> = match last_stored {
+        Some(index) => writes[index..].iter().map(|(v, ..)| v.as_str()).collect(),
+        None => std::iter::once("w")
+            .chain(writes.iter().map(|(v, ..)| v.as_str()))
+            .collect(),
+    };
+    let run = test.run(["--timeout", "30", "--", "sh", "-c", "printf %s \"$D\""]);
+    run.success();
+    assert!(
+        possible.contains(&run.stdout().as_str()),
+        "D is {:?}, not one of {possible:?}; writes: {writes:#?}",
+        run.stdout()
+    );
     let failed: Vec<&String> = outcomes.iter().filter(|o| o.contains(": 125 ")).collect();
     eprintln!(
         "after the kill: {} runs, {successes} with the right values, {} exited 125 {failed:#?}; \
@@ -554,7 +640,8 @@ fn killing_the_active_node_never_runs_the_command_with_wrong_or_partial_values()
         failed.len(),
         leader_at.unwrap_or_default()
     );
-    eprintln!("writes after the kill: {writes:#?}");
+    let said: Vec<&String> = writes.iter().map(|(.., said)| said).collect();
+    eprintln!("writes after the kill: {said:#?}");
 }
 
 /// Runs `args` until the command prints `expected`, for at most 30 s.
@@ -618,4 +705,368 @@ fn the_address_comes_from_bao_addr_before_vault_addr() {
         .run(["get", "TOKEN"])
         .expect_code(125)
         .stderr_has(&format!("nothing listens at http://127.0.0.1:{port}"));
+}
+
+/// A request as a scripted server reads it.
+struct Asked {
+    method: String,
+    path: String,
+}
+
+/// Reads one request from `reader`; `None` once the client is gone.
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Asked> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next()?.to_owned(), words.next()?.to_owned());
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Asked { method, path })
+}
+
+/// A hostile or odd server on 127.0.0.1, scripted by `answer`: called with
+/// each request read and the connection, it writes what it likes and says
+/// whether to read the next request on the same connection. Returns the
+/// address to set as BAO_ADDR.
+fn scripted(answer: impl Fn(&Asked, &mut TcpStream) -> bool + Send + Sync + 'static) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let answer = Arc::clone(&answer);
+            std::thread::spawn(move || {
+                let _ = stream.set_nodelay(true);
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                while let Some(asked) = read_request(&mut reader) {
+                    if !answer(&asked, &mut writer) {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A KV v2 answer for a read of `path`: its key `key` holds the path's last
+/// segment; or the mount's version, for the mounts query.
+fn kv_answer(path: &str) -> String {
+    if path.starts_with("/v1/sys/internal/ui/mounts/") {
+        return r#"{"data":{"type":"kv","options":{"version":"2"},"path":"secret/"}}"#.to_owned();
+    }
+    let name = path.rsplit('/').next().unwrap_or_default();
+    format!(r#"{{"data":{{"data":{{"key":"{name}"}},"metadata":{{"version":1}}}}}}"#)
+}
+
+/// A project on the scripted server at `address`, where TOKEN and OTHER are
+/// stale in the environment.
+fn on_scripted(address: &str, manifest: &str) -> Test {
+    Test::new()
+        .manifest(manifest)
+        .env("WITH_SECRETS_STORE", "vault")
+        .env("BAO_ADDR", address)
+        .env("BAO_TOKEN", "t")
+        .env("A", "stale")
+        .env("B", "stale")
+}
+
+#[test]
+fn a_server_that_answers_once_per_connection_is_read_one_request_per_connection() {
+    let manifest = manifest_for(&[
+        ("A", "one", "key"),
+        ("B", "two", "key"),
+        ("C", "three", "key"),
+    ]);
+    // HTTP/1.0: the answer ends the connection. Then HTTP/1.1 with
+    // `Connection: close`, as a proxy may send.
+    for (version, connection) in [("HTTP/1.0", ""), ("HTTP/1.1", "Connection: close\r\n")] {
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        let address = scripted(move |asked, stream| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let body = kv_answer(&asked.path);
+            let _ = write!(
+                stream,
+                "{version} 200 OK\r\nContent-Type: application/json\r\n{connection}\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            false
+        });
+        let test = on_scripted(&address, &manifest);
+        let run = test.run([
+            "--timeout",
+            "20",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|%s|%s' \"$A\" \"$B\" \"$C\"",
+        ]);
+        run.success().stdout_is("one|two|three");
+        assert!(
+            connections.load(Ordering::SeqCst) <= 4 + 1,
+            "{version}: {} answers for three reads and the mount",
+            connections.load(Ordering::SeqCst)
+        );
+    }
+}
+
+#[test]
+fn a_404_that_is_not_the_servers_own_is_an_error_not_a_missing_secret() {
+    // A wrong BAO_ADDR, behind a web server.
+    let address = scripted(|_, stream| {
+        let body = "<html><body>404 Not Found</body></html>";
+        let _ = write!(
+            stream,
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        true
+    });
+    let test = on_scripted(&address, &manifest_for(&[("A", "acme", "token")]));
+    test.run(["--", "sh", "-c", "printf %s \"$A\""])
+        .expect_code(125)
+        .stderr_has(&format!(
+            "{address} answered 404 for secret/acme, and not in the server's JSON"
+        ))
+        .stderr_has("is BAO_ADDR (or VAULT_ADDR) the server's API address?")
+        .never_shows("stale");
+}
+
+#[test]
+fn answers_larger_than_any_kv_answer_fail_at_once_by_name() {
+    let manifest = manifest_for(&[("A", "acme", "token")]);
+    let endless_chunks = |_: &Asked, stream: &mut TcpStream| {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let chunk = format!("4000\r\n{}\r\n", "x".repeat(0x4000));
+        while stream.write_all(chunk.as_bytes()).is_ok() {}
+        false
+    };
+    let endless_body = |_: &Asked, stream: &mut TcpStream| {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n");
+        let block = vec![b'x'; 64 * 1024];
+        while stream.write_all(&block).is_ok() {}
+        false
+    };
+    let huge_length = |_: &Asked, stream: &mut TcpStream| {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n{");
+        true
+    };
+    let huge_head = |_: &Asked, stream: &mut TcpStream| {
+        // Over 64 KiB of head, in one write, then the end of the head.
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nX-Padding: {}\r\nContent-Length: 2\r\n\r\n{{}}",
+            "p".repeat(80 * 1024)
+        );
+        let _ = stream.write_all(head.as_bytes());
+        true
+    };
+    let overflowing_chunk = |_: &Asked, stream: &mut TcpStream| {
+        let _ = stream.write_all(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab",
+        );
+        true
+    };
+    type Script = fn(&Asked, &mut TcpStream) -> bool;
+    let cases: [(&str, Script, &str); 5] = [
+        ("endless chunks", endless_chunks, "its body is over 2 MiB"),
+        ("endless body", endless_body, "its body is over 2 MiB"),
+        ("huge length", huge_length, "its body is over 2 MiB"),
+        ("huge head", huge_head, "its head is over 64 KiB"),
+        (
+            "overflowing chunk",
+            overflowing_chunk,
+            "its body is over 2 MiB",
+        ),
+    ];
+    for (name, script, said) in cases {
+        let address = scripted(script);
+        let run = on_scripted(&address, &manifest).run(["--timeout", "60", "--", "true"]);
+        assert_eq!(run.code(), Some(125), "{name}: {}", run.stderr());
+        run.stderr_has(&format!(
+            "{address} sent an answer larger than any KV answer ({said})"
+        ))
+        .never_shows("stale");
+    }
+}
+
+#[test]
+fn check_and_set_conflicts_are_retried_with_backoff() {
+    let writes = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&writes);
+    // No PATCH, and every check-and-set write loses.
+    let address = scripted(move |asked, stream| {
+        let (status, body) = match asked.method.as_str() {
+            "PATCH" => ("405 Method Not Allowed", r#"{"errors":[]}"#.to_owned()),
+            "POST" => {
+                counted.fetch_add(1, Ordering::SeqCst);
+                (
+                    "400 Bad Request",
+                    r#"{"errors":["check-and-set parameter did not match the current version"]}"#
+                        .to_owned(),
+                )
+            }
+            _ => ("200 OK", kv_answer(&asked.path)),
+        };
+        // In one write: no wait for an acknowledgement between pieces.
+        let answer = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(answer.as_bytes());
+        true
+    });
+    let test = on_scripted(&address, &manifest_for(&[("A", "acme", "token")]));
+    test.run_input("new", ["--timeout", "2", "set", "A"])
+        .expect_code(125)
+        .stderr_has("secret/acme kept changing while this wrote to it");
+    let writes = writes.load(Ordering::SeqCst);
+    assert!((1..50).contains(&writes), "{writes} writes in 2 s");
+}
+
+#[test]
+fn a_kv_version_1_mount_is_refused_by_name_and_never_written() {
+    let server = Bao::dev();
+    server.ok(&["secrets", "enable", "-path=kv1", "-version=1", "kv"]);
+    server.ok(&["kv", "put", "kv1/acme", "token=in version 1"]);
+    let test = project(
+        &server,
+        &format!(
+            "[vault]\nmount = \"kv1\"\n{}",
+            manifest_for(&[("A", "acme", "token")])
+        ),
+    )
+    .env("A", "stale");
+    let refused = "the secrets engine at `kv1` is KV version 1, and with-secrets reads and \
+                   writes KV version 2";
+    test.run(["--", "sh", "-c", "printf %s \"$A\""])
+        .expect_code(125)
+        .stderr_has(refused)
+        .stderr_has("`bao kv enable-versioning kv1`")
+        .never_shows("stale");
+    test.run_input("new", ["set", "A"])
+        .expect_code(125)
+        .stderr_has(refused);
+    test.run(["delete", "A"])
+        .expect_code(125)
+        .stderr_has(refused);
+    // Nothing was written under kv1/data/.
+    let listed = server.cli(&["kv", "list", "-format=json", "kv1/"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(!listed.contains("data"), "{listed}");
+    assert_eq!(
+        server.ok(&["kv", "get", "-field=token", "kv1/acme"]).trim(),
+        "in version 1"
+    );
+    // The fix line works as printed, and then the entry is read.
+    server.ok(&["kv", "enable-versioning", "kv1"]);
+    until_seen(
+        &test,
+        &["--", "sh", "-c", "printf %s \"$A\""],
+        "in version 1",
+    );
+}
+
+#[test]
+fn an_https_address_on_a_plain_http_server_says_to_use_http() {
+    let server = Bao::dev();
+    let plain = server.address.clone();
+    let https = plain.replacen("http://", "https://", 1);
+    let test = Test::new()
+        .manifest(&manifest_for(&[("A", "acme", "token")]))
+        .env("WITH_SECRETS_STORE", "vault")
+        .env("VAULT_ADDR", &https)
+        .env("BAO_TOKEN", &server.token);
+    let run = test.run(["get", "A"]);
+    run.expect_code(125)
+        .stderr_has(&format!(
+            "{https} speaks plain HTTP, not TLS: set VAULT_ADDR to {plain}"
+        ))
+        .stderr_lacks("CACERT");
+}
+
+#[test]
+fn the_token_variables_reach_the_command_as_env_would_pass_them_unless_dropped() {
+    let server = Bao::dev();
+    put(&server, "acme", &[("token", "v")]);
+    let test = project(&server, &manifest_for(&[("A", "acme", "token")]))
+        .env("VAULT_TOKEN", "the vault token");
+    let show = "printf '%s|%s|%s' \"$A\" \"$BAO_TOKEN\" \"$VAULT_TOKEN\"";
+    test.run(["--", "sh", "-c", show])
+        .success()
+        .stdout_is(&format!("v|{}|the vault token", server.token));
+    // The README's way to keep it from the command.
+    test.run([
+        "--",
+        "env",
+        "-u",
+        "BAO_TOKEN",
+        "-u",
+        "VAULT_TOKEN",
+        "sh",
+        "-c",
+        show,
+    ])
+    .success()
+    .stdout_is("v||");
+}
+
+#[test]
+fn a_service_that_is_not_a_clean_path_is_refused_where_it_is_written_for_a_vault_run() {
+    // Nothing listens: the manifest is refused before any request.
+    let port = crate::support::bao::free_port();
+    let vault_run = |manifest: &str| {
+        Test::new()
+            .manifest(manifest)
+            .env("WITH_SECRETS_STORE", "vault")
+            .env("BAO_ADDR", format!("http://127.0.0.1:{port}"))
+            .env("BAO_TOKEN", "t")
+            .env("A", "stale")
+    };
+    for bad in ["a//b", "./x", "x/", "/x", "x/.", "a/../b"] {
+        let run = vault_run(&format!(
+            "[vault]\nprefix = \"team\"\n{}",
+            manifest_for(&[("OK", "fine/path", "k"), ("A", bad, "k")])
+        ))
+        .run(["--", "true"]);
+        run.expect_code(125)
+            .stderr_has(&format!(
+                "secrets.toml:5:17: `service` must be a path such as `team/api` for the vault \
+                 store (its secret is secret/team/{bad})"
+            ))
+            .stderr_lacks("nothing listens")
+            .never_shows("stale");
+    }
+    // From [defaults], in a profile: located at that `service`.
+    let manifest = "[defaults]\nservice = \"fine\"\n[secrets]\nA = { username = \"k\" }\n\
+                    [profiles.ci.defaults]\nservice = \"ci//x\"\n";
+    vault_run(manifest)
+        .run(["get", "A"])
+        .expect_code(125)
+        .stderr_lacks("`service` must be a path");
+    vault_run(manifest)
+        .run(["--profile", "ci", "get", "A"])
+        .expect_code(125)
+        .stderr_has("secrets.toml:6:11: `service` must be a path");
+    // As `import --from vault` reads from it.
+    vault_run(&manifest_for(&[("A", "x/", "k")]))
+        .run(["--store", "file", "import", "--from", "vault"])
+        .expect_code(125)
+        .stderr_has("secrets.toml:2:17: `service` must be a path");
 }

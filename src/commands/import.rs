@@ -17,6 +17,9 @@ use crate::term::printable::printable;
 pub(crate) fn run(from: StoreKind, config: &Config) -> Result<ExitCode, Error> {
     let project = config.project()?;
     let manifest = &project.manifest;
+    if from == StoreKind::Vault {
+        manifest.check_vault_services()?;
+    }
     let into = project.store;
     if from == into {
         return Err(Error::Usage {

@@ -747,6 +747,93 @@ fn vault_path(
     Ok(trimmed.to_owned())
 }
 
+/// Whether `path` is a path the vault store can use as it is: segments
+/// joined by single slashes, none empty, `.` or `..`. The server would read
+/// `a//b`, `./x`, `x/` or `/x` as another path, or none.
+fn is_clean_path(path: &str) -> bool {
+    path.split('/')
+        .all(|segment| !matches!(segment, "" | "." | ".."))
+}
+
+impl Manifest {
+    /// For a run on the vault store, where a service is part of a secret's
+    /// path: every entry's service must be a clean path. The manifest stays
+    /// store-neutral (a keyring takes any service), so this is checked once
+    /// the store is known; a service that is not is a located error, at the
+    /// `service` that gave it (the entry's own, or a `[defaults]`').
+    pub(crate) fn check_vault_services(&self) -> Result<(), Error> {
+        let Some(entry) = self
+            .entries
+            .iter()
+            .find(|entry| !is_clean_path(&entry.service))
+        else {
+            return Ok(());
+        };
+        let message = format!(
+            "`service` must be a path such as `team/api` for the vault store (its secret is \
+             {}/{}{}): no empty, `.` or `..` parts, and no `/` at either end",
+            self.vault.mount,
+            if self.vault.prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{}/", self.vault.prefix)
+            },
+            entry.service
+        );
+        let message = printable(&message).into_owned();
+        // The text again, to point at the `service`: only on this error.
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let body = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let span = DeTable::parse(body)
+            .ok()
+            .and_then(|doc| service_span(doc.get_ref(), entry))
+            .unwrap_or_else(|| {
+                // The entry's line, if the file changed under us.
+                let start = body
+                    .split_inclusive('\n')
+                    .take(entry.line.saturating_sub(1))
+                    .map(str::len)
+                    .sum::<usize>();
+                start..start
+            });
+        Err(located(&self.path, body, span, message))
+    }
+}
+
+/// Where the `service` string of `entry` is in the manifest `doc`: in its
+/// own table ([secrets] or a profile's), or the `[defaults]` that gave it.
+fn service_span(doc: &DeTable<'_>, entry: &Entry) -> Option<Range<usize>> {
+    fn table<'a, 'i>(value: &'a Spanned<DeValue<'i>>) -> Option<&'a DeTable<'i>> {
+        match value.get_ref() {
+            DeValue::Table(table) => Some(table),
+            _ => None,
+        }
+    }
+    let service_in = |value: &Spanned<DeValue<'_>>| {
+        let service = table(value)?.get("service")?;
+        (service.get_ref().as_str() == Some(entry.service.as_str())).then(|| service.span())
+    };
+    // Every table that may hold the entry, or a default service.
+    let mut secrets = Vec::new();
+    let mut defaults = Vec::new();
+    secrets.extend(doc.get("secrets").and_then(table));
+    defaults.extend(doc.get("defaults"));
+    for (_, profile) in doc.get("profiles").and_then(table).into_iter().flatten() {
+        let Some(profile) = table(profile) else {
+            continue;
+        };
+        secrets.extend(profile.get("secrets").and_then(table));
+        defaults.extend(profile.get("defaults"));
+    }
+    if entry.service_from_defaults {
+        defaults.into_iter().find_map(service_in)
+    } else {
+        secrets
+            .into_iter()
+            .find_map(|table| service_in(table.get(entry.name.as_str())?))
+    }
+}
+
 fn non_empty_string(
     value: &Spanned<DeValue<'_>>,
     key: &str,

@@ -89,10 +89,14 @@ pub(crate) enum Failure {
     TimedOut,
     /// The TLS handshake failed: a certificate or CA problem, most often.
     Tls(String),
+    /// The server answered the TLS handshake in plain HTTP.
+    PlainHttp,
     /// The connection broke, or the server closed it early.
     Broken(io::Error),
     /// The answer is not HTTP as we read it.
     Malformed(&'static str),
+    /// The answer is larger than any KV answer: a bound is named.
+    TooLarge(&'static str),
 }
 
 trait Stream: Read + Write {
@@ -175,7 +179,7 @@ impl Connection {
         Ok(Self {
             stream,
             host_header,
-            buffer: Zeroizing::new(Vec::with_capacity(16 * 1024)),
+            buffer: Zeroizing::new(Vec::with_capacity(READ_SIZE)),
             reusable: true,
         })
     }
@@ -186,13 +190,17 @@ impl Connection {
     }
 
     /// Sends every request at once, with `headers` on each, then reads the
-    /// answers in order, all by `deadline`.
+    /// answers in order, all by `deadline`. Gives the answers read, in
+    /// order, and what stopped it before the last, if anything: a server
+    /// that closes the connection after some answers (HTTP/1.0, or
+    /// `Connection: close`) has still answered those, and only the rest
+    /// need sending again (RFC 9112 section 9.3.2).
     pub(crate) fn exchange(
         &mut self,
         requests: &[&Request],
         headers: &[(&str, &str)],
         deadline: Instant,
-    ) -> Result<Vec<Response>, Failure> {
+    ) -> (Vec<Response>, Option<Failure>) {
         let mut out = Zeroizing::new(Vec::new());
         for request in requests {
             out.extend_from_slice(
@@ -222,149 +230,77 @@ impl Connection {
                 None => out.extend_from_slice(b"\r\n"),
             }
         }
-        set_deadline(self.stream.socket(), deadline)?;
-        self.stream
+        let mut answers = Vec::with_capacity(requests.len());
+        if let Err(failure) = set_deadline(self.stream.socket(), deadline) {
+            return (answers, Some(failure));
+        }
+        if let Err(err) = self
+            .stream
             .write_all(&out)
             .and_then(|()| self.stream.flush())
-            .map_err(|err| io_failure(err, deadline))?;
-        requests
-            .iter()
-            .map(|request| self.read_response(request.method == "HEAD", deadline))
-            .collect()
-    }
-
-    fn read_response(&mut self, head: bool, deadline: Instant) -> Result<Response, Failure> {
-        let end = loop {
-            if let Some(end) = find(&self.buffer, b"\r\n\r\n") {
-                break end;
-            }
-            if self.buffer.len() > 64 * 1024 {
-                return Err(Failure::Malformed("its headers are over 64 KiB"));
-            }
-            self.fill(deadline)?;
-        };
-        let head_text = String::from_utf8_lossy(&self.buffer[..end]).into_owned();
-        self.buffer.drain(..end + 4);
-        let mut lines = head_text.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let status: u16 = status_line
-            .strip_prefix("HTTP/1.")
-            .and_then(|rest| rest.get(2..5))
-            .and_then(|code| code.parse().ok())
-            .ok_or(Failure::Malformed("its status line is not HTTP/1.x"))?;
-        let mut length = None;
-        let mut chunked = false;
-        let mut location = None;
-        for line in lines {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let value = value.trim();
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => {
-                    length = Some(
-                        value
-                            .parse::<usize>()
-                            .map_err(|_| Failure::Malformed("its Content-Length"))?,
-                    );
-                }
-                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-                "connection" if value.eq_ignore_ascii_case("close") => self.reusable = false,
-                "location" => location = Some(value.to_owned()),
-                _ => {}
-            }
-        }
-        let body = if head || status == 204 || status == 304 || (100..200).contains(&status) {
-            Zeroizing::new(Vec::new())
-        } else if chunked {
-            self.read_chunked(deadline)?
-        } else if let Some(length) = length {
-            self.read_exact_body(length, deadline)?
-        } else {
-            // Neither: the body ends with the connection.
+        {
             self.reusable = false;
-            loop {
-                match self.fill(deadline) {
-                    Ok(()) => {}
-                    Err(Failure::Broken(err)) if err.kind() == io::ErrorKind::UnexpectedEof => {
-                        break;
-                    }
-                    Err(other) => return Err(other),
-                }
-            }
-            Zeroizing::new(std::mem::take(&mut *self.buffer))
-        };
-        Ok(Response {
-            status,
-            location,
-            body,
-        })
-    }
-
-    fn read_exact_body(
-        &mut self,
-        length: usize,
-        deadline: Instant,
-    ) -> Result<Zeroizing<Vec<u8>>, Failure> {
-        while self.buffer.len() < length {
-            self.fill(deadline)?;
+            return (answers, Some(io_failure(err, deadline)));
         }
-        let body = Zeroizing::new(self.buffer[..length].to_vec());
-        self.buffer.drain(..length);
-        Ok(body)
-    }
-
-    fn read_chunked(&mut self, deadline: Instant) -> Result<Zeroizing<Vec<u8>>, Failure> {
-        let mut body = Zeroizing::new(Vec::new());
-        loop {
-            let line_end = loop {
-                if let Some(end) = find(&self.buffer, b"\r\n") {
-                    break end;
-                }
-                self.fill(deadline)?;
-            };
-            let size_text = String::from_utf8_lossy(&self.buffer[..line_end]).into_owned();
-            let size_text = size_text.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size_text, 16)
-                .map_err(|_| Failure::Malformed("a chunk size"))?;
-            self.buffer.drain(..line_end + 2);
-            if size == 0 {
-                // Trailers, if any, end with an empty line.
-                loop {
-                    if let Some(end) = find(&self.buffer, b"\r\n") {
-                        self.buffer.drain(..end + 2);
-                        if end == 0 {
-                            return Ok(body);
-                        }
-                        continue;
-                    }
-                    self.fill(deadline)?;
-                }
-            }
-            while self.buffer.len() < size + 2 {
-                self.fill(deadline)?;
-            }
-            crate::secret::append_wiped(&mut body, &self.buffer[..size]);
-            self.buffer.drain(..size + 2);
-        }
-    }
-
-    /// Reads what the server has sent, by `deadline`.
-    fn fill(&mut self, deadline: Instant) -> Result<(), Failure> {
-        set_deadline(self.stream.socket(), deadline)?;
-        let mut chunk = Zeroizing::new([0u8; 16 * 1024]);
-        loop {
-            match self.stream.read(chunk.as_mut()) {
-                Ok(0) => {
+        for request in requests {
+            match self.read_response(request.method == "HEAD", deadline) {
+                Ok(response) => answers.push(response),
+                Err(failure) => {
                     self.reusable = false;
+                    return (answers, Some(failure));
+                }
+            }
+            if !self.reusable {
+                // The server closes after this answer: it will not answer
+                // the rest on this connection.
+                break;
+            }
+        }
+        (answers, None)
+    }
+
+    /// Reads until the buffer holds a whole answer, then takes it.
+    fn read_response(&mut self, head: bool, deadline: Instant) -> Result<Response, Failure> {
+        let mut closed = false;
+        loop {
+            match parse_response(&self.buffer, head, closed)? {
+                Parsed::Complete {
+                    response,
+                    used,
+                    keep_alive,
+                } => {
+                    self.buffer.drain(..used);
+                    if !keep_alive {
+                        self.reusable = false;
+                    }
+                    return Ok(response);
+                }
+                Parsed::Partial if closed => {
                     return Err(Failure::Broken(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the server closed the connection",
                     )));
                 }
+                Parsed::Partial => {}
+            }
+            closed = !self.fill(deadline)?;
+        }
+    }
+
+    /// Reads what the server has sent, by `deadline`: `false` when it has
+    /// closed the connection.
+    fn fill(&mut self, deadline: Instant) -> Result<bool, Failure> {
+        set_deadline(self.stream.socket(), deadline)?;
+        let mut chunk = Zeroizing::new(vec![0u8; READ_SIZE]);
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.reusable = false;
+                    return Ok(false);
+                }
                 Ok(read) => {
                     crate::secret::append_wiped(&mut self.buffer, &chunk[..read]);
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => {
@@ -374,6 +310,238 @@ impl Connection {
             }
         }
     }
+}
+
+/// The most a response's head may be.
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
+/// The most a response's body may be. A KV secret is small: Vault's and
+/// OpenBao's integrated storage refuses entries over 1 MiB unless told
+/// otherwise, and its JSON answer is not much more.
+pub(crate) const MAX_BODY: usize = 2 * 1024 * 1024;
+/// The most an answer may take on the wire, chunk sizes included: memory
+/// stays bounded whatever the server sends.
+const MAX_ANSWER: usize = MAX_HEAD + 2 * MAX_BODY;
+/// What one read takes at most.
+const READ_SIZE: usize = 64 * 1024;
+/// A Vault answer has about ten headers; a proxy adds a few.
+const MAX_HEADERS: usize = 100;
+
+/// What the start of a buffer holds.
+pub(crate) enum Parsed {
+    /// Not a whole answer yet.
+    Partial,
+    /// A whole answer, `used` bytes long; `keep_alive` is whether the
+    /// server keeps the connection open after it.
+    Complete {
+        response: Response,
+        used: usize,
+        keep_alive: bool,
+    },
+}
+
+/// Reads one answer from the start of `buffer`, a pure function of its
+/// bytes: `head` when it answers a HEAD request (no body), `closed` when the
+/// server has closed the connection after these bytes (which ends a body
+/// that has neither a length nor chunks). The head is read by `httparse`;
+/// every size is bounded (`MAX_HEAD`, `MAX_BODY`), and one over its bound is
+/// an error as soon as it is seen, not once it has all arrived.
+pub(crate) fn parse_response(buffer: &[u8], head: bool, closed: bool) -> Result<Parsed, Failure> {
+    let mut start = 0;
+    loop {
+        let rest = &buffer[start..];
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        let head_len = match response.parse(rest) {
+            Ok(httparse::Status::Complete(length)) => length,
+            Ok(httparse::Status::Partial) => {
+                if rest.len() > MAX_HEAD {
+                    return Err(Failure::TooLarge("its head is over 64 KiB"));
+                }
+                return Ok(Parsed::Partial);
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(Failure::TooLarge("it has over 100 headers"));
+            }
+            Err(_) => return Err(Failure::Malformed("its head is not HTTP/1.x")),
+        };
+        if head_len > MAX_HEAD {
+            return Err(Failure::TooLarge("its head is over 64 KiB"));
+        }
+        let status = response.code.unwrap_or_default();
+        if status < 100 {
+            // httparse takes any three digits; HTTP has no such status.
+            return Err(Failure::Malformed("its status code"));
+        }
+        // 1xx answers (other than 101, which we never ask for) come before
+        // the real one, which follows at once.
+        if (100..200).contains(&status) && status != 101 {
+            start += head_len;
+            continue;
+        }
+        // HTTP/1.1 keeps the connection unless told; HTTP/1.0 closes it
+        // unless told.
+        let mut keep_alive = response.version == Some(1);
+        let mut close = false;
+        let mut length: Option<usize> = None;
+        let mut chunked = false;
+        let mut location = None;
+        for header in response.headers.iter() {
+            // Only the headers read below need be text; a proxy's other
+            // headers may hold any bytes.
+            let wanted = [
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "location",
+            ]
+            .iter()
+            .any(|name| header.name.eq_ignore_ascii_case(name));
+            if !wanted {
+                continue;
+            }
+            let value = std::str::from_utf8(header.value)
+                .map_err(|_| Failure::Malformed("a header that is not text"))?
+                .trim();
+            if header.name.eq_ignore_ascii_case("content-length") {
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(Failure::Malformed("its Content-Length"));
+                }
+                let parsed = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&parsed| parsed <= MAX_BODY)
+                    .ok_or(Failure::TooLarge("its body is over 2 MiB"))?;
+                if length.is_some_and(|earlier| earlier != parsed) {
+                    return Err(Failure::Malformed("two different Content-Lengths"));
+                }
+                length = Some(parsed);
+            } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+                let last = value.rsplit(',').next().unwrap_or_default().trim();
+                if !last.eq_ignore_ascii_case("chunked") {
+                    return Err(Failure::Malformed("a transfer coding other than chunked"));
+                }
+                chunked = true;
+            } else if header.name.eq_ignore_ascii_case("connection") {
+                for token in value.split(',').map(str::trim) {
+                    if token.eq_ignore_ascii_case("close") {
+                        close = true;
+                    } else if token.eq_ignore_ascii_case("keep-alive") {
+                        keep_alive = true;
+                    }
+                }
+            } else if header.name.eq_ignore_ascii_case("location") {
+                location = Some(value.to_owned());
+            }
+        }
+        if status == 101 {
+            return Err(Failure::Malformed("it switched protocols"));
+        }
+        let keep_alive = keep_alive && !close;
+        let body_start = start + head_len;
+        let body = &buffer[body_start..];
+        let complete = |body: Zeroizing<Vec<u8>>, used: usize, keep_alive: bool| {
+            Ok(Parsed::Complete {
+                response: Response {
+                    status,
+                    location: location.clone(),
+                    body,
+                },
+                used: body_start + used,
+                keep_alive,
+            })
+        };
+        if head || status == 204 || status == 304 {
+            return complete(Zeroizing::new(Vec::new()), 0, keep_alive);
+        }
+        if chunked {
+            return match read_chunked(body)? {
+                Some((data, used)) => complete(data, used, keep_alive),
+                None => Ok(Parsed::Partial),
+            };
+        }
+        if let Some(length) = length {
+            if body.len() < length {
+                return Ok(Parsed::Partial);
+            }
+            return complete(Zeroizing::new(body[..length].to_vec()), length, keep_alive);
+        }
+        // Neither: the body ends with the connection.
+        if body.len() > MAX_BODY {
+            return Err(Failure::TooLarge("its body is over 2 MiB"));
+        }
+        if !closed {
+            return Ok(Parsed::Partial);
+        }
+        return complete(Zeroizing::new(body.to_vec()), body.len(), false);
+    }
+}
+
+/// A whole body and its length on the wire.
+type Body = (Zeroizing<Vec<u8>>, usize);
+
+/// A chunked body at the start of `bytes`, or `None` while it is incomplete.
+fn read_chunked(bytes: &[u8]) -> Result<Option<Body>, Failure> {
+    // First find where it ends, so that nothing is copied twice.
+    let mut at = 0;
+    let mut total = 0usize;
+    let mut chunks = Vec::new();
+    loop {
+        if at > MAX_ANSWER {
+            return Err(Failure::TooLarge("its body is over 2 MiB"));
+        }
+        let (line, size) = match httparse::parse_chunk_size(&bytes[at..]) {
+            Ok(httparse::Status::Complete(found)) => found,
+            Ok(httparse::Status::Partial) => {
+                // A size line is short; one that goes on is not a size.
+                if bytes.len() - at > 1024 {
+                    return Err(Failure::Malformed("a chunk size"));
+                }
+                return Ok(None);
+            }
+            Err(_) => return Err(Failure::Malformed("a chunk size")),
+        };
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|size| total.saturating_add(*size) <= MAX_BODY)
+            .ok_or(Failure::TooLarge("its body is over 2 MiB"))?;
+        total += size;
+        at += line;
+        if size == 0 {
+            break;
+        }
+        if bytes.len() < at + size + 2 {
+            return Ok(None);
+        }
+        if &bytes[at + size..at + size + 2] != b"\r\n" {
+            return Err(Failure::Malformed(
+                "a chunk that does not end where its size says",
+            ));
+        }
+        chunks.push(at..at + size);
+        at += size + 2;
+    }
+    // Trailers, if any, then an empty line.
+    loop {
+        if at > MAX_ANSWER {
+            return Err(Failure::TooLarge("its trailers are over 64 KiB"));
+        }
+        match find(&bytes[at..], b"\r\n") {
+            Some(0) => {
+                at += 2;
+                break;
+            }
+            Some(end) => at += end + 2,
+            None if bytes.len() - at > MAX_HEAD => {
+                return Err(Failure::TooLarge("its trailers are over 64 KiB"));
+            }
+            None => return Ok(None),
+        }
+    }
+    let mut body = Zeroizing::new(Vec::with_capacity(total));
+    for chunk in chunks {
+        body.extend_from_slice(&bytes[chunk]);
+    }
+    Ok(Some((body, at)))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -409,6 +577,20 @@ fn io_failure(err: io::Error, deadline: Instant) -> Failure {
 /// A handshake error: rustls reports certificate problems as
 /// `InvalidData` wrapping its own error.
 fn tls_or_io(err: io::Error, deadline: Instant) -> Failure {
+    // A plain HTTP server answers the TLS hello with "HTTP/1.x 400": bytes
+    // that are no TLS record type.
+    let plain = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|inner| {
+            matches!(
+                inner,
+                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+            )
+        });
+    if plain {
+        return Failure::PlainHttp;
+    }
     if err.kind() == io::ErrorKind::InvalidData {
         return Failure::Tls(err.to_string());
     }
@@ -418,6 +600,81 @@ fn tls_or_io(err: io::Error, deadline: Instant) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The answer at the start of `bytes`: status, body, bytes used, kept
+    /// alive.
+    fn parse(bytes: &[u8], closed: bool) -> Option<(u16, Vec<u8>, usize, bool)> {
+        match parse_response(bytes, false, closed).expect("an answer") {
+            Parsed::Partial => None,
+            Parsed::Complete {
+                response,
+                used,
+                keep_alive,
+            } => Some((response.status, response.body.to_vec(), used, keep_alive)),
+        }
+    }
+
+    #[test]
+    fn answers_are_read_one_after_the_other_with_their_connection_state() {
+        let two = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 404 Not Found\r\n\
+                    Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n3;x=y\r\nabc\r\n\
+                    1\r\nd\r\n0\r\nTrailer: t\r\n\r\n";
+        let (status, body, used, alive) = parse(two, false).unwrap();
+        assert_eq!((status, body.as_slice(), alive), (200, &b"ok"[..], true));
+        let (status, body, rest, alive) = parse(&two[used..], false).unwrap();
+        assert_eq!((status, body.as_slice(), alive), (404, &b"abcd"[..], false));
+        assert_eq!(used + rest, two.len());
+        // HTTP/1.0 closes unless it says otherwise.
+        let old = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert!(!parse(old, false).unwrap().3);
+        let kept = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n";
+        assert!(parse(kept, false).unwrap().3);
+        // A body without a length ends with the connection.
+        let open_ended = b"HTTP/1.1 200 OK\r\n\r\nuntil the end";
+        assert!(parse(open_ended, false).is_none());
+        assert_eq!(parse(open_ended, true).unwrap().1, b"until the end");
+        // Every prefix of an answer is "not yet".
+        for end in 0..two.len().min(used) {
+            assert!(parse(&two[..end], false).is_none(), "{end}");
+        }
+    }
+
+    #[test]
+    fn sizes_past_their_bounds_and_broken_framing_are_errors() {
+        let fails = |bytes: &[u8]| match parse_response(bytes, false, false) {
+            Err(Failure::TooLarge(what) | Failure::Malformed(what)) => what,
+            _ => panic!("{:?}", String::from_utf8_lossy(bytes)),
+        };
+        assert_eq!(
+            fails(b"HTTP/1.1 200 OK\r\nContent-Length: 3000000\r\n\r\n"),
+            "its body is over 2 MiB"
+        );
+        assert_eq!(
+            fails(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n"),
+            "a chunk size"
+        );
+        assert_eq!(
+            fails(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n"),
+            "its body is over 2 MiB"
+        );
+        let mut head = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+        head.resize(MAX_HEAD + 10, b'p');
+        assert_eq!(fails(&head), "its head is over 64 KiB");
+        head.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(fails(&head), "its head is over 64 KiB");
+        assert_eq!(
+            fails(b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok"),
+            "its Content-Length"
+        );
+        assert_eq!(
+            fails(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"),
+            "two different Content-Lengths"
+        );
+        assert_eq!(
+            fails(b"<html>404</html>\r\n\r\n"),
+            "its head is not HTTP/1.x"
+        );
+    }
 
     #[test]
     fn addresses_are_read_as_the_cli_reads_them() {

@@ -68,6 +68,8 @@ fn first_set(names: [&'static str; 2]) -> Option<(&'static str, String)> {
 /// The server and how to talk to it.
 pub(crate) struct Server {
     pub(crate) address: String,
+    /// The variable the address came from.
+    address_variable: &'static str,
     endpoint: Endpoint,
     token: Zeroizing<String>,
     /// Where the token came from, for messages: a variable or the file.
@@ -114,6 +116,7 @@ impl Server {
         };
         Ok(Self {
             address,
+            address_variable,
             endpoint,
             token,
             token_source,
@@ -184,6 +187,11 @@ pub(crate) struct Vault {
     timeout: Duration,
     server: Option<Server>,
     connection: Option<Connection>,
+    /// Whether the server closes the connection after each answer, so
+    /// that a batch goes one request per connection.
+    one_at_a_time: bool,
+    /// Whether the mount is known not to be KV version 1.
+    mount_checked: bool,
 }
 
 impl Vault {
@@ -194,6 +202,8 @@ impl Vault {
             timeout,
             server: None,
             connection: None,
+            one_at_a_time: false,
+            mount_checked: false,
         }
     }
 
@@ -213,6 +223,57 @@ impl Vault {
             self.server = Some(server);
         }
         Ok(self.server.as_ref().expect("set above"))
+    }
+
+    /// What the CLIs ask to learn a mount's KV version.
+    fn mount_query(&self) -> Request {
+        Request {
+            method: "GET",
+            path: format!(
+                "/v1/sys/internal/ui/mounts/{}",
+                encode_path(&self.settings.mount)
+            ),
+            body: None,
+        }
+    }
+
+    /// Refuses a KV version 1 mount, by its answer to `mount_query`: its
+    /// secrets are at other paths, without versions or check-and-set. Any
+    /// other answer (no such mount, a token that may not ask) leaves it to
+    /// the reads and writes to tell.
+    fn check_mount(&mut self, answer: &Response) -> Result<(), StoreError> {
+        if answer.status != 200 {
+            return Ok(());
+        }
+        let Ok(mount) = serde_json::from_slice::<Value>(&answer.body) else {
+            return Ok(());
+        };
+        let kind = mount.pointer("/data/type").and_then(Value::as_str);
+        let version = mount
+            .pointer("/data/options/version")
+            .and_then(Value::as_str)
+            .unwrap_or("1");
+        if matches!(kind, Some("kv" | "generic")) && version == "1" {
+            let mount = &self.settings.mount;
+            return Err(server_error(format!(
+                "the secrets engine at `{mount}` is KV version 1, and with-secrets reads and \
+                 writes KV version 2 (versions, check-and-set)\n  upgrade it in place with \
+                 `bao kv enable-versioning {mount}` (or `vault kv enable-versioning {mount}`), \
+                 or set [vault] mount in the manifest to a KV version 2 engine"
+            )));
+        }
+        self.mount_checked = true;
+        Ok(())
+    }
+
+    /// Before a write: the mount must not be KV version 1, whose secrets
+    /// are elsewhere (a write under `MOUNT/data/` would be a stray secret).
+    fn ensure_kv2(&mut self) -> Result<(), StoreError> {
+        if !self.mount_checked {
+            let answer = self.send_one(self.mount_query())?;
+            self.check_mount(&answer)?;
+        }
+        Ok(())
     }
 
     /// The secret's path below the mount: `PREFIX/SERVICE`.
@@ -252,27 +313,44 @@ impl Vault {
         let mut last_transient: Option<String> = None;
         let mut first_refused: Option<Instant> = None;
         loop {
-            let pending: Vec<usize> = (0..requests.len())
+            let mut pending: Vec<usize> = (0..requests.len())
                 .filter(|&i| answers[i].is_none())
                 .collect();
             if pending.is_empty() {
                 return Ok(answers.into_iter().map(Option::unwrap).collect());
             }
+            if self.one_at_a_time {
+                pending.truncate(1);
+            }
             let batch: Vec<&Request> = pending.iter().map(|&i| &requests[i]).collect();
-            let result = exchange(&mut self.connection, server, &batch, &headers, deadline);
-            match result {
-                Ok(responses) => {
-                    for (index, response) in pending.into_iter().zip(responses) {
-                        match transient(&response) {
-                            Some(why) => last_transient = Some(why),
-                            None => answers[index] = Some(response),
-                        }
+            let (responses, failure) =
+                exchange(&mut self.connection, server, &batch, &headers, deadline);
+            let answered = responses.len();
+            let mut wait = false;
+            for (index, response) in pending.into_iter().zip(responses) {
+                match transient(&response) {
+                    Some(why) => {
+                        last_transient = Some(why);
+                        wait = true;
                     }
-                    if answers.iter().all(Option::is_some) {
-                        continue;
-                    }
+                    None => answers[index] = Some(response),
                 }
-                Err(Failure::Connect(err)) => {
+            }
+            // A server that closed the connection before it had answered
+            // the whole batch (HTTP/1.0, `Connection: close`, a proxy) will
+            // do so again: from now on, one request per connection. (One
+            // that resets it with requests unread may lose even the first
+            // answer on the way: that counts too.)
+            let closed_early = matches!(failure, None | Some(Failure::Broken(_)));
+            if closed_early && answered < batch.len() && batch.len() > 1 {
+                self.one_at_a_time = true;
+            }
+            match failure {
+                None => {}
+                // Closed after some answers: those are kept, the rest go
+                // again at once.
+                Some(Failure::Broken(_)) if answered > 0 => {}
+                Some(Failure::Connect(err)) => {
                     // A node that restarts, or a load balancer between
                     // nodes, may refuse for a moment; a server that is
                     // down refuses for good, and is told after a second.
@@ -284,34 +362,41 @@ impl Vault {
                         )));
                     }
                     last_transient = Some(why);
+                    wait = true;
                 }
-                Err(Failure::Broken(err)) => {
+                Some(Failure::Broken(err)) => {
                     last_transient =
                         Some(format!("the connection to {} broke: {err}", server.address));
+                    wait = true;
                 }
-                Err(Failure::TimedOut) => {
+                Some(Failure::TimedOut) => {
                     return Err(timed_out(server, timeout, last_transient.as_deref()));
                 }
-                Err(Failure::Tls(reason)) => {
+                Some(Failure::Tls(reason)) => return Err(tls_error(server, &reason)),
+                Some(Failure::PlainHttp) => {
+                    let plain = format!("http://{}", server.address.trim_start_matches("https://"));
                     return Err(server_error(format!(
-                        "the TLS connection to {} failed: {reason}\n  check the server's \
-                         certificate and the CA it is checked against: {}",
-                        server.address,
-                        server.ca_source.as_deref().map_or_else(
-                            || "the system's; set BAO_CACERT (or VAULT_CACERT) to the PEM file \
-                                of your server's CA"
-                                .to_owned(),
-                            |source| source.to_owned()
-                        )
+                        "{} speaks plain HTTP, not TLS: set {} to {plain}",
+                        server.address, server.address_variable
                     )));
                 }
-                Err(Failure::Malformed(what)) => {
+                Some(Failure::Malformed(what)) => {
                     return Err(server_error(format!(
                         "{} answered something that is not HTTP as expected ({what}): is \
                          BAO_ADDR (or VAULT_ADDR) the server's API address?",
                         server.address
                     )));
                 }
+                Some(Failure::TooLarge(what)) => {
+                    return Err(server_error(format!(
+                        "{} sent an answer larger than any KV answer ({what}); nothing more \
+                         was read: is BAO_ADDR (or VAULT_ADDR) the server's API address?",
+                        server.address
+                    )));
+                }
+            }
+            if !wait {
+                continue;
             }
             // Something transient: wait, then try again, within the deadline.
             if Instant::now() + backoff >= deadline {
@@ -404,6 +489,13 @@ impl Vault {
                     self.settings.mount
                 ))
             }
+            // Not the server's JSON: something else answers at that address.
+            status if serde_json::from_slice::<Value>(&response.body).is_err() => {
+                server_error(format!(
+                    "{address} answered {status} for {path}, and not in the server's JSON: is \
+                     BAO_ADDR (or VAULT_ADDR) the server's API address?"
+                ))
+            }
             status => server_error(format!(
                 "{address} answered {status} for {path}{}\n  `with-secrets doctor` shows the \
                  server's state and whether it takes the token",
@@ -440,7 +532,7 @@ impl Vault {
                     self.shown_path(service)
                 ))
             }),
-            404 if errors(&answer.body).is_empty() => {
+            404 if is_no_such_secret(&answer.body) => {
                 // No secret, or one whose latest version was deleted: its
                 // metadata still has the version, for check-and-set.
                 let version = parse_version(&answer.body).unwrap_or(0);
@@ -495,6 +587,7 @@ impl Vault {
         change: impl Fn(&mut Map) -> bool,
     ) -> Result<bool, StoreError> {
         let deadline = Instant::now() + self.timeout;
+        let mut backoff = FIRST_BACKOFF;
         loop {
             let (data, version) = self.read_secret(service)?;
             let mut data = data.unwrap_or_default();
@@ -504,7 +597,14 @@ impl Vault {
             if self.write_cas(service, &data, version)? {
                 return Ok(true);
             }
-            if Instant::now() >= deadline {
+            // Another writer came in between: let it finish, backing off
+            // as the HA retries do, with some jitter so that writers that
+            // keep colliding spread out rather than hammer the server.
+            let wait = jittered(backoff);
+            if Instant::now() + wait < deadline {
+                std::thread::sleep(wait);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            } else {
                 return Err(server_error(format!(
                     "{} kept changing while this wrote to it, for {} s; nothing was stored\n  \
                      run this again",
@@ -517,6 +617,13 @@ impl Vault {
 }
 
 type Map = BTreeMap<String, Value>;
+
+/// `backoff`, give or take half of it.
+fn jittered(backoff: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let _ = getrandom::getrandom(&mut byte);
+    backoff / 2 + backoff * u32::from(byte[0]) / 255
+}
 
 /// `value` as the text a Vault secret holds; `label` names it if it is not.
 fn text_of<'v>(label: &str, value: &'v Secret) -> Result<&'v str, StoreError> {
@@ -568,18 +675,20 @@ pub(crate) fn report(timeout: Duration, settings: &VaultSettings) -> Vec<(&'stat
         ),
     };
     lines.push(("token:", token));
-    // Every state answers 200 with these, so the body says which.
+    // Every state answers 200 with these, so the body says which. The
+    // health check is the root namespace's only (a namespace answers 400,
+    // "operation unavailable in namespaces"), so it is asked without one.
     let health = "/v1/sys/health?standbyok=true&perfstandbyok=true&sealedcode=200&uninitcode=200";
-    let state = match vault.send_one(get(health)) {
-        Ok(answer) => match serde_json::from_slice::<Value>(&answer.body) {
-            Ok(health) if health["initialized"] == false => "NOT INITIALIZED".to_owned(),
-            Ok(health) if health["sealed"] == true => {
-                "SEALED: unseal it (`bao operator unseal`)".to_owned()
-            }
-            Ok(health) if health["standby"] == true => "unsealed, standby node".to_owned(),
-            Ok(_) => "unsealed, active node".to_owned(),
-            Err(_) => format!("answered {} to sys/health", answer.status),
-        },
+    let namespace = vault
+        .server
+        .as_mut()
+        .and_then(|server| server.namespace.take());
+    let answer = vault.send_one(get(health));
+    if let Some(server) = vault.server.as_mut() {
+        server.namespace = namespace;
+    }
+    let state = match answer {
+        Ok(answer) => health_state(&answer),
         Err(err) => crate::error::first_line(&err),
     };
     lines.push(("server:", state));
@@ -598,27 +707,71 @@ pub(crate) fn report(timeout: Duration, settings: &VaultSettings) -> Vec<(&'stat
     lines
 }
 
+/// The seal and HA state, from a health answer; any other answer is told
+/// as it is, never taken for a state.
+fn health_state(answer: &Response) -> String {
+    let health = serde_json::from_slice::<Value>(&answer.body).unwrap_or_default();
+    let flag = |name: &str| health.get(name).and_then(Value::as_bool);
+    match (
+        answer.status,
+        flag("initialized"),
+        flag("sealed"),
+        flag("standby"),
+    ) {
+        (200, Some(false), _, _) => "NOT INITIALIZED".to_owned(),
+        (200, Some(true), Some(true), _) => "SEALED: unseal it (`bao operator unseal`)".to_owned(),
+        (200, Some(true), Some(false), Some(true)) => "unsealed, standby node".to_owned(),
+        (200, Some(true), Some(false), Some(false)) => "unsealed, active node".to_owned(),
+        (status, ..) => {
+            let messages = errors(&answer.body);
+            format!(
+                "state unknown: the server answered {status} to sys/health{}",
+                if messages.is_empty() {
+                    ", not a health report".to_owned()
+                } else {
+                    format!(": {}", messages.join("; "))
+                }
+            )
+        }
+    }
+}
+
 fn exchange(
     connection: &mut Option<Connection>,
     server: &Server,
     batch: &[&Request],
     headers: &[(&str, &str)],
     deadline: Instant,
-) -> Result<Vec<Response>, Failure> {
+) -> (Vec<Response>, Option<Failure>) {
     if connection.as_ref().is_none_or(|open| !open.is_reusable()) {
         *connection = None;
-        *connection = Some(Connection::open(
-            &server.endpoint,
-            server.tls.as_ref(),
-            deadline,
-        )?);
+        match Connection::open(&server.endpoint, server.tls.as_ref(), deadline) {
+            Ok(open) => *connection = Some(open),
+            Err(failure) => return (Vec::new(), Some(failure)),
+        }
     }
     let open = connection.as_mut().expect("opened above");
-    let result = open.exchange(batch, headers, deadline);
-    if result.is_err() {
+    let (answers, failure) = open.exchange(batch, headers, deadline);
+    if failure.is_some() {
         *connection = None;
     }
-    result
+    (answers, failure)
+}
+
+/// The error for a failed TLS handshake: certificate advice, unless the
+/// server spoke plain HTTP.
+fn tls_error(server: &Server, reason: &str) -> StoreError {
+    server_error(format!(
+        "the TLS connection to {} failed: {reason}\n  check the server's \
+         certificate and the CA it is checked against: {}",
+        server.address,
+        server.ca_source.as_deref().map_or_else(
+            || "the system's; set BAO_CACERT (or VAULT_CACERT) to the PEM file \
+                of your server's CA"
+                .to_owned(),
+            |source| source.to_owned()
+        )
+    ))
 }
 
 /// Why an answer is worth trying again, if it is.
@@ -669,6 +822,22 @@ fn errors(body: &[u8]) -> Vec<String> {
         .and_then(|value| value.get("errors").cloned())
         .and_then(|errors| serde_json::from_value::<Vec<String>>(errors).ok())
         .unwrap_or_default()
+}
+
+/// Whether a 404's body is the server's own answer for a secret that is not
+/// there: `{"errors":[]}`, or a deleted version's metadata. Anything else (a
+/// web server's page, another error) is not "absent".
+fn is_no_such_secret(body: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    value
+        .get("errors")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+        || value
+            .pointer("/data/metadata")
+            .is_some_and(Value::is_object)
 }
 
 /// A KV v2 read: its `data.data` and `data.metadata.version`.
@@ -728,17 +897,19 @@ impl Store for Vault {
         let mut services: Vec<&str> = keys.iter().map(|key| key.service).collect();
         services.sort_unstable();
         services.dedup();
-        let requests = services
-            .iter()
-            .map(|service| Request {
+        // The mount's version, asked in the same batch as the reads: one
+        // round trip still.
+        let requests = std::iter::once(self.mount_query())
+            .chain(services.iter().map(|service| Request {
                 method: "GET",
                 path: self.data_path(service),
                 body: None,
-            })
+            }))
             .collect();
         let answers = self.send(requests)?;
+        self.check_mount(&answers[0])?;
         let mut secrets = BTreeMap::new();
-        for (service, answer) in services.iter().zip(&answers) {
+        for (service, answer) in services.iter().zip(&answers[1..]) {
             let (data, _) = self.secret_of(answer, service)?;
             secrets.insert(*service, data);
         }
@@ -756,6 +927,7 @@ impl Store for Vault {
 
     fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
         let text = Zeroizing::new(text_of(label, value)?.to_owned());
+        self.ensure_kv2()?;
         let patch = Value::Object(
             [(key.username.to_owned(), Value::String(text.to_string()))]
                 .into_iter()
@@ -772,6 +944,7 @@ impl Store for Vault {
     }
 
     fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
+        self.ensure_kv2()?;
         let changed =
             self.read_change_write(key.service, |data| data.remove(key.username).is_some())?;
         Ok(usize::from(changed))
@@ -786,6 +959,9 @@ impl Store for Vault {
                 .entry(key.service)
                 .or_default()
                 .insert(key.username.to_owned(), Value::String(text.to_owned()));
+        }
+        if !by_path.is_empty() {
+            self.ensure_kv2()?;
         }
         for (service, data) in by_path {
             let patch = Value::Object(data.clone().into_iter().collect());
