@@ -751,6 +751,8 @@ fn scripted(answer: impl Fn(&Asked, &mut TcpStream) -> bool + Send + Sync + 'sta
             let answer = Arc::clone(&answer);
             std::thread::spawn(move || {
                 let _ = stream.set_nodelay(true);
+                // A client that stops writing ends this thread in time.
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
                 let mut writer = stream.try_clone().unwrap();
                 let mut reader = BufReader::new(stream);
                 while let Some(asked) = read_request(&mut reader) {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::Test;
+use super::{BoundedOutput, Test};
 
 /// How long a server may take to answer its health check.
 const READY: Duration = Duration::from_secs(30);
@@ -169,7 +169,7 @@ impl Bao {
         if let Some(ca) = &self.ca {
             command.env("BAO_CACERT", ca);
         }
-        command.output().expect("run bao")
+        command.bounded_output().expect("run bao")
     }
 
     /// The CLI, which must succeed; its stdout.
@@ -406,8 +406,7 @@ impl Cluster {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("BAO_ADDR", &self.nodes[index].address)
             .env("BAO_TOKEN", &self.token)
-            .stdin(Stdio::null())
-            .output()
+            .bounded_output()
             .expect("run bao");
         output
             .status
