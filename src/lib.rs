@@ -28,6 +28,17 @@ use std::process::ExitCode;
 pub use crate::cli::Cli;
 pub use crate::error::{EXIT_FAILURE, Error, message};
 pub use crate::manifest::{EnvName, Manifest};
+#[doc(hidden)]
+pub use crate::store::bridge::wire::BridgeLine;
+
+/// Not an API: for the fuzzer (fuzz/fuzz_targets/bridge_line.rs). Reads
+/// `bytes` as the WSL bridge's two ends read their pipes: line by line, each
+/// line as the Linux end reads the helper's answers and as the helper reads
+/// requests.
+#[doc(hidden)]
+pub fn read_bridge_lines(bytes: &[u8]) -> Vec<BridgeLine> {
+    store::bridge::wire::read_lines(bytes)
+}
 
 /// Runs the parsed command line. Returns the exit code to use, or the error
 /// to report ([`message`]); [`Error::exit_code`] gives that error's code.

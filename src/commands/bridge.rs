@@ -11,15 +11,12 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::secret::Secret;
 use crate::store::bridge::wire::{
-    self, PROTOCOL, Request, Response, VERSION, WireFound, json_error,
+    self, PROTOCOL, Request, Response, VERSION, WireFound, WireValue,
 };
 use crate::store::{self, Ask, Key, Person, Store, StoreError, StoreKind};
 
@@ -31,40 +28,29 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     let mut buffer = Zeroizing::new(Vec::with_capacity(64 * 1024));
     let mut chunk = Zeroizing::new([0u8; 8192]);
     loop {
-        let Some(end) = buffer.iter().position(|&byte| byte == b'\n') else {
+        let Some(line) = wire::take_line(&mut buffer) else {
             let read = match input.read(&mut chunk[..]) {
                 Ok(0) => return Ok(ExitCode::SUCCESS),
                 Ok(read) => read,
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(source) => return Err(Error::Stdout { source }),
             };
-            if buffer.len() + read > buffer.capacity() {
-                let mut bigger = Zeroizing::new(Vec::with_capacity(2 * (buffer.len() + read)));
-                bigger.extend_from_slice(&buffer);
-                buffer = bigger;
-            }
-            buffer.extend_from_slice(&chunk[..read]);
+            crate::secret::append_wiped(&mut buffer, &chunk[..read]);
             continue;
         };
-        let mut line = Zeroizing::new(buffer[..end].to_vec());
-        buffer.drain(..=end);
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-        let response = match serde_json::from_slice::<Request>(&line) {
+        let response = match wire::read_request(&line) {
             Ok(request) => answer(request, kind, &mut store, config),
-            Err(err) => Response {
-                error: Some(format!("not a request: {}", json_error(&err))),
+            Err(error) => Response {
+                error: Some(error),
                 ..Response::default()
             },
         };
-        let mut answer = Zeroizing::new(wire::to_line(&response));
-        wipe(response);
+        let answer = wire::to_line(&response);
+        drop(response);
         output
-            .write_all(answer.as_bytes())
+            .write_all(&answer)
             .and_then(|()| output.flush())
             .map_err(|source| Error::Stdout { source })?;
-        answer.zeroize();
     }
 }
 
@@ -127,7 +113,7 @@ fn serve(request: Request, store: &mut dyn Store) -> Result<Response, StoreError
                         .into_iter()
                         .map(|slot| {
                             slot.map(|found| WireFound {
-                                value: BASE64.encode(found.secret.expose()),
+                                value: WireValue::encode(found.secret.expose()),
                                 matches: found.matches,
                             })
                         })
@@ -140,13 +126,14 @@ fn serve(request: Request, store: &mut dyn Store) -> Result<Response, StoreError
             service,
             username,
             label,
-            mut value,
+            value,
         } => {
-            let decoded = BASE64.decode(value.as_bytes());
-            value.zeroize();
-            let secret = Secret::new(
-                decoded.map_err(|_| StoreError::Protocol("the value is not base64".into()))?,
-            );
+            let Some(secret) = value.decode() else {
+                return Ok(Response {
+                    error: Some("not a request: its value is not base64".into()),
+                    ..Response::default()
+                });
+            };
             let key = Key {
                 service: &service,
                 username: &username,
@@ -164,13 +151,6 @@ fn serve(request: Request, store: &mut dyn Store) -> Result<Response, StoreError
                 ..Response::default()
             })
         }
-    }
-}
-
-/// Wipes the values an answer carried.
-fn wipe(response: Response) {
-    for mut found in response.found.into_iter().flatten().flatten() {
-        found.value.zeroize();
     }
 }
 
