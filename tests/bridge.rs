@@ -599,3 +599,55 @@ fn the_linux_build_serves_a_named_store_as_a_helper() {
         "served ✓"
     );
 }
+
+#[test]
+fn the_windows_build_the_tests_make_is_fresh_for_the_one_scripts_test_makes() {
+    // This process built it (tests/support/wine.rs); scripts/test builds it
+    // with the same command from the shell that runs `cargo test`. That
+    // shell's environment is the one `cargo test` has, our parent's.
+    let exe = wine().exe();
+    let parent = std::os::unix::process::parent_id();
+    let comm = std::fs::read_to_string(format!("/proc/{parent}/comm")).unwrap_or_default();
+    assert_eq!(
+        comm.trim(),
+        "cargo",
+        "run this under `cargo test`: it compares with the environment cargo test started with"
+    );
+    let environ = std::fs::read(format!("/proc/{parent}/environ")).expect("cargo's environment");
+    let shell = environ
+        .split(|&byte| byte == 0)
+        .filter_map(|pair| {
+            let pair = std::str::from_utf8(pair).ok()?;
+            pair.split_once('=')
+        })
+        .collect::<Vec<_>>();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new(std::env::var_os("CARGO").expect("CARGO"))
+        .env_clear()
+        .envs(shell)
+        .current_dir(root)
+        .args([
+            "build",
+            "-v",
+            "--locked",
+            "--bin",
+            "with-secrets",
+            "--target",
+            "x86_64-pc-windows-gnu",
+            "--target-dir",
+            "target/wine",
+        ])
+        .output()
+        .expect("run cargo build");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    let rebuilt: Vec<&str> = log
+        .lines()
+        .filter(|line| line.trim_start().starts_with("Compiling") || line.contains("Dirty"))
+        .collect();
+    assert!(
+        rebuilt.is_empty(),
+        "the build from the shell redoes what the tests built ({}): {rebuilt:#?}",
+        exe.display()
+    );
+}
