@@ -525,6 +525,61 @@ fn a_value_that_is_not_base64_is_the_helpers_fault_not_the_windows_sides() {
         .never_shows("stale");
 }
 
+#[test]
+fn a_helper_that_never_ends_its_line_is_stopped_at_16_mib_not_at_the_deadline() {
+    // It greets as this version, then answers the lookup with 64 MiB and no
+    // line end, and keeps its output open.
+    let test = Test::new()
+        .manifest(&manifest_for(&[("TOKEN", "br-long", "ci")]))
+        .env("TOKEN", "stale");
+    let helper = test.path().join("helper");
+    script(
+        &helper,
+        &format!(
+            "read hello\n\
+             printf '{{\"protocol\":1,\"version\":\"{version}\"}}\\n'\n\
+             read lookup\n\
+             head -c 67108864 /dev/zero\n\
+             exec tail -f /dev/null\n",
+            version = env!("CARGO_PKG_VERSION"),
+        ),
+    );
+    let test = test.env("WITH_SECRETS_WINDOWS_HELPER", &helper);
+    let mut run = test
+        .command(["--store", "windows", "--timeout", "3600", "--", "true"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn with-secrets");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while run.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("the run still reads, 120 s in, a line that never ends");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = run.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("failed: it sent a line longer than 16 MiB"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("stale"), "{stderr}");
+}
+
+#[test]
+fn the_helper_refuses_a_request_line_longer_than_16_mib() {
+    let test = Test::new();
+    let mut input = vec![b'x'; (16 << 20) + 1];
+    input.push(b'\n');
+    test.run_input(input, ["--store", "file", "bridge"])
+        .expect_code(125)
+        .stderr_has(
+            "bridge: cannot read its requests from standard input: a line longer than 16 MiB",
+        );
+}
+
 /// A project whose helper answers hello as another version.
 fn mismatched(version: &str, protocol: u32) -> Test {
     let test = Test::new().manifest(&manifest_for(&[("TOKEN", "br-version", "ci")]));

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::config::Config;
 use crate::error::Error;
 use crate::store::bridge::wire::{
-    self, PROTOCOL, Request, Response, VERSION, WireFound, WireValue,
+    self, Lines, PROTOCOL, Request, Response, VERSION, WireFound, WireValue,
 };
 use crate::store::{self, Ask, Key, Person, Store, StoreError, StoreKind};
 
@@ -25,17 +25,20 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     let mut store: Option<Box<dyn Store>> = None;
     let mut input = crate::secret::stdin();
     let mut output = crate::secret::stdout();
-    let mut buffer = Zeroizing::new(Vec::with_capacity(64 * 1024));
+    let mut lines = Lines::new();
     let mut chunk = Zeroizing::new([0u8; 8192]);
     loop {
-        let Some(line) = wire::take_line(&mut buffer) else {
+        let taken = lines.take().map_err(|too_long| Error::BridgeInput {
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, too_long.to_string()),
+        })?;
+        let Some(line) = taken else {
             let read = match input.read(&mut chunk[..]) {
                 Ok(0) => return Ok(ExitCode::SUCCESS),
                 Ok(read) => read,
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(Error::Stdout { source }),
+                Err(source) => return Err(Error::BridgeInput { source }),
             };
-            crate::secret::append_wiped(&mut buffer, &chunk[..read]);
+            lines.push(&chunk[..read]);
             continue;
         };
         let response = match wire::read_request(&line) {

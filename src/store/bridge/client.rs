@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use super::wire::{self, PROTOCOL, Request, Response, VERSION, WireKey, WireValue};
+use super::wire::{self, Lines, PROTOCOL, Request, Response, VERSION, WireKey, WireValue};
 use crate::secret::Secret;
 use crate::store::{Found, Key, Store, StoreError};
 
@@ -183,7 +183,7 @@ struct Helper {
     stdin: Option<ChildStdin>,
     stdout: ChildStdout,
     /// What has been read but not yet taken as a line.
-    buffer: Zeroizing<Vec<u8>>,
+    lines: Lines,
     /// The command, for messages.
     command: String,
     version: String,
@@ -214,7 +214,7 @@ impl Helper {
             child,
             stdin: Some(stdin),
             stdout,
-            buffer: Zeroizing::new(Vec::with_capacity(64 * 1024)),
+            lines: Lines::new(),
             command,
             version: String::new(),
         };
@@ -312,8 +312,15 @@ impl Helper {
     ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         let fd = self.stdout.as_raw_fd();
         loop {
-            if let Some(line) = wire::take_line(&mut self.buffer) {
-                return Ok(line);
+            match self.lines.take() {
+                Ok(Some(line)) => return Ok(line),
+                Ok(None) => {}
+                Err(too_long) => {
+                    return Err(StoreError::HelperFailed {
+                        command: self.command.clone(),
+                        reason: format!("it sent {too_long}"),
+                    });
+                }
             }
             self.wait_for(fd, libc::POLLIN, timeout, deadline)?;
             let mut chunk = Zeroizing::new([0u8; 8192]);
@@ -323,7 +330,7 @@ impl Helper {
                 0 => return Err(self.gone("it exited without answering")),
                 1.. => {
                     let read = read.unsigned_abs();
-                    crate::secret::append_wiped(&mut self.buffer, &chunk[..read]);
+                    self.lines.push(&chunk[..read]);
                 }
                 _ => {
                     let err = io::Error::last_os_error();

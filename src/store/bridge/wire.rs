@@ -200,17 +200,77 @@ impl serde_json::ser::Formatter for Ascii {
     }
 }
 
-/// Takes the first whole line out of `buffer`, without its `\n` or `\r\n`;
-/// `None` while none has come. What is left moves to the front of the same
-/// block, which is wiped when dropped.
-pub(crate) fn take_line(buffer: &mut Zeroizing<Vec<u8>>) -> Option<Zeroizing<Vec<u8>>> {
-    let end = buffer.iter().position(|&byte| byte == b'\n')?;
-    let mut line = Zeroizing::new(buffer[..end].to_vec());
-    buffer.drain(..=end);
-    if line.last() == Some(&b'\r') {
-        line.pop();
+/// The longest line either end reads, without its line end: far more than
+/// any request or answer needs (a Credential Manager value is at most 2,560
+/// bytes), and a bound on what a peer that never ends its line can make us
+/// hold.
+pub(crate) const LINE_MAX: usize = 16 << 20;
+
+/// A line longer than [`LINE_MAX`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TooLong;
+
+impl std::fmt::Display for TooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a line longer than {} MiB", LINE_MAX >> 20)
     }
-    Some(line)
+}
+
+/// What has been read from a pipe but not yet taken as a line, in a buffer
+/// that is wiped when dropped and as it grows.
+pub(crate) struct Lines {
+    buffer: Zeroizing<Vec<u8>>,
+    /// How much of `buffer` is known to hold no `\n`, so that each byte is
+    /// looked at once however long a line takes to come.
+    scanned: usize,
+}
+
+impl Lines {
+    pub(crate) fn new() -> Self {
+        Self {
+            buffer: Zeroizing::new(Vec::with_capacity(64 * 1024)),
+            scanned: 0,
+        }
+    }
+
+    /// Adds what was read.
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        crate::secret::append_wiped(&mut self.buffer, bytes);
+    }
+
+    /// Takes the first whole line, without its `\n` or `\r\n`; `Ok(None)`
+    /// while none has come, `Err` once it is longer than [`LINE_MAX`]. What
+    /// is left moves to the front of the same block.
+    pub(crate) fn take(&mut self) -> Result<Option<Zeroizing<Vec<u8>>>, TooLong> {
+        let Some(found) = self.buffer[self.scanned..]
+            .iter()
+            .position(|&byte| byte == b'\n')
+        else {
+            self.scanned = self.buffer.len();
+            return if self.buffer.len() > LINE_MAX {
+                Err(TooLong)
+            } else {
+                Ok(None)
+            };
+        };
+        let end = self.scanned + found;
+        self.scanned = 0;
+        let mut line = Zeroizing::new(self.buffer[..end].to_vec());
+        self.buffer.drain(..=end);
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        if line.len() > LINE_MAX {
+            return Err(TooLong);
+        }
+        Ok(Some(line))
+    }
+
+    /// What is left, not yet a line.
+    #[cfg(test)]
+    fn rest(&self) -> &[u8] {
+        &self.buffer
+    }
 }
 
 /// A request, as the helper reads one line; `Err` is the answer's `error`.
@@ -242,13 +302,14 @@ pub struct BridgeLine {
 }
 
 /// Splits `bytes` into lines as both ends do (what follows the last `\n`
-/// waits for more, as it would on the pipe) and reads each line as both an
-/// answer and a request, decoding every value as the reader does.
+/// waits for more, as it would on the pipe; a line longer than [`LINE_MAX`]
+/// ends the reading) and reads each line as both an answer and a request,
+/// decoding every value as the reader does.
 pub(crate) fn read_lines(bytes: &[u8]) -> Vec<BridgeLine> {
-    let mut buffer = Zeroizing::new(Vec::new());
-    crate::secret::append_wiped(&mut buffer, bytes);
+    let mut reader = Lines::new();
+    reader.push(bytes);
     let mut lines = Vec::new();
-    while let Some(line) = take_line(&mut buffer) {
+    while let Ok(Some(line)) = reader.take() {
         let answer = read_response(&line).and_then(|mut response| {
             for found in response.found.iter_mut().flatten().flatten() {
                 found.value = anew(&found.value).ok_or("it sent a value that is not base64")?;
@@ -352,17 +413,29 @@ mod tests {
 
     #[test]
     fn lines_are_taken_whole_without_their_line_end() {
-        let mut buffer = Zeroizing::new(b"one\r\ntwo\nthr".to_vec());
-        assert_eq!(
-            take_line(&mut buffer).as_deref().map(Vec::as_slice),
-            Some(&b"one"[..])
-        );
-        assert_eq!(
-            take_line(&mut buffer).as_deref().map(Vec::as_slice),
-            Some(&b"two"[..])
-        );
-        assert_eq!(take_line(&mut buffer), None);
-        assert_eq!(&buffer[..], b"thr");
+        let mut lines = Lines::new();
+        lines.push(b"one\r\ntw");
+        let take = |lines: &mut Lines| lines.take().map(|line| line.map(|line| line.to_vec()));
+        assert_eq!(take(&mut lines), Ok(Some(b"one".to_vec())));
+        assert_eq!(take(&mut lines), Ok(None));
+        lines.push(b"o\nthr");
+        assert_eq!(take(&mut lines), Ok(Some(b"two".to_vec())));
+        assert_eq!(take(&mut lines), Ok(None));
+        assert_eq!(lines.rest(), b"thr");
+    }
+
+    #[test]
+    fn a_line_may_be_up_to_line_max_long() {
+        let mut lines = Lines::new();
+        lines.push(&vec![b'x'; LINE_MAX]);
+        assert_eq!(lines.take(), Ok(None));
+        lines.push(b"\r\n");
+        assert_eq!(lines.take().unwrap().unwrap().len(), LINE_MAX);
+        lines.push(&vec![b'x'; LINE_MAX + 1]);
+        assert_eq!(lines.take(), Err(TooLong));
+        lines.push(b"\n");
+        assert_eq!(lines.take(), Err(TooLong));
+        assert_eq!(TooLong.to_string(), "a line longer than 16 MiB");
     }
 
     /// A value for the watch to look for, in its three forms: its bytes,
