@@ -148,11 +148,11 @@ impl<'de> Deserialize<'de> for WireValue {
 }
 
 /// `value` as one line of JSON in ASCII, ending in `\n`, in a buffer that is
-/// wiped when dropped: every other character is a `\uXXXX` escape
+/// wiped when dropped: each non-ASCII character is a `\uXXXX` escape
 /// (non-ASCII text only occurs inside strings, where the escape means the
-/// same character), so no console code page can change it. Written in
-/// place: serde_json's own `to_string` grows a `String` that it frees
-/// unwiped, with the value's base64 in it.
+/// same character), so no code page can change it. Written in place:
+/// serde_json's own `to_string` grows a `String`, and frees it, unwiped,
+/// with the value's base64 in it.
 pub(crate) fn to_line(value: &impl Serialize) -> Zeroizing<Vec<u8>> {
     let mut line = Zeroizing::new(Vec::with_capacity(1024));
     let mut serializer = serde_json::Serializer::with_formatter(Wiped(&mut line), Ascii);
