@@ -23,8 +23,7 @@ use crate::store::{self, Ask, Key, Person, Store, StoreError, StoreKind};
 pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     let kind = served(config.store_without_manifest().0)?;
     let mut store: Option<Box<dyn Store>> = None;
-    let mut input = crate::secret::stdin();
-    let mut output = crate::secret::stdout();
+    let (mut input, mut output) = pipes();
     let mut lines = Lines::new();
     let mut chunk = Zeroizing::new([0u8; 8192]);
     loop {
@@ -54,6 +53,38 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
             .write_all(&answer)
             .and_then(|()| output.flush())
             .map_err(|source| Error::Stdout { source })?;
+    }
+}
+
+/// Standard input and output, read and written straight through, never
+/// through a buffer of std's, which would keep what passed (the values'
+/// base64 among it) unwiped.
+#[cfg(unix)]
+fn pipes() -> (crate::secret::Unbuffered, crate::secret::Unbuffered) {
+    (crate::secret::stdin(), crate::secret::stdout())
+}
+
+/// On Windows, std's handles read ahead into, and write through, buffers of
+/// their own (8 KiB, never wiped), so the bridge goes around them with the
+/// handles themselves. Its stdin and stdout are pipes, where std would not
+/// convert anything either (it writes UTF-16 only to a console).
+#[cfg(windows)]
+fn pipes() -> (
+    std::mem::ManuallyDrop<std::fs::File>,
+    std::mem::ManuallyDrop<std::fs::File>,
+) {
+    use std::os::windows::io::{AsRawHandle as _, FromRawHandle as _};
+    // SAFETY: the process's standard handles, open for its whole life;
+    // ManuallyDrop never closes them.
+    unsafe {
+        (
+            std::mem::ManuallyDrop::new(std::fs::File::from_raw_handle(
+                std::io::stdin().as_raw_handle(),
+            )),
+            std::mem::ManuallyDrop::new(std::fs::File::from_raw_handle(
+                std::io::stdout().as_raw_handle(),
+            )),
+        )
     }
 }
 
