@@ -167,6 +167,12 @@ pub enum Error {
         source: io::Error,
     },
 
+    #[error("bridge: cannot read its requests from standard input")]
+    BridgeInput {
+        #[source]
+        source: io::Error,
+    },
+
     #[error("cannot find the current directory")]
     CurrentDir {
         #[source]

@@ -38,6 +38,16 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
 /// Entry points for the fuzz targets (fuzz/), not an API.
 #[doc(hidden)]
 pub mod fuzzing {
+    pub use crate::store::bridge::wire::BridgeLine;
+
+    /// Reads `bytes` as the WSL bridge's two ends read their pipes
+    /// (fuzz/fuzz_targets/bridge_line.rs): line by line, each line as the
+    /// Linux end reads the helper's answers and as the helper reads
+    /// requests.
+    pub fn read_bridge_lines(bytes: &[u8]) -> Vec<BridgeLine> {
+        crate::store::bridge::wire::read_lines(bytes)
+    }
+
     /// The most a vault answer's body may be; the parser refuses more.
     pub const VAULT_MAX_BODY: usize = crate::store::vault::http::MAX_BODY;
 

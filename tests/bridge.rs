@@ -115,36 +115,62 @@ fn a_run_reads_every_entry_through_one_helper_process() {
 #[test]
 fn a_value_is_sent_on_stdin_never_in_any_process_argv() {
     let test = bridged(&[("TOKEN", "br-argv", "ci")]);
+    // The helper runs behind a wrapper that, before it passes on each of
+    // the helper's answers, lists every process's argv: Wine's own, the
+    // helper's and whatever it started. The helper is alive then, with the
+    // value in hand (sent it in a request, or just sent it back), waiting
+    // for the client's next line, which cannot come before the answer. It
+    // names the helper by its pid, so a scan shows it was running.
+    let dir = test.path().to_owned();
+    let scanning = dir.join("scanning-helper");
+    script(
+        &scanning,
+        &format!(
+            "printf '%s\\n' \"$0\" \"$@\" >> '{d}/argv'\n\
+             env >> '{d}/environ'\n\
+             mkfifo '{d}/answers'\n\
+             exec 3<&0\n\
+             wine '{exe}' \"$@\" <&3 3<&- > '{d}/answers' &\n\
+             helper=$!\n\
+             while IFS= read -r line; do\n\
+             \x20 echo \"-- scan while $helper runs: $(tr '\\0' ' ' < /proc/$helper/cmdline)\" \
+             >> '{d}/argvs'\n\
+             \x20 for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\"; echo; done \
+             >> '{d}/argvs' 2>/dev/null\n\
+             \x20 printf '%s\\n' \"$line\"\n\
+             done < '{d}/answers'\n\
+             rm '{d}/answers'\n",
+            d = dir.display(),
+            exe = wine().exe().display(),
+        ),
+    );
+    let test = test.env("WITH_SECRETS_WINDOWS_HELPER", &scanning);
     let value = "argv-canary-5c1e7 ✓";
     test.run_input(value, ["--store", "windows", "set", "TOKEN"])
         .success();
     test.run(["--store", "windows", "get", "TOKEN"])
         .success()
         .stdout_is(value);
-    // The command lists every process's argv, Wine's own among them (its
-    // wineserver outlives the helper), while it has the value.
-    let run = test.run([
-        "--store",
-        "windows",
-        "--",
-        "sh",
-        "-c",
-        "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\"; echo; done 2>/dev/null; \
-         printf '[%s]' \"$TOKEN\"",
-    ]);
-    run.success();
-    let out = run.stdout();
-    assert!(out.ends_with(&format!("[{value}]")), "{out}");
-    assert!(
-        out.contains("wineserver"),
-        "Wine's processes not seen: {out}"
-    );
-    let listing = out.trim_end_matches(&format!("[{value}]"));
-    assert!(
-        !listing.contains("argv-canary"),
-        "a value in an argv: {out}"
-    );
-    assert_eq!(starts(&test), 3);
+    assert_eq!(test.seen_with(&["--store", "windows"], &["TOKEN"]), value);
+    // Two answers a run (hello, then the set or the lookup), each scanned
+    // while the helper ran: its with-secrets.exe is in every listing.
+    let listing = read(&test, "argvs");
+    let scans: Vec<&str> = listing.split("-- scan while ").skip(1).collect();
+    assert_eq!(scans.len(), 6, "{listing}");
+    for scan in &scans {
+        // Wine pads the argv it shows with spaces.
+        let helper = scan.lines().next().unwrap_or_default();
+        assert!(
+            helper.contains("with-secrets.exe")
+                && helper.split_whitespace().last() == Some("bridge"),
+            "the helper was not running during a scan: {helper}"
+        );
+        let seen: Vec<&str> = scan
+            .lines()
+            .filter(|argv| argv.contains("argv-canary"))
+            .collect();
+        assert!(seen.is_empty(), "a value in an argv: {seen:?}");
+    }
     let argv = read(&test, "argv");
     assert!(argv.ends_with("\nbridge\n"), "{argv}");
     assert!(
@@ -352,10 +378,8 @@ fn a_helper_that_cannot_be_executed_says_interop_is_broken() {
 
 /// The processes whose argv has `marker` in it.
 fn processes_with(marker: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
+    std::fs::read_dir("/proc")
+        .expect("list /proc")
         .filter_map(Result::ok)
         .filter(|entry| entry.file_name().to_string_lossy().parse::<u32>().is_ok())
         .filter_map(|entry| {
@@ -392,15 +416,168 @@ fn a_helper_that_never_answers_is_killed_at_the_deadline() {
         "the impostor never started its child: it did not run long enough to hang"
     );
     // Both Windows processes are gone: their argv holds the marker path.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    wait_until_gone(&windows_path);
+}
+
+/// Waits, with a deadline, until no process has `marker` in its argv.
+fn wait_until_gone(marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let left = processes_with(&windows_path);
+        let left = processes_with(marker);
         if left.is_empty() {
-            break;
+            return;
         }
         assert!(Instant::now() < deadline, "still running: {left:?}");
         std::thread::yield_now();
     }
+}
+
+#[test]
+fn a_helper_whose_child_keeps_its_output_open_holds_no_run_and_leaves_nothing_behind() {
+    // The helper answers (it is the Linux build serving the file store),
+    // but first starts a child that inherits its stdout, our pipe, and
+    // never exits, as something a Windows program leaves running may.
+    let test = Test::new()
+        .manifest(&manifest_for(&[("TOKEN", "acme", "ci")]))
+        .env("XDG_DATA_HOME", "data")
+        .env("WITH_SECRETS_PASSPHRASE", "bridge passphrase");
+    let marker = test.path().join("lingering");
+    std::fs::write(&marker, "").expect("write the marker");
+    let marker = marker.to_string_lossy().into_owned();
+    let helper = test.path().join("helper");
+    script(
+        &helper,
+        &format!("tail -f '{marker}' 2>/dev/null &\nexec '{BIN}' --store file \"$@\"\n"),
+    );
+    let test = test.env("WITH_SECRETS_WINDOWS_HELPER", &helper);
+    test.run_input("kept ✓", ["--store", "file", "set", "TOKEN"])
+        .success();
+    // A --timeout far beyond the test's own deadline: the run must end
+    // because its answers are in, not because the deadline passed.
+    let mut run = test
+        .command([
+            "--store",
+            "windows",
+            "--timeout",
+            "3600",
+            "--",
+            "sh",
+            "-c",
+            "printf '[%s]' \"$TOKEN\"",
+        ])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn with-secrets");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while run.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            let left = processes_with(&marker);
+            for pid in left.iter().filter_map(|line| line.split(':').next()) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", pid])
+                    .status();
+            }
+            panic!(
+                "the run still waits, 120 s in, with its answer long in: on the helper's \
+                 child, which holds the helper's output open ({left:?})"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = run.wait_with_output().expect("output");
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "[kept ✓]");
+    // The helper's child went with it.
+    wait_until_gone(&marker);
+}
+
+#[test]
+fn a_value_that_is_not_base64_is_the_helpers_fault_not_the_windows_sides() {
+    // A helper that greets as this version, then answers the lookup with a
+    // value that is not base64: the Linux side's own check finds that.
+    let test = Test::new()
+        .manifest(&manifest_for(&[("TOKEN", "br-base64", "ci")]))
+        .env("TOKEN", "stale");
+    let helper = test.path().join("helper");
+    script(
+        &helper,
+        &format!(
+            "read hello\n\
+             printf '{{\"protocol\":{protocol},\"version\":\"{version}\"}}\\n'\n\
+             read lookup\n\
+             printf '{{\"found\":[{{\"value\":\"not base64!\",\"matches\":1}}]}}\\n'\n\
+             cat >/dev/null\n",
+            protocol = 1,
+            version = env!("CARGO_PKG_VERSION"),
+        ),
+    );
+    let test = test.env("WITH_SECRETS_WINDOWS_HELPER", &helper);
+    test.run(["--store", "windows", "--", "true"])
+        .expect_code(125)
+        .stderr_has("failed: it sent a value that is not base64")
+        .stderr_lacks("the Windows side reports")
+        .never_shows("stale");
+}
+
+#[test]
+fn a_helper_that_never_ends_its_line_is_stopped_at_16_mib_not_at_the_deadline() {
+    // It greets as this version, then answers the lookup with 64 MiB and no
+    // line end, and keeps its output open.
+    let test = Test::new()
+        .manifest(&manifest_for(&[("TOKEN", "br-long", "ci")]))
+        .env("TOKEN", "stale");
+    let helper = test.path().join("helper");
+    script(
+        &helper,
+        &format!(
+            "read hello\n\
+             printf '{{\"protocol\":1,\"version\":\"{version}\"}}\\n'\n\
+             read lookup\n\
+             head -c 67108864 /dev/zero\n\
+             exec tail -f /dev/null\n",
+            version = env!("CARGO_PKG_VERSION"),
+        ),
+    );
+    let test = test.env("WITH_SECRETS_WINDOWS_HELPER", &helper);
+    let mut run = test
+        .command(["--store", "windows", "--timeout", "3600", "--", "true"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn with-secrets");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while run.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("the run still reads, 120 s in, a line that never ends");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = run.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("failed: it sent a line longer than 16 MiB"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("stale"), "{stderr}");
+}
+
+#[test]
+fn the_helper_refuses_a_request_line_longer_than_16_mib() {
+    let test = Test::new();
+    let mut input = vec![b'x'; (16 << 20) + 1];
+    input.push(b'\n');
+    test.run_input(input, ["--store", "file", "bridge"])
+        .expect_code(125)
+        .stderr_has(
+            "bridge: cannot read its requests from standard input: a line longer than 16 MiB",
+        );
 }
 
 /// A project whose helper answers hello as another version.
@@ -475,5 +652,57 @@ fn the_linux_build_serves_a_named_store_as_a_helper() {
     assert_eq!(
         test.seen_with(&["--store", "windows"], &["TOKEN"]),
         "served ✓"
+    );
+}
+
+#[test]
+fn the_windows_build_the_tests_make_is_fresh_for_the_one_scripts_test_makes() {
+    // This process built it (tests/support/wine.rs); scripts/test builds it
+    // with the same command from the shell that runs `cargo test`. That
+    // shell's environment is the one `cargo test` has, our parent's.
+    let exe = wine().exe();
+    let parent = std::os::unix::process::parent_id();
+    let comm = std::fs::read_to_string(format!("/proc/{parent}/comm")).unwrap_or_default();
+    assert_eq!(
+        comm.trim(),
+        "cargo",
+        "run this under `cargo test`: it compares with the environment cargo test started with"
+    );
+    let environ = std::fs::read(format!("/proc/{parent}/environ")).expect("cargo's environment");
+    let shell = environ
+        .split(|&byte| byte == 0)
+        .filter_map(|pair| {
+            let pair = std::str::from_utf8(pair).ok()?;
+            pair.split_once('=')
+        })
+        .collect::<Vec<_>>();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new(std::env::var_os("CARGO").expect("CARGO"))
+        .env_clear()
+        .envs(shell)
+        .current_dir(root)
+        .args([
+            "build",
+            "-v",
+            "--locked",
+            "--bin",
+            "with-secrets",
+            "--target",
+            "x86_64-pc-windows-gnu",
+            "--target-dir",
+            "target/wine",
+        ])
+        .output()
+        .expect("run cargo build");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    let rebuilt: Vec<&str> = log
+        .lines()
+        .filter(|line| line.trim_start().starts_with("Compiling") || line.contains("Dirty"))
+        .collect();
+    assert!(
+        rebuilt.is_empty(),
+        "the build from the shell redoes what the tests built ({}): {rebuilt:#?}",
+        exe.display()
     );
 }

@@ -11,60 +11,80 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::secret::Secret;
 use crate::store::bridge::wire::{
-    self, PROTOCOL, Request, Response, VERSION, WireFound, json_error,
+    self, Lines, PROTOCOL, Request, Response, VERSION, WireFound, WireValue,
 };
 use crate::store::{self, Ask, Key, Person, Store, StoreError, StoreKind};
 
 pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     let kind = served(config.store_without_manifest().0)?;
     let mut store: Option<Box<dyn Store>> = None;
-    let mut input = crate::secret::stdin();
-    let mut output = crate::secret::stdout();
-    let mut buffer = Zeroizing::new(Vec::with_capacity(64 * 1024));
+    let (mut input, mut output) = pipes();
+    let mut lines = Lines::new();
     let mut chunk = Zeroizing::new([0u8; 8192]);
     loop {
-        let Some(end) = buffer.iter().position(|&byte| byte == b'\n') else {
+        let taken = lines.take().map_err(|too_long| Error::BridgeInput {
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, too_long.to_string()),
+        })?;
+        let Some(line) = taken else {
             let read = match input.read(&mut chunk[..]) {
                 Ok(0) => return Ok(ExitCode::SUCCESS),
                 Ok(read) => read,
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(Error::Stdout { source }),
+                Err(source) => return Err(Error::BridgeInput { source }),
             };
-            if buffer.len() + read > buffer.capacity() {
-                let mut bigger = Zeroizing::new(Vec::with_capacity(2 * (buffer.len() + read)));
-                bigger.extend_from_slice(&buffer);
-                buffer = bigger;
-            }
-            buffer.extend_from_slice(&chunk[..read]);
+            lines.push(&chunk[..read]);
             continue;
         };
-        let mut line = Zeroizing::new(buffer[..end].to_vec());
-        buffer.drain(..=end);
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-        let response = match serde_json::from_slice::<Request>(&line) {
+        let response = match wire::read_request(&line) {
             Ok(request) => answer(request, kind, &mut store, config),
-            Err(err) => Response {
-                error: Some(format!("not a request: {}", json_error(&err))),
+            Err(error) => Response {
+                error: Some(error),
                 ..Response::default()
             },
         };
-        let mut answer = Zeroizing::new(wire::to_line(&response));
-        wipe(response);
+        let answer = wire::to_line(&response);
+        drop(response);
         output
-            .write_all(answer.as_bytes())
+            .write_all(&answer)
             .and_then(|()| output.flush())
             .map_err(|source| Error::Stdout { source })?;
-        answer.zeroize();
+    }
+}
+
+/// Standard input and output, read and written straight through, never
+/// through a buffer of std's, which would keep what passed (the values'
+/// base64 among it) unwiped.
+#[cfg(unix)]
+fn pipes() -> (crate::secret::Unbuffered, crate::secret::Unbuffered) {
+    (crate::secret::stdin(), crate::secret::stdout())
+}
+
+/// On Windows, std's handles read ahead into, and write through, buffers of
+/// their own (8 KiB, never wiped), so the bridge goes around them with the
+/// handles themselves. Its stdin and stdout are pipes, where std would not
+/// convert anything either (it writes UTF-16 only to a console).
+#[cfg(windows)]
+fn pipes() -> (
+    std::mem::ManuallyDrop<std::fs::File>,
+    std::mem::ManuallyDrop<std::fs::File>,
+) {
+    use std::os::windows::io::{AsRawHandle as _, FromRawHandle as _};
+    // SAFETY: the process's standard handles, open for its whole life;
+    // ManuallyDrop never closes them.
+    unsafe {
+        (
+            std::mem::ManuallyDrop::new(std::fs::File::from_raw_handle(
+                std::io::stdin().as_raw_handle(),
+            )),
+            std::mem::ManuallyDrop::new(std::fs::File::from_raw_handle(
+                std::io::stdout().as_raw_handle(),
+            )),
+        )
     }
 }
 
@@ -127,7 +147,7 @@ fn serve(request: Request, store: &mut dyn Store) -> Result<Response, StoreError
                         .into_iter()
                         .map(|slot| {
                             slot.map(|found| WireFound {
-                                value: BASE64.encode(found.secret.expose()),
+                                value: WireValue::encode(found.secret.expose()),
                                 matches: found.matches,
                             })
                         })
@@ -140,13 +160,14 @@ fn serve(request: Request, store: &mut dyn Store) -> Result<Response, StoreError
             service,
             username,
             label,
-            mut value,
+            value,
         } => {
-            let decoded = BASE64.decode(value.as_bytes());
-            value.zeroize();
-            let secret = Secret::new(
-                decoded.map_err(|_| StoreError::Protocol("the value is not base64".into()))?,
-            );
+            let Some(secret) = value.decode() else {
+                return Ok(Response {
+                    error: Some("not a request: its value is not base64".into()),
+                    ..Response::default()
+                });
+            };
             let key = Key {
                 service: &service,
                 username: &username,
@@ -164,13 +185,6 @@ fn serve(request: Request, store: &mut dyn Store) -> Result<Response, StoreError
                 ..Response::default()
             })
         }
-    }
-}
-
-/// Wipes the values an answer carried.
-fn wipe(response: Response) {
-    for mut found in response.found.into_iter().flatten().flatten() {
-        found.value.zeroize();
     }
 }
 

@@ -311,11 +311,22 @@ impl Wine {
 /// Builds the Windows binary, once per test process, into a target folder of
 /// its own so that it never waits on the lock of the build running the tests
 /// (scripts/test builds it there first, so this finds it fresh).
+///
+/// Fresh only if this build sees the environment that one saw: ring's build
+/// script reruns when `CARGO_MANIFEST_DIR` or `CARGO_PKG_*` change, and
+/// `cargo test` sets those (and more) for the test process. So they are
+/// dropped here, leaving the environment `cargo test` was started with.
 fn build_exe() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target_dir = manifest.join("target/wine");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    for (name, _) in std::env::vars_os() {
+        if set_by_cargo_test(&name.to_string_lossy()) {
+            command.env_remove(&name);
+        }
+    }
+    let output = command
         .current_dir(manifest)
         .args([
             "build",
@@ -337,6 +348,28 @@ fn build_exe() -> PathBuf {
         String::from_utf8_lossy(&output.stderr)
     );
     target_dir.join("x86_64-pc-windows-gnu/debug/with-secrets.exe")
+}
+
+/// Whether `cargo test` sets the variable `name` for the tests it runs, as
+/// its documentation lists them ("Environment variables Cargo sets for
+/// crates", which tests get at run time too): none of them is in the
+/// environment of a `cargo build` started from a shell.
+fn set_by_cargo_test(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_EXE_")
+        || [
+            "CARGO",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_MANIFEST_LINKS",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+            "OUT_DIR",
+        ]
+        .contains(&name)
 }
 
 fn mingw(args: &[&OsStr]) {

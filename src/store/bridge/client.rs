@@ -13,20 +13,22 @@
 //! helper's environment (which is ours, taken before any value was read).
 //! Every read and write waits with poll(2) against the deadline; when it
 //! passes, the helper's whole process group is killed, so a hung helper
-//! (or a Wine or interop layer under it) never outlives the call.
+//! (or a Wine or interop layer under it) never outlives the call. Once the
+//! answers are in, the group is killed too, without waiting for the helper
+//! to exit or to close its output: a process it left behind that still
+//! holds the pipe would otherwise hold the run for the whole `--timeout`,
+//! and outlive it.
 
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::process::CommandExt as _;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
-use super::wire::{self, PROTOCOL, Request, Response, VERSION, WireFound, WireKey, json_error};
+use super::wire::{self, Lines, PROTOCOL, Request, Response, VERSION, WireKey, WireValue};
 use crate::secret::Secret;
 use crate::store::{Found, Key, Store, StoreError};
 
@@ -62,6 +64,18 @@ impl Bridge {
         Ok(self.helper.as_mut().expect("just started"))
     }
 
+    /// An answer that this side cannot take, for `why`: the helper's fault,
+    /// not the store's behind it.
+    fn misread(&self, why: &str) -> StoreError {
+        StoreError::HelperFailed {
+            command: self
+                .helper
+                .as_ref()
+                .map_or_else(|| "?".to_owned(), |helper| helper.command.clone()),
+            reason: why.to_owned(),
+        }
+    }
+
     /// Sends `request`, returns the answer; on any failure the helper is
     /// killed, so the next call (if any) starts afresh.
     fn call(&mut self, request: &Request) -> Result<Response, StoreError> {
@@ -85,7 +99,7 @@ impl Bridge {
 impl Drop for Bridge {
     fn drop(&mut self) {
         if let Some(helper) = self.helper.take() {
-            helper.close(self.timeout);
+            helper.kill();
         }
     }
 }
@@ -108,36 +122,37 @@ impl Store for Bridge {
         let found = self
             .call(&request)?
             .found
-            .ok_or_else(|| StoreError::Remote {
-                message: "the helper's answer to a lookup has no `found`".into(),
-            })?;
+            .ok_or_else(|| self.misread("its answer to a lookup has no `found`"))?;
         if found.len() != keys.len() {
-            return Err(StoreError::Remote {
-                message: format!(
-                    "the helper answered {} values for {} keys",
-                    found.len(),
-                    keys.len()
-                ),
-            });
+            return Err(self.misread(&format!(
+                "it answered {} values for {} keys",
+                found.len(),
+                keys.len()
+            )));
         }
         found
             .into_iter()
-            .map(|slot| slot.map(decode).transpose())
+            .map(|slot| {
+                slot.map(|found| match found.value.decode() {
+                    Some(secret) => Ok(Found {
+                        secret,
+                        matches: found.matches,
+                    }),
+                    None => Err(self.misread("it sent a value that is not base64")),
+                })
+                .transpose()
+            })
             .collect()
     }
 
     fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
-        let mut request = Request::Set {
+        let request = Request::Set {
             service: key.service.to_owned(),
             username: key.username.to_owned(),
             label: label.to_owned(),
-            value: BASE64.encode(value.expose()),
+            value: WireValue::encode(value.expose()),
         };
-        let result = self.call(&request).map(drop);
-        if let Request::Set { value, .. } = &mut request {
-            value.zeroize();
-        }
-        result
+        self.call(&request).map(drop)
     }
 
     fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
@@ -147,22 +162,8 @@ impl Store for Bridge {
         };
         self.call(&request)?
             .deleted
-            .ok_or_else(|| StoreError::Remote {
-                message: "the helper's answer to a delete has no `deleted`".into(),
-            })
+            .ok_or_else(|| self.misread("its answer to a delete has no `deleted`"))
     }
-}
-
-fn decode(mut found: WireFound) -> Result<Found, StoreError> {
-    let bytes = BASE64.decode(found.value.as_bytes());
-    found.value.zeroize();
-    let bytes = bytes.map_err(|_| StoreError::Remote {
-        message: "the helper sent a value that is not base64".into(),
-    })?;
-    Ok(Found {
-        secret: Secret::new(bytes),
-        matches: found.matches,
-    })
 }
 
 /// Starts the helper and says hello, as `doctor` and `auto` do to learn
@@ -171,7 +172,7 @@ fn decode(mut found: WireFound) -> Result<Found, StoreError> {
 pub(crate) fn probe(timeout: Duration) -> Result<String, StoreError> {
     let helper = Helper::start(timeout, Instant::now() + timeout)?;
     let about = format!("{} (with-secrets {})", helper.command, helper.version);
-    helper.close(timeout);
+    helper.kill();
     Ok(about)
 }
 
@@ -182,7 +183,7 @@ struct Helper {
     stdin: Option<ChildStdin>,
     stdout: ChildStdout,
     /// What has been read but not yet taken as a line.
-    buffer: Zeroizing<Vec<u8>>,
+    lines: Lines,
     /// The command, for messages.
     command: String,
     version: String,
@@ -213,7 +214,7 @@ impl Helper {
             child,
             stdin: Some(stdin),
             stdout,
-            buffer: Zeroizing::new(Vec::with_capacity(64 * 1024)),
+            lines: Lines::new(),
             command,
             version: String::new(),
         };
@@ -268,16 +269,12 @@ impl Helper {
         timeout: Duration,
         deadline: Instant,
     ) -> Result<Response, StoreError> {
-        let line = Zeroizing::new(wire::to_line(request));
-        self.write_all(line.as_bytes(), timeout, deadline)?;
+        let line = wire::to_line(request);
+        self.write_all(&line, timeout, deadline)?;
         let answer = self.read_line(timeout, deadline)?;
-        serde_json::from_slice(&answer).map_err(|err| StoreError::HelperFailed {
+        wire::read_response(&answer).map_err(|reason| StoreError::HelperFailed {
             command: self.command.clone(),
-            reason: format!(
-                "it answered something that is not the bridge protocol ({}): is it \
-                 with-secrets?",
-                json_error(&err)
-            ),
+            reason,
         })
     }
 
@@ -315,13 +312,15 @@ impl Helper {
     ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         let fd = self.stdout.as_raw_fd();
         loop {
-            if let Some(end) = self.buffer.iter().position(|&byte| byte == b'\n') {
-                let mut line = Zeroizing::new(self.buffer[..end].to_vec());
-                self.buffer.drain(..=end);
-                if line.last() == Some(&b'\r') {
-                    line.pop();
+            match self.lines.take() {
+                Ok(Some(line)) => return Ok(line),
+                Ok(None) => {}
+                Err(too_long) => {
+                    return Err(StoreError::HelperFailed {
+                        command: self.command.clone(),
+                        reason: format!("it sent {too_long}"),
+                    });
                 }
-                return Ok(line);
             }
             self.wait_for(fd, libc::POLLIN, timeout, deadline)?;
             let mut chunk = Zeroizing::new([0u8; 8192]);
@@ -331,7 +330,7 @@ impl Helper {
                 0 => return Err(self.gone("it exited without answering")),
                 1.. => {
                     let read = read.unsigned_abs();
-                    crate::secret::append_wiped(&mut self.buffer, &chunk[..read]);
+                    self.lines.push(&chunk[..read]);
                 }
                 _ => {
                     let err = io::Error::last_os_error();
@@ -380,10 +379,10 @@ impl Helper {
     }
 
     /// The helper stopped talking: why, with its exit status when known.
-    fn gone(&mut self, what: &str) -> StoreError {
-        let status = match self.child.try_wait() {
-            Ok(Some(status)) => format!(" ({status})"),
-            _ => String::new(),
+    fn gone(&self, what: &str) -> StoreError {
+        let status = match self.exit_status() {
+            Some(status) => format!(" ({status})"),
+            None => String::new(),
         };
         StoreError::HelperFailed {
             command: self.command.clone(),
@@ -391,19 +390,46 @@ impl Helper {
         }
     }
 
-    /// Closes its input, which ends it, and waits (by the deadline) for it
-    /// to close its output; past that it is killed.
-    fn close(mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        self.stdin = None;
-        while self.read_line(timeout, deadline).is_ok() {}
-        self.kill();
+    /// The helper's exit status if it has exited, without reaping it: until
+    /// [`Helper::kill`] reaps it, its pid stays reserved, so the process
+    /// group named by that pid is still the one made for it.
+    fn exit_status(&self) -> Option<ExitStatus> {
+        let pid = libc::id_t::try_from(self.child.id()).ok()?;
+        // SAFETY: an all-zero siginfo_t is valid; waitid fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid siginfo_t; WNOWAIT leaves the child
+        // unreaped.
+        let done = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid,
+                &raw mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: waitid filled `info` for a child that changed state
+        // (si_pid is 0 where none did).
+        if done != 0 || unsafe { info.si_pid() } == 0 {
+            return None;
+        }
+        // SAFETY: as above.
+        let status = unsafe { info.si_status() };
+        Some(if info.si_code == libc::CLD_EXITED {
+            ExitStatus::from_raw(status << 8)
+        } else {
+            ExitStatus::from_raw(status)
+        })
     }
 
-    /// Kills the helper's process group and reaps it.
+    /// Ends the helper, once its answers are in or when it failed: closes
+    /// its input (what a helper still reading takes as the end), kills its
+    /// process group and reaps it. The group is killed even when the helper
+    /// has exited, for what it started may still run and hold our pipe; it
+    /// is still the helper's group, since the helper is only reaped here.
     fn kill(mut self) {
+        self.stdin = None;
         let pid = libc::pid_t::try_from(self.child.id()).unwrap_or(0);
-        if pid > 0 && matches!(self.child.try_wait(), Ok(None)) {
+        if pid > 0 {
             // SAFETY: signals the process group we made for the helper.
             unsafe { libc::killpg(pid, libc::SIGKILL) };
         }
