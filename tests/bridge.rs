@@ -485,7 +485,8 @@ fn a_helper_whose_child_keeps_its_output_open_holds_no_run_and_leaves_nothing_be
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let output = run.wait_with_output().expect("output");
+    // Exited: its output must close too (a process left behind may hold it).
+    let output = crate::support::wait_for(run, Duration::from_secs(60));
     assert!(
         output.status.success(),
         "{}: {}",
@@ -558,7 +559,8 @@ fn a_helper_that_never_ends_its_line_is_stopped_at_16_mib_not_at_the_deadline() 
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let output = run.wait_with_output().expect("output");
+    // Exited: its output must close too (a process left behind may hold it).
+    let output = crate::support::wait_for(run, Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(125), "{stderr}");
     assert!(
@@ -692,8 +694,13 @@ fn the_windows_build_the_tests_make_is_fresh_for_the_one_scripts_test_makes() {
             "--target-dir",
             "target/wine",
         ])
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run cargo build");
+    // A dirty build may recompile for minutes; a hang is still an error.
+    let output = crate::support::wait_for(output, Duration::from_secs(1800));
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{log}");
     let rebuilt: Vec<&str> = log

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{Run, Test};
+use super::{BoundedOutput, Run, Test};
 
 /// How long the prefix may take to be made; past this the set-up fails.
 const BOOT: Duration = Duration::from_secs(120);
@@ -128,8 +128,9 @@ impl Wine {
             .arg(format!("-p{LINGER_SECS}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
+            .spawn()
             .expect("start wineserver");
+        let server = wait_for(server, BOOT, "wineserver");
         assert!(server.success(), "wineserver -p{LINGER_SECS}: {server}");
         // Its output goes to a file, not a pipe: the processes it starts
         // (services.exe and others) inherit it and live as long as the
@@ -159,7 +160,7 @@ impl Wine {
             .tool("wine")
             .arg(&wine.exe)
             .arg("--version")
-            .output()
+            .bounded_output()
             .expect("run with-secrets.exe");
         assert!(
             version.status.success(),
@@ -338,9 +339,14 @@ fn build_exe() -> PathBuf {
             "--target-dir",
         ])
         .arg(&target_dir)
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .output()
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run cargo build --target x86_64-pc-windows-gnu");
+    // A build from nothing takes minutes on a small machine; a hang is
+    // still an error.
+    let output = super::wait_for(output, Duration::from_secs(1800));
     assert!(
         output.status.success(),
         "cargo build --target x86_64-pc-windows-gnu failed (is the target \
@@ -375,7 +381,7 @@ fn set_by_cargo_test(name: &str) -> bool {
 fn mingw(args: &[&OsStr]) {
     let output = Command::new("x86_64-w64-mingw32-gcc")
         .args(args)
-        .output()
+        .bounded_output()
         .expect("run x86_64-w64-mingw32-gcc");
     assert!(
         output.status.success(),
@@ -384,18 +390,16 @@ fn mingw(args: &[&OsStr]) {
     );
 }
 
-/// Waits for a run under Wine, failing with the command's name if it
-/// does not end within `RUN` (a hang, never a slow run: runs take < 1 s).
-fn wait_output(mut child: std::process::Child, what: &str) -> std::process::Output {
-    let start = Instant::now();
-    while child.try_wait().expect("try_wait").is_none() {
-        if start.elapsed() > RUN {
-            let _ = child.kill();
-            panic!("{what} under Wine did not end within {RUN:?}");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.wait_with_output().expect("output")
+/// Waits for a run under Wine, reading its output meanwhile; fails naming
+/// the command if it has not ended, its output closed, within `RUN` (a
+/// hang, never a slow run: runs take < 1 s).
+fn wait_output(child: std::process::Child, what: &str) -> std::process::Output {
+    let finished =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| super::wait_for(child, RUN)));
+    finished.unwrap_or_else(|hang| {
+        eprintln!("{what} under Wine did not end within {RUN:?}");
+        std::panic::resume_unwind(hang)
+    })
 }
 
 /// Waits for `child` at most `limit`, killing it and failing past that.
@@ -422,10 +426,20 @@ static ROOT: OnceLock<PathBuf> = OnceLock::new();
 /// At exit: stops this process's wineserver and removes its prefix.
 extern "C" fn clean_up() {
     if let Some(root) = ROOT.get() {
-        let _ = Command::new("wineserver")
+        if let Ok(child) = Command::new("wineserver")
             .arg("-k")
             .env("WINEPREFIX", root.join("prefix"))
-            .status();
+            .stdin(Stdio::null())
+            .spawn()
+        {
+            // At exit a hang is no better: give it up after a while.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut child = child;
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+        }
         let _ = std::fs::remove_dir_all(root);
     }
 }
