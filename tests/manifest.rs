@@ -327,6 +327,21 @@ fn an_unquoted_pasted_token_is_called_a_value_at_once() {
         *get.iter_mut().find(|arg| **arg == "set").unwrap() = "get";
         test.run(get).success().stdout_is(TOKEN);
     }
+    // A setting, or a string in an entry's table, that lost its quotes is
+    // only that: TOML's own "must be quoted", never "a value pasted".
+    for manifest in [
+        "store = keyutils\n[secrets]\n",
+        "[defaults]\nservice = acme\n[secrets]\n",
+        "[vault]\nmount = kv\n[secrets]\n",
+        "[secrets]\nAPI = { service = acme, username = \"x\" }\n",
+        "[profiles.ci]\nstore = keyutils\n[secrets]\n",
+    ] {
+        file_store_project(manifest)
+            .run(["check"])
+            .expect_code(125)
+            .stderr_has("must be quoted")
+            .stderr_lacks("looks like a value");
+    }
 }
 
 #[test]

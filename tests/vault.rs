@@ -988,6 +988,7 @@ fn a_kv_version_1_mount_is_refused_by_name_and_never_written() {
 #[test]
 fn an_https_address_on_a_plain_http_server_says_to_use_http() {
     let server = Bao::dev();
+    put(&server, "acme", &[("token", "v")]);
     let plain = server.address.clone();
     let https = plain.replacen("http://", "https://", 1);
     let test = Test::new()
@@ -998,9 +999,14 @@ fn an_https_address_on_a_plain_http_server_says_to_use_http() {
     let run = test.run(["get", "A"]);
     run.expect_code(125)
         .stderr_has(&format!(
-            "{https} speaks plain HTTP, not TLS: set VAULT_ADDR to {plain}"
+            "{https} speaks plain HTTP, not TLS\n  use plain HTTP: export VAULT_ADDR={plain}\n"
         ))
         .stderr_lacks("CACERT");
+    // The line works as printed.
+    test.env("VAULT_ADDR", &plain)
+        .run(["get", "A"])
+        .success()
+        .stdout_is("v");
 }
 
 #[test]

@@ -611,7 +611,13 @@ fn pasted_value(body: &str, at: usize, message: &str) -> Option<String> {
         return None;
     }
     let start = body[..at].rfind('\n').map_or(0, |i| i + 1);
-    let (name, _) = body[start..at].split_once('=')?;
+    // Only a bare word right after `NAME =`: not a word inside an inline
+    // table (`{ service = acme }`), which is a string that lost its quotes.
+    let (name, between) = body[start..at].split_once('=')?;
+    let end = body[at..].find('\n').map_or(body.len(), |i| at + i);
+    if !between.trim().is_empty() || body[start..end].contains('{') {
+        return None;
+    }
     let name = EnvName::new(name.trim())?;
     // The last table header above the line: `[secrets]`, or a profile's.
     let header = body[..start]
@@ -629,7 +635,14 @@ fn pasted_value(body: &str, at: usize, message: &str) -> Option<String> {
             format!("with-secrets --profile {profile} set {name}"),
         ),
         (Some("[secrets]"), None) => ("write", format!("with-secrets set {name}")),
-        _ => ("write under [secrets]", format!("with-secrets set {name}")),
+        // At the top level, a name that is not one of its keys
+        // (`store = file` is a string that lost its quotes).
+        (None, None) if name.as_str() != "store" => {
+            ("write under [secrets]", format!("with-secrets set {name}"))
+        }
+        // In another table (`[defaults]`, `[vault]`, a profile's own): one
+        // of its keys, unquoted.
+        _ => return None,
     };
     Some(format!(
         "`{name} = ...` looks like a value pasted into the manifest, but secrets belong in \

@@ -82,6 +82,11 @@ const POS_SETATTR: u32 = 0x2000_0000;
 const USR_VIEW: u32 = 0x0001_0000;
 const USR_READ: u32 = 0x0002_0000;
 const USR_SEARCH: u32 = 0x0008_0000;
+const USR_LINK: u32 = 0x0010_0000;
+const USR_SETATTR: u32 = 0x0020_0000;
+/// What our uid keeps of a new key until it is linked where it belongs
+/// (see `add`).
+const LINK_RIGHTS: u32 = USR_LINK | USR_SETATTR;
 /// The session keyring's half. No write (a kept key is replaced, never
 /// changed) and no link (it can never be linked into a keyring that other
 /// sessions search).
@@ -259,8 +264,15 @@ pub(crate) fn keep(
 }
 
 /// Adds a `user` key to this thread's keyring, gives it `seconds` to live,
-/// links it into `keyring`, and only then gives it `permissions` (which may
-/// take away the right to link or to set a timeout); returns its serial.
+/// links it into `keyring`, and gives it `permissions` (which may take away
+/// the right to link or to set a timeout); returns its serial.
+///
+/// The permissions are set before the link, so the key is never in a shared
+/// keyring with the kernel's default permissions, which let whoever
+/// possesses it read it: another uid that possesses `@u` through `@s`
+/// (`pam_keyinit` links them, and `su` keeps `@s`) could read a pad in that
+/// moment. Until the link is made, our uid keeps the rights to link and to
+/// set the final permissions (`LINK_RIGHTS`), and no possessor gains any.
 fn add(
     description: &CStr,
     payload: &[u8],
@@ -286,6 +298,11 @@ fn add(
             "keyctl(KEYCTL_SET_TIMEOUT)",
             libc::KEYCTL_SET_TIMEOUT,
             c_ulong::from(seconds),
+        ),
+        (
+            "keyctl(KEYCTL_SETPERM)",
+            libc::KEYCTL_SETPERM,
+            c_ulong::from(permissions | LINK_RIGHTS),
         ),
         (
             "keyctl(KEYCTL_LINK)",

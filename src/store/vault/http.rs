@@ -63,6 +63,18 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// The same host and port over plain HTTP, the port always written: an
+    /// `https://` address without one means 443, which `http://` would not.
+    pub(crate) fn as_plain_http(&self) -> String {
+        if self.host.contains(':') {
+            format!("http://[{}]:{}", self.host, self.port)
+        } else {
+            format!("http://{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// A request of a batch.
 pub(crate) struct Request {
     pub(crate) method: &'static str,
@@ -354,7 +366,9 @@ pub(crate) fn parse_response(buffer: &[u8], head: bool, closed: bool) -> Result<
         let head_len = match response.parse(rest) {
             Ok(httparse::Status::Complete(length)) => length,
             Ok(httparse::Status::Partial) => {
-                if rest.len() > MAX_HEAD {
+                // Interim (1xx) heads count: a server that sends them
+                // without end must not grow the buffer without end.
+                if buffer.len() > MAX_HEAD {
                     return Err(Failure::TooLarge("its head is over 64 KiB"));
                 }
                 return Ok(Parsed::Partial);
@@ -364,7 +378,7 @@ pub(crate) fn parse_response(buffer: &[u8], head: bool, closed: bool) -> Result<
             }
             Err(_) => return Err(Failure::Malformed("its head is not HTTP/1.x")),
         };
-        if head_len > MAX_HEAD {
+        if start + head_len > MAX_HEAD {
             return Err(Failure::TooLarge("its head is over 64 KiB"));
         }
         let status = response.code.unwrap_or_default();
@@ -487,7 +501,7 @@ fn read_chunked(bytes: &[u8]) -> Result<Option<Body>, Failure> {
     let mut chunks = Vec::new();
     loop {
         if at > MAX_ANSWER {
-            return Err(Failure::TooLarge("its body is over 2 MiB"));
+            return Err(Failure::TooLarge("its chunks take over 4 MiB"));
         }
         let (line, size) = match httparse::parse_chunk_size(&bytes[at..]) {
             Ok(httparse::Status::Complete(found)) => found,
@@ -523,7 +537,7 @@ fn read_chunked(bytes: &[u8]) -> Result<Option<Body>, Failure> {
     // Trailers, if any, then an empty line.
     loop {
         if at > MAX_ANSWER {
-            return Err(Failure::TooLarge("its trailers are over 64 KiB"));
+            return Err(Failure::TooLarge("its chunks take over 4 MiB"));
         }
         match find(&bytes[at..], b"\r\n") {
             Some(0) => {
@@ -643,7 +657,10 @@ mod tests {
     fn sizes_past_their_bounds_and_broken_framing_are_errors() {
         let fails = |bytes: &[u8]| match parse_response(bytes, false, false) {
             Err(Failure::TooLarge(what) | Failure::Malformed(what)) => what,
-            _ => panic!("{:?}", String::from_utf8_lossy(bytes)),
+            _ => panic!(
+                "{:?}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            ),
         };
         assert_eq!(
             fails(b"HTTP/1.1 200 OK\r\nContent-Length: 3000000\r\n\r\n"),
@@ -674,6 +691,19 @@ mod tests {
             fails(b"<html>404</html>\r\n\r\n"),
             "its head is not HTTP/1.x"
         );
+        // Interim answers without end: bounded as one head, whether the
+        // last arrived whole or not.
+        let interim = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(MAX_HEAD / 25 + 1);
+        assert_eq!(fails(&interim), "its head is over 64 KiB");
+        let mut cut = interim.clone();
+        cut.extend_from_slice(b"HTTP/1.1 100 Cont");
+        assert_eq!(fails(&cut), "its head is over 64 KiB");
+        // A chunked body of small chunks: bounded on the wire too.
+        let mut chunks = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        while chunks.len() <= MAX_ANSWER + 64 {
+            chunks.extend_from_slice(b"1\r\nx\r\n");
+        }
+        assert_eq!(fails(&chunks), "its chunks take over 4 MiB");
     }
 
     #[test]
@@ -695,6 +725,17 @@ mod tests {
             Endpoint::parse("https://[::1]:8200"),
             Ok(endpoint(true, "::1", 8200))
         );
+        // The address to suggest where TLS was asked of a plain server.
+        for (address, plain) in [
+            ("https://vault.example.com", "http://vault.example.com:443"),
+            (
+                "https://vault.example.com:8200/",
+                "http://vault.example.com:8200",
+            ),
+            ("https://[::1]", "http://[::1]:443"),
+        ] {
+            assert_eq!(Endpoint::parse(address).unwrap().as_plain_http(), plain);
+        }
         for bad in [
             "vault:8200",
             "https://",

@@ -374,10 +374,11 @@ impl Vault {
                 }
                 Some(Failure::Tls(reason)) => return Err(tls_error(server, &reason)),
                 Some(Failure::PlainHttp) => {
-                    let plain = format!("http://{}", server.address.trim_start_matches("https://"));
                     return Err(server_error(format!(
-                        "{} speaks plain HTTP, not TLS: set {} to {plain}",
-                        server.address, server.address_variable
+                        "{} speaks plain HTTP, not TLS\n  use plain HTTP: export {}={}",
+                        server.address,
+                        server.address_variable,
+                        server.endpoint.as_plain_http()
                     )));
                 }
                 Some(Failure::Malformed(what)) => {
