@@ -1077,4 +1077,22 @@ fn a_service_that_is_not_a_clean_path_is_refused_where_it_is_written_for_a_vault
         .run(["--store", "file", "import", "--from", "vault"])
         .expect_code(125)
         .stderr_has("secrets.toml:2:17: `service` must be a path");
+    // A manifest that can be read only once (a pipe, `-m <(...)`): the
+    // error points at the text that was read, never reads it again.
+    let test = vault_run("");
+    let fifo = test.path().join("once.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    // Not joined: a run that never opened the pipe would leave it waiting.
+    std::thread::spawn({
+        let fifo = fifo.clone();
+        move || std::fs::write(&fifo, manifest_for(&[("A", "a//b", "k")]))
+    });
+    test.run(["-m", &fifo.to_string_lossy(), "get", "A"])
+        .expect_code(125)
+        .stderr_has("once.toml:2:17: `service` must be a path")
+        .stderr_has("2 | A = { service = \"a//b\", username = \"k\" }\n");
 }

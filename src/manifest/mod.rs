@@ -49,6 +49,9 @@ pub(crate) fn is_profile_name(name: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub path: PathBuf,
+    /// The text as it was parsed (after a byte-order mark), for errors
+    /// found once the store is known: the file is never read twice.
+    pub(crate) text: std::sync::Arc<str>,
     /// The top-level `store`, if any.
     pub store: Option<StoreKind>,
     pub entries: Vec<Entry>,

@@ -134,6 +134,7 @@ impl Manifest {
         profiles.sort_by_key(|(line, _)| *line);
         let manifest = Self {
             path: path.to_owned(),
+            text: body.into(),
             store,
             entries,
             vault,
@@ -794,14 +795,14 @@ impl Manifest {
             entry.service
         );
         let message = printable(&message).into_owned();
-        // The text again, to point at the `service`: only on this error.
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        let body = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        // Parsed again, as it was read, to point at the `service`: only on
+        // this error.
+        let body = &*self.text;
         let span = DeTable::parse(body)
             .ok()
             .and_then(|doc| service_span(doc.get_ref(), entry))
             .unwrap_or_else(|| {
-                // The entry's line, if the file changed under us.
+                // The entry's line, where no `service` string is found.
                 let start = body
                     .split_inclusive('\n')
                     .take(entry.line.saturating_sub(1))
