@@ -236,8 +236,11 @@ fn first_word(args: &[OsString]) -> Option<usize> {
         if text.starts_with("--") {
             skip_value = !text.contains('=') && TAKES_VALUE.contains(&text.as_ref());
         } else if let Some(short) = text.strip_prefix('-').filter(|short| !short.is_empty()) {
-            // `-qm PATH`: the last letter takes the next word as its value.
-            skip_value = short.ends_with(['m', 'c']);
+            // `-qm PATH`: a letter that takes a value takes the rest of
+            // the word (`-mfoo.toml`), else the next word.
+            skip_value = short
+                .find(['m', 'c'])
+                .is_some_and(|at| at == short.len() - 1);
         } else {
             return Some(at);
         }
@@ -429,6 +432,8 @@ mod tests {
         assert_eq!(at("ws -m echo echo"), Some(3));
         assert_eq!(at("ws -qm x.toml --store=file --profile p echo"), Some(6));
         assert_eq!(at("ws --timeout 5 -v chek"), Some(4));
+        assert_eq!(at("ws -mfoo.c echo"), Some(2));
+        assert_eq!(at("ws -qmfoo.c echo"), Some(2));
         assert_eq!(at("ws -- echo"), None);
         assert_eq!(at("ws -v"), None);
     }

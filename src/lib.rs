@@ -50,6 +50,8 @@ pub mod fuzzing {
 
     /// The most a vault answer's body may be; the parser refuses more.
     pub const VAULT_MAX_BODY: usize = crate::store::vault::http::MAX_BODY;
+    /// The most a vault answer's head may be, interim answers included.
+    pub const VAULT_MAX_HEAD: usize = crate::store::vault::http::MAX_HEAD;
 
     /// The vault store's HTTP response parser on `bytes`: `Ok(None)` while
     /// they hold no whole answer, else its status, the bytes it takes and

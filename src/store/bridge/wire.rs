@@ -14,6 +14,10 @@
 //! Values are held in [`WireValue`], wiped when dropped, and lines are
 //! written into and read from wiped buffers, so no form of a value (its
 //! bytes, its base64, the line that carries it) is left in freed memory.
+//! One exception, which our own peer never causes: a value whose base64 a
+//! peer wrote with JSON escapes (`\u0041` for `A`; base64 needs none, and
+//! our writer makes none) is unescaped by serde_json in a scratch buffer of
+//! its own, which is not wiped.
 //!
 //! ```text
 //! -> {"op":"hello","protocol":1,"version":"0.1.0"}
