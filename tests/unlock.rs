@@ -437,8 +437,16 @@ fn another_user_started_from_the_unlocked_session_gets_no_file_key() {
         with_passphrase(PASSPHRASE, &["unlock"]),
         readable_by_all(),
     ];
+    // Each run as nobody also reads the session keyring's half: proof that
+    // the tool kept the session keyring, so that only the pad stopped it.
+    let run_and_read_the_half = shell_words::quote(
+        "\"$BIN\" -v get TOKEN; status=$?; for key in $(keyctl rlist @s); do \
+         keyctl rdescribe $key | grep -q ';with-secrets:file:' && \
+         echo \"masked=$(keyctl pipe $key | wc -c)\" >&2; done; exit $status",
+    )
+    .into_owned();
     for tool in tools {
-        steps.push(as_nobody(tool, "\"$BIN\" -v get TOKEN"));
+        steps.push(as_nobody(tool, &format!("sh -c {run_and_read_the_half}")));
     }
     steps.extend([
         // With the passphrase, nobody opens the file: the file is readable,
@@ -467,14 +475,20 @@ fn another_user_started_from_the_unlocked_session_gets_no_file_key() {
     let runs = in_session_with(&test, &steps, run_in_mapped_session);
     let after = &runs[4..];
     for (tool, run) in tools.iter().zip(after) {
-        if *tool == "sudo" && run.stdout() == "no sudo\n" {
-            eprintln!("sudo is not installed here: its case was not run");
-            continue;
-        }
+        assert_ne!(
+            run.stdout(),
+            "no sudo\n",
+            "sudo is not installed: scripts/install-deps installs it"
+        );
         run.expect_code(125)
             .stderr_has(NO_PASSPHRASE)
             .stderr_has("file store locked: you have not unlocked it in this login session")
             .never_shows("first ✓");
+        assert!(
+            run.stderr().contains("masked=24\n"),
+            "{tool} did not keep the session keyring: {}",
+            run.stderr()
+        );
     }
     let after = &after[tools.len()..];
     after[0].success().stdout_is("first ✓");
