@@ -24,6 +24,27 @@ fn script(path: &Path, body: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
+/// A project whose TOKEN (stale in the environment) is in `service`, and
+/// whose Windows helper is a script that greets as this version, reads the
+/// lookup, then runs `answer`.
+fn greeting_helper(service: &str, answer: &str) -> Test {
+    let test = Test::new()
+        .manifest(&manifest_for(&[("TOKEN", service, "ci")]))
+        .env("TOKEN", "stale");
+    let helper = test.path().join("helper");
+    script(
+        &helper,
+        &format!(
+            "read hello\n\
+             printf '{{\"protocol\":1,\"version\":\"{version}\"}}\\n'\n\
+             read lookup\n\
+             {answer}",
+            version = env!("CARGO_PKG_VERSION"),
+        ),
+    );
+    test.env("WITH_SECRETS_WINDOWS_HELPER", &helper)
+}
+
 /// A project on WSL whose Windows helper is the Windows build under Wine,
 /// started through `helper`, which records one line per start in `starts`,
 /// its argv in `argv`, its environment in `environ` and its working folder
@@ -500,25 +521,12 @@ fn a_helper_whose_child_keeps_its_output_open_holds_no_run_and_leaves_nothing_be
 
 #[test]
 fn a_value_that_is_not_base64_is_the_helpers_fault_not_the_windows_sides() {
-    // A helper that greets as this version, then answers the lookup with a
-    // value that is not base64: the Linux side's own check finds that.
-    let test = Test::new()
-        .manifest(&manifest_for(&[("TOKEN", "br-base64", "ci")]))
-        .env("TOKEN", "stale");
-    let helper = test.path().join("helper");
-    script(
-        &helper,
-        &format!(
-            "read hello\n\
-             printf '{{\"protocol\":{protocol},\"version\":\"{version}\"}}\\n'\n\
-             read lookup\n\
-             printf '{{\"found\":[{{\"value\":\"not base64!\",\"matches\":1}}]}}\\n'\n\
-             cat >/dev/null\n",
-            protocol = 1,
-            version = env!("CARGO_PKG_VERSION"),
-        ),
+    // The Linux side's own check finds a value that is not base64.
+    let test = greeting_helper(
+        "br-base64",
+        "printf '{\"found\":[{\"value\":\"not base64!\",\"matches\":1}]}\\n'\n\
+         cat >/dev/null\n",
     );
-    let test = test.env("WITH_SECRETS_WINDOWS_HELPER", &helper);
     test.run(["--store", "windows", "--", "true"])
         .expect_code(125)
         .stderr_has("failed: it sent a value that is not base64")
@@ -528,24 +536,12 @@ fn a_value_that_is_not_base64_is_the_helpers_fault_not_the_windows_sides() {
 
 #[test]
 fn a_helper_that_never_ends_its_line_is_stopped_at_16_mib_not_at_the_deadline() {
-    // It greets as this version, then answers the lookup with 64 MiB and no
-    // line end, and keeps its output open.
-    let test = Test::new()
-        .manifest(&manifest_for(&[("TOKEN", "br-long", "ci")]))
-        .env("TOKEN", "stale");
-    let helper = test.path().join("helper");
-    script(
-        &helper,
-        &format!(
-            "read hello\n\
-             printf '{{\"protocol\":1,\"version\":\"{version}\"}}\\n'\n\
-             read lookup\n\
-             head -c 67108864 /dev/zero\n\
-             exec tail -f /dev/null\n",
-            version = env!("CARGO_PKG_VERSION"),
-        ),
+    // It answers the lookup with 64 MiB and no line end, and keeps its
+    // output open.
+    let test = greeting_helper(
+        "br-long",
+        "head -c 67108864 /dev/zero\nexec tail -f /dev/null\n",
     );
-    let test = test.env("WITH_SECRETS_WINDOWS_HELPER", &helper);
     let mut run = test
         .command(["--store", "windows", "--timeout", "3600", "--", "true"])
         .stdin(std::process::Stdio::null())
@@ -683,17 +679,8 @@ fn the_windows_build_the_tests_make_is_fresh_for_the_one_scripts_test_makes() {
         .env_clear()
         .envs(shell)
         .current_dir(root)
-        .args([
-            "build",
-            "-v",
-            "--locked",
-            "--bin",
-            "with-secrets",
-            "--target",
-            "x86_64-pc-windows-gnu",
-            "--target-dir",
-            "target/wine",
-        ])
+        .args(crate::support::wine::BUILD)
+        .args(["target/wine", "-v"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

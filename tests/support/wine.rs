@@ -329,15 +329,7 @@ fn build_exe() -> PathBuf {
     }
     let output = command
         .current_dir(manifest)
-        .args([
-            "build",
-            "--locked",
-            "--bin",
-            "with-secrets",
-            "--target",
-            "x86_64-pc-windows-gnu",
-            "--target-dir",
-        ])
+        .args(BUILD)
         .arg(&target_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -355,6 +347,18 @@ fn build_exe() -> PathBuf {
     );
     target_dir.join("x86_64-pc-windows-gnu/debug/with-secrets.exe")
 }
+
+/// `cargo build` of the Windows binary, as scripts/test runs it, but for
+/// the target folder, which follows.
+pub const BUILD: [&str; 7] = [
+    "build",
+    "--locked",
+    "--bin",
+    "with-secrets",
+    "--target",
+    "x86_64-pc-windows-gnu",
+    "--target-dir",
+];
 
 /// Whether `cargo test` sets the variable `name` for the tests it runs, as
 /// its documentation lists them ("Environment variables Cargo sets for
