@@ -943,6 +943,40 @@ fn check_and_set_conflicts_are_retried_with_backoff() {
 }
 
 #[test]
+fn a_set_is_bounded_by_one_timeout_whatever_it_sends() {
+    // Each answer comes 1.5 s after its request: the mount's version, then
+    // the PATCH, would take 3 s, past a --timeout of 2 s for the whole set.
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&asked);
+    let address = scripted(move |asked, stream| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(1500));
+        let body = match asked.method.as_str() {
+            "PATCH" => String::new(),
+            _ => kv_answer(&asked.path),
+        };
+        let status = if body.is_empty() {
+            "204 No Content"
+        } else {
+            "200 OK"
+        };
+        let answer = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(answer.as_bytes());
+        true
+    });
+    let test = on_scripted(&address, &manifest_for(&[("A", "acme", "token")]));
+    test.run_input("new", ["--timeout", "2", "set", "A"])
+        .expect_code(125)
+        .stderr_has("did not answer within 2 s");
+    // It gave up once its one deadline passed: the mount's version was
+    // asked, and the PATCH (if sent at all) never answered in time.
+    assert!(asked.load(Ordering::SeqCst) <= 2);
+}
+
+#[test]
 fn a_kv_version_1_mount_is_refused_by_name_and_never_written() {
     let server = Bao::dev();
     server.ok(&["secrets", "enable", "-path=kv1", "-version=1", "kv"]);

@@ -192,6 +192,8 @@ pub(crate) struct Vault {
     one_at_a_time: bool,
     /// Whether the mount is known not to be KV version 1.
     mount_checked: bool,
+    /// When the store call under way must be done by (see `bounded`).
+    deadline: Option<Instant>,
 }
 
 impl Vault {
@@ -204,7 +206,28 @@ impl Vault {
             connection: None,
             one_at_a_time: false,
             mount_checked: false,
+            deadline: None,
         }
+    }
+
+    /// Runs one store call with one deadline, `--timeout` from now, for
+    /// all it sends: a `set` asks the mount's version, patches, or reads
+    /// and writes with check-and-set, and all of it together is bounded.
+    fn bounded<T>(
+        &mut self,
+        call: impl FnOnce(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.deadline = Some(Instant::now() + self.timeout);
+        let result = call(self);
+        self.deadline = None;
+        result
+    }
+
+    /// The deadline of the store call under way; outside one (`doctor`'s
+    /// questions), `--timeout` from now.
+    fn deadline(&self) -> Instant {
+        self.deadline
+            .unwrap_or_else(|| Instant::now() + self.timeout)
     }
 
     fn server(&mut self) -> Result<&Server, StoreError> {
@@ -297,7 +320,7 @@ impl Vault {
     /// Sends `requests` as one batch and returns their answers, retrying
     /// what an HA cluster says while its leader changes, until the deadline.
     fn send(&mut self, requests: Vec<Request>) -> Result<Vec<Response>, StoreError> {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = self.deadline();
         let timeout = self.timeout;
         self.server()?;
         let server = self.server.as_ref().expect("set above");
@@ -587,7 +610,7 @@ impl Vault {
         service: &str,
         change: impl Fn(&mut Map) -> bool,
     ) -> Result<bool, StoreError> {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = self.deadline();
         let mut backoff = FIRST_BACKOFF;
         loop {
             let (data, version) = self.read_secret(service)?;
@@ -895,6 +918,27 @@ impl Store for Vault {
 
     /// One GET per distinct path, all sent at once on one connection.
     fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
+        self.bounded(|vault| vault.read_all(keys))
+    }
+
+    fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
+        self.bounded(|vault| vault.set_one(key, label, value))
+    }
+
+    fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
+        self.bounded(|vault| vault.delete_one(key))
+    }
+
+    /// One write per secret path, with every new key of that path in it.
+    fn create_all(&mut self, items: &[(Key<'_>, String, &Secret)]) -> Result<(), StoreError> {
+        self.bounded(|vault| vault.create_each_path(items))
+    }
+}
+
+/// The store calls, each run by `Store`'s under one deadline (`bounded`).
+impl Vault {
+    /// One GET per distinct path, all sent at once on one connection.
+    fn read_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
         let mut services: Vec<&str> = keys.iter().map(|key| key.service).collect();
         services.sort_unstable();
         services.dedup();
@@ -926,7 +970,7 @@ impl Store for Vault {
             .collect())
     }
 
-    fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
+    fn set_one(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
         let text = Zeroizing::new(text_of(label, value)?.to_owned());
         self.ensure_kv2()?;
         let patch = Value::Object(
@@ -944,7 +988,7 @@ impl Store for Vault {
         .map(drop)
     }
 
-    fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
+    fn delete_one(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
         self.ensure_kv2()?;
         let changed =
             self.read_change_write(key.service, |data| data.remove(key.username).is_some())?;
@@ -952,7 +996,7 @@ impl Store for Vault {
     }
 
     /// One write per secret path, with every new key of that path in it.
-    fn create_all(&mut self, items: &[(Key<'_>, String, &Secret)]) -> Result<(), StoreError> {
+    fn create_each_path(&mut self, items: &[(Key<'_>, String, &Secret)]) -> Result<(), StoreError> {
         let mut by_path: BTreeMap<&str, Map> = BTreeMap::new();
         for (key, label, value) in items {
             let text = text_of(label, value)?;
