@@ -23,9 +23,11 @@ use dbus::Message;
 use dbus::arg::{PropMap, RefArg, Variant};
 use dbus::channel::Channel;
 
-use super::dh::{ALGORITHM, KeyPair, SessionKey};
+use self::dh::{ALGORITHM, KeyPair, SessionKey};
 use super::{Daemon, Found, Key, Person, Store, StoreError};
 use crate::secret::Secret;
+
+mod dh;
 
 const BUS: &str = "org.freedesktop.DBus";
 const SERVICE: &str = "org.freedesktop.secrets";
