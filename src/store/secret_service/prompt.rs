@@ -1,0 +1,176 @@
+//! Running the service's prompts and waiting for their `Completed` signal.
+
+use std::time::{Duration, Instant};
+
+use dbus::Message;
+use dbus::arg::{RefArg, Variant};
+
+use super::connection::{check, method, send};
+use super::{BUS, Daemon, NO_PROMPT, ObjectPath, PROMPT_IFACE, SERVICE, SecretService, StoreError};
+
+/// How long a person at a terminal gets to answer a prompt: longer than a
+/// call may take, since a person, not a daemon, may be the one answering.
+const PROMPT_WAIT: Duration = Duration::from_secs(120);
+/// How long a prompt may take before the person at the terminal is told
+/// that with-secrets waits for it.
+const NOTICE_AFTER: Duration = Duration::from_millis(500);
+
+impl SecretService {
+    /// Runs `prompt`, which a call returned, and waits for its `Completed`
+    /// signal; a dismissed prompt is the error `dismissed`. Returns the
+    /// object paths in the signal's result (what an `Unlock` unlocked).
+    ///
+    /// A prompt does not always mean a person must answer: KeePassXC returns
+    /// one for every CreateItem and Delete, and completes it in milliseconds
+    /// with no dialog. So every prompt is run, with or without a terminal.
+    /// Without one, it gets the call timeout, like any call: a prompt that
+    /// needs a person then fails in bounded time, saying a dialog may be
+    /// waiting, and never hangs CI. With a terminal, a person is there to
+    /// answer a dialog and may be typing a password, so it gets
+    /// `PROMPT_WAIT`.
+    ///
+    /// Only the service's own `Completed` counts: the match rule names its
+    /// unique name as sender, and so does the check of each signal, as a
+    /// signal sent to us directly bypasses match rules. Otherwise any
+    /// process on the bus could answer "done" (or "dismissed") for it.
+    pub(super) fn complete(
+        &mut self,
+        prompt: &ObjectPath,
+        dismissed: StoreError,
+    ) -> Result<Vec<ObjectPath>, StoreError> {
+        if &**prompt == NO_PROMPT {
+            return Ok(Vec::new());
+        }
+        let owner = self
+            .owner
+            .clone()
+            .ok_or_else(|| StoreError::Protocol("a prompt came from an unknown sender".into()))?;
+        // Subscribe before asking, or a quick answer could be missed.
+        let rule = format!(
+            "type='signal',sender='{owner}',interface='{PROMPT_IFACE}',member='Completed',path='{}'",
+            &**prompt
+        );
+        let subscribe = method(BUS, "/org/freedesktop/DBus", BUS, "AddMatch").append1(rule);
+        let ask = method(SERVICE, prompt, PROMPT_IFACE, "Prompt").append1("");
+        let serials = [send(&self.channel, subscribe)?, send(&self.channel, ask)?];
+        let person = self.person.is_present();
+        let wait = if person {
+            PROMPT_WAIT.max(self.timeout)
+        } else {
+            self.timeout
+        };
+        let deadline = Instant::now() + wait;
+        // A prompt that needs nobody completes at once; one that is still
+        // open after a moment is a dialog, and the person at the terminal
+        // is told what the wait is for, as sudo or ssh would.
+        let mut notice_at = person.then(|| Instant::now() + NOTICE_AFTER);
+        loop {
+            // An error from AddMatch or Prompt ends the wait; their success
+            // says nothing about the outcome.
+            if let Some(mut reply) = self.early.remove(&serials[0]) {
+                check(&mut reply)?;
+            }
+            if let Some(mut reply) = self.early.remove(&serials[1]) {
+                prompt_ran(&mut reply, &owner, dismissed.clone())?;
+            }
+            if let Some(index) = self.completed.iter().position(|signal| {
+                signal.path().is_some_and(|path| *path == **prompt)
+                    && signal.sender().is_some_and(|sender| *sender == *owner)
+            }) {
+                let signal = self.completed.remove(index);
+                let (was_dismissed, result) = signal.get2::<bool, Variant<Box<dyn RefArg>>>();
+                let was_dismissed = was_dismissed.ok_or_else(|| {
+                    StoreError::Protocol("a Completed signal without its dismissed flag".into())
+                })?;
+                return if was_dismissed {
+                    Err(dismissed)
+                } else {
+                    Ok(result.map_or_else(Vec::new, |result| object_paths(&*result.0)))
+                };
+            }
+            let now = Instant::now();
+            let left = deadline.saturating_duration_since(now);
+            if left.is_zero() {
+                return Err(StoreError::PromptTimedOut {
+                    daemon: Daemon::Unknown,
+                    after: wait,
+                });
+            }
+            if notice_at.is_some_and(|at| now >= at) {
+                notice_at = None;
+                let daemon = self.daemon();
+                self.person.tell(&format!(
+                    "with-secrets: waiting up to {} s for {}'s prompt; answer it there, \
+                     or press Ctrl+C",
+                    wait.as_secs(),
+                    daemon.name()
+                ));
+                continue;
+            }
+            let until = notice_at.map_or(left, |at| left.min(at.saturating_duration_since(now)));
+            self.pump(Some(until))?;
+        }
+    }
+}
+
+/// The error for a prompt, confirming `change`, that was dismissed.
+pub(super) fn refused(change: &str) -> StoreError {
+    StoreError::Denied(format!(
+        "the keyring's prompt to confirm {change} was dismissed"
+    ))
+}
+
+/// Checks the reply to a `Prompt` call. Its success says nothing about the
+/// outcome, which comes with `Completed`; an error is one of two things.
+/// Sent by the service itself, it failed to run the prompt: oo7-daemon
+/// with no prompter to show it answers `org.freedesktop.zbus.Error`
+/// ("CLI prompter failed"), and other daemons use other names, so the
+/// sender decides, not the name. For the person, that prompt could not be
+/// shown, which is what `dismissed` says. Sent by the bus, the service went
+/// away while asked (no owner, no reply): a failure, never "no Secret
+/// Service here", which would let the environment stand in.
+fn prompt_ran(reply: &mut Message, owner: &str, dismissed: StoreError) -> Result<(), StoreError> {
+    let from_service = reply.sender().is_some_and(|sender| *sender == *owner);
+    let Err(err) = reply.as_result().map(drop) else {
+        return Ok(());
+    };
+    let name = err.name().unwrap_or("");
+    match name {
+        "org.freedesktop.DBus.Error.AccessDenied" => check(reply),
+        _ if from_service => Err(dismissed),
+        "org.freedesktop.DBus.Error.ServiceUnknown"
+        | "org.freedesktop.DBus.Error.NameHasNoOwner"
+        | "org.freedesktop.DBus.Error.NoReply"
+        | "org.freedesktop.DBus.Error.Disconnected" => Err(went_away(&format!(
+            "{name}: {}",
+            err.message().unwrap_or("")
+        ))),
+        _ => check(reply),
+    }
+}
+
+/// The error for a Secret Service that answered earlier in this run and
+/// is gone now; `detail` says how that showed.
+pub(super) fn went_away(detail: &str) -> StoreError {
+    StoreError::Protocol(format!(
+        "the Secret Service went away during the run ({detail})\n  \
+         check that your keyring daemon is running (start or restart it), then run this again"
+    ))
+}
+
+/// The object paths in a prompt's result: an array of them for `Unlock`,
+/// anything else (an item path, an empty string) for other prompts.
+fn object_paths(result: &dyn RefArg) -> Vec<ObjectPath> {
+    if &*result.signature() != "ao" {
+        return Vec::new();
+    }
+    result
+        .as_iter()
+        .into_iter()
+        .flatten()
+        .filter_map(|path| {
+            path.as_str()
+                .and_then(|p| ObjectPath::new(p.to_owned()).ok())
+        })
+        .collect()
+}
