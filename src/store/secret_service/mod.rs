@@ -32,7 +32,7 @@ use dbus::channel::Channel;
 
 use self::connection::{check, method, read};
 use self::prompt::refused;
-use self::session::Session;
+use self::session::{Cipher, Session};
 use super::{Daemon, Found, Key, Person, Store, StoreError};
 use crate::secret::Secret;
 
@@ -136,7 +136,7 @@ impl SecretService {
             .zip(&newest)
             .filter_map(|(paths, &index)| paths.get(index).cloned())
             .collect();
-        let mut secrets = if chosen.is_empty() {
+        let mut secrets: HashMap<ObjectPath, WireSecret> = if chosen.is_empty() {
             HashMap::new()
         } else {
             let session = self.session()?.0.clone();
@@ -147,29 +147,7 @@ impl SecretService {
             secrets
         };
         let (_, cipher) = self.session()?;
-        groups
-            .iter()
-            .zip(newest)
-            .map(|(paths, index)| {
-                let Some(path) = paths.get(index) else {
-                    return Ok(None);
-                };
-                // Found, yet not fetched: gnome-keyring leaves locked items
-                // out of GetSecrets without an error, so the item was locked
-                // again since the search, or an unlock did not reach it. Not
-                // "missing", or a stale variable would stand in for it.
-                let Some((_, parameters, value, _)) = secrets.remove(path) else {
-                    return Err(StoreError::Locked {
-                        daemon: Daemon::Unknown,
-                    });
-                };
-                let secret = cipher.decrypt(&parameters, value)?;
-                Ok(Some(Found {
-                    secret,
-                    matches: paths.len(),
-                }))
-            })
-            .collect()
+        found_values(&groups, newest, &mut secrets, cipher)
     }
 
     fn store(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
@@ -290,13 +268,49 @@ impl SecretService {
         Ok(groups
             .iter()
             .zip(modified)
-            .map(|(paths, modified)| {
-                (0..paths.len())
-                    .max_by_key(|&i| (modified[i], paths[i].len(), &*paths[i]))
-                    .unwrap_or(0)
-            })
+            .map(|(paths, modified)| newest_index(paths, &modified))
             .collect())
     }
+}
+
+/// The index of the newest of `paths`, given each one's `Modified` time.
+fn newest_index(paths: &[ObjectPath], modified: &[u64]) -> usize {
+    (0..paths.len())
+        .max_by_key(|&i| (modified[i], paths[i].len(), &*paths[i]))
+        .unwrap_or(0)
+}
+
+/// Each key's value from a `GetSecrets` reply: `None` where its group of
+/// paths is empty, else the value of the path `newest` chose, decrypted.
+fn found_values(
+    groups: &[Vec<ObjectPath>],
+    newest: Vec<usize>,
+    secrets: &mut HashMap<ObjectPath, WireSecret>,
+    cipher: &Cipher,
+) -> Result<Vec<Option<Found>>, StoreError> {
+    groups
+        .iter()
+        .zip(newest)
+        .map(|(paths, index)| {
+            let Some(path) = paths.get(index) else {
+                return Ok(None);
+            };
+            // Found, yet not fetched: gnome-keyring leaves locked items
+            // out of GetSecrets without an error, so the item was locked
+            // again since the search, or an unlock did not reach it. Not
+            // "missing", or a stale variable would stand in for it.
+            let Some((_, parameters, value, _)) = secrets.remove(path) else {
+                return Err(StoreError::Locked {
+                    daemon: Daemon::Unknown,
+                });
+            };
+            let secret = cipher.decrypt(&parameters, value)?;
+            Ok(Some(Found {
+                secret,
+                matches: paths.len(),
+            }))
+        })
+        .collect()
 }
 
 /// A `CreateItem` call for `key`, laid out as Python's keyring lays items
@@ -319,4 +333,112 @@ fn create_item(key: Key<'_>, label: &str, secret: WireSecret) -> Message {
     );
     method(SERVICE, DEFAULT_COLLECTION, COLLECTION_IFACE, "CreateItem")
         .append3(properties, secret, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(text: &str) -> ObjectPath {
+        ObjectPath::new(text.to_owned()).unwrap()
+    }
+
+    fn wire(value: &str) -> WireSecret {
+        let session = path("/org/freedesktop/secrets/session/1");
+        (
+            session,
+            Vec::new(),
+            value.as_bytes().to_vec(),
+            CONTENT_TYPE.to_owned(),
+        )
+    }
+
+    #[test]
+    fn the_most_recently_modified_match_wins_and_ties_go_to_the_later_item() {
+        let paths = [path("/c/login/9"), path("/c/login/10"), path("/c/login/2")];
+        assert_eq!(newest_index(&paths, &[5, 5, 5]), 1, "/10 is later than /9");
+        assert_eq!(newest_index(&paths, &[7, 5, 5]), 0);
+        assert_eq!(newest_index(&paths, &[5, 5, 6]), 2);
+        assert_eq!(newest_index(&paths[..1], &[0]), 0);
+        assert_eq!(newest_index(&[], &[]), 0);
+    }
+
+    #[test]
+    fn a_get_secrets_reply_gives_each_key_its_chosen_value() {
+        let (one, two, three) = (path("/c/i/1"), path("/c/i/2"), path("/c/i/3"));
+        let mut call = method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "GetSecrets");
+        call.set_serial(7);
+        let sent = HashMap::from([(one.clone(), wire("first")), (three.clone(), wire("third"))]);
+        let mut reply = call.method_return().append1(sent);
+        let (mut secrets,): (HashMap<ObjectPath, WireSecret>,) = read(&mut reply).unwrap();
+        let groups = vec![Vec::new(), vec![one], vec![two, three]];
+        let found = found_values(&groups, vec![0, 0, 1], &mut secrets, &Cipher::Plain).unwrap();
+        let found: Vec<_> = found
+            .iter()
+            .map(|slot| {
+                slot.as_ref()
+                    .map(|f| (f.secret.expose().to_vec(), f.matches))
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                None,
+                Some((b"first".to_vec(), 1)),
+                Some((b"third".to_vec(), 2))
+            ]
+        );
+    }
+
+    #[test]
+    fn an_item_found_but_left_out_of_get_secrets_is_locked_not_missing() {
+        let groups = vec![vec![path("/c/i/1")]];
+        let mut secrets = HashMap::new();
+        let result = found_values(&groups, vec![0], &mut secrets, &Cipher::Plain);
+        assert!(
+            matches!(result, Err(StoreError::Locked { .. })),
+            "{result:?}"
+        );
+    }
+
+    /// The string pairs of an `a{ss}` read back as a `RefArg`.
+    fn string_pairs(dict: &dyn RefArg) -> HashMap<String, String> {
+        let items: Vec<String> = dict
+            .as_iter()
+            .unwrap()
+            .map(|item| item.as_str().unwrap().to_owned())
+            .collect();
+        items
+            .chunks(2)
+            .map(|pair| (pair[0].clone(), pair[1].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn items_are_created_as_pythons_keyring_creates_them() {
+        let key = Key {
+            service: "api",
+            username: "me",
+        };
+        let message = create_item(key, "with-secrets: API_TOKEN", wire("value"));
+        assert_eq!(&*message.path().unwrap(), DEFAULT_COLLECTION);
+        assert_eq!(&*message.member().unwrap(), "CreateItem");
+        let (properties, secret, replace) = message.read3::<PropMap, WireSecret, bool>().unwrap();
+        let attributes = string_pairs(&*properties["org.freedesktop.Secret.Item.Attributes"].0);
+        assert_eq!(
+            attributes,
+            HashMap::from([
+                ("service".to_owned(), "api".to_owned()),
+                ("username".to_owned(), "me".to_owned()),
+                (
+                    "application".to_owned(),
+                    "Python keyring library".to_owned()
+                ),
+            ])
+        );
+        let label = properties["org.freedesktop.Secret.Item.Label"].0.as_str();
+        assert_eq!(label, Some("with-secrets: API_TOKEN"));
+        assert_eq!(secret, wire("value"));
+        assert!(replace, "an identical item is replaced, never duplicated");
+    }
 }

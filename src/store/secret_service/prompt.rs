@@ -73,20 +73,13 @@ impl SecretService {
             if let Some(mut reply) = self.early.remove(&serials[1]) {
                 prompt_ran(&mut reply, &owner, dismissed.clone())?;
             }
-            if let Some(index) = self.completed.iter().position(|signal| {
-                signal.path().is_some_and(|path| *path == **prompt)
-                    && signal.sender().is_some_and(|sender| *sender == *owner)
-            }) {
+            if let Some(index) = self
+                .completed
+                .iter()
+                .position(|signal| completes(signal, prompt, &owner))
+            {
                 let signal = self.completed.remove(index);
-                let (was_dismissed, result) = signal.get2::<bool, Variant<Box<dyn RefArg>>>();
-                let was_dismissed = was_dismissed.ok_or_else(|| {
-                    StoreError::Protocol("a Completed signal without its dismissed flag".into())
-                })?;
-                return if was_dismissed {
-                    Err(dismissed)
-                } else {
-                    Ok(result.map_or_else(Vec::new, |result| object_paths(&*result.0)))
-                };
+                return outcome(&signal, dismissed);
             }
             let now = Instant::now();
             let left = deadline.saturating_duration_since(now);
@@ -110,6 +103,27 @@ impl SecretService {
             let until = notice_at.map_or(left, |at| left.min(at.saturating_duration_since(now)));
             self.pump(Some(until))?;
         }
+    }
+}
+
+/// Whether `signal` is the `Completed` of `prompt`, sent by the service
+/// (`owner`) itself.
+fn completes(signal: &Message, prompt: &ObjectPath, owner: &str) -> bool {
+    signal.path().is_some_and(|path| *path == **prompt)
+        && signal.sender().is_some_and(|sender| *sender == *owner)
+}
+
+/// What a prompt's `Completed` signal says: the error `dismissed`, or the
+/// object paths in its result.
+fn outcome(signal: &Message, dismissed: StoreError) -> Result<Vec<ObjectPath>, StoreError> {
+    let (was_dismissed, result) = signal.get2::<bool, Variant<Box<dyn RefArg>>>();
+    let was_dismissed = was_dismissed.ok_or_else(|| {
+        StoreError::Protocol("a Completed signal without its dismissed flag".into())
+    })?;
+    if was_dismissed {
+        Err(dismissed)
+    } else {
+        Ok(result.map_or_else(Vec::new, |result| object_paths(&*result.0)))
     }
 }
 

@@ -156,15 +156,7 @@ impl SecretService {
                 other => other,
             })?;
         unlocked.extend(completed);
-        let covered = |object: &ObjectPath| {
-            unlocked.iter().any(|done| {
-                **done == **object
-                    || object
-                        .strip_prefix(&**done)
-                        .is_some_and(|rest| rest.starts_with('/'))
-            })
-        };
-        if objects.iter().all(covered) {
+        if objects.iter().all(|object| covered(&unlocked, object)) {
             Ok(())
         } else {
             Err(StoreError::Locked {
@@ -172,6 +164,16 @@ impl SecretService {
             })
         }
     }
+}
+
+/// Whether `object` is in `unlocked`, or is an item of a collection in it.
+fn covered(unlocked: &[ObjectPath], object: &ObjectPath) -> bool {
+    unlocked.iter().any(|done| {
+        **done == **object
+            || object
+                .strip_prefix(&**done)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 /// A collection's `Locked` property, to ask for.
@@ -183,4 +185,47 @@ fn locked_property(collection: &ObjectPath) -> Message {
 /// nothing is not "unlocked".
 fn is_unlocked(reply: &mut Message) -> bool {
     read::<(Variant<bool>,)>(reply).is_ok_and(|(locked,)| !locked.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(text: &str) -> ObjectPath {
+        ObjectPath::new(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn an_item_is_unlocked_with_its_collection_but_not_with_a_namesake() {
+        let unlocked = [path("/org/freedesktop/secrets/collection/login")];
+        let item = path("/org/freedesktop/secrets/collection/login/7");
+        let other = path("/org/freedesktop/secrets/collection/login2/7");
+        assert!(covered(&unlocked, &unlocked[0]));
+        assert!(covered(&unlocked, &item));
+        assert!(!covered(&unlocked, &other), "login2 is not inside login");
+        assert!(!covered(&[], &item));
+    }
+
+    #[test]
+    fn only_a_locked_property_of_false_means_unlocked() {
+        let collection = path("/org/freedesktop/secrets/collection/login");
+        let mut ask = locked_property(&collection);
+        ask.set_serial(7);
+        assert_eq!(&*ask.path().unwrap(), &*collection);
+        assert_eq!(
+            ask.read2::<&str, &str>().unwrap(),
+            (COLLECTION_IFACE, "Locked")
+        );
+        assert!(is_unlocked(
+            &mut ask.method_return().append1(Variant(false))
+        ));
+        assert!(!is_unlocked(
+            &mut ask.method_return().append1(Variant(true))
+        ));
+        let error = ask.error(
+            &"org.freedesktop.DBus.Error.UnknownObject".into(),
+            c"no such collection",
+        );
+        assert!(!is_unlocked(&mut { error }), "an error is not unlocked");
+    }
 }

@@ -1,5 +1,6 @@
 //! The session values travel in: DH-encrypted by default, plain on request.
 
+use dbus::Message;
 use dbus::arg::Variant;
 
 use super::connection::read;
@@ -75,17 +76,7 @@ impl SecretService {
             let Session::Pending { keys, .. } = &self.session else {
                 unreachable!("the session is still pending")
             };
-            let (path, cipher) = match keys {
-                Some(keys) => {
-                    let (output, path): (Variant<Vec<u8>>, ObjectPath) = read(&mut reply)?;
-                    let key = keys.derive(&output.0).map_err(StoreError::Protocol)?;
-                    (path, Cipher::Dh(key))
-                }
-                None => {
-                    let (_, path): (Variant<String>, ObjectPath) = read(&mut reply)?;
-                    (path, Cipher::Plain)
-                }
-            };
+            let (path, cipher) = opened(&mut reply, keys.as_ref())?;
             self.session = Session::Open { path, cipher };
         }
         match &self.session {
@@ -98,5 +89,21 @@ impl SecretService {
         let (path, cipher) = self.session()?;
         let (parameters, value) = cipher.encrypt(value)?;
         Ok((path.clone(), parameters, value, CONTENT_TYPE.to_owned()))
+    }
+}
+
+/// The session an `OpenSession` reply opened: DH with our `keys`, or plain
+/// when there are none.
+fn opened(reply: &mut Message, keys: Option<&KeyPair>) -> Result<(ObjectPath, Cipher), StoreError> {
+    match keys {
+        Some(keys) => {
+            let (output, path): (Variant<Vec<u8>>, ObjectPath) = read(reply)?;
+            let key = keys.derive(&output.0).map_err(StoreError::Protocol)?;
+            Ok((path, Cipher::Dh(key)))
+        }
+        None => {
+            let (_, path): (Variant<String>, ObjectPath) = read(reply)?;
+            Ok((path, Cipher::Plain))
+        }
     }
 }
