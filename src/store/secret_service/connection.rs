@@ -225,3 +225,86 @@ pub(super) fn read<T: dbus::arg::ReadAll>(reply: &mut Message) -> Result<T, Stor
         .read_all()
         .map_err(|err| StoreError::Protocol(err.message().unwrap_or("bad reply").to_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reply with the error `name` to a call, as the bus would deliver it.
+    fn error_reply(name: &str, message: &str) -> Message {
+        let mut call = method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "SearchItems");
+        call.set_serial(7);
+        let message = std::ffi::CString::new(message).unwrap();
+        call.error(&name.into(), &message)
+    }
+
+    #[test]
+    fn error_replies_become_the_store_errors_they_mean() {
+        let no_service = [
+            "org.freedesktop.DBus.Error.ServiceUnknown",
+            "org.freedesktop.DBus.Error.NameHasNoOwner",
+            "org.freedesktop.DBus.Error.Spawn.ExecFailed",
+            "org.freedesktop.DBus.Error.Spawn.ChildExited",
+        ];
+        for name in no_service {
+            assert_eq!(
+                check(&mut error_reply(name, "gone")),
+                Err(StoreError::NoService),
+                "{name}"
+            );
+        }
+        let locked = check(&mut error_reply(
+            "org.freedesktop.Secret.Error.IsLocked",
+            "",
+        ));
+        assert!(
+            matches!(locked, Err(StoreError::Locked { .. })),
+            "{locked:?}"
+        );
+        let collection = "org.freedesktop.Secret.Error.NoSuchObject";
+        for message in ["", "The collection does not exist"] {
+            let err = check(&mut error_reply(collection, message));
+            assert!(
+                matches!(err, Err(StoreError::NoDefaultCollection { .. })),
+                "{message:?}: {err:?}"
+            );
+        }
+        assert_eq!(
+            check(&mut error_reply(collection, "No such item")),
+            Err(StoreError::Protocol(format!("{collection}: No such item")))
+        );
+        assert_eq!(
+            check(&mut error_reply(
+                "org.freedesktop.DBus.Error.AccessDenied",
+                "not you"
+            )),
+            Err(StoreError::Denied("not you".into()))
+        );
+        assert_eq!(
+            check(&mut error_reply(
+                "org.freedesktop.DBus.Error.NoReply",
+                "late"
+            )),
+            Err(StoreError::Protocol(
+                "org.freedesktop.DBus.Error.NoReply: late".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn read_checks_for_an_error_then_reads_the_arguments() {
+        let mut call = method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "ReadAlias").append1("default");
+        call.set_serial(7);
+        let alias = "/org/freedesktop/secrets/collection/login";
+        let mut reply = call.method_return().append1(dbus::Path::from(alias));
+        let (path,): (dbus::Path<'static>,) = read(&mut reply).unwrap();
+        assert_eq!(&*path, alias);
+        let wrong = read::<(u32,)>(&mut call.method_return().append1("text"));
+        assert!(matches!(wrong, Err(StoreError::Protocol(_))), "{wrong:?}");
+        let error = read::<(dbus::Path<'static>,)>(&mut error_reply(
+            "org.freedesktop.DBus.Error.ServiceUnknown",
+            "",
+        ));
+        assert_eq!(error.unwrap_err(), StoreError::NoService);
+    }
+}

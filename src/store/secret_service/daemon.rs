@@ -58,3 +58,18 @@ pub(super) fn program(pid: u32) -> Option<String> {
         .ok()
         .map(|name| name.trim().to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_is_named_as_the_kernel_keeps_it() {
+        // The kernel keeps the first 15 bytes of the executable's name.
+        let exe = std::env::current_exe().unwrap();
+        let name = exe.file_name().unwrap().to_str().unwrap();
+        let kept = &name[..name.len().min(15)];
+        assert_eq!(program(std::process::id()).as_deref(), Some(kept));
+        assert_eq!(program(u32::MAX), None, "no such process");
+    }
+}

@@ -188,3 +188,136 @@ fn object_paths(result: &dyn RefArg) -> Vec<ObjectPath> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWNER: &str = ":1.42";
+
+    fn path(text: &str) -> ObjectPath {
+        ObjectPath::new(text.to_owned()).unwrap()
+    }
+
+    /// A prompt's `Completed` signal, from `sender`.
+    fn completed(prompt: &str, sender: &str, dismissed: bool, result: Box<dyn RefArg>) -> Message {
+        let mut signal = Message::new_signal(prompt, PROMPT_IFACE, "Completed")
+            .unwrap()
+            .append2(dismissed, Variant(result));
+        signal.set_sender(Some(sender.into()));
+        signal
+    }
+
+    /// The reply to a `Prompt` call: an error `name` from `sender`, or
+    /// success with no name.
+    fn prompt_reply(sender: &str, name: Option<&str>) -> Message {
+        let mut call = method(SERVICE, "/p/1", PROMPT_IFACE, "Prompt").append1("");
+        call.set_serial(7);
+        let mut reply = match name {
+            Some(name) => call.error(&name.into(), c"it failed"),
+            None => call.method_return(),
+        };
+        reply.set_sender(Some(sender.into()));
+        reply
+    }
+
+    fn dismissed() -> StoreError {
+        refused("storing the item")
+    }
+
+    #[test]
+    fn only_the_services_own_completed_signal_counts() {
+        let prompt = path("/org/freedesktop/secrets/prompt/3");
+        let ours = completed(&prompt, OWNER, false, Box::new(String::new()));
+        assert!(completes(&ours, &prompt, OWNER));
+        let forged = completed(&prompt, ":1.99", false, Box::new(String::new()));
+        assert!(!completes(&forged, &prompt, OWNER), "another sender");
+        let other = completed(
+            "/org/freedesktop/secrets/prompt/4",
+            OWNER,
+            false,
+            Box::new(0u8),
+        );
+        assert!(!completes(&other, &prompt, OWNER), "another prompt");
+    }
+
+    #[test]
+    fn a_completed_signal_gives_the_unlocked_paths_or_the_dismissal() {
+        let unlocked = vec![path("/c/login"), path("/c/work")];
+        let signal = completed("/p/1", OWNER, false, Box::new(unlocked.clone()));
+        assert_eq!(outcome(&signal, dismissed()), Ok(unlocked));
+        let item = completed("/p/1", OWNER, false, Box::new(path("/c/login/1")));
+        assert_eq!(outcome(&item, dismissed()), Ok(Vec::new()));
+        let empty = completed("/p/1", OWNER, false, Box::new(String::new()));
+        assert_eq!(outcome(&empty, dismissed()), Ok(Vec::new()));
+        let no = completed("/p/1", OWNER, true, Box::new(String::new()));
+        assert_eq!(outcome(&no, dismissed()), Err(dismissed()));
+        let bare = Message::new_signal("/p/1", PROMPT_IFACE, "Completed").unwrap();
+        assert!(matches!(
+            outcome(&bare, dismissed()),
+            Err(StoreError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn a_prompt_the_service_failed_to_run_is_dismissed_and_one_the_bus_lost_went_away() {
+        assert_eq!(
+            prompt_ran(&mut prompt_reply(OWNER, None), OWNER, dismissed()),
+            Ok(())
+        );
+        let failed = prompt_reply(OWNER, Some("org.freedesktop.zbus.Error"));
+        assert_eq!(
+            prompt_ran(&mut { failed }, OWNER, dismissed()),
+            Err(dismissed())
+        );
+        let denied = prompt_reply(OWNER, Some("org.freedesktop.DBus.Error.AccessDenied"));
+        assert_eq!(
+            prompt_ran(&mut { denied }, OWNER, dismissed()),
+            Err(StoreError::Denied("it failed".into()))
+        );
+        for name in [
+            "org.freedesktop.DBus.Error.NameHasNoOwner",
+            "org.freedesktop.DBus.Error.NoReply",
+        ] {
+            let lost = prompt_reply("org.freedesktop.DBus", Some(name));
+            let err = prompt_ran(&mut { lost }, OWNER, dismissed()).unwrap_err();
+            assert!(
+                err.to_string().contains("went away during the run"),
+                "{name}: {err}"
+            );
+            assert!(
+                !err.means_absent(),
+                "{name}: the environment may not stand in"
+            );
+        }
+    }
+
+    #[test]
+    fn no_prompt_is_run_for_the_path_slash() {
+        // A bus that accepts the connection and never answers: running a
+        // prompt would wait for it and time out.
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("bus");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let channel =
+            dbus::channel::Channel::open_private(&format!("unix:path={}", socket.display()))
+                .unwrap();
+        let mut service = SecretService {
+            channel,
+            timeout: Duration::from_secs(5),
+            session: super::super::Session::Pending {
+                serial: 0,
+                keys: None,
+            },
+            early: std::collections::HashMap::new(),
+            completed: Vec::new(),
+            owner: Some(OWNER.to_owned()),
+            round_trips: 0,
+            person: &crate::store::memory::NOBODY,
+        };
+        let asked = service.complete(&path(NO_PROMPT), dismissed());
+        assert_eq!(asked, Ok(Vec::new()));
+        assert!(!service.channel.has_messages_to_send(), "nothing was sent");
+        assert_eq!(service.round_trips, 0);
+    }
+}

@@ -107,3 +107,79 @@ fn opened(reply: &mut Message, keys: Option<&KeyPair>) -> Result<(ObjectPath, Ci
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATH: &str = "/org/freedesktop/secrets/session/7";
+
+    fn open_session_call() -> Message {
+        let mut call = Message::new_method_call(
+            "org.freedesktop.secrets",
+            "/org/freedesktop/secrets",
+            "org.freedesktop.Secret.Service",
+            "OpenSession",
+        )
+        .unwrap();
+        call.set_serial(7);
+        call
+    }
+
+    #[test]
+    fn a_plain_session_carries_values_as_they_are() {
+        let mut reply = open_session_call()
+            .method_return()
+            .append2(Variant(""), dbus::Path::from(PATH));
+        let (path, cipher) = opened(&mut reply, None).unwrap();
+        assert_eq!(&*path, PATH);
+        let (parameters, value) = cipher.encrypt(&Secret::from("hunter2")).unwrap();
+        assert_eq!(
+            (parameters.as_slice(), value.as_slice()),
+            (&[][..], &b"hunter2"[..])
+        );
+        let back = cipher.decrypt(&[], b"hunter2".to_vec()).unwrap();
+        assert_eq!(back.expose(), b"hunter2");
+    }
+
+    #[test]
+    fn a_dh_session_encrypts_with_the_key_both_sides_derive() {
+        let ours = KeyPair::generate().unwrap();
+        let theirs = KeyPair::generate().unwrap();
+        let mut reply = open_session_call()
+            .method_return()
+            .append2(Variant(theirs.public.clone()), dbus::Path::from(PATH));
+        let (path, cipher) = opened(&mut reply, Some(&ours)).unwrap();
+        assert_eq!(&*path, PATH);
+        let (iv, value) = cipher.encrypt(&Secret::from("hunter2")).unwrap();
+        assert_ne!(value, b"hunter2");
+        let service = theirs.derive(&ours.public).unwrap();
+        assert_eq!(service.decrypt(&iv, &value).unwrap().expose(), b"hunter2");
+        let short = cipher.decrypt(&iv[..15], value);
+        assert_eq!(
+            short.unwrap_err(),
+            StoreError::Protocol("the service sent a 15-byte IV".into())
+        );
+    }
+
+    #[test]
+    fn a_session_reply_the_keys_do_not_fit_is_a_protocol_error() {
+        let ours = KeyPair::generate().unwrap();
+        let mut degenerate = open_session_call()
+            .method_return()
+            .append2(Variant(vec![1u8]), dbus::Path::from(PATH));
+        let err = opened(&mut degenerate, Some(&ours)).err().unwrap();
+        assert_eq!(
+            err,
+            StoreError::Protocol("the service sent an invalid public key".into())
+        );
+        // A plain answer to a DH request has no key in it.
+        let mut plain = open_session_call()
+            .method_return()
+            .append2(Variant(""), dbus::Path::from(PATH));
+        assert!(matches!(
+            opened(&mut plain, Some(&ours)).err().unwrap(),
+            StoreError::Protocol(_)
+        ));
+    }
+}
