@@ -20,8 +20,6 @@ pub(crate) use error::StoreError;
 pub(crate) use kind::{StoreKind, native_name};
 
 pub(crate) mod bridge;
-#[cfg(all(unix, not(target_os = "macos")))]
-mod dh;
 mod error;
 pub(crate) mod escape;
 pub(crate) mod file;

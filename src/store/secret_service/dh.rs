@@ -245,6 +245,57 @@ mod tests {
         assert_eq!(small.iter_u64_digits().collect::<Vec<_>>(), [1u64 << 32]);
     }
 
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&text[at..at + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// The exponent 3 + 2^224, with the public key left out.
+    fn fixed_pair() -> KeyPair {
+        KeyPair {
+            private: Box::new(Zeroizing::new([3, 0, 0, 0, 0, 0, 0, 1])),
+            public: Vec::new(),
+        }
+    }
+
+    /// The vectors come from Python (`pow`, then `hmac`/`hashlib` for
+    /// HKDF-SHA256 with no salt and no info): 3 and 327 raised to 3 + 2^224
+    /// mod the prime, padded to 128 bytes. 327's shared secret starts with a
+    /// zero byte, so a derivation that skipped the padding would differ.
+    #[test]
+    fn derive_matches_keys_computed_elsewhere() {
+        let pair = fixed_pair();
+        assert_eq!(
+            pair.derive(&[3]).unwrap().0.to_vec(),
+            hex("e8fa8a75c1b7fe4279ee8c2c3ef7b42f")
+        );
+        assert_eq!(
+            pair.derive(&327u16.to_be_bytes()).unwrap().0.to_vec(),
+            hex("20d717396a73eb847d2c3754e3ca7f00")
+        );
+    }
+
+    /// NIST SP 800-38A F.2.1 (CBC-AES128), its first block, with the PKCS#7
+    /// block that follows it from `openssl enc -aes-128-cbc`.
+    #[test]
+    fn decrypt_matches_the_nist_cbc_vector() {
+        let key = SessionKey(hex("2b7e151628aed2a6abf7158809cf4f3c").try_into().unwrap());
+        let iv = hex("000102030405060708090a0b0c0d0e0f");
+        let ciphertext = hex("7649abac8119b246cee98e9b12e9197d8964e0b149c10b7b682e6e39aaeb731c");
+        assert_eq!(
+            key.decrypt(&iv, &ciphertext).unwrap().expose(),
+            hex("6bc1bee22e409f96e93d7e117393172a")
+        );
+        let short = hex("db5bf1644ae847810f10a14cee7b881b");
+        assert_eq!(key.decrypt(&iv, &short).unwrap().expose(), b"hunter2");
+        assert_eq!(
+            key.decrypt(&iv, &ciphertext[..16]).err().unwrap(),
+            "a secret failed to decrypt (bad padding)"
+        );
+    }
+
     #[test]
     fn degenerate_public_keys_are_refused() {
         let ours = KeyPair::generate().unwrap();
