@@ -7,6 +7,7 @@
 mod support;
 
 mod bridge;
+mod contract;
 mod daemons;
 mod doctor;
 mod env_format;

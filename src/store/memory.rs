@@ -122,3 +122,129 @@ impl Person for Nobody {
 
     fn warn(&self, _message: &str) {}
 }
+
+/// The store contract of tests/contract.rs, at the `Store` level: this
+/// store is not in the binary, so the cases that need a run (the run form,
+/// `check`, the environment standing in) are left to the stores there.
+#[cfg(test)]
+mod contract {
+    use super::{Key, Memory, Store};
+    use crate::secret::Secret;
+
+    fn key<'a>(service: &'a str, username: &'a str) -> Key<'a> {
+        Key { service, username }
+    }
+
+    fn set(store: &mut Memory, service: &str, username: &str, value: impl Into<Vec<u8>>) {
+        store
+            .set(key(service, username), "label", &Secret::new(value.into()))
+            .unwrap();
+    }
+
+    /// What `get_all` finds for `keys`, in their order.
+    fn values(store: &mut Memory, keys: &[(&str, &str)]) -> Vec<Option<Vec<u8>>> {
+        let keys: Vec<_> = keys.iter().map(|&(s, u)| key(s, u)).collect();
+        store
+            .get_all(&keys)
+            .unwrap()
+            .into_iter()
+            .map(|found| found.map(|found| found.secret.expose().to_vec()))
+            .collect()
+    }
+
+    fn some(value: &str) -> Option<Vec<u8>> {
+        Some(value.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn batch_order() {
+        let mut store = Memory::default();
+        set(&mut store, "other", "mike", "third");
+        set(&mut store, "batch", "zulu", "first");
+        set(&mut store, "batch", "alpha", "second");
+        let keys = [("batch", "zulu"), ("batch", "alpha"), ("other", "mike")];
+        let found = values(&mut store, &keys);
+        assert_eq!(found, [some("first"), some("second"), some("third")]);
+    }
+
+    #[test]
+    fn duplicate_item() {
+        let mut store = Memory::default();
+        set(&mut store, "dup", "shared", "one value");
+        let found = values(&mut store, &[("dup", "shared"), ("dup", "shared")]);
+        assert_eq!(found, [some("one value"), some("one value")]);
+    }
+
+    #[test]
+    fn replace_on_set() {
+        let mut store = Memory::default();
+        set(&mut store, "replace", "ci", "old value");
+        set(&mut store, "replace", "ci", "new value");
+        assert_eq!(
+            values(&mut store, &[("replace", "ci")]),
+            [some("new value")]
+        );
+        assert_eq!(store.delete(key("replace", "ci")).unwrap(), 1);
+        assert_eq!(values(&mut store, &[("replace", "ci")]), [None]);
+    }
+
+    #[test]
+    fn delete_counts() {
+        let mut store = Memory::default();
+        set(&mut store, "delete", "ci", "to go");
+        set(&mut store, "delete", "other", "to stay");
+        assert_eq!(store.delete(key("delete", "ci")).unwrap(), 1);
+        assert_eq!(store.delete(key("delete", "ci")).unwrap(), 0);
+        let found = values(&mut store, &[("delete", "ci"), ("delete", "other")]);
+        assert_eq!(found, [None, some("to stay")]);
+    }
+
+    #[test]
+    fn largest_value() {
+        let mut store = Memory::default();
+        let value: Vec<u8> = (0..32 * 1024).map(|i| b'0' + (i % 64) as u8).collect();
+        set(&mut store, "large", "ci", value.clone());
+        assert_eq!(values(&mut store, &[("large", "ci")]), [Some(value)]);
+    }
+
+    #[test]
+    fn non_utf8() {
+        let mut store = Memory::default();
+        let value = b"\xff\xfe caf\xe9 \x80end".to_vec();
+        set(&mut store, "bytes", "ci", value.clone());
+        assert_eq!(values(&mut store, &[("bytes", "ci")]), [Some(value)]);
+    }
+
+    #[test]
+    fn separators_in_names() {
+        let mut store = Memory::default();
+        let keys = [
+            ("a:b/c", "d:e/f"),
+            ("s:t", "u"),
+            ("s", "t:u"),
+            ("s/t", "u"),
+            ("s", "t/u"),
+        ];
+        for (service, username) in keys {
+            set(
+                &mut store,
+                service,
+                username,
+                format!("{service} {username}"),
+            );
+        }
+        let expected: Vec<_> = keys
+            .iter()
+            .map(|(s, u)| some(&format!("{s} {u}")))
+            .collect();
+        assert_eq!(values(&mut store, &keys), expected);
+    }
+
+    #[test]
+    fn unknown_key() {
+        let mut store = Memory::default();
+        set(&mut store, "unknown", "known", "here");
+        let found = values(&mut store, &[("unknown", "never"), ("unknown", "known")]);
+        assert_eq!(found, [None, some("here")]);
+    }
+}

@@ -206,12 +206,28 @@ impl Wine {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        self.run_env(test, input, &[], args)
+    }
+
+    /// The same, with the variables `env` set for this run only.
+    pub fn run_env<I, S>(
+        &self,
+        test: &Test,
+        input: Option<&[u8]>,
+        env: &[(&str, &str)],
+        args: I,
+    ) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let mut command = self.tool("wine");
         command
             .arg(&self.exe)
             .args(args)
             .current_dir(&test.cwd)
             .envs(test.envs().filter(|(name, _)| *name != "HOME"))
+            .envs(env.iter().copied())
             .stdin(if input.is_some() {
                 Stdio::piped()
             } else {

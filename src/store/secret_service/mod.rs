@@ -109,6 +109,7 @@ impl Store for SecretService {
     }
 
     fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
+        self.storable(label, value)?;
         let result = self.store(key, label, value);
         self.named(result)
     }
@@ -119,12 +120,31 @@ impl Store for SecretService {
     }
 
     fn create_all(&mut self, items: &[(Key<'_>, String, &Secret)]) -> Result<(), StoreError> {
+        for (_, label, value) in items {
+            self.storable(label, value)?;
+        }
         let result = self.create_many(items);
         self.named(result)
     }
 }
 
 impl SecretService {
+    /// Refuses a value that is not UTF-8 where the daemon would change it:
+    /// KeePassXC keeps a password as text and stores U+FFFD for each byte
+    /// that is not UTF-8, then says it succeeded. Asked only for such a
+    /// value, so a UTF-8 one costs no call.
+    fn storable(&mut self, label: &str, value: &Secret) -> Result<(), StoreError> {
+        if std::str::from_utf8(value.expose()).is_err() && self.daemon() == Daemon::KeePassXc {
+            return Err(StoreError::Unstorable {
+                what: label.to_owned(),
+                reason: "the value is not UTF-8 text, and KeePassXC keeps values as text \
+                         (it would replace the bytes that are not)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     fn fetch(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
