@@ -272,14 +272,8 @@ pub fn message(err: &Error) -> String {
     crate::term::printable::printable_lines(&out).into_owned()
 }
 
-/// The first line of a message: its gist, without the advice below it.
-pub(crate) fn first_line(err: &impl std::fmt::Display) -> String {
-    err.to_string()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
+/// Lives with the text helpers below the stores, which use it too.
+pub(crate) use crate::term::printable::first_line;
 
 /// How to make a manifest that is not there, by what named it: `init`
 /// writes where `WITH_SECRETS_MANIFEST` points, and where `-m` points only

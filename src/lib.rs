@@ -17,6 +17,7 @@ mod generate;
 mod machine;
 mod manifest;
 mod paths;
+mod person;
 mod process;
 mod resolve;
 mod secret;

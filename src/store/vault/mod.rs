@@ -36,10 +36,29 @@ use zeroize::Zeroizing;
 
 use self::http::{Connection, Endpoint, Failure, Request, Response};
 use super::{Found, Key, Store, StoreError};
-use crate::manifest::VaultSettings;
 use crate::secret::Secret;
 
 const NAME: &str = "vault";
+
+/// Where entries live on the server: the manifest's `[vault]` table. An
+/// entry `{ service = S, username = U }` is the key `U` of the KV v2 secret
+/// `PREFIX/S` in the secrets engine at `MOUNT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The KV v2 engine's mount path, without slashes around it.
+    pub mount: String,
+    /// Put before every service, without slashes around it; may be empty.
+    pub prefix: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            mount: "secret".to_owned(),
+            prefix: String::new(),
+        }
+    }
+}
 
 /// The variables each setting is read from, in order.
 const ADDRESS: [&str; 2] = ["BAO_ADDR", "VAULT_ADDR"];
@@ -183,7 +202,7 @@ fn tls_config() -> Result<(Arc<rustls::ClientConfig>, Option<String>), StoreErro
 
 /// The store.
 pub(crate) struct Vault {
-    settings: VaultSettings,
+    settings: Settings,
     timeout: Duration,
     server: Option<Server>,
     connection: Option<Connection>,
@@ -196,7 +215,7 @@ pub(crate) struct Vault {
 
 impl Vault {
     /// Reads nothing and connects to nothing: that waits until it is used.
-    pub(crate) fn open(timeout: Duration, settings: &VaultSettings) -> Self {
+    pub(crate) fn open(timeout: Duration, settings: &Settings) -> Self {
         Self {
             settings: settings.clone(),
             timeout,
@@ -637,11 +656,11 @@ fn text_of<'v>(label: &str, value: &'v Secret) -> Result<&'v str, StoreError> {
 /// For `doctor`: the server, the token's source and whether the server
 /// takes it, the seal and HA state, and where entries are looked up; each
 /// as (label, text). Never the token.
-pub(crate) fn report(timeout: Duration, settings: &VaultSettings) -> Vec<(&'static str, String)> {
+pub(crate) fn report(timeout: Duration, settings: &Settings) -> Vec<(&'static str, String)> {
     let mut vault = Vault::open(timeout, settings);
     let server = match vault.server() {
         Ok(server) => server,
-        Err(err) => return vec![("vault:", crate::error::first_line(&err))],
+        Err(err) => return vec![("vault:", crate::term::printable::first_line(&err))],
     };
     let mut lines = vec![(
         "vault:",
@@ -672,7 +691,7 @@ pub(crate) fn report(timeout: Duration, settings: &VaultSettings) -> Vec<(&'stat
         },
         Err(err) => format!(
             "from {source}: cannot be checked: {}",
-            crate::error::first_line(&err)
+            crate::term::printable::first_line(&err)
         ),
     };
     lines.push(("token:", token));
@@ -690,7 +709,7 @@ pub(crate) fn report(timeout: Duration, settings: &VaultSettings) -> Vec<(&'stat
     }
     let state = match answer {
         Ok(answer) => health_state(&answer),
-        Err(err) => crate::error::first_line(&err),
+        Err(err) => crate::term::printable::first_line(&err),
     };
     lines.push(("server:", state));
     lines.push((
