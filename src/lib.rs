@@ -21,6 +21,8 @@ mod person;
 mod process;
 mod resolve;
 mod secret;
+#[cfg(unix)]
+mod signals;
 mod store;
 mod term;
 
