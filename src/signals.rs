@@ -235,6 +235,9 @@ fn errno_location() -> Option<*mut libc::c_int> {
     return Some(unsafe { libc::__error() });
     #[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
     return Some(unsafe { libc::__errno() });
-    #[allow(unreachable_code)]
+    #[allow(
+        unreachable_code,
+        reason = "reached only on a system none of the returns above is for"
+    )]
     None
 }

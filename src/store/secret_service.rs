@@ -347,7 +347,7 @@ impl SecretService {
     /// One pipelined batch of searches, plus the calls in `also`. Returns
     /// every key's paths (locked ones included), the locked paths, and the
     /// replies to `also`, unchecked.
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, reason = "three lists, each named above")]
     fn search_once(
         &mut self,
         keys: &[Key<'_>],
