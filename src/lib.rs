@@ -30,7 +30,7 @@ use std::process::ExitCode;
 
 pub use crate::cli::Cli;
 pub use crate::error::{EXIT_FAILURE, Error, message};
-pub use crate::manifest::{EnvName, Manifest};
+pub use crate::manifest::{EnvName, Error as ManifestError, Manifest};
 
 /// Runs the parsed command line. Returns the exit code to use, or the error
 /// to report ([`message`]); [`Error::exit_code`] gives that error's code.

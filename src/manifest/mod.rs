@@ -2,20 +2,21 @@
 //! keyring entry. It never holds a value, and it is checked in, so it may
 //! be hostile: where it is ([`locate`]), what it says ([`parse`]), and what
 //! is wrong with it, shown without any string that could be a secret
-//! ([`diagnostic`]).
+//! ([`diagnostic`], [`Error`]).
 
 mod diagnostic;
+mod error;
 mod locate;
 mod parse;
 
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::error::Error;
 use crate::store::StoreKind;
 /// The `[vault]` table parses into the vault store's own settings.
 pub use crate::store::vault::Settings as VaultSettings;
 
+pub use error::Error;
 pub(crate) use locate::{Located, locate};
 
 /// The file name that discovery looks for.
