@@ -7,6 +7,14 @@
 //! entries, looked up in a `store`, the environment filling in); and the
 //! run form hands them to `process`, which runs the command. `term` is how
 //! any of them talks to the person.
+//!
+//! Imports only point down, in layers: `secret`, `paths`, `machine`,
+//! `signals` and `term` at the bottom; `store` (which knows nothing of the
+//! manifest, the configuration or the commands); `manifest`, which parses
+//! into the stores' settings; `error`, which gathers the store's and the
+//! manifest's errors; then `person`, `cli`, `config`, `generate`,
+//! `process`, `resolve`, `commands` and `app`. `scripts/module-graph` draws
+//! the graph, and a test (tests/scripts.rs) fails on any cycle in it.
 
 mod app;
 mod cli;
