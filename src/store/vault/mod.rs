@@ -25,6 +25,7 @@
 //! upgrade") is retried with backoff until the deadline; a 403 never is.
 
 pub(crate) mod http;
+mod settings;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,30 +36,11 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use self::http::{Connection, Endpoint, Failure, Request, Response};
+pub use self::settings::Settings;
 use super::{Found, Key, Store, StoreError};
 use crate::secret::Secret;
 
 const NAME: &str = "vault";
-
-/// Where entries live on the server: the manifest's `[vault]` table. An
-/// entry `{ service = S, username = U }` is the key `U` of the KV v2 secret
-/// `PREFIX/S` in the secrets engine at `MOUNT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// The KV v2 engine's mount path, without slashes around it.
-    pub mount: String,
-    /// Put before every service, without slashes around it; may be empty.
-    pub prefix: String,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            mount: "secret".to_owned(),
-            prefix: String::new(),
-        }
-    }
-}
 
 /// The variables each setting is read from, in order.
 const ADDRESS: [&str; 2] = ["BAO_ADDR", "VAULT_ADDR"];
