@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::cli::Cli;
 use crate::error::Error;
 use crate::manifest::{self, Manifest};
+use crate::person::TERMINAL;
 use crate::store::{self, Store, StoreError, StoreKind};
-use crate::term::person::TERMINAL;
 use crate::term::printable::printable_path;
 
 /// What every command needs besides its own arguments.

@@ -7,6 +7,14 @@
 //! entries, looked up in a `store`, the environment filling in); and the
 //! run form hands them to `process`, which runs the command. `term` is how
 //! any of them talks to the person.
+//!
+//! Imports only point down, in layers: `secret`, `paths`, `machine`,
+//! `signals` and `term` at the bottom; `store` (which knows nothing of the
+//! manifest, the configuration or the commands); `manifest`, which parses
+//! into the stores' settings; `error`, which gathers the store's and the
+//! manifest's errors; then `person`, `cli`, `config`, `generate`,
+//! `process`, `resolve`, `commands` and `app`. `scripts/module-graph` draws
+//! the graph, and a test (tests/scripts.rs) fails on any cycle in it.
 
 mod app;
 mod cli;
@@ -17,9 +25,12 @@ mod generate;
 mod machine;
 mod manifest;
 mod paths;
+mod person;
 mod process;
 mod resolve;
 mod secret;
+#[cfg(unix)]
+mod signals;
 mod store;
 mod term;
 
@@ -27,7 +38,7 @@ use std::process::ExitCode;
 
 pub use crate::cli::Cli;
 pub use crate::error::{EXIT_FAILURE, Error, message};
-pub use crate::manifest::{EnvName, Manifest};
+pub use crate::manifest::{EnvName, Error as ManifestError, Manifest};
 
 /// Runs the parsed command line. Returns the exit code to use, or the error
 /// to report ([`message`]); [`Error::exit_code`] gives that error's code.

@@ -218,14 +218,21 @@ pub(crate) mod watch {
     // goes back to it with that layout.
     unsafe impl GlobalAlloc for Watching {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: our caller's promise (a layout of non-zero size) is
+            // the one `alloc_zeroed` asks for.
             unsafe { System.alloc_zeroed(layout) }
         }
 
         unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: as in `alloc`: the caller's layout, passed on.
             unsafe { System.alloc_zeroed(layout) }
         }
 
         unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: the caller promises `ptr` is a live block of ours with
+            // `layout`; every block of ours came from `System` with the
+            // caller's layout, so `look` may read its `layout.size()`
+            // bytes, and `System` takes it back with that layout.
             unsafe {
                 self.look(ptr, layout.size());
                 System.dealloc(ptr, layout)
@@ -241,8 +248,14 @@ pub(crate) mod watch {
             // SAFETY: the caller guarantees `new_size`, with the old
             // alignment, is a valid layout.
             let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+            // SAFETY: `new_layout` is valid (above) and of non-zero size,
+            // as the caller promises `new_size` is.
             let new = unsafe { System.alloc_zeroed(new_layout) };
             if !new.is_null() {
+                // SAFETY: `ptr` is a live block of ours of `layout.size()`
+                // bytes (the caller's promise) and `new` a fresh one of
+                // `new_size`, so they do not overlap and both hold the bytes
+                // copied; then `ptr` is looked at and freed as in `dealloc`.
                 unsafe {
                     std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
                     self.look(ptr, layout.size());

@@ -499,11 +499,8 @@ fn spawn_with_default_signals(test: &Test, args: &[&str]) -> Child {
 
 fn kill(pid: u32, signal: libc::c_int) {
     // SAFETY: kill has no memory-safety preconditions.
-    assert_eq!(
-        unsafe { libc::kill(pid as libc::pid_t, signal) },
-        0,
-        "kill {pid}"
-    );
+    let sent = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(sent, 0, "kill {pid}");
 }
 
 #[test]

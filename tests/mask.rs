@@ -356,10 +356,8 @@ fn a_command_killed_by_a_forwarded_sigterm_kills_with_secrets_by_it_too() {
         std::thread::sleep(Duration::from_millis(2));
     }
     // SAFETY: kill has no memory-safety preconditions.
-    assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
-        0
-    );
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0);
     let rest = stdout.rest(child.id());
     let output = wait(child);
     assert_eq!(output.status.signal(), Some(libc::SIGTERM), "{output:?}");

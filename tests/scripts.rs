@@ -1,10 +1,11 @@
 //! The scripts around the suite: `scripts/cargo-test-totals`, which
-//! `scripts/test` ends with, run against a stand-in `cargo`.
+//! `scripts/test` ends with, run against a stand-in `cargo`; and
+//! `scripts/module-graph`, which must find no module cycle in `src/`.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
-use crate::support::{Test, wait};
+use crate::support::{Test, python, wait};
 
 /// A `cargo` that records its arguments and prints what two test binaries
 /// would, one with a failure, then exits as cargo does then.
@@ -95,4 +96,74 @@ fn totals_with(cargo: &str) -> (std::process::Output, Test) {
         .spawn()
         .unwrap();
     (wait(child), test)
+}
+
+/// The crate's modules import one another in layers that only point down
+/// (`secret`, `term`, `paths` at the bottom, then `store`, `manifest`, and
+/// the commands above): a module cycle means some layer reached back up.
+/// `scripts/module-graph` is the one definition of the graph.
+#[test]
+fn the_crate_has_no_module_cycle() {
+    let output = module_graph(Path::new(env!("CARGO_MANIFEST_DIR")));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines.contains(&"cycles: 0") && lines.contains(&"top-level cycles: 0"),
+        "scripts/module-graph found a module cycle; the modules on it, then \
+         every edge (`scripts/module-graph --edges`):\n{stdout}"
+    );
+}
+
+/// The test above can fail: the script finds the cycles it is shown, one
+/// between files and one through a parent module.
+#[test]
+fn module_graph_finds_a_cycle() {
+    let test = Test::new()
+        .file("src/lib.rs", "mod a;\nmod b;\nmod c;\n")
+        .file("src/a.rs", "use crate::b::B;\n")
+        .file("src/b/mod.rs", "pub struct B;\nfn f() { crate::c::g() }\n")
+        .file("src/c.rs", "// crate::a is only named in a comment\n");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/module-graph");
+    std::fs::create_dir(test.path().join("scripts")).unwrap();
+    std::fs::copy(&script, test.path().join("scripts/module-graph")).unwrap();
+
+    let output = module_graph(test.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.contains(&"cycles: 0"), "{stdout}");
+    assert!(lines.contains(&"top-level cycles: 0"), "{stdout}");
+
+    // b's child c reaching back to a: no file imports b::c, yet a needs b
+    // and b (through its child) needs a.
+    std::fs::write(test.path().join("src/b/c.rs"), "use crate::a::A;\n").unwrap();
+    let output = module_graph(test.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.contains(&"cycles: 0"), "{stdout}");
+    assert!(lines.contains(&"top-level cycles: 1"), "{stdout}");
+    assert!(lines.contains(&"  a <-> b"), "{stdout}");
+    std::fs::remove_file(test.path().join("src/b/c.rs")).unwrap();
+
+    std::fs::write(test.path().join("src/c.rs"), "use crate::{a, d};\n").unwrap();
+    let output = module_graph(test.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.contains(&"cycles: 1"), "{stdout}");
+    assert!(lines.contains(&"  a <-> b <-> c"), "{stdout}");
+    assert!(lines.contains(&"top-level cycles: 1"), "{stdout}");
+}
+
+/// `scripts/module-graph --edges` of the crate at `root`.
+fn module_graph(root: &Path) -> Output {
+    let child = Command::new(python())
+        .arg(root.join("scripts/module-graph"))
+        .arg("--edges")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait(child)
 }

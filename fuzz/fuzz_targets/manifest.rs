@@ -6,8 +6,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use with_secrets::Error;
-use with_secrets::{EnvName, Manifest};
+use with_secrets::{EnvName, Manifest, ManifestError};
 
 fuzz_target!(|data: &[u8]| {
     // `load` refuses invalid UTF-8 before parsing; a lossy decode gives the
@@ -35,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        Err(err @ Error::Manifest { .. }) => {
+        Err(err @ ManifestError::Manifest { .. }) => {
             let message = err.to_string();
             assert!(message.starts_with("secrets.toml:"), "{message}");
             assert!(

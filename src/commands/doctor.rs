@@ -11,9 +11,9 @@ use std::process::ExitCode;
 use crate::config::Config;
 use crate::error::Error;
 use crate::error::first_line;
+use crate::person::TERMINAL;
 use crate::resolve;
 use crate::store::{self, StoreError, StoreKind, file::FileStore, keyrings_alt::KeyringsAlt};
-use crate::term::person::TERMINAL;
 
 pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     let mut out = String::new();

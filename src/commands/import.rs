@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use super::common::{open, store_error};
 use crate::config::Config;
 use crate::error::Error;
+use crate::person::TERMINAL;
 use crate::resolve;
 use crate::store::{self, Store, StoreKind, keyrings_alt};
-use crate::term::person::TERMINAL;
 use crate::term::printable::printable;
 
 /// Copies every entry found in `from` into the chosen store; reports what it

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::person::TERMINAL;
 #[cfg(target_os = "linux")]
 use crate::store::file::unlock::Session;
 use crate::store::file::{FileStore, UNLOCK_FOR};
 use crate::store::{StoreError, StoreKind};
-use crate::term::person::TERMINAL;
 use crate::term::when::{describe_duration, describe_moment};
 
 pub(crate) fn unlock(duration: Option<Duration>, config: &Config) -> Result<ExitCode, Error> {

@@ -10,8 +10,8 @@ use std::path::Path;
 use toml_parser::Source;
 use toml_parser::lexer::{Token, TokenKind};
 
+use super::Error;
 use super::MAX_BYTES;
-use crate::error::Error;
 
 /// A located manifest error, with a snippet of the line that hides secrets.
 pub(super) fn located(path: &Path, text: &str, span: Range<usize>, message: String) -> Error {

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::Error;
 use super::FILE_NAME;
-use crate::error::Error;
 
 /// Where the manifest is, and what named it: `--manifest` or
 /// `WITH_SECRETS_MANIFEST`, or nothing when it was found by walking up.

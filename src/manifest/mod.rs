@@ -2,18 +2,21 @@
 //! keyring entry. It never holds a value, and it is checked in, so it may
 //! be hostile: where it is ([`locate`]), what it says ([`parse`]), and what
 //! is wrong with it, shown without any string that could be a secret
-//! ([`diagnostic`]).
+//! ([`diagnostic`], [`Error`]).
 
 mod diagnostic;
+mod error;
 mod locate;
 mod parse;
 
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::error::Error;
 use crate::store::StoreKind;
+/// The `[vault]` table parses into the vault store's own settings.
+pub use crate::store::vault::Settings as VaultSettings;
 
+pub use error::Error;
 pub(crate) use locate::{Located, locate};
 
 /// The file name that discovery looks for.
@@ -73,25 +76,6 @@ pub struct Profile {
     /// `[profiles.NAME.secrets]`: replace the same-named `[secrets]` entries,
     /// or add to them.
     pub entries: Vec<Entry>,
-}
-
-/// The `[vault]` table: an entry `{ service = S, username = U }` is the key
-/// `U` of the KV v2 secret `PREFIX/S` in the secrets engine at `MOUNT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VaultSettings {
-    /// The KV v2 engine's mount path, without slashes around it.
-    pub mount: String,
-    /// Put before every service, without slashes around it; may be empty.
-    pub prefix: String,
-}
-
-impl Default for VaultSettings {
-    fn default() -> Self {
-        Self {
-            mount: "secret".to_owned(),
-            prefix: String::new(),
-        }
-    }
 }
 
 /// One `[secrets]` entry: which environment variable gets which keyring item.

@@ -7,9 +7,9 @@ use std::path::Path;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::Error;
 use super::diagnostic::{located, too_big};
 use super::{Charset, ENTRY_KEYS, Entry, EnvName, Generate, MAX_BYTES, Manifest, VALUE_KEYS};
-use crate::error::Error;
 use crate::store::StoreKind;
 
 /// The most profiles a manifest may have. Real ones have a handful; a limit

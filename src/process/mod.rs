@@ -1,7 +1,7 @@
 //! Running the command: find it and exec it in our place ([`exec`]), or,
 //! with `--mask`, run it as our child and pass its output through the
 //! matcher ([`supervise`], [`mask`]), on a pseudo-terminal of its own when
-//! ours is one ([`pty`]), with signals passed on ([`signals`]).
+//! ours is one ([`pty`]), with signals passed on ([`crate::signals`]).
 //!
 //! Nothing here knows of manifests, stores or commands: it takes a program,
 //! its arguments, and the variables and values to give and to mask.
@@ -10,8 +10,6 @@ pub(crate) mod exec;
 pub(crate) mod mask;
 #[cfg(unix)]
 pub(crate) mod pty;
-#[cfg(unix)]
-pub(crate) mod signals;
 pub(crate) mod supervise;
 
 use std::io;

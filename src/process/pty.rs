@@ -22,8 +22,8 @@ use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::process::mask::{Output, READ_SIZE, copy, masker};
-use crate::process::signals;
 use crate::secret::Secret;
+use crate::signals;
 
 /// Stop reading our stdin while this much typed input waits for the command.
 const MAX_PENDING_INPUT: usize = 64 * 1024;

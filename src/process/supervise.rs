@@ -55,9 +55,10 @@ mod platform {
     use super::pump;
     use crate::error::Error;
     use crate::process::mask::{copy, masker};
+    use crate::process::pty;
     use crate::process::spawn_error;
-    use crate::process::{pty, signals};
     use crate::secret::Secret;
+    use crate::signals;
 
     pub(crate) fn run(
         program: &OsStr,

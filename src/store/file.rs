@@ -227,7 +227,10 @@ impl FileStore {
             }
             Err(err) => {
                 if tell {
-                    crate::explain!("file store locked: {}", crate::error::first_line(&err));
+                    crate::explain!(
+                        "file store locked: {}",
+                        crate::term::printable::first_line(&err)
+                    );
                 }
                 None
             }
@@ -372,7 +375,7 @@ impl FileStore {
             Ok(_) => "locked: runs ask for the passphrase; `with-secrets unlock` asks once for \
                       this login session"
                 .into(),
-            Err(err) => format!("locked, and {}", crate::error::first_line(&err)),
+            Err(err) => format!("locked, and {}", crate::term::printable::first_line(&err)),
         })
     }
 

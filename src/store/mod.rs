@@ -104,7 +104,7 @@ pub(crate) const UNLOCK_VARIABLES: [&str; 2] =
 
 /// What a store may need from the person running with-secrets. Stores never
 /// touch the terminal: they ask through this, and the caller decides how
-/// (`term::person::Terminal`: a variable, else a prompt where there is a
+/// (`person::Terminal`: a variable, else a prompt where there is a
 /// terminal, else an error that names the variable).
 pub(crate) trait Person: Sync {
     /// The passphrase or password described by `ask`.
@@ -153,7 +153,7 @@ pub(crate) fn open(
     kind: StoreKind,
     timeout: Duration,
     person: &'static dyn Person,
-    vault: &crate::manifest::VaultSettings,
+    vault: &vault::Settings,
 ) -> Result<Box<dyn Store>, StoreError> {
     match kind {
         StoreKind::Vault => Ok(Box::new(vault::Vault::open(timeout, vault))),

@@ -2,7 +2,6 @@
 //! said on stderr and how much ([`verbosity`]), and strings made safe to
 //! show ([`printable`]).
 
-pub(crate) mod person;
 pub(crate) mod printable;
 pub(crate) mod prompt;
 pub(crate) mod verbosity;

@@ -12,6 +12,15 @@ pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     escape_controls(text, |_| true)
 }
 
+/// The first line of a message: its gist, without the advice below it.
+pub(crate) fn first_line(err: &impl std::fmt::Display) -> String {
+    err.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Characters that print nothing but change what the text around them
 /// looks like: bidirectional overrides and isolates, which can reorder a
 /// service or username on screen ("Trojan Source", CVE-2021-42574), and

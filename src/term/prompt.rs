@@ -172,7 +172,7 @@ mod echo_off {
             // The handlers come first: a signal between echo off and them
             // would leave echo off.
             for signal in SIGNALS {
-                if crate::process::signals::ignored(signal)? {
+                if crate::signals::ignored(signal)? {
                     continue;
                 }
                 echo_off.previous.push((signal, catch(signal)?));
@@ -219,7 +219,7 @@ mod echo_off {
     }
 
     extern "C" fn put_back_then_default(signal: libc::c_int) {
-        crate::process::signals::keeping_errno(|| {
+        crate::signals::keeping_errno(|| {
             let fd = TTY.load(Ordering::SeqCst);
             // SAFETY: `TTY` is set only after `SETTINGS` was written.
             let settings = (fd >= 0).then(|| unsafe { (*SETTINGS.0.get()).assume_init() });
@@ -230,7 +230,7 @@ mod echo_off {
             // The default action, now: unblocked, raise acts before it
             // returns. It returns only from a stop (SIGTSTP), once continued,
             // or if the stop did not happen (an orphaned process group).
-            crate::process::signals::die_by(signal);
+            crate::signals::die_by(signal);
             if let Some((_, silent)) = &settings {
                 // SAFETY: as above. From the background this stops us again
                 // (SIGTTOU) until we are in the foreground, as it should.

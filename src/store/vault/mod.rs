@@ -25,6 +25,7 @@
 //! upgrade") is retried with backoff until the deadline; a 403 never is.
 
 pub(crate) mod http;
+mod settings;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,8 +36,8 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use self::http::{Connection, Endpoint, Failure, Request, Response};
+pub use self::settings::Settings;
 use super::{Found, Key, Store, StoreError};
-use crate::manifest::VaultSettings;
 use crate::secret::Secret;
 
 const NAME: &str = "vault";
@@ -183,7 +184,7 @@ fn tls_config() -> Result<(Arc<rustls::ClientConfig>, Option<String>), StoreErro
 
 /// The store.
 pub(crate) struct Vault {
-    settings: VaultSettings,
+    settings: Settings,
     timeout: Duration,
     server: Option<Server>,
     connection: Option<Connection>,
@@ -198,7 +199,7 @@ pub(crate) struct Vault {
 
 impl Vault {
     /// Reads nothing and connects to nothing: that waits until it is used.
-    pub(crate) fn open(timeout: Duration, settings: &VaultSettings) -> Self {
+    pub(crate) fn open(timeout: Duration, settings: &Settings) -> Self {
         Self {
             settings: settings.clone(),
             timeout,
@@ -660,11 +661,11 @@ fn text_of<'v>(label: &str, value: &'v Secret) -> Result<&'v str, StoreError> {
 /// For `doctor`: the server, the token's source and whether the server
 /// takes it, the seal and HA state, and where entries are looked up; each
 /// as (label, text). Never the token.
-pub(crate) fn report(timeout: Duration, settings: &VaultSettings) -> Vec<(&'static str, String)> {
+pub(crate) fn report(timeout: Duration, settings: &Settings) -> Vec<(&'static str, String)> {
     let mut vault = Vault::open(timeout, settings);
     let server = match vault.server() {
         Ok(server) => server,
-        Err(err) => return vec![("vault:", crate::error::first_line(&err))],
+        Err(err) => return vec![("vault:", crate::term::printable::first_line(&err))],
     };
     let mut lines = vec![(
         "vault:",
@@ -695,7 +696,7 @@ pub(crate) fn report(timeout: Duration, settings: &VaultSettings) -> Vec<(&'stat
         },
         Err(err) => format!(
             "from {source}: cannot be checked: {}",
-            crate::error::first_line(&err)
+            crate::term::printable::first_line(&err)
         ),
     };
     lines.push(("token:", token));
@@ -713,7 +714,7 @@ pub(crate) fn report(timeout: Duration, settings: &VaultSettings) -> Vec<(&'stat
     }
     let state = match answer {
         Ok(answer) => health_state(&answer),
-        Err(err) => crate::error::first_line(&err),
+        Err(err) => crate::term::printable::first_line(&err),
     };
     lines.push(("server:", state));
     lines.push((

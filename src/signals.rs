@@ -5,6 +5,10 @@
 //!
 //! A handler may only do what is async-signal-safe, so it uses nothing but
 //! atomics, `kill` and `write`.
+//!
+//! It sits at the bottom beside `term`, whose passphrase prompt uses it too
+//! (to put the terminal back and die by the signal that interrupted it), so
+//! it knows nothing of the command runner in `process`.
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -231,6 +235,9 @@ fn errno_location() -> Option<*mut libc::c_int> {
     return Some(unsafe { libc::__error() });
     #[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
     return Some(unsafe { libc::__errno() });
-    #[allow(unreachable_code)]
+    #[allow(
+        unreachable_code,
+        reason = "reached only on a system none of the returns above is for"
+    )]
     None
 }

@@ -1,11 +1,14 @@
 //! The person at this end, as the stores see them: a passphrase from its
 //! variable or typed at the terminal, whether anyone is there to answer a
 //! keyring's dialog, and lines to show. Stores ask; this answers.
+//!
+//! It sits above both `store` (whose `Person` it is) and `term` (whose
+//! prompts it uses), so that neither has to know the other.
 
 use zeroize::Zeroizing;
 
-use super::prompt;
 use crate::store::{Ask, Person, StoreError};
+use crate::term::prompt;
 
 /// The person running with-secrets, through the environment and the
 /// controlling terminal.
