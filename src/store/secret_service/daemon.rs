@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use super::connection::{method, read, send};
+use super::connection::{method, send};
 use super::prompt::went_away;
+use super::reply::read;
 use super::{BUS, Daemon, SERVICE, SecretService, StoreError};
 
 /// How long finding the daemon's name for a message may take: it runs after

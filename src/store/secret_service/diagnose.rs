@@ -8,9 +8,10 @@ use dbus::Message;
 use dbus::arg::{RefArg, Variant};
 use dbus::channel::Channel;
 
-use super::connection::{method, read, session_bus_address};
+use super::connection::{method, session_bus_address};
 use super::daemon::program;
 use super::dh::{ALGORITHM, KeyPair};
+use super::reply::read;
 use super::session::Session;
 use super::{
     BUS, COLLECTION_IFACE, Daemon, NO_PROMPT, ObjectPath, PROPERTIES_IFACE, Person, SERVICE,

@@ -30,8 +30,9 @@ use dbus::Message;
 use dbus::arg::{PropMap, RefArg, Variant};
 use dbus::channel::Channel;
 
-use self::connection::{check, method, read};
+use self::connection::method;
 use self::prompt::refused;
+use self::reply::{check, read};
 use self::session::{Cipher, Session};
 use super::{Daemon, Found, Key, Person, Store, StoreError};
 use crate::secret::Secret;
@@ -41,6 +42,7 @@ mod daemon;
 mod dh;
 mod diagnose;
 mod prompt;
+mod reply;
 mod search;
 mod session;
 

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use dbus::Message;
 use dbus::arg::{RefArg, Variant};
 
-use super::connection::{check, method, send};
+use super::connection::{method, send};
+use super::reply::check;
 use super::{BUS, Daemon, NO_PROMPT, ObjectPath, PROMPT_IFACE, SERVICE, SecretService, StoreError};
 
 /// How long a person at a terminal gets to answer a prompt: longer than a

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use dbus::Message;
 use dbus::arg::Variant;
 
-use super::connection::{method, read};
+use super::connection::method;
+use super::reply::read;
 use super::{
     COLLECTION_IFACE, Daemon, Key, NO_PROMPT, ObjectPath, PROPERTIES_IFACE, SERVICE, SERVICE_IFACE,
     SERVICE_PATH, SecretService, StoreError,

@@ -3,8 +3,8 @@
 use dbus::Message;
 use dbus::arg::Variant;
 
-use super::connection::read;
 use super::dh::{KeyPair, SessionKey};
+use super::reply::read;
 use super::{CONTENT_TYPE, ObjectPath, SecretService, StoreError, WireSecret};
 use crate::secret::Secret;
 
