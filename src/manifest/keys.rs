@@ -14,7 +14,8 @@ pub(crate) struct EntryKey {
     /// that name where a secret is, never for one that could hold a secret
     /// or a piece of it: any other string is shown as `***`.
     pub shown: bool,
-    /// What it is for, in a sentence (for help and the README).
+    /// What it is for, as the README's manifest reference says it (for
+    /// help and the README later).
     #[cfg_attr(not(test), expect(dead_code, reason = "for help, not yet read"))]
     pub description: &'static str,
 }
@@ -51,31 +52,35 @@ pub(crate) const ENTRY_KEYS: &[EntryKey] = &[
         name: "service",
         expects: Expects::Name,
         shown: true,
-        description: "The keyring item's service (or a [defaults] one).",
+        description: "the keyring service (Python keyring's `service`); required unless \
+                      `[defaults]` has one; not empty",
     },
     EntryKey {
         name: "username",
         expects: Expects::Name,
         shown: true,
-        description: "The keyring item's username.",
+        description: "the account within the service (Python keyring's `username`); required; \
+                      not empty",
     },
     EntryKey {
         name: "optional",
         expects: Expects::Boolean,
         shown: false,
-        description: "A missing value is skipped rather than an error.",
+        description: "`true`: a missing value leaves the variable unset instead of stopping the \
+                      run; default `false`",
     },
     EntryKey {
         name: "description",
         expects: Expects::Text,
         shown: true,
-        description: "What the secret is for, shown by `check` and `set`.",
+        description: "free text shown beside the name when the entry is missing",
     },
     EntryKey {
         name: "generate",
         expects: Expects::Generate,
         shown: false,
-        description: "Make and store a random value when the store has none.",
+        description: "`true` or `{ length = N, charset = \"...\" }`: a missing value is made and \
+                      stored on first use (see \"Generated values\"); not with `optional`",
     },
 ];
 
@@ -123,6 +128,15 @@ mod tests {
             "optional", "generate", "charset", "mount", "prefix", "token", "x",
         ] {
             assert!(!is_shown(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn each_key_is_described_as_the_readme_describes_it() {
+        let readme = include_str!("../../README.md");
+        for key in ENTRY_KEYS {
+            let row = format!("| `{}` | entry | {} |", key.name, key.description);
+            assert!(readme.contains(&row), "README has no row {row}");
         }
     }
 
