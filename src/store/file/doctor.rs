@@ -20,15 +20,16 @@ pub(crate) fn report(
     } else {
         "not created yet"
     };
-    let mut lines = vec![("file store:", format!("{} ({state})", file.display()))];
+    let place = ("file store:", format!("{} ({state})", file.display()));
     #[cfg(target_os = "linux")]
-    if let Some(state) = FileStore::open(timeout, person)
+    let unlock = FileStore::open(timeout, person)
         .ok()
         .and_then(|store| store.unlock_state())
-    {
-        lines.push(("unlock:", state));
-    }
+        .map(|state| ("unlock:", state));
     #[cfg(not(target_os = "linux"))]
-    let _ = (timeout, person);
-    lines
+    let unlock = {
+        let _ = (timeout, person);
+        None
+    };
+    std::iter::once(place).chain(unlock).collect()
 }
