@@ -8,27 +8,77 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use crate::config::Config;
+use crate::config::{Config, Project};
 use crate::error::Error;
 use crate::error::first_line;
 use crate::person::TERMINAL;
 use crate::resolve;
-use crate::store::{self, StoreError, StoreKind, file::FileStore, keyrings_alt::KeyringsAlt};
+use crate::store::{self, StoreError, StoreKind};
 
 pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
-    let mut out = String::new();
     let project = config.project();
-    let (kind, source) = match &project {
+    let mut out = String::new();
+    store_section(config, &project, &mut out);
+    machine_section(&mut out);
+    manifest_section(config, &project, &mut out);
+    // The report quotes the manifest, its paths and store messages: no
+    // control character of theirs reaches the terminal.
+    std::io::stdout()
+        .lock()
+        .write_all(crate::term::printable::printable_lines(&out).as_bytes())
+        .map_err(|source| Error::Stdout { source })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `store`: which store runs use and why, then what each store there is
+/// says of itself.
+///
+/// A store whose report needs nothing of doctor's has it beside the store
+/// (`vault::report`, `file::doctor::report`, `keyrings_alt::report`). The
+/// platform's keyring, the Windows helper and keyutils stay here: their
+/// lines go through `error::first_line`, which the store layer is not to
+/// import.
+fn store_section(config: &Config, project: &Result<Project, Error>, out: &mut String) {
+    let (kind, source) = match project {
         Ok(project) => (project.store, project.store_source),
         Err(_) => config.store_without_manifest(),
     };
-    let chosen_by = source.why();
     let mut details = String::new();
     let windows = windows_report(config, kind, &mut details);
     let native = native_report(config, &mut details);
+    let choice = choice(kind, source.why(), windows.as_ref(), &native);
+    let _ = writeln!(out, "store\n  uses:           {choice}");
+    out.push_str(&details);
+    if kind == StoreKind::Vault {
+        let settings = project
+            .as_ref()
+            .map(|project| project.manifest.vault.clone())
+            .unwrap_or_default();
+        labelled(out, store::vault::report(config.timeout, &settings));
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let keyutils = match store::keyutils::Keyutils::probe() {
+            Ok(()) => "usable (values last until reboot)".to_owned(),
+            Err(err) => first_line(&err),
+        };
+        labelled(out, vec![("keyutils:", keyutils)]);
+    }
+    labelled(out, store::file::doctor::report(config.timeout, &TERMINAL));
+    labelled(out, store::keyrings_alt::report(&TERMINAL));
+}
+
+/// The store `kind` stands for and why, as `auto` would pick it from what
+/// the Windows helper and the platform's keyring said.
+fn choice(
+    kind: StoreKind,
+    chosen_by: &str,
+    windows: Option<&Result<(), StoreError>>,
+    native: &Result<(), StoreError>,
+) -> String {
     // `auto` tries the Windows helper on WSL only, even when one is named.
     let on_wsl = crate::machine::wsl().is_some();
-    let choice = match (kind, windows.as_ref().filter(|_| on_wsl), &native) {
+    match (kind, windows.filter(|_| on_wsl), native) {
         (StoreKind::Auto, Some(Ok(())), _) => {
             format!("windows ({chosen_by}: on WSL, and the Windows helper answers)")
         }
@@ -58,61 +108,21 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
             store::native_name()
         ),
         (kind, _, _) => format!("{} ({chosen_by})", kind.name()),
-    };
-    let _ = writeln!(out, "store\n  uses:           {choice}");
-    out.push_str(&details);
-    if kind == StoreKind::Vault {
-        let settings = project
-            .as_ref()
-            .map(|project| project.manifest.vault.clone())
-            .unwrap_or_default();
-        for (label, text) in store::vault::report(config.timeout, &settings) {
-            let _ = writeln!(out, "  {label:<16}{text}");
-        }
     }
+}
 
-    #[cfg(target_os = "linux")]
-    {
-        let keyutils = match store::keyutils::Keyutils::probe() {
-            Ok(()) => "usable (values last until reboot)".to_owned(),
-            Err(err) => first_line(&err),
-        };
-        let _ = writeln!(out, "  keyutils:       {keyutils}");
+/// Writes each (label, text) as a line of a section.
+fn labelled(out: &mut String, lines: Vec<(&'static str, String)>) {
+    for (label, text) in lines {
+        let _ = writeln!(out, "  {label:<16}{text}");
     }
-    if let Some(file) = FileStore::default_path() {
-        let state = if file.exists() {
-            "exists"
-        } else {
-            "not created yet"
-        };
-        let _ = writeln!(out, "  file store:     {} ({state})", file.display());
-        #[cfg(target_os = "linux")]
-        if let Some(state) = FileStore::open(config.timeout, &TERMINAL)
-            .ok()
-            .and_then(|store| store.unlock_state())
-        {
-            let _ = writeln!(out, "  unlock:         {state}");
-        }
-    }
-    if let Ok(alt) = KeyringsAlt::open(&TERMINAL) {
-        for (path, count) in alt.files() {
-            let plain = path.ends_with(store::keyrings_alt::PLAINTEXT_FILE);
-            let _ = writeln!(
-                out,
-                "  keyrings.alt:   {} ({count} entr{}{})",
-                path.display(),
-                if count == 1 { "y" } else { "ies" },
-                if plain {
-                    ", plain text: move them with `with-secrets import --from keyrings-alt`"
-                } else {
-                    ", encrypted"
-                }
-            );
-        }
-    }
+}
 
+/// `machine`: WSL (and whether it can run Windows programs), a container.
+fn machine_section(out: &mut String) {
     out.push_str("machine\n");
     let wsl = crate::machine::wsl();
+    let on_wsl = wsl.is_some();
     let _ = writeln!(out, "  WSL:            {}", yes_no(wsl));
     if on_wsl {
         let _ = writeln!(out, "  WSL interop:    {}", interop());
@@ -122,53 +132,56 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
         "  container:      {}",
         yes_no(crate::machine::container().map(|container| container.evidence))
     );
+}
 
+/// `manifest`: the file, its entry count and the profile; then `entries`,
+/// each looked up. Where there is no manifest, why.
+fn manifest_section(config: &Config, project: &Result<Project, Error>, out: &mut String) {
     out.push_str("manifest\n");
-    match &project {
-        Ok(project) => {
-            let manifest = &project.manifest;
-            let _ = writeln!(
-                out,
-                "  {} ({} entr{})",
-                crate::term::printable::printable_path(&manifest.path),
-                manifest.entries.len(),
-                if manifest.entries.len() == 1 {
-                    "y"
-                } else {
-                    "ies"
-                }
-            );
-            let others: Vec<&str> = manifest.profiles.iter().map(|p| p.name.as_str()).collect();
-            let profile = match (&project.profile, others.is_empty()) {
-                (Some(name), _) => format!("{name} (of: {})", others.join(", ")),
-                (None, true) => "none (the manifest has no profiles)".to_owned(),
-                (None, false) => format!(
-                    "none, so [secrets] alone (--profile NAME picks one of: {})",
-                    others.join(", ")
-                ),
-            };
-            let _ = writeln!(out, "  profile:        {profile}");
-            out.push_str("entries\n");
-            let resolution = resolve::lookup(config, project, false);
-            if let Some(err) = &resolution.store_error {
-                let _ = writeln!(out, "  ({}: {})", resolution.store, first_line(err));
-            }
-            for line in super::check::entry_lines(manifest, &resolution, &config.fix, "  ") {
-                out.push_str(&line);
-                out.push('\n');
-            }
-        }
+    let project = match project {
+        Ok(project) => project,
         Err(err) => {
             let _ = writeln!(out, "  {}", err.to_string().replace('\n', "\n  "));
+            return;
         }
+    };
+    let manifest = &project.manifest;
+    let _ = writeln!(
+        out,
+        "  {} ({} entr{})",
+        crate::term::printable::printable_path(&manifest.path),
+        manifest.entries.len(),
+        if manifest.entries.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        }
+    );
+    let others: Vec<&str> = manifest.profiles.iter().map(|p| p.name.as_str()).collect();
+    let profile = match (&project.profile, others.is_empty()) {
+        (Some(name), _) => format!("{name} (of: {})", others.join(", ")),
+        (None, true) => "none (the manifest has no profiles)".to_owned(),
+        (None, false) => format!(
+            "none, so [secrets] alone (--profile NAME picks one of: {})",
+            others.join(", ")
+        ),
+    };
+    let _ = writeln!(out, "  profile:        {profile}");
+    entries_section(config, project, out);
+}
+
+/// `entries`: each entry of the manifest, looked up in the store (without
+/// asking anyone), as `check` shows it.
+fn entries_section(config: &Config, project: &Project, out: &mut String) {
+    out.push_str("entries\n");
+    let resolution = resolve::lookup(config, project, false);
+    if let Some(err) = &resolution.store_error {
+        let _ = writeln!(out, "  ({}: {})", resolution.store, first_line(err));
     }
-    // The report quotes the manifest, its paths and store messages: no
-    // control character of theirs reaches the terminal.
-    std::io::stdout()
-        .lock()
-        .write_all(crate::term::printable::printable_lines(&out).as_bytes())
-        .map_err(|source| Error::Stdout { source })?;
-    Ok(ExitCode::SUCCESS)
+    for line in super::check::entry_lines(&project.manifest, &resolution, &config.fix, "  ") {
+        out.push_str(&line);
+        out.push('\n');
+    }
 }
 
 /// Writes what is known of the platform's keyring; `Err` says why it is not

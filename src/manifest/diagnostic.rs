@@ -11,7 +11,7 @@ use toml_parser::Source;
 use toml_parser::lexer::{Token, TokenKind};
 
 use super::Error;
-use super::MAX_BYTES;
+use super::{MAX_BYTES, keys};
 
 /// A located manifest error, with a snippet of the line that hides secrets.
 pub(super) fn located(path: &Path, text: &str, span: Range<usize>, message: String) -> Error {
@@ -187,8 +187,9 @@ impl fmt::Display for Snippet {
 }
 
 /// Byte ranges of `text` that a snippet must not show: the contents of every
-/// string that is neither a key nor a value of a key in `SHOWN`, every
-/// comment, and the rest of the line from any unquoted value.
+/// string that is neither a key nor the value of a key that
+/// [`keys::is_shown`] allows (`service`, `username`...), every comment, and
+/// the rest of the line from any unquoted value.
 ///
 /// The tokens are `toml_parser`'s, the lexer `toml` itself parses with, so
 /// the masking splits the line where the parser does. Its lexer never fails:
@@ -198,7 +199,6 @@ impl fmt::Display for Snippet {
 /// often shown for a syntax error. What is left to us is only which token
 /// is a key and which a value, and when unsure, it is masked.
 fn masked_ranges(text: &str) -> Vec<Range<usize>> {
-    const SHOWN: &[&str] = &["service", "username", "description", "store"];
     let source = Source::new(text);
     // A lone carriage return is a newline to the lexer but not to a snippet,
     // whose lines end at `\n`: it must not end a value (`A = \r"secret"`).
@@ -262,8 +262,7 @@ fn masked_ranges(text: &str) -> Vec<Range<usize>> {
                     || (value_key.is_none() && next == Some(TokenKind::RightSquareBracket));
                 if is_key {
                     last_key = &text[contents];
-                } else if !value_key.is_some_and(|key| SHOWN.contains(&key)) && !contents.is_empty()
-                {
+                } else if !value_key.is_some_and(keys::is_shown) && !contents.is_empty() {
                     masked.push(contents);
                 }
             }

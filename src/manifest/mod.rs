@@ -6,6 +6,7 @@
 
 mod diagnostic;
 mod error;
+mod keys;
 mod locate;
 mod parse;
 
@@ -27,16 +28,6 @@ pub(crate) const FILE_NAME: &str = "secrets.toml";
 /// dump, `/dev/zero` given to `-m`), and reading it whole, parsing it and
 /// looking up every entry in it would only make with-secrets slow to say so.
 pub(crate) const MAX_BYTES: usize = 1 << 20;
-
-/// The keys an entry may have.
-const ENTRY_KEYS: &[&str] = &["service", "username", "optional", "description", "generate"];
-
-/// Keys that people use when they put a secret's value where its reference belongs.
-/// An entry with one of these is refused with advice, not just "unknown key".
-const VALUE_KEYS: &[&str] = &[
-    "value", "values", "val", "password", "passwd", "pass", "pwd", "secret", "token", "key",
-    "api_key", "apikey", "default", "data", "content", "env",
-];
 
 /// Whether `name` may name a profile: 1 to 64 ASCII letters, digits, `-`
 /// and `_`, so that it is a word a shell leaves alone in a fix line.

@@ -32,6 +32,7 @@
 //! single step, so they see one or the other.
 
 mod age;
+pub(crate) mod doctor;
 #[cfg(target_os = "linux")]
 pub(crate) mod unlock;
 

@@ -325,6 +325,31 @@ fn decrypt(value: &str, password: &str) -> Result<Secret, String> {
     }
 }
 
+/// For `doctor`: each keyrings.alt file there is, with how many entries it
+/// holds and what to do about plain-text ones; each as (label, text).
+pub(crate) fn report(person: &'static dyn Person) -> Vec<(&'static str, String)> {
+    let Ok(alt) = KeyringsAlt::open(person) else {
+        return Vec::new();
+    };
+    alt.files()
+        .into_iter()
+        .map(|(path, count)| {
+            let plain = path.ends_with(PLAINTEXT_FILE);
+            let text = format!(
+                "{} ({count} entr{}{})",
+                path.display(),
+                if count == 1 { "y" } else { "ies" },
+                if plain {
+                    ", plain text: move them with `with-secrets import --from keyrings-alt`"
+                } else {
+                    ", encrypted"
+                }
+            );
+            ("keyrings.alt:", text)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
