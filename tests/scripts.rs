@@ -86,16 +86,33 @@ fn totals_with(cargo: &str) -> (std::process::Output, Test) {
         test.path().join("bin").display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let child = Command::new(&copy)
-        .arg("--test")
-        .arg("e2e")
-        .env("PATH", path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    (wait(child), test)
+    // Both scripts were just written: a child that another test forks
+    // meanwhile holds them open for writing until it execs, and running
+    // either then fails with "Text file busy" (ETXTBSY). That passes; try
+    // again, a bounded number of times.
+    for attempt in 0..50 {
+        if attempt > 0 {
+            // Time for the other test's child to reach its exec.
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let child = match Command::new(&copy)
+            .arg("--test")
+            .arg("e2e")
+            .env("PATH", &path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+        {
+            Err(err) if err.kind() == std::io::ErrorKind::ExecutableFileBusy => continue,
+            spawned => spawned.unwrap(),
+        };
+        let output = wait(child);
+        if !String::from_utf8_lossy(&output.stdout).contains("Text file busy") {
+            return (output, test);
+        }
+    }
+    panic!("the scripts stayed busy (ETXTBSY) through 50 tries");
 }
 
 /// The crate's modules import one another in layers that only point down
