@@ -766,6 +766,17 @@ fn scripted(answer: impl Fn(&Asked, &mut TcpStream) -> bool + Send + Sync + 'sta
     format!("http://127.0.0.1:{port}")
 }
 
+/// Writes a JSON answer with `status` and `body`, in one write (no wait for
+/// an acknowledgement between pieces); `true`, to go on serving.
+fn json_answer(stream: &mut TcpStream, status: &str, body: &str) -> bool {
+    let answer = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(answer.as_bytes());
+    true
+}
+
 /// A KV v2 answer for a read of `path`: its key `key` holds the path's last
 /// segment; or the mount's version, for the mounts query.
 fn kv_answer(path: &str) -> String {
@@ -926,13 +937,7 @@ fn check_and_set_conflicts_are_retried_with_backoff() {
             }
             _ => ("200 OK", kv_answer(&asked.path)),
         };
-        // In one write: no wait for an acknowledgement between pieces.
-        let answer = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = stream.write_all(answer.as_bytes());
-        true
+        json_answer(stream, status, &body)
     });
     let test = on_scripted(&address, &manifest_for(&[("A", "acme", "token")]));
     test.run_input("new", ["--timeout", "2", "set", "A"])
@@ -960,12 +965,7 @@ fn a_set_is_bounded_by_one_timeout_whatever_it_sends() {
         } else {
             "200 OK"
         };
-        let answer = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = stream.write_all(answer.as_bytes());
-        true
+        json_answer(stream, status, &body)
     });
     let test = on_scripted(&address, &manifest_for(&[("A", "acme", "token")]));
     test.run_input("new", ["--timeout", "2", "set", "A"])
