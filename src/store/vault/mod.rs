@@ -24,30 +24,30 @@
 //! "sealed", 429, 307 to a dead node, 400 "Waiting for the primary to
 //! upgrade") is retried with backoff until the deadline; a 403 never is.
 
+mod answers;
+mod doctor;
 pub(crate) mod http;
+mod server;
 mod settings;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use self::http::{Connection, Endpoint, Failure, Request, Response};
+use self::answers::{
+    errors, is_no_such_secret, parse_secret, parse_version, timed_out, tls_error, transient,
+    value_bytes,
+};
+pub(crate) use self::doctor::report;
+use self::http::{Connection, Failure, Request, Response};
+use self::server::Server;
 pub use self::settings::Settings;
 use super::{Found, Key, Store, StoreError};
 use crate::secret::Secret;
 
 const NAME: &str = "vault";
-
-/// The variables each setting is read from, in order.
-const ADDRESS: [&str; 2] = ["BAO_ADDR", "VAULT_ADDR"];
-const TOKEN: [&str; 2] = ["BAO_TOKEN", "VAULT_TOKEN"];
-const CACERT: [&str; 2] = ["BAO_CACERT", "VAULT_CACERT"];
-const NAMESPACE: [&str; 2] = ["BAO_NAMESPACE", "VAULT_NAMESPACE"];
-const TOKEN_FILE: &str = ".vault-token";
 
 /// The first backoff between retries, doubled each time up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
@@ -55,132 +55,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How long connections may be refused before nothing listens, for sure.
 const REFUSED_FOR: Duration = Duration::from_secs(1);
-
-/// The first of `names` that is set and not empty, with its name.
-fn first_set(names: [&'static str; 2]) -> Option<(&'static str, String)> {
-    names.into_iter().find_map(|name| {
-        std::env::var(name)
-            .ok()
-            .filter(|value| !value.trim().is_empty())
-            .map(|value| (name, value.trim().to_owned()))
-    })
-}
-
-/// The server and how to talk to it.
-pub(crate) struct Server {
-    pub(crate) address: String,
-    /// The variable the address came from.
-    address_variable: &'static str,
-    endpoint: Endpoint,
-    token: Zeroizing<String>,
-    /// Where the token came from, for messages: a variable or the file.
-    pub(crate) token_source: String,
-    pub(crate) namespace: Option<String>,
-    /// Where the CA came from, if a variable named one.
-    pub(crate) ca_source: Option<String>,
-    tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-impl Server {
-    /// From the environment. No address is no store here (`means_absent`);
-    /// anything else missing or wrong is an error.
-    pub(crate) fn from_env() -> Result<Self, StoreError> {
-        let Some((address_variable, address)) = first_set(ADDRESS) else {
-            return Err(StoreError::Unavailable {
-                store: NAME,
-                reason: "no server address: set BAO_ADDR (or VAULT_ADDR) to your server's, \
-                         e.g. https://vault.example.com:8200"
-                    .into(),
-            });
-        };
-        let endpoint = Endpoint::parse(&address)
-            .map_err(|reason| server_error(format!("{address_variable}: {reason}")))?;
-        let (token, token_source) = match first_set(TOKEN) {
-            Some((variable, token)) => (Zeroizing::new(token), variable.to_owned()),
-            None => {
-                let path = token_file().ok_or_else(|| no_token(&address))?;
-                match std::fs::read_to_string(&path) {
-                    Ok(text) if !text.trim().is_empty() => (
-                        Zeroizing::new(text.trim().to_owned()),
-                        crate::term::printable::printable_path(&path),
-                    ),
-                    _ => return Err(no_token(&address)),
-                }
-            }
-        };
-        let namespace = first_set(NAMESPACE).map(|(_, namespace)| namespace);
-        let (tls, ca_source) = if endpoint.tls {
-            let (config, source) = tls_config()?;
-            (Some(config), source)
-        } else {
-            (None, None)
-        };
-        Ok(Self {
-            address,
-            address_variable,
-            endpoint,
-            token,
-            token_source,
-            namespace,
-            ca_source,
-            tls,
-        })
-    }
-}
-
-fn token_file() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|home| !home.is_empty())
-        .map(|home| PathBuf::from(home).join(TOKEN_FILE))
-}
-
-fn no_token(address: &str) -> StoreError {
-    server_error(format!(
-        "no token for {address}: run `bao login` (or `vault login`), which writes \
-         ~/.vault-token, or set BAO_TOKEN (or VAULT_TOKEN)"
-    ))
-}
-
-fn server_error(reason: String) -> StoreError {
-    StoreError::Server { reason }
-}
-
-/// A verified TLS set-up: the CA a variable names, else the system's roots.
-fn tls_config() -> Result<(Arc<rustls::ClientConfig>, Option<String>), StoreError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    let source = match first_set(CACERT) {
-        Some((variable, path)) => {
-            let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
-                .and_then(|certificates| certificates.collect())
-                .map_err(|err| {
-                    server_error(format!(
-                        "{variable} names {path}, which is not a readable PEM certificate: {err}"
-                    ))
-                })?;
-            let (added, _) = roots.add_parsable_certificates(certificates);
-            if added == 0 {
-                return Err(server_error(format!(
-                    "{variable} names {path}, which holds no CA certificate"
-                )));
-            }
-            Some(format!("{variable}={path}"))
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
-            None
-        }
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|err| server_error(format!("TLS: {err}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok((Arc::new(config), source))
-}
 
 /// The store.
 pub(crate) struct Vault {
@@ -461,78 +335,6 @@ impl Vault {
         })
     }
 
-    /// The error for a final answer that is not what was hoped for: tells a
-    /// bad token from a policy that refuses `path`, names a sealed server or
-    /// an unknown namespace.
-    fn refused(&mut self, response: &Response, service: &str) -> StoreError {
-        let path = self.shown_path(service);
-        let messages = errors(&response.body);
-        let address = self.server.as_ref().map_or("", |s| s.address.as_str());
-        let address = address.to_owned();
-        match response.status {
-            403 => {
-                let lookup = self.send_one(Request {
-                    method: "GET",
-                    path: "/v1/auth/token/lookup-self".into(),
-                    body: None,
-                });
-                let server = self.server.as_ref().expect("sent above");
-                match lookup.map(|answer| answer.status) {
-                    Ok(200) => server_error(format!(
-                        "the token's policy refuses {path} on {address}\n  ask whoever runs \
-                         the server for access to it, or check [vault] mount and prefix in the \
-                         manifest"
-                    )),
-                    Ok(_) => server_error(format!(
-                        "{address} does not accept the token from {}: it is not valid \
-                         (expired, revoked or mistyped)\n  run `bao login` (or `vault login`)",
-                        server.token_source
-                    )),
-                    Err(err) => err,
-                }
-            }
-            503 if sealed(&messages) => server_error(format!(
-                "the server at {address} is sealed\n  unseal it (`bao operator unseal`), or \
-                 ask whoever runs it to"
-            )),
-            404 if messages.iter().any(|m| m.contains("namespace")) => {
-                let namespace = self
-                    .server
-                    .as_ref()
-                    .and_then(|s| s.namespace.clone())
-                    .unwrap_or_default();
-                server_error(format!(
-                    "{address} has no namespace `{namespace}` (from BAO_NAMESPACE or \
-                     VAULT_NAMESPACE): {}",
-                    messages.join("; ")
-                ))
-            }
-            404 if messages.iter().any(|m| m.contains("no handler for route")) => {
-                server_error(format!(
-                    "{address} has no secrets engine at `{}`: set [vault] mount in the \
-                     manifest to your KV v2 engine's path",
-                    self.settings.mount
-                ))
-            }
-            // Not the server's JSON: something else answers at that address.
-            status if serde_json::from_slice::<Value>(&response.body).is_err() => {
-                server_error(format!(
-                    "{address} answered {status} for {path}, and not in the server's JSON: is \
-                     BAO_ADDR (or VAULT_ADDR) the server's API address?"
-                ))
-            }
-            status => server_error(format!(
-                "{address} answered {status} for {path}{}\n  `with-secrets doctor` shows the \
-                 server's state and whether it takes the token",
-                if messages.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", messages.join("; "))
-                }
-            )),
-        }
-    }
-
     /// One secret's data: `None` when there is no such secret (or it was
     /// deleted), with its version for check-and-set (0 when none).
     fn read_secret(&mut self, service: &str) -> Result<(Option<Map>, u64), StoreError> {
@@ -643,6 +445,10 @@ impl Vault {
 
 type Map = BTreeMap<String, Value>;
 
+fn server_error(reason: String) -> StoreError {
+    StoreError::Server { reason }
+}
+
 /// `backoff`, give or take half of it.
 fn jittered(backoff: Duration) -> Duration {
     let mut byte = [0u8; 1];
@@ -656,109 +462,6 @@ fn text_of<'v>(label: &str, value: &'v Secret) -> Result<&'v str, StoreError> {
         what: label.to_owned(),
         reason: "it is not UTF-8, and a Vault secret holds JSON strings".into(),
     })
-}
-
-/// For `doctor`: the server, the token's source and whether the server
-/// takes it, the seal and HA state, and where entries are looked up; each
-/// as (label, text). Never the token.
-pub(crate) fn report(timeout: Duration, settings: &Settings) -> Vec<(&'static str, String)> {
-    let mut vault = Vault::open(timeout, settings);
-    let server = match vault.server() {
-        Ok(server) => server,
-        Err(err) => return vec![("vault:", crate::term::printable::first_line(&err))],
-    };
-    let mut lines = vec![(
-        "vault:",
-        format!(
-            "{}{}",
-            server.address,
-            server
-                .namespace
-                .as_deref()
-                .map(|namespace| format!(" (namespace {namespace})"))
-                .unwrap_or_default()
-        ),
-    )];
-    let source = server.token_source.clone();
-    let get = |path: &str| Request {
-        method: "GET",
-        path: path.to_owned(),
-        body: None,
-    };
-    let token = match vault.send_one(get("/v1/auth/token/lookup-self")) {
-        Ok(answer) => match answer.status {
-            200 => format!("from {source}: valid"),
-            403 => format!("from {source}: NOT VALID: run `bao login` (or `vault login`)"),
-            status => format!(
-                "from {source}: cannot be checked: {status} {}",
-                errors(&answer.body).join("; ")
-            ),
-        },
-        Err(err) => format!(
-            "from {source}: cannot be checked: {}",
-            crate::term::printable::first_line(&err)
-        ),
-    };
-    lines.push(("token:", token));
-    // Every state answers 200 with these, so the body says which. The
-    // health check is the root namespace's only (a namespace answers 400,
-    // "operation unavailable in namespaces"), so it is asked without one.
-    let health = "/v1/sys/health?standbyok=true&perfstandbyok=true&sealedcode=200&uninitcode=200";
-    let namespace = vault
-        .server
-        .as_mut()
-        .and_then(|server| server.namespace.take());
-    let answer = vault.send_one(get(health));
-    if let Some(server) = vault.server.as_mut() {
-        server.namespace = namespace;
-    }
-    let state = match answer {
-        Ok(answer) => health_state(&answer),
-        Err(err) => crate::term::printable::first_line(&err),
-    };
-    lines.push(("server:", state));
-    lines.push((
-        "kv v2 at:",
-        format!(
-            "{}/{} (the manifest's [vault] mount and prefix)",
-            settings.mount,
-            if settings.prefix.is_empty() {
-                "SERVICE".to_owned()
-            } else {
-                format!("{}/SERVICE", settings.prefix)
-            }
-        ),
-    ));
-    lines
-}
-
-/// The seal and HA state, from a health answer; any other answer is told
-/// as it is, never taken for a state.
-fn health_state(answer: &Response) -> String {
-    let health = serde_json::from_slice::<Value>(&answer.body).unwrap_or_default();
-    let flag = |name: &str| health.get(name).and_then(Value::as_bool);
-    match (
-        answer.status,
-        flag("initialized"),
-        flag("sealed"),
-        flag("standby"),
-    ) {
-        (200, Some(false), _, _) => "NOT INITIALIZED".to_owned(),
-        (200, Some(true), Some(true), _) => "SEALED: unseal it (`bao operator unseal`)".to_owned(),
-        (200, Some(true), Some(false), Some(true)) => "unsealed, standby node".to_owned(),
-        (200, Some(true), Some(false), Some(false)) => "unsealed, active node".to_owned(),
-        (status, ..) => {
-            let messages = errors(&answer.body);
-            format!(
-                "state unknown: the server answered {status} to sys/health{}",
-                if messages.is_empty() {
-                    ", not a health report".to_owned()
-                } else {
-                    format!(": {}", messages.join("; "))
-                }
-            )
-        }
-    }
 }
 
 fn exchange(
@@ -781,121 +484,6 @@ fn exchange(
         *connection = None;
     }
     (answers, failure)
-}
-
-/// The error for a failed TLS handshake: certificate advice, unless the
-/// server spoke plain HTTP.
-fn tls_error(server: &Server, reason: &str) -> StoreError {
-    server_error(format!(
-        "the TLS connection to {} failed: {reason}\n  check the server's \
-         certificate and the CA it is checked against: {}",
-        server.address,
-        server.ca_source.as_deref().map_or_else(
-            || "the system's; set BAO_CACERT (or VAULT_CACERT) to the PEM file \
-                of your server's CA"
-                .to_owned(),
-            |source| source.to_owned()
-        )
-    ))
-}
-
-/// Why an answer is worth trying again, if it is.
-fn transient(response: &Response) -> Option<String> {
-    let messages = errors(&response.body);
-    let why = |what: &str| Some(format!("{what} ({})", messages.join("; ")));
-    match response.status {
-        429 => why("429: too many requests"),
-        500 | 502 | 503 if !sealed(&messages) => why(&format!("{}", response.status)),
-        // A standby that points at an active node that is gone.
-        307 => Some(format!(
-            "307: redirected to {}, while the cluster elects a leader",
-            response.location.as_deref().unwrap_or("another node")
-        )),
-        400 if messages
-            .iter()
-            .any(|m| m.contains("Waiting for the primary")) =>
-        {
-            why("400: the mount is not ready yet")
-        }
-        _ => None,
-    }
-}
-
-fn sealed(messages: &[String]) -> bool {
-    messages.iter().any(|m| m.contains("sealed"))
-}
-
-fn timed_out(server: &Server, timeout: Duration, last: Option<&str>) -> StoreError {
-    let what = match last {
-        None => format!("did not answer within {} s", timeout.as_secs_f32()),
-        Some(why) => format!(
-            "gave no usable answer within {} s (last: {why})",
-            timeout.as_secs_f32()
-        ),
-    };
-    server_error(format!(
-        "{} {what}\n  check that it runs and is reachable, or give it longer with --timeout",
-        server.address,
-    ))
-}
-
-/// The `errors` of an error answer: the server's own words (they never
-/// hold a value).
-fn errors(body: &[u8]) -> Vec<String> {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|value| value.get("errors").cloned())
-        .and_then(|errors| serde_json::from_value::<Vec<String>>(errors).ok())
-        .unwrap_or_default()
-}
-
-/// Whether a 404's body is the server's own answer for a secret that is not
-/// there: `{"errors":[]}`, or a deleted version's metadata. Anything else (a
-/// web server's page, another error) is not "absent".
-fn is_no_such_secret(body: &[u8]) -> bool {
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return false;
-    };
-    value
-        .get("errors")
-        .and_then(Value::as_array)
-        .is_some_and(Vec::is_empty)
-        || value
-            .pointer("/data/metadata")
-            .is_some_and(Value::is_object)
-}
-
-/// A KV v2 read: its `data.data` and `data.metadata.version`.
-fn parse_secret(body: &[u8]) -> Result<(Option<Map>, u64), &'static str> {
-    let value: Zeroizing<Vec<u8>> = Zeroizing::new(body.to_vec());
-    let mut parsed: Value = serde_json::from_slice(&value).map_err(|_| "not JSON")?;
-    let version = parsed
-        .pointer("/data/metadata/version")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let data = match parsed.pointer_mut("/data/data").map(Value::take) {
-        Some(Value::Object(map)) => Some(map.into_iter().collect()),
-        // A deleted version reads as null data.
-        Some(Value::Null) => None,
-        _ => return Err("no data.data object (is the mount KV version 2?)"),
-    };
-    Ok((data, version))
-}
-
-fn parse_version(body: &[u8]) -> Option<u64> {
-    serde_json::from_slice::<Value>(body)
-        .ok()?
-        .pointer("/data/metadata/version")?
-        .as_u64()
-}
-
-/// A value as the command gets it: a string as it is, anything else (a
-/// number, a flag, an object) as its JSON.
-fn value_bytes(value: &Value) -> Vec<u8> {
-    match value {
-        Value::String(text) => text.as_bytes().to_vec(),
-        other => other.to_string().into_bytes(),
-    }
 }
 
 /// Percent-encodes a path, keeping `/` between segments and the characters
@@ -1031,56 +619,5 @@ mod tests {
     fn paths_are_percent_encoded_but_keep_their_slashes() {
         assert_eq!(encode_path("team/acme api"), "team/acme%20api");
         assert_eq!(encode_path("ünï?#"), "%C3%BCn%C3%AF%3F%23");
-    }
-
-    #[test]
-    fn a_kv_v2_read_gives_its_data_and_version() {
-        let body = br#"{"data":{"data":{"a":"1","n":2},"metadata":{"version":3}}}"#;
-        let (data, version) = parse_secret(body).unwrap();
-        let data = data.unwrap();
-        assert_eq!(version, 3);
-        assert_eq!(value_bytes(&data["a"]), b"1");
-        assert_eq!(value_bytes(&data["n"]), b"2");
-        let deleted = br#"{"data":{"data":null,"metadata":{"version":4}}}"#;
-        assert_eq!(parse_secret(deleted).unwrap(), (None, 4));
-        assert!(parse_secret(br#"{"data":{"a":"1"}}"#).is_err());
-    }
-
-    #[test]
-    fn only_what_an_ha_cluster_says_in_passing_is_retried() {
-        let answer = |status, body: &str| Response {
-            status,
-            location: None,
-            body: Zeroizing::new(body.as_bytes().to_vec()),
-        };
-        for (status, body) in [
-            (500, r#"{"errors":["active cluster node not found"]}"#),
-            (503, r#"{"errors":["something else"]}"#),
-            (429, "{}"),
-            (307, ""),
-            (
-                400,
-                r#"{"errors":["Waiting for the primary to upgrade from non-versioned to versioned data. Please try again."]}"#,
-            ),
-        ] {
-            assert!(
-                transient(&answer(status, body)).is_some(),
-                "{status} {body}"
-            );
-        }
-        for (status, body) in [
-            (503, r#"{"errors":["Vault is sealed"]}"#),
-            (403, r#"{"errors":["permission denied"]}"#),
-            (404, r#"{"errors":[]}"#),
-            (
-                400,
-                r#"{"errors":["check-and-set parameter did not match the current version"]}"#,
-            ),
-        ] {
-            assert!(
-                transient(&answer(status, body)).is_none(),
-                "{status} {body}"
-            );
-        }
     }
 }
