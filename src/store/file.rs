@@ -6,7 +6,8 @@
 //! Support/with-secrets/`, on Windows `%LOCALAPPDATA%\with-secrets\`). It is
 //! an age file with a passphrase (scrypt) recipient, written by our own small
 //! implementation of the format (see `file/age.rs`), so `age -d` or `rage -d`
-//! can always open it. Inside is a short JSON document a person can read:
+//! can always open it. Inside is a short JSON document a person can read
+//! (see `file/payload.rs`):
 //!
 //! ```json
 //! {
@@ -33,18 +34,20 @@
 
 mod age;
 pub(crate) mod doctor;
+mod payload;
 #[cfg(target_os = "linux")]
 pub(crate) mod unlock;
+mod write;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs::{self, File};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::{Deserialize, Serialize};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
+
+use payload::{Document, Item};
+pub(crate) use write::{create_private_dir, private_options};
 
 use super::{Ask, Found, Key, Person, Store, StoreError};
 use crate::secret::Secret;
@@ -53,14 +56,8 @@ use crate::secret::Secret;
 const DIR_NAME: &str = "with-secrets";
 pub(crate) const FILE_NAME: &str = "secrets.age";
 const LOCK_NAME: &str = "secrets.age.lock";
-/// Temporary files are `.secrets.age.<random>.tmp`; a writer that died can
-/// leave one behind, which the next writer removes.
-const TEMP_PREFIX: &str = ".secrets.age.";
-const TEMP_SUFFIX: &str = ".tmp";
 /// Where the passphrase may come from, besides a prompt.
 pub(crate) const PASSPHRASE_VARIABLE: &str = "WITH_SECRETS_PASSPHRASE";
-/// The version of the JSON document inside.
-const FORMAT: u64 = 1;
 
 /// The scrypt work factor of the files we write: N = 2^16, 64 MiB.
 ///
@@ -404,48 +401,6 @@ impl FileStore {
         }
     }
 
-    /// Temporary files of writers that died before their rename. Only a
-    /// lock holder writes one, so while we hold the lock, any are leftovers.
-    fn remove_leftovers(&self) {
-        let Ok(entries) = fs::read_dir(&self.dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-    }
-
-    /// Puts `file` in place of the store file in one atomic step.
-    fn replace(&self, file: &[u8]) -> Result<(), StoreError> {
-        let mut name = [0u8; 8];
-        getrandom::getrandom(&mut name).map_err(|err| self.write_error(&self.dir, err))?;
-        let name = super::escape::hex(&name);
-        let temp = self.dir.join(format!("{TEMP_PREFIX}{name}{TEMP_SUFFIX}"));
-        let written = private_options()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .and_then(|mut out| {
-                out.write_all(file)?;
-                out.sync_all()
-            });
-        if let Err(err) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(self.write_error(&temp, err));
-        }
-        failpoint("file-before-rename");
-        if let Err(err) = fs::rename(&temp, &self.path) {
-            let _ = fs::remove_file(&temp);
-            return Err(self.write_error(&self.path, err));
-        }
-        // The rename itself is only durable once the folder is synced.
-        sync_dir(&self.dir).map_err(|err| self.write_error(&self.dir, err))
-    }
-
     fn unreadable(&self, reason: String) -> StoreError {
         StoreError::Unreadable {
             path: self.path.clone(),
@@ -532,147 +487,6 @@ impl Store for FileStore {
     }
 }
 
-/// The JSON inside the age file.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Document {
-    #[serde(rename = "with-secrets")]
-    format: u64,
-    items: Vec<Item>,
-}
-
-impl Default for Document {
-    fn default() -> Self {
-        Self {
-            format: FORMAT,
-            items: Vec::new(),
-        }
-    }
-}
-
-/// One entry. Its strings are wiped when it is dropped.
-///
-/// serde_json decodes a string with escapes (`\n`, `\"`) through its own
-/// scratch buffer, which is freed without being wiped; only the `String`s here
-/// are. That is as far as wiping goes with serde_json, and why we parse
-/// straight into these structs rather than into a `serde_json::Value`.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Item {
-    service: String,
-    username: String,
-    #[serde(default)]
-    label: String,
-    /// The value, when it is UTF-8.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    value: Option<String>,
-    /// The value in base64, when it is not UTF-8.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    value_base64: Option<String>,
-}
-
-impl Drop for Item {
-    fn drop(&mut self) {
-        self.value.zeroize();
-        self.value_base64.zeroize();
-    }
-}
-
-impl Item {
-    fn new(key: Key<'_>, label: &str, value: &Secret) -> Self {
-        let (value, value_base64) = match std::str::from_utf8(value.expose()) {
-            Ok(text) => (Some(text.to_owned()), None),
-            Err(_) => (None, Some(BASE64.encode(value.expose()))),
-        };
-        Self {
-            service: key.service.to_owned(),
-            username: key.username.to_owned(),
-            label: label.to_owned(),
-            value,
-            value_base64,
-        }
-    }
-
-    fn is(&self, key: Key<'_>) -> bool {
-        self.service == key.service && self.username == key.username
-    }
-
-    fn secret(&self) -> Result<Secret, String> {
-        match (&self.value, &self.value_base64) {
-            (Some(text), None) => Ok(Secret::new(text.as_bytes().to_vec())),
-            (None, Some(encoded)) => BASE64.decode(encoded).map(Secret::new).map_err(|_| {
-                format!(
-                    "the value_base64 of {} / {} is not base64",
-                    self.service, self.username
-                )
-            }),
-            _ => Err(format!(
-                "the item {} / {} needs exactly one of value and value_base64",
-                self.service, self.username
-            )),
-        }
-    }
-}
-
-impl Document {
-    /// Parses the decrypted JSON. The error never quotes the JSON: serde's
-    /// messages can (`invalid type: string "..."`), and it holds values.
-    fn parse(json: &[u8]) -> Result<Self, String> {
-        let at = |err: serde_json::Error| {
-            format!(
-                "what it holds is not a with-secrets document (JSON, line {}, column {})",
-                err.line(),
-                err.column()
-            )
-        };
-        // The format number first, so a newer file gets a clear message
-        // rather than one about a field we do not know.
-        #[derive(Deserialize)]
-        struct Format {
-            #[serde(rename = "with-secrets")]
-            format: Option<u64>,
-        }
-        let format: Format = serde_json::from_slice(json).map_err(at)?;
-        match format.format {
-            Some(FORMAT) => {}
-            Some(other) => {
-                return Err(format!(
-                    "it is in format {other} of the with-secrets file store, and this \
-                     with-secrets reads format {FORMAT}; upgrade with-secrets"
-                ));
-            }
-            None => {
-                return Err(format!(
-                    "what it holds is not a with-secrets document (no \"with-secrets\": {FORMAT})"
-                ));
-            }
-        }
-        serde_json::from_slice(json).map_err(at)
-    }
-
-    fn to_json(&self) -> Zeroizing<Vec<u8>> {
-        // Room for the worst case (every byte escaped as \u00XX), so the
-        // buffer never grows and never leaves a copy behind in freed memory.
-        let room: usize = self
-            .items
-            .iter()
-            .map(|item| {
-                let strings = [&item.service, &item.username, &item.label]
-                    .into_iter()
-                    .chain(&item.value)
-                    .chain(&item.value_base64);
-                128 + 6 * strings.map(String::len).sum::<usize>()
-            })
-            .sum();
-        let mut json = Zeroizing::new(Vec::with_capacity(64 + room));
-        let capacity = json.capacity();
-        serde_json::to_writer_pretty(&mut *json, self).expect("a document always serializes");
-        json.push(b'\n');
-        debug_assert_eq!(json.capacity(), capacity, "the JSON buffer grew");
-        json
-    }
-}
-
 /// Takes the exclusive lock on `file`, polling rather than blocking so that
 /// a stuck holder cannot hang us: `Ok(false)` once `wait` has passed.
 pub(crate) fn wait_for_lock(file: &File, wait: Duration) -> std::io::Result<bool> {
@@ -689,58 +503,6 @@ pub(crate) fn wait_for_lock(file: &File, wait: Duration) -> std::io::Result<bool
     }
 }
 
-/// Makes `dir` and any missing parents, readable by its owner only (the XDG
-/// spec asks 0700 for data folders that did not exist).
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
-/// Options for a file only its owner may read and write.
-#[cfg(unix)]
-pub(crate) fn private_options() -> OpenOptions {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = OpenOptions::new();
-    options.mode(0o600);
-    options
-}
-
-/// On Windows, files in a user's %LOCALAPPDATA% are already the user's only.
-#[cfg(not(unix))]
-pub(crate) fn private_options() -> OpenOptions {
-    OpenOptions::new()
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Windows cannot open a folder as a file; NTFS journals the rename.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
-}
-
-/// A test hook, in debug builds only: with `WITH_SECRETS_FAILPOINT` set to
-/// `name`, the process stops itself (SIGSTOP) at that point, so a test can
-/// SIGKILL it there, as a crash would. `file-before-rename` is after the new
-/// file is written and synced and before it replaces the store file.
-/// Release builds contain neither the check nor the variable's name.
-#[cfg(all(debug_assertions, unix))]
-fn failpoint(name: &str) {
-    if std::env::var_os("WITH_SECRETS_FAILPOINT").is_some_and(|value| value == name) {
-        // SAFETY: raise only sends a signal to this process.
-        unsafe { libc::raise(libc::SIGSTOP) };
-    }
-}
-
-#[cfg(not(all(debug_assertions, unix)))]
-fn failpoint(_name: &str) {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -755,50 +517,6 @@ mod tests {
         let mut store = FileStore::in_dir(dir.join(DIR_NAME), &NOBODY);
         store.passphrase = Some(Zeroizing::new(b"test passphrase".to_vec()));
         store
-    }
-
-    #[test]
-    fn utf8_values_are_json_strings_and_others_base64() {
-        let mut document = Document::default();
-        document
-            .items
-            .push(Item::new(KEY, "label", &Secret::from("pässword\n\"q\"")));
-        let other = Key {
-            service: "acme",
-            username: "bytes",
-        };
-        document
-            .items
-            .push(Item::new(other, "label", &Secret::new(vec![0xff, 0, 1])));
-        let json = document.to_json();
-        let text = std::str::from_utf8(&json).unwrap();
-        assert!(text.starts_with("{\n  \"with-secrets\": 1,\n"), "{text}");
-        assert!(text.contains(r#""value": "pässword\n\"q\"""#), "{text}");
-        assert!(text.contains(r#""value_base64": "/wAB""#), "{text}");
-        let parsed = Document::parse(&json).unwrap();
-        assert_eq!(
-            parsed.items[0].secret().unwrap().expose(),
-            "pässword\n\"q\"".as_bytes()
-        );
-        assert_eq!(parsed.items[1].secret().unwrap().expose(), [0xff, 0, 1]);
-    }
-
-    #[test]
-    fn a_bad_document_is_reported_without_its_content() {
-        let wrong_type = br#"{"with-secrets": 1, "items": "hunter2"}"#;
-        let err = Document::parse(wrong_type).err().unwrap();
-        assert!(!err.contains("hunter2"), "{err}");
-        let newer = br#"{"with-secrets": 2, "items": [], "more": "hunter2"}"#;
-        let err = Document::parse(newer).err().unwrap();
-        assert!(
-            err.contains("format 2") && !err.contains("hunter2"),
-            "{err}"
-        );
-        let both = br#"{"with-secrets": 1, "items": [{"service": "s", "username": "u", "value": "hunter2", "value_base64": "aA"}]}"#;
-        let err = Document::parse(both).unwrap().items[0]
-            .secret()
-            .unwrap_err();
-        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]
