@@ -28,6 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::manifest::Generate;
 use crate::secret::Secret;
+use crate::store::Common;
 use crate::store::StoreError;
 
 /// A new random value by `rule`: each character drawn uniformly from the
@@ -44,9 +45,9 @@ pub(crate) fn value(rule: Generate) -> Result<Secret, StoreError> {
     let mut random = Zeroizing::new([0u8; 256]);
     while value.len() < rule.length {
         getrandom::getrandom(&mut *random).map_err(|err| {
-            StoreError::Platform(format!(
+            StoreError::from(Common::Failed(format!(
                 "cannot read the operating system's random source to generate a value: {err}"
-            ))
+            )))
         })?;
         for &byte in random.iter().filter(|&&byte| usize::from(byte) < limit) {
             if value.len() == rule.length {
@@ -191,13 +192,13 @@ pub(crate) fn lock(mark: &Mark, timeout: Duration) -> Result<Held, StoreError> {
     match crate::store::file::wait_for_lock(&file, timeout) {
         Ok(true) => {}
         Ok(false) => {
-            return Err(StoreError::Platform(format!(
+            return Err(StoreError::from(Common::Failed(format!(
                 "waited {} s for another with-secrets run that is generating values (it \
                  holds {}); nothing was generated\n  if a with-secrets is stuck, stop it, \
                  then run this again (or give it longer with --timeout)",
                 timeout.as_secs_f32(),
                 path.display()
-            )));
+            ))));
         }
         Err(err) => {
             crate::warning!(

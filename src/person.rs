@@ -7,6 +7,7 @@
 
 use zeroize::Zeroizing;
 
+use crate::store::Common;
 use crate::store::{Ask, Person, StoreError};
 use crate::term::prompt;
 
@@ -26,23 +27,25 @@ impl Person for Terminal {
             return Ok(Zeroizing::new(value.into_encoded_bytes()));
         }
         if !prompt::has_terminal() && ask.new {
-            return Err(StoreError::NeedNewPassword {
+            return Err(StoreError::from(Common::NeedNewPassword {
                 path: ask.path.to_owned(),
                 variable: ask.variable,
-            });
+            }));
         }
         if !prompt::has_terminal() {
-            return Err(StoreError::NeedPassword {
+            return Err(StoreError::from(Common::NeedPassword {
                 path: ask.path.to_owned(),
                 variable: ask.variable,
-            });
+            }));
         }
         let typed = |text: &str| {
             prompt::password(text)
                 .map(|mut typed| Zeroizing::new(std::mem::take(&mut *typed).into_bytes()))
-                .map_err(|err| StoreError::Unreadable {
-                    path: ask.path.to_owned(),
-                    reason: format!("cannot read what was typed: {err}"),
+                .map_err(|err| {
+                    StoreError::from(Common::Unreadable {
+                        path: ask.path.to_owned(),
+                        reason: format!("cannot read what was typed: {err}"),
+                    })
                 })
         };
         let first = typed(&ask.prompt)?;
@@ -50,15 +53,15 @@ impl Person for Terminal {
             return Ok(first);
         }
         if first.is_empty() {
-            return Err(StoreError::Platform(
+            return Err(StoreError::from(Common::Failed(
                 "refusing an empty passphrase; nothing was stored".into(),
-            ));
+            )));
         }
         let second = typed("The same passphrase again: ")?;
         if first != second {
-            return Err(StoreError::Platform(
+            return Err(StoreError::from(Common::Failed(
                 "the two passphrases differ; nothing was stored\n  run this again".into(),
-            ));
+            )));
         }
         Ok(first)
     }

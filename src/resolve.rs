@@ -15,6 +15,7 @@ use crate::config::{Config, Project, StoreSource};
 use crate::error::{Error, MissingEntry, first_line};
 use crate::manifest::{Entry, Manifest};
 use crate::secret::Secret;
+use crate::store::Common;
 use crate::store::{self, Found, Key, Store, StoreError};
 
 /// Where one entry's value comes from.
@@ -314,13 +315,13 @@ impl<E: Fn(&str) -> Option<std::ffi::OsString>> Made<'_, '_, E> {
             let slots: Vec<usize> = wanted.iter().map(|(slot, _, _)| *slot).collect();
             let names: Vec<&str> = wanted.iter().map(|(_, _, name)| *name).collect();
             let keys: Vec<Key<'_>> = slots.iter().map(|&slot| self.keys[slot]).collect();
-            let again = store
-                .get_all(&keys)
-                .map_err(|cause| StoreError::Generated {
+            let again = store.get_all(&keys).map_err(|cause| {
+                StoreError::from(Common::Generated {
                     names: names.join(", "),
                     storing: false,
                     cause: Box::new(cause),
-                })?;
+                })
+            })?;
             for (slot, found) in slots.into_iter().zip(again) {
                 self.found[slot] = found;
             }
@@ -339,13 +340,13 @@ impl<E: Fn(&str) -> Option<std::ffi::OsString>> Made<'_, '_, E> {
             .iter()
             .map(|(slot, label, value)| (self.keys[*slot], label.clone(), value))
             .collect();
-        store
-            .create_all(&items)
-            .map_err(|cause| StoreError::Generated {
+        store.create_all(&items).map_err(|cause| {
+            StoreError::from(Common::Generated {
                 names: names.join(", "),
                 storing: true,
                 cause: Box::new(cause),
-            })?;
+            })
+        })?;
         drop(items);
         held.stored();
         let mut generated = vec![false; self.keys.len()];
@@ -568,7 +569,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::store::memory::Memory;
+    use crate::store::Class;
+    use crate::store::memory::{Failure, Memory};
 
     fn manifest() -> Manifest {
         Manifest::parse(
@@ -642,16 +644,15 @@ C = { service = "s", username = "c", optional = true }
 
     #[test]
     fn a_store_that_is_there_but_fails_is_never_replaced_by_the_environment() {
-        for fail in [
-            StoreError::Locked {
-                daemon: crate::store::Daemon::Unknown,
-            },
-            StoreError::TimedOut {
-                after: std::time::Duration::from_secs(1),
-                daemon: crate::store::Daemon::Unknown,
-            },
-            StoreError::Denied("no".into()),
+        // Every class but `Absent`: a store that is there, and fails.
+        for class in [
+            Class::Locked,
+            Class::Denied,
+            Class::TimedOut,
+            Class::ReadOnly,
+            Class::Failed,
         ] {
+            let fail = StoreError::from(Failure(class));
             let store = Memory {
                 fail: Some(fail.clone()),
                 ..Memory::default()
@@ -661,6 +662,7 @@ C = { service = "s", username = "c", optional = true }
                 matches!(&err, Error::Store { cause, .. } if *cause == fail),
                 "{err:?}"
             );
+            assert_eq!(fail.class(), class);
         }
     }
 
@@ -706,7 +708,7 @@ C = { service = "s", username = "c", optional = true }
     #[test]
     fn an_unreachable_store_falls_back_to_the_environment() {
         let store = Memory {
-            fail: Some(StoreError::NoSessionBus),
+            fail: Some(StoreError::from(Failure(Class::Absent))),
             ..Memory::default()
         };
         let vars = resolve(store, &[("A", "x"), ("B", "y")]).unwrap();
@@ -717,13 +719,13 @@ C = { service = "s", username = "c", optional = true }
     #[test]
     fn an_unreachable_store_without_fallback_names_the_store_and_the_variables() {
         let store = Memory {
-            fail: Some(StoreError::NoSessionBus),
+            fail: Some(StoreError::from(Failure(Class::Absent))),
             ..Memory::default()
         };
         let err = resolve(store, &[("A", "x")]).unwrap_err();
         let message = err.to_string();
         assert!(
-            message.starts_with("memory: no D-Bus session bus"),
+            message.starts_with("memory: the in-memory store failed: Absent"),
             "{message}"
         );
         assert!(
@@ -891,7 +893,7 @@ C = { service = "s", username = "c" }
     fn nothing_is_generated_without_a_store_or_when_only_checking() {
         // No store here (CI): the usual rules, so B and C are missing.
         let store = Memory {
-            fail: Some(StoreError::NoSessionBus),
+            fail: Some(StoreError::from(Failure(Class::Absent))),
             ..Memory::default()
         };
         let (manifest, resolution) = generate_in(store, &[("A", "x")], true);

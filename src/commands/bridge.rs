@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::store::Common;
 use crate::store::bridge::wire::{
     self, Lines, PROTOCOL, Request, Response, VERSION, WireFound, WireValue,
 };
@@ -199,10 +200,10 @@ impl Person for Nobody {
     fn secret(&self, ask: &Ask<'_>) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         match std::env::var_os(ask.variable).filter(|value| !value.is_empty()) {
             Some(value) => Ok(Zeroizing::new(value.into_encoded_bytes())),
-            None => Err(StoreError::NeedPassword {
+            None => Err(StoreError::from(Common::NeedPassword {
                 path: ask.path.to_owned(),
                 variable: ask.variable,
-            }),
+            })),
         }
     }
 

@@ -63,12 +63,12 @@ pub(crate) fn lock(_config: &Config) -> Result<ExitCode, Error> {
 
 #[cfg(not(target_os = "linux"))]
 fn not_here() -> StoreError {
-    StoreError::Unavailable {
+    StoreError::from(crate::store::Common::Unavailable {
         store: "file",
         reason: "unlock keeps the file's key in the Linux kernel's keyrings, which this \
                  system does not have"
             .into(),
-    }
+    })
 }
 
 fn failed(cause: StoreError) -> Error {

@@ -49,7 +49,7 @@ use zeroize::Zeroizing;
 use payload::{Document, Item};
 pub(crate) use write::{create_private_dir, private_options};
 
-use super::{Ask, Found, Key, Person, Store, StoreError};
+use super::{Ask, Common, Found, Key, Person, Store, StoreError};
 use crate::secret::Secret;
 
 /// The folder's name, under the platform's data folder.
@@ -107,11 +107,13 @@ impl FileStore {
     /// The store at its usual place. Reads nothing and asks nothing: that
     /// waits until the store is used.
     pub(crate) fn open(timeout: Duration, person: &'static dyn Person) -> Result<Self, StoreError> {
-        let dir = Self::default_dir().ok_or_else(|| StoreError::Unavailable {
-            store: "file",
-            reason: "neither XDG_DATA_HOME nor HOME is set, so its folder is unknown; \
+        let dir = Self::default_dir().ok_or_else(|| {
+            StoreError::from(Common::Unavailable {
+                store: "file",
+                reason: "neither XDG_DATA_HOME nor HOME is set, so its folder is unknown; \
                      set XDG_DATA_HOME"
-                .into(),
+                    .into(),
+            })
         })?;
         Ok(Self {
             lock_wait: timeout,
@@ -187,10 +189,10 @@ impl FileStore {
             Err(age::Error::WrongPassphrase) => {
                 // A mistyped passphrase is not kept for the next call.
                 self.passphrase = None;
-                Err(StoreError::BadPassword {
+                Err(StoreError::from(Common::BadPassword {
                     path: self.path.clone(),
                     variable: PASSPHRASE_VARIABLE,
-                })
+                }))
             }
             Err(err) => Err(self.unreadable(err.to_string())),
         }
@@ -390,31 +392,31 @@ impl FileStore {
             .map_err(|err| self.write_error(&path, err))?;
         match wait_for_lock(&file, self.lock_wait) {
             Ok(true) => Ok(file),
-            Ok(false) => Err(StoreError::Platform(format!(
+            Ok(false) => Err(StoreError::from(Common::Failed(format!(
                 "another process has held the lock on {} for {} s; \
                  nothing was stored\n  if a with-secrets is stuck, stop it, \
                  then run this again (or give it longer with --timeout)",
                 path.display(),
                 self.lock_wait.as_secs_f32()
-            ))),
+            )))),
             Err(err) => Err(self.write_error(&path, err)),
         }
     }
 
     fn unreadable(&self, reason: String) -> StoreError {
-        StoreError::Unreadable {
+        StoreError::from(Common::Unreadable {
             path: self.path.clone(),
             reason,
-        }
+        })
     }
 
     // StoreError has no variant for a failed write; Platform prints its
     // message as it is.
     fn write_error(&self, path: &Path, err: impl std::fmt::Display) -> StoreError {
-        StoreError::Platform(format!(
+        StoreError::from(Common::Failed(format!(
             "cannot write {}: {err}; nothing was stored",
             path.display()
-        ))
+        )))
     }
 }
 
@@ -574,7 +576,10 @@ mod tests {
         let mut other = store(dir.path());
         other.passphrase = Some(Zeroizing::new(b"wrong".to_vec()));
         let err = other.get_all(&[KEY]).unwrap_err();
-        assert!(matches!(err, StoreError::BadPassword { .. }), "{err}");
+        assert!(
+            matches!(err.fault::<Common>(), Some(Common::BadPassword { .. })),
+            "{err}"
+        );
         assert!(other.passphrase.is_none());
     }
 }

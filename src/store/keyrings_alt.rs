@@ -31,6 +31,7 @@ use super::escape::escape;
 use super::{Ask, Person};
 use super::{Found, Key, Store, StoreError};
 use crate::secret::Secret;
+use crate::store::Common;
 
 pub(crate) const PLAINTEXT_FILE: &str = "keyring_pass.cfg";
 pub(crate) const ENCRYPTED_FILE: &str = "crypted_pass.cfg";
@@ -51,11 +52,14 @@ impl KeyringsAlt {
     pub(crate) fn open(person: &'static dyn Person) -> Result<Self, StoreError> {
         // As for the file store: with no folder to look in, there is no
         // store here at all.
-        let dir = data_root().ok_or_else(|| StoreError::Unavailable {
-            store: "keyrings-alt",
-            reason: "neither XDG_DATA_HOME nor HOME is set, so keyrings.alt's folder is unknown; \
+        let dir = data_root().ok_or_else(|| {
+            StoreError::from(Common::Unavailable {
+                store: "keyrings-alt",
+                reason:
+                    "neither XDG_DATA_HOME nor HOME is set, so keyrings.alt's folder is unknown; \
                      set XDG_DATA_HOME"
-                .into(),
+                        .into(),
+            })
         })?;
         Ok(Self {
             dir,
@@ -74,9 +78,11 @@ impl KeyringsAlt {
         })?;
         String::from_utf8(bytes.to_vec())
             .map(Zeroizing::new)
-            .map_err(|_| StoreError::BadPassword {
-                path: path.to_owned(),
-                variable: PASSWORD_VARIABLE,
+            .map_err(|_| {
+                StoreError::from(Common::BadPassword {
+                    path: path.to_owned(),
+                    variable: PASSWORD_VARIABLE,
+                })
             })
     }
 
@@ -173,10 +179,10 @@ impl Store for KeyringsAlt {
         };
         // A wrong password decrypts to noise rather than failing, so check the
         // known reference value first, as keyrings.alt does.
-        let wrong = StoreError::BadPassword {
+        let wrong = StoreError::from(Common::BadPassword {
             path: encrypted_path.clone(),
             variable: PASSWORD_VARIABLE,
-        };
+        });
         match decrypt(reference) {
             Ok(Some(value)) if value.expose() == REFERENCE_VALUE => {}
             Ok(Some(_)) | Err(_) => return Err(wrong),
@@ -197,15 +203,15 @@ impl Store for KeyringsAlt {
     }
 
     fn set(&mut self, _key: Key<'_>, _label: &str, _value: &Secret) -> Result<(), StoreError> {
-        Err(StoreError::ReadOnly {
+        Err(StoreError::from(Common::ReadOnly {
             store: "keyrings-alt",
-        })
+        }))
     }
 
     fn delete(&mut self, _key: Key<'_>) -> Result<usize, StoreError> {
-        Err(StoreError::ReadOnly {
+        Err(StoreError::from(Common::ReadOnly {
             store: "keyrings-alt",
-        })
+        }))
     }
 }
 
@@ -221,10 +227,10 @@ fn data_root() -> Option<PathBuf> {
 }
 
 fn unreadable(path: &Path, reason: String) -> StoreError {
-    StoreError::Unreadable {
+    StoreError::from(Common::Unreadable {
         path: path.to_owned(),
         reason,
-    }
+    })
 }
 
 /// Sections, then keys, as Python's configparser reads them: `key = value` or

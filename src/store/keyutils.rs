@@ -64,7 +64,7 @@ use libc::{c_long, c_ulong};
 use zeroize::Zeroizing;
 
 use super::escape::escape;
-use super::{Found, Key, Store, StoreError};
+use super::{Class, Common, Fault, Found, Key, Store, StoreError};
 use crate::secret::Secret;
 
 const NAME: &str = "keyutils";
@@ -214,12 +214,12 @@ fn description(key: Key<'_>) -> Result<CString, StoreError> {
         escape(key.username)
     );
     if text.len() > MAX_DESCRIPTION {
-        return Err(StoreError::Platform(format!(
+        return Err(StoreError::from(Common::Failed(format!(
             "the service and username of this entry are too long for the kernel keyring \
              (a key's description holds at most {MAX_DESCRIPTION} bytes; escaped, these take {})\n  \
              shorten them in the manifest, or use --store file",
             text.len()
-        )));
+        ))));
     }
     // Escaping turns a NUL into `_00`.
     Ok(CString::new(text).expect("an escaped description has no NUL"))
@@ -229,15 +229,15 @@ fn description(key: Key<'_>) -> Result<CString, StoreError> {
 /// reason (add_key says only EINVAL).
 fn check_size(len: usize) -> Result<(), StoreError> {
     if len == 0 {
-        return Err(StoreError::Platform(
+        return Err(StoreError::from(Common::Failed(
             "the kernel keyring cannot hold an empty value; nothing was changed".to_owned(),
-        ));
+        )));
     }
     if len > MAX_VALUE {
-        return Err(StoreError::Platform(format!(
+        return Err(StoreError::from(Common::Failed(format!(
             "the kernel keyring holds values of at most {MAX_VALUE} bytes, and this one has \
              {len}; nothing was changed\n  use --store file for larger values"
-        )));
+        ))));
     }
     Ok(())
 }
@@ -401,18 +401,18 @@ impl Failure {
                             | "keyctl(KEYCTL_INVALIDATE)"
                     ) =>
             {
-                StoreError::Denied(format!(
+                StoreError::from(Denied(format!(
                     "{what}: the key is there, but its permissions do not let this process \
-                     use it (see what `keyctl show @u` says)"
-                ))
+                     use it"
+                )))
             }
             // These never come from our calls on a keyring we may use: a
             // filter or the kernel itself refuses the system call.
-            libc::EPERM | libc::ENOSYS | libc::EACCES => StoreError::Unavailable {
+            libc::EPERM | libc::ENOSYS | libc::EACCES => StoreError::from(Common::Unavailable {
                 store: NAME,
                 reason: format!("{what}: {}", confinement.explain(self.errno)),
-            },
-            libc::EDQUOT => StoreError::Platform(format!(
+            }),
+            libc::EDQUOT => StoreError::from(Common::Failed(format!(
                 "{what}: this user's kernel key quota has no room for it{}\n  \
                  delete entries you no longer need (with-secrets delete NAME, or keyctl), \
                  or use --store file",
@@ -420,9 +420,30 @@ impl Failure {
                     || " (see /proc/key-users)".to_owned(),
                     |quota| format!(" ({quota} in use; see /proc/key-users)")
                 )
-            )),
-            _ => StoreError::Platform(what),
+            ))),
+            _ => StoreError::from(Common::Failed(what)),
         }
+    }
+}
+
+/// A key that is there, but that this process may not use: the store is
+/// here and refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Denied(String);
+
+impl Fault for Denied {
+    fn class(&self) -> Class {
+        Class::Denied
+    }
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\n  see its owner and permissions with: keyctl show @u",
+            self.0
+        )
     }
 }
 
@@ -699,7 +720,7 @@ mod tests {
                 errno: libc::EACCES,
             }
             .explain(&confinement, &|| None);
-            assert!(matches!(err, StoreError::Denied(_)), "{err:?}");
+            assert!(err.fault::<Denied>().is_some(), "{err:?}");
             assert!(!err.means_absent(), "{err:?}");
         }
         // The same errno from a seccomp filter, or on the first call, means

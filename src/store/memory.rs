@@ -2,10 +2,29 @@
 
 use std::collections::HashMap;
 
-use super::{Ask, Found, Key, Person, Store, StoreError};
+use std::fmt;
+
+use super::{Ask, Class, Common, Fault, Found, Key, Person, Store, StoreError};
 use crate::secret::Secret;
 
 /// One item `create_all` stored: service, username, value.
+/// A failure of the in-memory store, of any class: what a store of that
+/// class would say, for tests of what each class lets happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure(pub(crate) Class);
+
+impl Fault for Failure {
+    fn class(&self) -> Class {
+        self.0
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the in-memory store failed: {:?}", self.0)
+    }
+}
+
 pub(crate) type Created = (String, String, Secret);
 
 #[derive(Default)]
@@ -108,10 +127,10 @@ pub(crate) static NOBODY: Nobody = Nobody;
 
 impl Person for Nobody {
     fn secret(&self, ask: &Ask<'_>) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
-        Err(StoreError::NeedPassword {
+        Err(StoreError::from(Common::NeedPassword {
             path: ask.path.to_owned(),
             variable: ask.variable,
-        })
+        }))
     }
 
     fn is_present(&self) -> bool {

@@ -11,12 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::secret::Secret;
 
-#[cfg_attr(
-    not(all(unix, not(target_os = "macos"))),
-    allow(unused_imports, reason = "only the Secret Service names a daemon")
-)]
-pub(crate) use error::Daemon;
-pub(crate) use error::StoreError;
+pub(crate) use error::{Class, Common, Fault, StoreError};
 pub(crate) use kind::{StoreKind, native_name};
 
 pub(crate) mod bridge;
@@ -166,9 +161,9 @@ pub(crate) fn open(
         #[cfg(target_os = "linux")]
         StoreKind::Windows => Ok(Box::new(bridge::Bridge::open(timeout))),
         other if other.name() == native_name() => open_native(timeout, person),
-        other => Err(StoreError::Unsupported {
+        other => Err(StoreError::from(Common::Unsupported {
             store: other.name(),
-        }),
+        })),
     }
 }
 
@@ -313,8 +308,8 @@ fn open_native(
     #[cfg(not(any(unix, windows)))]
     return {
         let _ = (timeout, person);
-        Err(StoreError::Unsupported {
+        Err(StoreError::from(Common::Unsupported {
             store: native_name(),
-        })
+        }))
     };
 }

@@ -15,6 +15,7 @@ use keyring_core::{CredentialStore, Entry, Error as KeyringError};
 
 use super::{Found, Key, Store, StoreError};
 use crate::secret::Secret;
+use crate::store::Common;
 
 pub(crate) struct Native {
     store: Arc<CredentialStore>,
@@ -67,11 +68,11 @@ impl Store for Native {
 
 fn platform(err: KeyringError) -> StoreError {
     match err {
-        KeyringError::NoStorageAccess(inner) => StoreError::Denied(inner.to_string()),
+        KeyringError::NoStorageAccess(inner) => StoreError::from(Common::Denied(inner.to_string())),
         // These two carry the stored bytes; their messages must not be shown.
-        KeyringError::BadEncoding(_) | KeyringError::BadDataFormat(..) => {
-            StoreError::Platform("the stored item is in a format with-secrets cannot read".into())
-        }
-        other => StoreError::Platform(other.to_string()),
+        KeyringError::BadEncoding(_) | KeyringError::BadDataFormat(..) => StoreError::from(
+            Common::Failed("the stored item is in a format with-secrets cannot read".into()),
+        ),
+        other => StoreError::from(Common::Failed(other.to_string())),
     }
 }

@@ -53,6 +53,7 @@ use zeroize::Zeroizing;
 
 use super::{Found, Key, Store, StoreError};
 use crate::secret::Secret;
+use crate::store::Common;
 
 /// `ERROR_NOT_FOUND`: there is no credential with that target name.
 const NOT_FOUND: i32 = 1168;
@@ -230,21 +231,23 @@ fn delete_if_ours(target: &str, username: &str) -> Result<bool, StoreError> {
 /// The blob Python would write for `value`: UTF-16LE, no terminator. A value
 /// that is not UTF-8, or too long for the Credential Manager, is refused.
 fn encode(label: &str, value: &Secret) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-    let text = std::str::from_utf8(value.expose()).map_err(|_| StoreError::Unstorable {
-        what: label.to_owned(),
-        reason: "the value is not UTF-8 text, which the Windows Credential Manager \
+    let text = std::str::from_utf8(value.expose()).map_err(|_| {
+        StoreError::from(Common::Unstorable {
+            what: label.to_owned(),
+            reason: "the value is not UTF-8 text, which the Windows Credential Manager \
                  holds for Python's keyring as UTF-16"
-            .into(),
+                .into(),
+        })
     })?;
     let units = text.encode_utf16().count();
     if units > MAX_UNITS {
-        return Err(StoreError::Unstorable {
+        return Err(StoreError::from(Common::Unstorable {
             what: label.to_owned(),
             reason: format!(
                 "the value is {units} UTF-16 units long, and the Windows Credential \
                  Manager holds at most {MAX_UNITS} (2,560 bytes)"
             ),
-        });
+        }));
     }
     let mut blob = Zeroizing::new(Vec::with_capacity(units * 2));
     for unit in text.encode_utf16() {
@@ -383,8 +386,8 @@ fn failed(what: &str, target: &str, err: &std::io::Error) -> StoreError {
     const ACCESS_DENIED: i32 = 5;
     let reason = format!("cannot {what} the credential {target:?}: {err}");
     match err.raw_os_error() {
-        Some(ACCESS_DENIED) => StoreError::Denied(reason),
-        _ => StoreError::Platform(reason),
+        Some(ACCESS_DENIED) => StoreError::from(Common::Denied(reason)),
+        _ => StoreError::from(Common::Failed(reason)),
     }
 }
 

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
+use super::error::Error as BridgeError;
 use super::wire::{self, Lines, PROTOCOL, Request, Response, VERSION, WireKey, WireValue};
 use crate::secret::Secret;
 use crate::store::{Found, Key, Store, StoreError};
@@ -67,13 +68,13 @@ impl Bridge {
     /// An answer that this side cannot take, for `why`: the helper's fault,
     /// not the store's behind it.
     fn misread(&self, why: &str) -> StoreError {
-        StoreError::HelperFailed {
+        StoreError::from(BridgeError::HelperFailed {
             command: self
                 .helper
                 .as_ref()
                 .map_or_else(|| "?".to_owned(), |helper| helper.command.clone()),
             reason: why.to_owned(),
-        }
+        })
     }
 
     /// Sends `request`, returns the answer; on any failure the helper is
@@ -90,7 +91,7 @@ impl Bridge {
         }
         let response = result?;
         match response.error {
-            Some(message) => Err(StoreError::Remote { message }),
+            Some(message) => Err(StoreError::from(BridgeError::Remote { message })),
             None => Ok(response),
         }
     }
@@ -238,13 +239,13 @@ impl Helper {
 
     fn check_hello(&self, answer: Response) -> Result<String, StoreError> {
         let (Some(protocol), Some(version)) = (answer.protocol, answer.version) else {
-            return Err(StoreError::HelperFailed {
+            return Err(StoreError::from(BridgeError::HelperFailed {
                 command: self.command.clone(),
                 reason: match answer.error {
                     Some(message) => message,
                     None => "it answered hello without its versions".into(),
                 },
-            });
+            }));
         };
         if protocol == PROTOCOL && version == VERSION {
             return Ok(version);
@@ -255,11 +256,11 @@ impl Helper {
             }
             order => order == std::cmp::Ordering::Less,
         };
-        Err(StoreError::HelperMismatch {
+        Err(StoreError::from(BridgeError::HelperMismatch {
             command: self.command.clone(),
             theirs: format!("{version}, protocol {protocol}").into(),
             update_helper: helper_is_older,
-        })
+        }))
     }
 
     /// Writes `request` and reads one answer, both by `deadline`.
@@ -272,9 +273,11 @@ impl Helper {
         let line = wire::to_line(request);
         self.write_all(&line, timeout, deadline)?;
         let answer = self.read_line(timeout, deadline)?;
-        wire::read_response(&answer).map_err(|reason| StoreError::HelperFailed {
-            command: self.command.clone(),
-            reason,
+        wire::read_response(&answer).map_err(|reason| {
+            StoreError::from(BridgeError::HelperFailed {
+                command: self.command.clone(),
+                reason,
+            })
         })
     }
 
@@ -316,10 +319,10 @@ impl Helper {
                 Ok(Some(line)) => return Ok(line),
                 Ok(None) => {}
                 Err(too_long) => {
-                    return Err(StoreError::HelperFailed {
+                    return Err(StoreError::from(BridgeError::HelperFailed {
                         command: self.command.clone(),
                         reason: format!("it sent {too_long}"),
-                    });
+                    }));
                 }
             }
             self.wait_for(fd, libc::POLLIN, timeout, deadline)?;
@@ -353,10 +356,10 @@ impl Helper {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(StoreError::HelperTimedOut {
+                return Err(StoreError::from(BridgeError::HelperTimedOut {
                     command: self.command.clone(),
                     after: timeout,
-                });
+                }));
             }
             let mut poll = libc::pollfd {
                 fd,
@@ -384,10 +387,10 @@ impl Helper {
             Some(status) => format!(" ({status})"),
             None => String::new(),
         };
-        StoreError::HelperFailed {
+        StoreError::from(BridgeError::HelperFailed {
             command: self.command.clone(),
             reason: format!("{what}{status}"),
-        }
+        })
     }
 
     /// The helper's exit status if it has exited, without reaping it: until
@@ -443,10 +446,10 @@ fn helper_command() -> Result<(Vec<String>, String), StoreError> {
         let line = line.to_string_lossy().into_owned();
         return match shell_words::split(&line) {
             Ok(words) if !words.is_empty() => Ok((words, line)),
-            _ => Err(StoreError::HelperFailed {
+            _ => Err(StoreError::from(BridgeError::HelperFailed {
                 command: line,
                 reason: format!("{HELPER_VARIABLE} is not a command line"),
-            }),
+            })),
         };
     }
     match which::which(HELPER_PROGRAM) {
@@ -454,9 +457,9 @@ fn helper_command() -> Result<(Vec<String>, String), StoreError> {
             let path = path.to_string_lossy().into_owned();
             Ok((vec![path.clone()], path))
         }
-        Err(_) => Err(StoreError::HelperMissing {
+        Err(_) => Err(StoreError::from(BridgeError::HelperMissing {
             reason: format!("{HELPER_PROGRAM} is not on PATH and {HELPER_VARIABLE} is not set"),
-        }),
+        })),
     }
 }
 
@@ -464,9 +467,9 @@ fn helper_command() -> Result<(Vec<String>, String), StoreError> {
 /// program that cannot be executed means WSL interop is off or broken.
 fn spawn_error(command: &str, err: &io::Error) -> StoreError {
     if err.kind() == ErrorKind::NotFound {
-        return StoreError::HelperMissing {
+        return StoreError::from(BridgeError::HelperMissing {
             reason: format!("{command} was not found"),
-        };
+        });
     }
     let reason = if err.raw_os_error() == Some(libc::ENOEXEC) {
         format!(
@@ -477,10 +480,10 @@ fn spawn_error(command: &str, err: &io::Error) -> StoreError {
     } else {
         format!("cannot start it: {err}")
     };
-    StoreError::HelperFailed {
+    StoreError::from(BridgeError::HelperFailed {
         command: command.to_owned(),
         reason,
-    }
+    })
 }
 
 /// Makes writes to `fd` return `EAGAIN` instead of blocking, so a helper

@@ -7,6 +7,8 @@
 
 #[cfg(target_os = "linux")]
 mod client;
+#[cfg(target_os = "linux")]
+mod error;
 pub(crate) mod wire;
 
 #[cfg(target_os = "linux")]

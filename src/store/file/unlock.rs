@@ -63,6 +63,7 @@ use libc::{c_long, c_ulong};
 use zeroize::Zeroizing;
 
 use super::age::{FILE_KEY_LEN, FileKey};
+use crate::store::Common;
 use crate::store::StoreError;
 use crate::store::keyutils::{Failure, checked, keyctl, serial_arg};
 
@@ -113,14 +114,14 @@ pub(crate) enum Session {
 
 /// Why nothing can be kept here: the kernel keyring cannot be used.
 fn unusable(failure: Failure) -> StoreError {
-    StoreError::Unavailable {
+    StoreError::from(Common::Unavailable {
         store: "file",
         reason: format!(
             "the kernel keyring cannot be used here, so the file store cannot be unlocked: \
              {}\n  runs ask for the passphrase (or read WITH_SECRETS_PASSPHRASE) as before",
             failure.why()
         ),
-    }
+    })
 }
 
 fn description(salt: &[u8]) -> CString {
@@ -234,9 +235,9 @@ pub(crate) fn keep(
     let seconds = u32::try_from(duration.as_secs().max(1)).unwrap_or(u32::MAX);
     let mut pad = Zeroizing::new([0u8; FILE_KEY_LEN]);
     getrandom::getrandom(pad.as_mut()).map_err(|err| {
-        StoreError::Platform(format!(
+        StoreError::from(Common::Failed(format!(
             "no randomness to unlock the file store with: {err}"
-        ))
+        )))
     })?;
     let mut payload = Zeroizing::new([0u8; PAYLOAD]);
     for (masked, (key, pad)) in payload.iter_mut().zip(key.iter().zip(pad.iter())) {

@@ -8,6 +8,7 @@ use dbus::Message;
 use dbus::arg::Variant;
 use dbus::channel::Channel;
 
+use super::ServiceError;
 use super::dh::{ALGORITHM, KeyPair};
 use super::session::{Session, plain_session};
 use super::{BUS, PROMPT_IFACE, SERVICE, SERVICE_IFACE, SERVICE_PATH, SecretService};
@@ -21,14 +22,16 @@ impl SecretService {
         person: &'static dyn Person,
     ) -> Result<Self, StoreError> {
         let address = session_bus_address()?;
-        let channel = Channel::open_private(&address).map_err(|err| StoreError::Connect {
-            address: address.clone(),
-            reason: err.message().unwrap_or("unknown error").to_owned(),
+        let channel = Channel::open_private(&address).map_err(|err| {
+            StoreError::from(ServiceError::Connect {
+                address: address.clone(),
+                reason: err.message().unwrap_or("unknown error").to_owned(),
+            })
         })?;
         let keys = if plain_session() {
             None
         } else {
-            Some(KeyPair::generate().map_err(StoreError::Protocol)?)
+            Some(KeyPair::generate().map_err(ServiceError::Protocol)?)
         };
         // libdbus would send Hello itself in dbus_bus_register, but then wait
         // for the reply with its own 25 s timeout. We send it and move on.
@@ -79,10 +82,10 @@ impl SecretService {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(StoreError::TimedOut {
+                return Err(StoreError::from(ServiceError::TimedOut {
                     after: budget,
                     daemon: Daemon::Unknown,
-                });
+                }));
             }
             self.pump(Some(left))?;
         }
@@ -97,9 +100,11 @@ impl SecretService {
     /// and each prompt's `Completed` signal for whoever waits for it.
     pub(super) fn pump(&mut self, wait: Option<Duration>) -> Result<(), StoreError> {
         if let Some(wait) = wait {
-            self.channel
-                .read_write(Some(wait))
-                .map_err(|()| StoreError::Protocol("the D-Bus connection was closed".into()))?;
+            self.channel.read_write(Some(wait)).map_err(|()| {
+                StoreError::from(ServiceError::Protocol(
+                    "the D-Bus connection was closed".into(),
+                ))
+            })?;
         }
         while let Some(message) = self.channel.pop_message() {
             match message.get_reply_serial() {
@@ -152,9 +157,11 @@ impl SecretService {
 /// could start a bus (and a prompt) on a machine that has none.
 pub(super) fn session_bus_address() -> Result<String, StoreError> {
     if let Some(address) = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").filter(|a| !a.is_empty()) {
-        return address.into_string().map_err(|_| StoreError::Connect {
-            address: "DBUS_SESSION_BUS_ADDRESS".into(),
-            reason: "the address is not valid UTF-8".into(),
+        return address.into_string().map_err(|_| {
+            StoreError::from(ServiceError::Connect {
+                address: "DBUS_SESSION_BUS_ADDRESS".into(),
+                reason: "the address is not valid UTF-8".into(),
+            })
         });
     }
     if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
@@ -165,13 +172,15 @@ pub(super) fn session_bus_address() -> Result<String, StoreError> {
             return Ok(format!("unix:path={socket}"));
         }
     }
-    Err(StoreError::NoSessionBus)
+    Err(StoreError::from(ServiceError::NoSessionBus))
 }
 
 pub(super) fn send(channel: &Channel, message: Message) -> Result<u32, StoreError> {
-    channel
-        .send(message)
-        .map_err(|()| StoreError::Protocol("the D-Bus connection is closed".into()))
+    channel.send(message).map_err(|()| {
+        StoreError::from(ServiceError::Protocol(
+            "the D-Bus connection is closed".into(),
+        ))
+    })
 }
 
 pub(super) fn method<'p>(

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use super::connection::{method, send};
+use super::error::{for_daemon, names_daemon};
 use super::prompt::went_away;
 use super::reply::read;
-use super::{BUS, Daemon, SERVICE, SecretService, StoreError};
+use super::{BUS, Daemon, SERVICE, SecretService, ServiceError, StoreError};
 
 /// How long finding the daemon's name for a message may take: it runs after
 /// something already failed, perhaps after the whole timeout, so it gets a
@@ -21,11 +22,11 @@ impl SecretService {
     /// is a failure, not a reason for anything to stand in for it.
     pub(super) fn named<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         result.map_err(|err| {
-            if err == StoreError::NoService && self.owner.is_some() {
+            if err == StoreError::from(ServiceError::NoService) && self.owner.is_some() {
                 went_away("its name has no owner now")
-            } else if err.names_daemon() {
+            } else if names_daemon(&err) {
                 let daemon = self.daemon();
-                err.for_daemon(daemon)
+                for_daemon(err, daemon)
             } else {
                 err
             }

@@ -8,6 +8,7 @@ use dbus::Message;
 use dbus::arg::{RefArg, Variant};
 use dbus::channel::Channel;
 
+use super::ServiceError;
 use super::connection::{method, session_bus_address};
 use super::daemon::program;
 use super::dh::{ALGORITHM, KeyPair};
@@ -41,7 +42,7 @@ pub(crate) struct Diagnosis {
 /// session (KWallet without its Secret Service, a daemon without DH) then
 /// shows here, not only as a failed run.
 pub(crate) fn diagnose(timeout: Duration, person: &'static dyn Person) -> Diagnosis {
-    let not_checked = || StoreError::Protocol("not checked".into());
+    let not_checked = || StoreError::from(ServiceError::Protocol("not checked".into()));
     let failed = |bus, err: StoreError| Diagnosis {
         bus,
         service: Err(err),
@@ -57,16 +58,16 @@ pub(crate) fn diagnose(timeout: Duration, person: &'static dyn Person) -> Diagno
     let channel = match Channel::open_private(&address) {
         Ok(channel) => channel,
         Err(err) => {
-            let err = StoreError::Connect {
+            let err = StoreError::from(ServiceError::Connect {
                 address,
                 reason: err.message().unwrap_or("unknown error").to_owned(),
-            };
+            });
             return failed(Err(err), not_checked());
         }
     };
     let keys = match KeyPair::generate() {
         Ok(keys) => keys,
-        Err(err) => return failed(Ok(address), StoreError::Protocol(err)),
+        Err(err) => return failed(Ok(address), StoreError::from(ServiceError::Protocol(err))),
     };
     let mut connection = SecretService {
         channel,
@@ -121,14 +122,17 @@ pub(crate) fn diagnose(timeout: Duration, person: &'static dyn Person) -> Diagno
         .as_ref()
         .map_or(Daemon::Unknown, |(_, name)| Daemon::from_program(name));
     let dh = read::<(Variant<Vec<u8>>, ObjectPath)>(&mut dh_reply)
-        .and_then(|(output, _)| keys.derive(&output.0).map_err(StoreError::Protocol))
+        .and_then(|(output, _)| {
+            keys.derive(&output.0)
+                .map_err(|reason| ServiceError::Protocol(reason).into())
+        })
         .map(drop);
     let plain = read::<(Variant<Box<dyn RefArg>>, ObjectPath)>(&mut plain_reply).map(drop);
     let locked = read::<(ObjectPath,)>(&mut alias_reply).and_then(|(collection,)| {
         if &*collection == NO_PROMPT {
-            return Err(StoreError::NoDefaultCollection {
+            return Err(StoreError::from(ServiceError::NoDefaultCollection {
                 daemon: daemon.clone(),
-            });
+            }));
         }
         let mut reply = connection.call(
             method(SERVICE, collection, PROPERTIES_IFACE, "Get")
@@ -136,7 +140,7 @@ pub(crate) fn diagnose(timeout: Duration, person: &'static dyn Person) -> Diagno
         )?;
         read::<(Variant<bool>,)>(&mut reply).map(|(locked,)| locked.0)
     });
-    let name = |err: StoreError| err.for_daemon(daemon.clone());
+    let name = |err: StoreError| super::for_daemon(err, daemon.clone());
     Diagnosis {
         bus: Ok(address),
         service,

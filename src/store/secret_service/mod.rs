@@ -31,16 +31,19 @@ use dbus::arg::{PropMap, RefArg, Variant};
 use dbus::channel::Channel;
 
 use self::connection::method;
+use self::error::is_locked;
+pub(crate) use self::error::{Daemon, Error as ServiceError, for_daemon};
 use self::prompt::refused;
 use self::reply::{check, read};
 use self::session::{Cipher, Session};
-use super::{Daemon, Found, Key, Person, Store, StoreError};
+use super::{Common, Found, Key, Person, Store, StoreError};
 use crate::secret::Secret;
 
 mod connection;
 mod daemon;
 mod dh;
 mod diagnose;
+mod error;
 mod prompt;
 mod reply;
 mod search;
@@ -137,12 +140,12 @@ impl SecretService {
     /// value, so a UTF-8 one costs no call.
     fn storable(&mut self, label: &str, value: &Secret) -> Result<(), StoreError> {
         if std::str::from_utf8(value.expose()).is_err() && self.daemon() == Daemon::KeePassXc {
-            return Err(StoreError::Unstorable {
+            return Err(StoreError::from(Common::Unstorable {
                 what: label.to_owned(),
                 reason: "the value is not UTF-8 text, and KeePassXC keeps values as text \
                          (it would replace the bytes that are not)"
                     .into(),
-            });
+            }));
         }
         Ok(())
     }
@@ -185,7 +188,7 @@ impl SecretService {
                 // said otherwise, or it was locked since): unlock it, which
                 // may prompt, and start over, as libsecret does. Searching
                 // again, as the item may have been hidden while locked.
-                Err(StoreError::Locked { .. }) if !unlocked => {
+                Err(err) if is_locked(&err) && !unlocked => {
                     unlocked = true;
                     let collection = self.default_collection()?;
                     self.unlock(vec![collection])?;
@@ -210,7 +213,7 @@ impl SecretService {
                 Ok((_item, prompt)) => {
                     self.complete(&prompt, refused("storing the item"))?;
                 }
-                Err(StoreError::Locked { .. }) => locked = true,
+                Err(err) if is_locked(&err) => locked = true,
                 Err(err) => return Err(err),
             }
         }
@@ -322,9 +325,9 @@ fn found_values(
             // again since the search, or an unlock did not reach it. Not
             // "missing", or a stale variable would stand in for it.
             let Some((_, parameters, value, _)) = secrets.remove(path) else {
-                return Err(StoreError::Locked {
+                return Err(StoreError::from(ServiceError::Locked {
                     daemon: Daemon::Unknown,
-                });
+                }));
             };
             let secret = cipher.decrypt(&parameters, value)?;
             Ok(Some(Found {
@@ -418,7 +421,10 @@ mod tests {
         let mut secrets = HashMap::new();
         let result = found_values(&groups, vec![0], &mut secrets, &Cipher::Plain);
         assert!(
-            matches!(result, Err(StoreError::Locked { .. })),
+            matches!(
+                result.as_ref().map_err(StoreError::fault::<ServiceError>),
+                Err(Some(ServiceError::Locked { .. }))
+            ),
             "{result:?}"
         );
     }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use dbus::Message;
 use dbus::arg::{RefArg, Variant};
 
+use super::ServiceError;
 use super::connection::{method, send};
 use super::reply::check;
 use super::{BUS, Daemon, NO_PROMPT, ObjectPath, PROMPT_IFACE, SERVICE, SecretService, StoreError};
@@ -42,10 +43,11 @@ impl SecretService {
         if &**prompt == NO_PROMPT {
             return Ok(Vec::new());
         }
-        let owner = self
-            .owner
-            .clone()
-            .ok_or_else(|| StoreError::Protocol("a prompt came from an unknown sender".into()))?;
+        let owner = self.owner.clone().ok_or_else(|| {
+            StoreError::from(ServiceError::Protocol(
+                "a prompt came from an unknown sender".into(),
+            ))
+        })?;
         // Subscribe before asking, or a quick answer could be missed.
         let rule = format!(
             "type='signal',sender='{owner}',interface='{PROMPT_IFACE}',member='Completed',path='{}'",
@@ -85,10 +87,10 @@ impl SecretService {
             let now = Instant::now();
             let left = deadline.saturating_duration_since(now);
             if left.is_zero() {
-                return Err(StoreError::PromptTimedOut {
+                return Err(StoreError::from(ServiceError::PromptTimedOut {
                     daemon: Daemon::Unknown,
                     after: wait,
-                });
+                }));
             }
             if notice_at.is_some_and(|at| now >= at) {
                 notice_at = None;
@@ -119,7 +121,9 @@ fn completes(signal: &Message, prompt: &ObjectPath, owner: &str) -> bool {
 fn outcome(signal: &Message, dismissed: StoreError) -> Result<Vec<ObjectPath>, StoreError> {
     let (was_dismissed, result) = signal.get2::<bool, Variant<Box<dyn RefArg>>>();
     let was_dismissed = was_dismissed.ok_or_else(|| {
-        StoreError::Protocol("a Completed signal without its dismissed flag".into())
+        StoreError::from(ServiceError::Protocol(
+            "a Completed signal without its dismissed flag".into(),
+        ))
     })?;
     if was_dismissed {
         Err(dismissed)
@@ -130,9 +134,9 @@ fn outcome(signal: &Message, dismissed: StoreError) -> Result<Vec<ObjectPath>, S
 
 /// The error for a prompt, confirming `change`, that was dismissed.
 pub(super) fn refused(change: &str) -> StoreError {
-    StoreError::Denied(format!(
+    StoreError::from(ServiceError::Denied(format!(
         "the keyring's prompt to confirm {change} was dismissed"
-    ))
+    )))
 }
 
 /// Checks the reply to a `Prompt` call. Its success says nothing about the
@@ -167,10 +171,10 @@ fn prompt_ran(reply: &mut Message, owner: &str, dismissed: StoreError) -> Result
 /// The error for a Secret Service that answered earlier in this run and
 /// is gone now; `detail` says how that showed.
 pub(super) fn went_away(detail: &str) -> StoreError {
-    StoreError::Protocol(format!(
+    StoreError::from(ServiceError::Protocol(format!(
         "the Secret Service went away during the run ({detail})\n  \
          check that your keyring daemon is running (start or restart it), then run this again"
-    ))
+    )))
 }
 
 /// The object paths in a prompt's result: an array of them for `Unlock`,
@@ -254,9 +258,10 @@ mod tests {
         let no = completed("/p/1", OWNER, true, Box::new(String::new()));
         assert_eq!(outcome(&no, dismissed()), Err(dismissed()));
         let bare = Message::new_signal("/p/1", PROMPT_IFACE, "Completed").unwrap();
+        let err = outcome(&bare, dismissed()).unwrap_err();
         assert!(matches!(
-            outcome(&bare, dismissed()),
-            Err(StoreError::Protocol(_))
+            err.fault::<ServiceError>(),
+            Some(ServiceError::Protocol(_))
         ));
     }
 
@@ -274,7 +279,7 @@ mod tests {
         let denied = prompt_reply(OWNER, Some("org.freedesktop.DBus.Error.AccessDenied"));
         assert_eq!(
             prompt_ran(&mut { denied }, OWNER, dismissed()),
-            Err(StoreError::Denied("it failed".into()))
+            Err(StoreError::from(ServiceError::Denied("it failed".into())))
         );
         for name in [
             "org.freedesktop.DBus.Error.NameHasNoOwner",

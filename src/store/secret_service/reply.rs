@@ -3,6 +3,7 @@
 
 use dbus::Message;
 
+use super::ServiceError;
 use super::{Daemon, StoreError};
 
 /// Turns an error reply into a `StoreError`.
@@ -12,28 +13,32 @@ pub(super) fn check(reply: &mut Message) -> Result<(), StoreError> {
         let message = err.message().unwrap_or("").to_owned();
         match name {
             "org.freedesktop.DBus.Error.ServiceUnknown"
-            | "org.freedesktop.DBus.Error.NameHasNoOwner" => StoreError::NoService,
+            | "org.freedesktop.DBus.Error.NameHasNoOwner" => {
+                StoreError::from(ServiceError::NoService)
+            }
             // The bus knows a service file for the name but could not start
             // it (ServiceNotFound, ExecFailed, ChildExited...): no Secret
             // Service here, as surely as when there is no service file.
             spawn if spawn.starts_with("org.freedesktop.DBus.Error.Spawn.") => {
-                StoreError::NoService
+                StoreError::from(ServiceError::NoService)
             }
-            "org.freedesktop.Secret.Error.IsLocked" => StoreError::Locked {
+            "org.freedesktop.Secret.Error.IsLocked" => StoreError::from(ServiceError::Locked {
                 daemon: Daemon::Unknown,
-            },
+            }),
             "org.freedesktop.Secret.Error.NoSuchObject"
                 if message.contains("collection") || message.is_empty() =>
             {
-                StoreError::NoDefaultCollection {
+                StoreError::from(ServiceError::NoDefaultCollection {
                     daemon: Daemon::Unknown,
-                }
+                })
             }
-            "org.freedesktop.DBus.Error.AccessDenied" => StoreError::Denied(message),
+            "org.freedesktop.DBus.Error.AccessDenied" => {
+                StoreError::from(ServiceError::Denied(message))
+            }
             "org.freedesktop.DBus.Error.NoReply" | "org.freedesktop.DBus.Error.Timeout" => {
-                StoreError::Protocol(format!("{name}: {message}"))
+                StoreError::from(ServiceError::Protocol(format!("{name}: {message}")))
             }
-            _ => StoreError::Protocol(format!("{name}: {message}")),
+            _ => StoreError::from(ServiceError::Protocol(format!("{name}: {message}"))),
         }
     })
 }
@@ -41,9 +46,11 @@ pub(super) fn check(reply: &mut Message) -> Result<(), StoreError> {
 /// Checks a reply for an error, then reads its arguments.
 pub(super) fn read<T: dbus::arg::ReadAll>(reply: &mut Message) -> Result<T, StoreError> {
     check(reply)?;
-    reply
-        .read_all()
-        .map_err(|err| StoreError::Protocol(err.message().unwrap_or("bad reply").to_owned()))
+    reply.read_all().map_err(|err| {
+        StoreError::from(ServiceError::Protocol(
+            err.message().unwrap_or("bad reply").to_owned(),
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -71,7 +78,7 @@ mod tests {
         for name in no_service {
             assert_eq!(
                 check(&mut error_reply(name, "gone")),
-                Err(StoreError::NoService),
+                Err(StoreError::from(ServiceError::NoService)),
                 "{name}"
             );
         }
@@ -80,36 +87,44 @@ mod tests {
             "",
         ));
         assert!(
-            matches!(locked, Err(StoreError::Locked { .. })),
+            matches!(
+                locked.as_ref().map_err(StoreError::fault::<ServiceError>),
+                Err(Some(ServiceError::Locked { .. }))
+            ),
             "{locked:?}"
         );
         let collection = "org.freedesktop.Secret.Error.NoSuchObject";
         for message in ["", "The collection does not exist"] {
             let err = check(&mut error_reply(collection, message));
             assert!(
-                matches!(err, Err(StoreError::NoDefaultCollection { .. })),
+                matches!(
+                    err.as_ref().map_err(StoreError::fault::<ServiceError>),
+                    Err(Some(ServiceError::NoDefaultCollection { .. }))
+                ),
                 "{message:?}: {err:?}"
             );
         }
         assert_eq!(
             check(&mut error_reply(collection, "No such item")),
-            Err(StoreError::Protocol(format!("{collection}: No such item")))
+            Err(StoreError::from(ServiceError::Protocol(format!(
+                "{collection}: No such item"
+            ))))
         );
         assert_eq!(
             check(&mut error_reply(
                 "org.freedesktop.DBus.Error.AccessDenied",
                 "not you"
             )),
-            Err(StoreError::Denied("not you".into()))
+            Err(StoreError::from(ServiceError::Denied("not you".into())))
         );
         assert_eq!(
             check(&mut error_reply(
                 "org.freedesktop.DBus.Error.NoReply",
                 "late"
             )),
-            Err(StoreError::Protocol(
+            Err(StoreError::from(ServiceError::Protocol(
                 "org.freedesktop.DBus.Error.NoReply: late".into()
-            ))
+            )))
         );
     }
 
@@ -122,11 +137,20 @@ mod tests {
         let (path,): (dbus::Path<'static>,) = read(&mut reply).unwrap();
         assert_eq!(&*path, alias);
         let wrong = read::<(u32,)>(&mut call.method_return().append1("text"));
-        assert!(matches!(wrong, Err(StoreError::Protocol(_))), "{wrong:?}");
+        assert!(
+            matches!(
+                wrong.as_ref().map_err(StoreError::fault::<ServiceError>),
+                Err(Some(ServiceError::Protocol(_)))
+            ),
+            "{wrong:?}"
+        );
         let error = read::<(dbus::Path<'static>,)>(&mut error_reply(
             "org.freedesktop.DBus.Error.ServiceUnknown",
             "",
         ));
-        assert_eq!(error.unwrap_err(), StoreError::NoService);
+        assert_eq!(
+            error.unwrap_err(),
+            StoreError::from(ServiceError::NoService)
+        );
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use dbus::Message;
 use dbus::arg::Variant;
 
+use super::ServiceError;
 use super::connection::method;
 use super::reply::read;
 use super::{
@@ -57,9 +58,9 @@ impl SecretService {
             }
             let still_locked = replies.iter_mut().any(|reply| !is_unlocked(reply));
             if still_locked && empty.iter().any(|&index| results[index].is_empty()) {
-                return Err(StoreError::Locked {
+                return Err(StoreError::from(ServiceError::Locked {
                     daemon: Daemon::Unknown,
-                });
+                }));
             }
         }
         Ok(results)
@@ -123,9 +124,9 @@ impl SecretService {
             .call(method(SERVICE, SERVICE_PATH, SERVICE_IFACE, "ReadAlias").append1("default"))?;
         let (path,): (ObjectPath,) = read(&mut reply)?;
         if &*path == NO_PROMPT {
-            return Err(StoreError::NoDefaultCollection {
+            return Err(StoreError::from(ServiceError::NoDefaultCollection {
                 daemon: Daemon::Unknown,
-            });
+            }));
         }
         Ok(path)
     }
@@ -149,23 +150,26 @@ impl SecretService {
         let completed = self
             .complete(
                 &prompt,
-                StoreError::UnlockDismissed {
+                StoreError::from(ServiceError::UnlockDismissed {
                     daemon: Daemon::Unknown,
-                },
+                }),
             )
-            .map_err(|err| match err {
-                StoreError::PromptTimedOut { daemon, after } => {
-                    StoreError::UnlockTimedOut { daemon, after }
+            .map_err(|err| match err.fault::<ServiceError>() {
+                Some(ServiceError::PromptTimedOut { daemon, after }) => {
+                    StoreError::from(ServiceError::UnlockTimedOut {
+                        daemon: daemon.clone(),
+                        after: *after,
+                    })
                 }
-                other => other,
+                _ => err,
             })?;
         unlocked.extend(completed);
         if objects.iter().all(|object| covered(&unlocked, object)) {
             Ok(())
         } else {
-            Err(StoreError::Locked {
+            Err(StoreError::from(ServiceError::Locked {
                 daemon: Daemon::Unknown,
-            })
+            }))
         }
     }
 }

@@ -5,7 +5,7 @@ use dbus::arg::Variant;
 
 use super::dh::{KeyPair, SessionKey};
 use super::reply::read;
-use super::{CONTENT_TYPE, ObjectPath, SecretService, StoreError, WireSecret};
+use super::{CONTENT_TYPE, ObjectPath, SecretService, ServiceError, StoreError, WireSecret};
 use crate::secret::Secret;
 
 pub(super) enum Session {
@@ -33,7 +33,9 @@ impl Cipher {
     /// Returns (parameters, value) for the Secret Service `Secret` struct.
     fn encrypt(&self, value: &Secret) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
         match self {
-            Self::Dh(key) => key.encrypt(value).map_err(StoreError::Protocol),
+            Self::Dh(key) => key
+                .encrypt(value)
+                .map_err(|reason| ServiceError::Protocol(reason).into()),
             Self::Plain => Ok((Vec::new(), value.expose().to_vec())),
         }
     }
@@ -42,7 +44,7 @@ impl Cipher {
         match self {
             Self::Dh(key) => key
                 .decrypt(parameters, &value)
-                .map_err(StoreError::Protocol),
+                .map_err(|reason| ServiceError::Protocol(reason).into()),
             Self::Plain => Ok(Secret::new(value)),
         }
     }
@@ -98,7 +100,7 @@ fn opened(reply: &mut Message, keys: Option<&KeyPair>) -> Result<(ObjectPath, Ci
     match keys {
         Some(keys) => {
             let (output, path): (Variant<Vec<u8>>, ObjectPath) = read(reply)?;
-            let key = keys.derive(&output.0).map_err(StoreError::Protocol)?;
+            let key = keys.derive(&output.0).map_err(ServiceError::Protocol)?;
             Ok((path, Cipher::Dh(key)))
         }
         None => {
@@ -158,7 +160,9 @@ mod tests {
         let short = cipher.decrypt(&iv[..15], value);
         assert_eq!(
             short.unwrap_err(),
-            StoreError::Protocol("the service sent a 15-byte IV".into())
+            StoreError::from(ServiceError::Protocol(
+                "the service sent a 15-byte IV".into()
+            ))
         );
     }
 
@@ -171,15 +175,18 @@ mod tests {
         let err = opened(&mut degenerate, Some(&ours)).err().unwrap();
         assert_eq!(
             err,
-            StoreError::Protocol("the service sent an invalid public key".into())
+            StoreError::from(ServiceError::Protocol(
+                "the service sent an invalid public key".into()
+            ))
         );
         // A plain answer to a DH request has no key in it.
         let mut plain = open_session_call()
             .method_return()
             .append2(Variant(""), dbus::Path::from(PATH));
+        let err = opened(&mut plain, Some(&ours)).err().unwrap();
         assert!(matches!(
-            opened(&mut plain, Some(&ours)).err().unwrap(),
-            StoreError::Protocol(_)
+            err.fault::<ServiceError>(),
+            Some(ServiceError::Protocol(_))
         ));
     }
 }

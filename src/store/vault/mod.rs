@@ -31,6 +31,7 @@ mod server;
 mod settings;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -44,7 +45,7 @@ pub(crate) use self::doctor::report;
 use self::http::{Connection, Failure, Request, Response};
 use self::server::Server;
 pub use self::settings::Settings;
-use super::{Found, Key, Store, StoreError};
+use super::{Class, Common, Fault, Found, Key, Store, StoreError};
 use crate::secret::Secret;
 
 const NAME: &str = "vault";
@@ -445,8 +446,25 @@ impl Vault {
 
 type Map = BTreeMap<String, Value>;
 
+/// The vault store's own error: the server, or what is needed to reach it,
+/// failed; the reason says which way and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ServerError(String);
+
+impl Fault for ServerError {
+    fn class(&self) -> Class {
+        Class::Failed
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 fn server_error(reason: String) -> StoreError {
-    StoreError::Server { reason }
+    StoreError::from(ServerError(reason))
 }
 
 /// `backoff`, give or take half of it.
@@ -458,9 +476,11 @@ fn jittered(backoff: Duration) -> Duration {
 
 /// `value` as the text a Vault secret holds; `label` names it if it is not.
 fn text_of<'v>(label: &str, value: &'v Secret) -> Result<&'v str, StoreError> {
-    std::str::from_utf8(value.expose()).map_err(|_| StoreError::Unstorable {
-        what: label.to_owned(),
-        reason: "it is not UTF-8, and a Vault secret holds JSON strings".into(),
+    std::str::from_utf8(value.expose()).map_err(|_| {
+        StoreError::from(Common::Unstorable {
+            what: label.to_owned(),
+            reason: "it is not UTF-8, and a Vault secret holds JSON strings".into(),
+        })
     })
 }
 

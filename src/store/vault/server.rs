@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 
 use super::http::Endpoint;
 use super::{NAME, StoreError, server_error};
+use crate::store::Common;
 
 /// The variables each setting is read from, in order.
 const ADDRESS: [&str; 2] = ["BAO_ADDR", "VAULT_ADDR"];
@@ -46,12 +47,12 @@ impl Server {
     /// anything else missing or wrong is an error.
     pub(crate) fn from_env() -> Result<Self, StoreError> {
         let Some((address_variable, address)) = first_set(ADDRESS) else {
-            return Err(StoreError::Unavailable {
+            return Err(StoreError::from(Common::Unavailable {
                 store: NAME,
                 reason: "no server address: set BAO_ADDR (or VAULT_ADDR) to your server's, \
                          e.g. https://vault.example.com:8200"
                     .into(),
-            });
+            }));
         };
         let endpoint = Endpoint::parse(&address)
             .map_err(|reason| server_error(format!("{address_variable}: {reason}")))?;
