@@ -19,14 +19,19 @@
 //! other (or a half-written one) means look again, for the missing keys
 //! only. So an uncontended first run costs one more call to the store (the
 //! write), and only a run that waited costs two.
+//!
+//! The rule for a write is in one place, [`Held::write`]: the write runs
+//! while the lock is held, a new mark is left only once it succeeded, and
+//! the lock is let go either way. [`write_under_lock`] wraps it for a
+//! writer of one entry's value (`set`).
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use crate::manifest::Generate;
+use crate::manifest::{Entry, Generate};
 use crate::secret::Secret;
 use crate::store::Common;
 use crate::store::StoreError;
@@ -73,10 +78,15 @@ const MARK_BYTES: u64 = 16;
 
 /// Reads the mark before a lookup: empty when there is no lock file yet.
 pub(crate) fn mark() -> Mark {
-    let Some(path) = lock_path() else {
+    mark_at(lock_path().as_deref())
+}
+
+/// [`mark`], of the lock file at `path`.
+fn mark_at(path: Option<&Path>) -> Mark {
+    let Some(path) = path else {
         return Mark(Some(Vec::new()));
     };
-    Mark(match open_regular(&path, false) {
+    Mark(match open_regular(path, false) {
         Ok(mut file) => read_mark(&mut file).ok(),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Some(Vec::new()),
         Err(_) => None,
@@ -85,7 +95,7 @@ pub(crate) fn mark() -> Mark {
 
 /// Opens `path` without waiting (a FIFO put there would block an open or a
 /// read forever), and only if it is a regular file.
-fn open_regular(path: &std::path::Path, create: bool) -> std::io::Result<File> {
+fn open_regular(path: &Path, create: bool) -> std::io::Result<File> {
     let mut options = crate::store::file::private_options();
     options
         .read(true)
@@ -112,13 +122,12 @@ fn read_mark(file: &mut File) -> std::io::Result<Vec<u8>> {
 }
 
 /// The lock, held; it is let go when this is dropped, or when the process
-/// ends however it ends.
+/// ends however it ends. A new mark is left only by [`Held::write`].
+#[must_use = "the lock is let go at once; store through `Held::write`"]
 pub(crate) struct Held {
     file: Option<File>,
-    /// Whether another run may have stored values since this one looked
-    /// (the mark changed, or could not be read): then look again before
-    /// generating.
-    pub(crate) look_again: bool,
+    /// See [`Held::look_again`].
+    look_again: bool,
 }
 
 impl Held {
@@ -130,9 +139,39 @@ impl Held {
         }
     }
 
+    /// Whether another run may have stored values since this one looked
+    /// (the mark changed, or could not be read): then look again before
+    /// generating.
+    pub(crate) fn look_again(&self) -> bool {
+        self.look_again
+    }
+
+    /// Runs `write`, which stores values, while the lock is held; leaves a
+    /// new mark if it succeeded, so that a run waiting for the lock looks
+    /// again and finds them; then lets the lock go. A write that failed
+    /// leaves the mark as it was: a waiting run's lookup stands, and it is
+    /// not sent to look again for nothing.
+    ///
+    /// Taking `self` keeps the mark from being left before the write, or
+    /// twice. Dropping a `Held` without calling this lets the lock go with
+    /// no new mark: what a run does when, having looked again, it has
+    /// nothing left to store.
+    ///
+    /// A run that generates missing values (`resolve`) calls this rather
+    /// than [`write_under_lock`]: it reads the mark before its lookup, not
+    /// as it locks; it takes the lock only once it knows values are
+    /// missing, through a lock its tests can stand in for; and between
+    /// taking the lock and writing it may look again and find nothing left
+    /// to write.
+    pub(crate) fn write<T, E>(self, write: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let written = write()?;
+        self.stored();
+        Ok(written)
+    }
+
     /// After values are stored: a new mark, so that a run waiting for the
     /// lock looks again.
-    pub(crate) fn stored(mut self) {
+    fn stored(mut self) {
         use std::io::{Seek, Write};
         let Some(file) = &mut self.file else { return };
         let mut mark = [0u8; MARK_BYTES as usize / 2];
@@ -166,7 +205,12 @@ impl Held {
 /// values are still generated, but runs started at the same moment are not
 /// kept apart.
 pub(crate) fn lock(mark: &Mark, timeout: Duration) -> Result<Held, StoreError> {
-    let Some(path) = lock_path() else {
+    lock_at(lock_path().as_deref(), mark, timeout)
+}
+
+/// [`lock`], of the lock file at `path`.
+fn lock_at(path: Option<&Path>, mark: &Mark, timeout: Duration) -> Result<Held, StoreError> {
+    let Some(path) = path else {
         crate::warning!(
             "with-secrets: warning: neither XDG_DATA_HOME nor HOME is set, so there is no folder \
              for the lock that keeps runs that generate values apart; generating without it"
@@ -176,7 +220,7 @@ pub(crate) fn lock(mark: &Mark, timeout: Duration) -> Result<Held, StoreError> {
     let opened = path
         .parent()
         .map_or(Ok(()), crate::store::file::create_private_dir)
-        .and_then(|()| open_regular(&path, true));
+        .and_then(|()| open_regular(path, true));
     let mut file = match opened {
         Ok(file) => file,
         Err(err) => {
@@ -215,10 +259,147 @@ pub(crate) fn lock(mark: &Mark, timeout: Duration) -> Result<Held, StoreError> {
     })
 }
 
+/// Stores a value for `entry` with `write`: under the generation lock
+/// when, and only when, `entry` has `generate` (a run may be generating
+/// that value at this moment), leaving a new mark if the write succeeded,
+/// so that the run looks again and finds this value instead of storing
+/// its own over it (see [`Held::write`]). Waits for the lock at most
+/// `timeout`; when another run holds it longer, nothing is written and the
+/// error says so.
+///
+/// What others stored does not change what this writes, so the mark is
+/// read as the lock is taken, and [`Held::look_again`] goes unread.
+pub(crate) fn write_under_lock<T>(
+    entry: &Entry,
+    timeout: Duration,
+    write: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    write_under_lock_at(lock_path().as_deref(), entry, timeout, write)
+}
+
+/// [`write_under_lock`], with the lock file at `path`.
+fn write_under_lock_at<T>(
+    path: Option<&Path>,
+    entry: &Entry,
+    timeout: Duration,
+    write: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    if entry.generate.is_none() {
+        return write();
+    }
+    lock_at(path, &mark_at(path), timeout)?.write(write)
+}
+
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
-    use crate::manifest::Charset;
+    use crate::manifest::{Charset, Manifest};
+
+    /// `MADE`, with `generate`, and `TYPED`, without.
+    fn entries() -> Manifest {
+        Manifest::parse(
+            Path::new("secrets.toml"),
+            r#"
+[secrets]
+MADE = { service = "s", username = "made", generate = true }
+TYPED = { service = "s", username = "typed" }
+"#,
+        )
+        .unwrap()
+    }
+
+    fn refused() -> StoreError {
+        StoreError::Platform("refused".into())
+    }
+
+    /// Whether another run could take the lock at `path` now, without
+    /// waiting.
+    fn free(path: &Path) -> bool {
+        lock_at(Some(path), &mark_at(Some(path)), Duration::ZERO).is_ok()
+    }
+
+    #[test]
+    fn a_successful_write_under_the_lock_leaves_a_new_mark_and_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("generate.lock");
+        let manifest = entries();
+        let before = mark_at(Some(&path));
+        let written = Cell::new(0);
+        let got = write_under_lock_at(Some(&path), &manifest.entries[0], Duration::ZERO, || {
+            written.set(written.get() + 1);
+            // The write runs while the lock is held.
+            assert!(!free(&path), "written without the lock");
+            Ok("stored")
+        });
+        assert_eq!(got.unwrap(), "stored");
+        assert_eq!(written.get(), 1);
+        // A run that read the mark before this write looks again.
+        let held = lock_at(Some(&path), &before, Duration::ZERO).unwrap();
+        assert!(held.look_again(), "no new mark after a write");
+        drop(held);
+        // And each write leaves a mark unlike the last.
+        let after = mark_at(Some(&path));
+        write_under_lock_at(Some(&path), &manifest.entries[0], Duration::ZERO, || Ok(())).unwrap();
+        assert!(
+            lock_at(Some(&path), &after, Duration::ZERO)
+                .unwrap()
+                .look_again()
+        );
+    }
+
+    #[test]
+    fn a_failed_write_under_the_lock_leaves_the_mark_as_it_was_and_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("generate.lock");
+        let manifest = entries();
+        // A mark left by an earlier write, so that one left by this write
+        // would differ from it.
+        write_under_lock_at(Some(&path), &manifest.entries[0], Duration::ZERO, || Ok(())).unwrap();
+        let before = mark_at(Some(&path));
+        let written = Cell::new(0);
+        let got: Result<(), _> =
+            write_under_lock_at(Some(&path), &manifest.entries[0], Duration::ZERO, || {
+                written.set(written.get() + 1);
+                Err(refused())
+            });
+        assert_eq!(got.unwrap_err().to_string(), refused().to_string());
+        assert_eq!(written.get(), 1);
+        // A run that looked before it has no reason to look again, and
+        // need not wait.
+        let held = lock_at(Some(&path), &before, Duration::ZERO).unwrap();
+        assert!(!held.look_again(), "a new mark for a write that failed");
+    }
+
+    #[test]
+    fn a_write_waits_for_the_lock_only_for_an_entry_with_generate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("generate.lock");
+        let manifest = entries();
+        let (made, typed) = (&manifest.entries[0], &manifest.entries[1]);
+        // Another run holds the lock.
+        let other = lock_at(Some(&path), &mark_at(Some(&path)), Duration::ZERO).unwrap();
+        let before = mark_at(Some(&path));
+        let written = Cell::new(0);
+        let write = || {
+            written.set(written.get() + 1);
+            Ok(())
+        };
+        // Without `generate`: written at once, with no lock and no mark.
+        write_under_lock_at(Some(&path), typed, Duration::ZERO, write).unwrap();
+        assert_eq!(written.get(), 1);
+        // With it: not written while the other run holds the lock.
+        let err = write_under_lock_at(Some(&path), made, Duration::ZERO, write).unwrap_err();
+        assert!(err.to_string().contains("nothing was generated"), "{err}");
+        assert_eq!(written.get(), 1, "written without the lock");
+        drop(other);
+        assert!(
+            !lock_at(Some(&path), &before, Duration::ZERO)
+                .unwrap()
+                .look_again()
+        );
+    }
 
     #[test]
     fn a_value_has_the_length_and_only_the_characters_asked_for() {

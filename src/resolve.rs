@@ -295,7 +295,8 @@ impl<E: Fn(&str) -> Option<std::ffi::OsString>> Made<'_, '_, E> {
     }
 
     /// Generates a value for each wanted item, and stores them all with one
-    /// call, under the lock, then puts them in `found`. Returns the names of
+    /// call, under the lock ([`crate::generate::Held::write`]), then puts
+    /// them in `found`. Returns the names of
     /// the entries that got one.
     fn generate(
         &mut self,
@@ -306,7 +307,7 @@ impl<E: Fn(&str) -> Option<std::ffi::OsString>> Made<'_, '_, E> {
             return Ok(Vec::new());
         }
         let held = lock()?;
-        if held.look_again {
+        if held.look_again() {
             // Another run stored values since we looked: look again, for
             // the wanted items only. A store that answered the first time
             // and fails now failed: never "absent", which would let the
@@ -334,21 +335,23 @@ impl<E: Fn(&str) -> Option<std::ffi::OsString>> Made<'_, '_, E> {
             names.push(name.to_owned());
         }
         if made.is_empty() {
+            // Nothing left to store: the lock is let go with no new mark.
             return Ok(Vec::new());
         }
         let items: Vec<(Key<'_>, String, &Secret)> = made
             .iter()
             .map(|(slot, label, value)| (self.keys[*slot], label.clone(), value))
             .collect();
-        store.create_all(&items).map_err(|cause| {
-            StoreError::from(Common::Generated {
-                names: names.join(", "),
-                storing: true,
-                cause: Box::new(cause),
+        held.write(|| {
+            store.create_all(&items).map_err(|cause| {
+                StoreError::from(Common::Generated {
+                    names: names.join(", "),
+                    storing: true,
+                    cause: Box::new(cause),
+                })
             })
         })?;
         drop(items);
-        held.stored();
         let mut generated = vec![false; self.keys.len()];
         for (slot, _, secret) in made {
             generated[slot] = true;

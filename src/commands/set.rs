@@ -50,22 +50,12 @@ pub(crate) fn run(name: &str, config: &Config) -> Result<ExitCode, Error> {
         })?
     };
     let mut store = open(config, &project)?;
-    // A value that a run may be generating at this moment: set it under
-    // the generation lock, and leave a new mark, so that the run looks
-    // again and finds this one (see `crate::generate`).
-    let held = match entry.generate {
-        Some(_) => Some(
-            crate::generate::lock(&crate::generate::mark(), config.timeout)
-                .map_err(store_error(store.as_ref()))?,
-        ),
-        None => None,
-    };
-    store
-        .set(key, &store::label(name, key), &value)
-        .map_err(store_error(store.as_ref()))?;
-    if let Some(held) = held {
-        held.stored();
-    }
+    // A run may be generating this value at this moment: see
+    // `crate::generate::write_under_lock`.
+    crate::generate::write_under_lock(entry, config.timeout, || {
+        store.set(key, &store::label(name, key), &value)
+    })
+    .map_err(store_error(store.as_ref()))?;
     if interactive {
         crate::note!("with-secrets: stored {name} in {}", store.name());
     }
