@@ -311,7 +311,7 @@ TYPED = { service = "s", username = "typed" }
     }
 
     fn refused() -> StoreError {
-        StoreError::Platform("refused".into())
+        StoreError::from(Common::Failed("refused".into()))
     }
 
     /// Whether another run could take the lock at `path` now, without
