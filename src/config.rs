@@ -201,15 +201,23 @@ impl Config {
         self.store.unwrap_or((StoreKind::Auto, StoreSource::Auto))
     }
 
-    /// Opens a store, with this run's timeout.
-    /// `vault` is the manifest's `[vault]` table, which the `vault` store
-    /// needs.
+    /// What stores are opened with in this run: its timeout, the person
+    /// at the terminal, and `vault`, the manifest's `[vault]` table.
+    pub(crate) fn store_settings(&self, vault: &crate::manifest::VaultSettings) -> store::Settings {
+        store::Settings {
+            timeout: self.timeout,
+            person: &TERMINAL,
+            vault: vault.clone(),
+        }
+    }
+
+    /// Opens a store with this run's settings (see `store_settings`).
     pub(crate) fn open_store(
         &self,
         kind: StoreKind,
         vault: &crate::manifest::VaultSettings,
     ) -> Result<Box<dyn Store>, StoreError> {
-        store::open(kind, self.timeout, &TERMINAL, vault)
+        store::open(kind, &self.store_settings(vault))
     }
 
     /// Where `init` writes: the explicit manifest path, else `./secrets.toml`.

@@ -120,8 +120,15 @@ fn answer(
     }
     let result = match store {
         Some(store) => Ok(store),
-        None => store::open(kind, config.timeout, &NOBODY, &Default::default())
-            .map(|opened| store.insert(opened)),
+        None => store::open(
+            kind,
+            &store::Settings {
+                timeout: config.timeout,
+                person: &NOBODY,
+                vault: Default::default(),
+            },
+        )
+        .map(|opened| store.insert(opened)),
     }
     .and_then(|store| serve(request, store.as_mut()));
     result.unwrap_or_else(|err| Response {

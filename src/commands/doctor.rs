@@ -11,7 +11,6 @@ use std::process::ExitCode;
 use crate::config::{Config, Project};
 use crate::error::Error;
 use crate::error::first_line;
-use crate::person::TERMINAL;
 use crate::resolve;
 use crate::store::{self, StoreError, StoreKind};
 
@@ -31,41 +30,34 @@ pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
 }
 
 /// `store`: which store runs use and why, then what each store there is
-/// says of itself.
-///
-/// A store whose report needs nothing of doctor's has it beside the store
-/// (`vault::report`, `file::doctor::report`, `keyrings_alt::report`). The
-/// platform's keyring, the Windows helper and keyutils stay here: their
-/// lines go through `error::first_line`, which the store layer is not to
-/// import.
+/// says of itself (`store::report` asks each in turn).
 fn store_section(config: &Config, project: &Result<Project, Error>, out: &mut String) {
     let (kind, source) = match project {
         Ok(project) => (project.store, project.store_source),
         Err(_) => config.store_without_manifest(),
     };
-    let mut details = String::new();
-    let windows = windows_report(config, kind, &mut details);
-    let native = native_report(config, &mut details);
-    let choice = choice(kind, source.why(), windows.as_ref(), &native);
+    let vault = project
+        .as_ref()
+        .map(|project| project.manifest.vault.clone())
+        .unwrap_or_default();
+    let settings = config.store_settings(&vault);
+    let reports: Vec<(StoreKind, store::Report)> = StoreKind::ALL
+        .into_iter()
+        .filter_map(|each| store::report(each, kind, &settings).map(|report| (each, report)))
+        .collect();
+    let usable = |wanted: StoreKind| {
+        reports
+            .iter()
+            .find(|(each, _)| *each == wanted)
+            .map(|(_, report)| &report.usable)
+    };
+    let native = usable(store::native_kind()).cloned().unwrap_or(Ok(()));
+    let windows = usable(StoreKind::Windows).filter(|_| cfg!(target_os = "linux"));
+    let choice = choice(kind, source.why(), windows, &native);
     let _ = writeln!(out, "store\n  uses:           {choice}");
-    out.push_str(&details);
-    if kind == StoreKind::Vault {
-        let settings = project
-            .as_ref()
-            .map(|project| project.manifest.vault.clone())
-            .unwrap_or_default();
-        labelled(out, store::vault::report(config.timeout, &settings));
+    for (_, report) in reports {
+        labelled(out, report.lines);
     }
-    #[cfg(target_os = "linux")]
-    {
-        let keyutils = match store::keyutils::Keyutils::probe() {
-            Ok(()) => "usable (values last until reboot)".to_owned(),
-            Err(err) => first_line(&err),
-        };
-        labelled(out, vec![("keyutils:", keyutils)]);
-    }
-    labelled(out, store::file::doctor::report(config.timeout, &TERMINAL));
-    labelled(out, store::keyrings_alt::report(&TERMINAL));
 }
 
 /// The store `kind` stands for and why, as `auto` would pick it from what
@@ -182,102 +174,6 @@ fn entries_section(config: &Config, project: &Project, out: &mut String) {
         out.push_str(&line);
         out.push('\n');
     }
-}
-
-/// Writes what is known of the platform's keyring; `Err` says why it is not
-/// usable, which is also why `auto` would pass it over.
-#[cfg(all(unix, not(target_os = "macos")))]
-fn native_report(config: &Config, out: &mut String) -> Result<(), StoreError> {
-    let diagnosis = store::secret_service::diagnose(config.timeout, &TERMINAL);
-    let bus = match &diagnosis.bus {
-        Ok(address) => address.clone(),
-        Err(err) => first_line(err),
-    };
-    let _ = writeln!(out, "  session bus:    {bus}");
-    if diagnosis.bus.is_err() {
-        return diagnosis.bus.map(drop);
-    }
-    let service = match &diagnosis.service {
-        Ok((pid, name)) => format!("{name} (pid {pid}; {})", diagnosis.daemon.name()),
-        Err(err) => first_line(err),
-    };
-    let _ = writeln!(out, "  Secret Service: {service}");
-    // A daemon that answers but cannot open a session fails every run:
-    // show each algorithm's outcome, and which one runs use.
-    let plain = std::env::var_os(store::secret_service::PLAIN_SESSION_VARIABLE)
-        .is_some_and(|value| value == "1");
-    for (index, (algorithm, outcome)) in diagnosis.sessions.iter().enumerate() {
-        let used = if (index == 1) == plain {
-            "runs use it"
-        } else if plain {
-            "runs use plain (WITH_SECRETS_PLAIN_SESSION=1)"
-        } else {
-            "only with WITH_SECRETS_PLAIN_SESSION=1"
-        };
-        let state = match outcome {
-            Ok(()) => format!("opens ({used})"),
-            Err(err) => format!("FAILS ({used}): {}", first_line(err)),
-        };
-        let label = if index == 0 {
-            "encryption:"
-        } else {
-            "plain session:"
-        };
-        let _ = writeln!(out, "  {label:<16}{algorithm} {state}");
-    }
-    let locked = match &diagnosis.locked {
-        Ok(false) => "default collection unlocked".to_owned(),
-        Ok(true) => format!(
-            "default collection LOCKED: runs ask {} to unlock it, and fail if it stays locked",
-            diagnosis.daemon.name()
-        ),
-        Err(err) => first_line(err),
-    };
-    if diagnosis.service.is_ok() {
-        let _ = writeln!(out, "  keyring:        {locked}");
-    }
-    match diagnosis.service {
-        Err(err) if err.means_absent() => Err(err),
-        _ => Ok(()),
-    }
-}
-
-#[cfg(not(all(unix, not(target_os = "macos"))))]
-fn native_report(_config: &Config, out: &mut String) -> Result<(), StoreError> {
-    let _ = writeln!(out, "  {}:  built in", store::native_name());
-    Ok(())
-}
-
-/// On Linux, when `windows` could be used (WSL, `--store windows`, or a
-/// helper named): whether the Windows helper answers. `None` when it is not
-/// asked; `Err` says why it is not usable.
-#[cfg(target_os = "linux")]
-fn windows_report(
-    config: &Config,
-    kind: StoreKind,
-    out: &mut String,
-) -> Option<Result<(), StoreError>> {
-    let named = std::env::var_os(store::bridge::HELPER_VARIABLE).is_some_and(|v| !v.is_empty());
-    if kind != StoreKind::Windows && crate::machine::wsl().is_none() && !named {
-        return None;
-    }
-    let outcome = store::bridge::probe(config.timeout);
-    let line = match &outcome {
-        Ok(about) => format!("{about} answers"),
-        Err(err) if err.means_absent() => format!("not here: {}", first_line(err)),
-        Err(err) => format!("FAILS: {}", first_line(err)),
-    };
-    let _ = writeln!(out, "  windows helper: {line}");
-    Some(outcome.map(drop))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn windows_report(
-    _config: &Config,
-    _kind: StoreKind,
-    _out: &mut String,
-) -> Option<Result<(), StoreError>> {
-    None
 }
 
 /// Whether WSL can run Windows programs: its binfmt_misc entry is there

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use super::common::{open, store_error};
 use crate::config::Config;
 use crate::error::Error;
-use crate::person::TERMINAL;
 use crate::resolve;
 use crate::store::{self, Store, StoreKind, keyrings_alt};
 use crate::term::printable::printable;
@@ -31,8 +30,10 @@ pub(crate) fn run(from: StoreKind, config: &Config) -> Result<ExitCode, Error> {
     }
     let keys: Vec<_> = manifest.entries.iter().map(resolve::key).collect();
     let source = match from {
-        StoreKind::KeyringsAlt => keyrings_alt::KeyringsAlt::open(&TERMINAL)
-            .map(|store| Box::new(store.without_warning()) as Box<dyn Store>),
+        StoreKind::KeyringsAlt => {
+            keyrings_alt::KeyringsAlt::open(&config.store_settings(&project.manifest.vault))
+                .map(|store| Box::new(store.without_warning()) as Box<dyn Store>)
+        }
         other => config.open_store(other, &project.manifest.vault),
     };
     let mut source = source.map_err(|cause| Error::Store {
@@ -80,9 +81,10 @@ pub(crate) fn run(from: StoreKind, config: &Config) -> Result<ExitCode, Error> {
         target.name()
     );
     if from == StoreKind::KeyringsAlt && copied > 0 {
-        let files = keyrings_alt::KeyringsAlt::open(&TERMINAL)
-            .map(|store| store.files())
-            .unwrap_or_default();
+        let files =
+            keyrings_alt::KeyringsAlt::open(&config.store_settings(&project.manifest.vault))
+                .map(|store| store.files())
+                .unwrap_or_default();
         for (path, count) in files {
             // Deleting is the user's call: the file may hold entries of other
             // projects, and it is their only copy until those are moved too.

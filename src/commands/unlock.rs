@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::person::TERMINAL;
 #[cfg(target_os = "linux")]
 use crate::store::file::unlock::Session;
 use crate::store::file::{FileStore, UNLOCK_FOR};
@@ -15,7 +14,7 @@ use crate::term::when::{describe_duration, describe_moment};
 
 pub(crate) fn unlock(duration: Option<Duration>, config: &Config) -> Result<ExitCode, Error> {
     let duration = duration.unwrap_or(UNLOCK_FOR);
-    let mut store = FileStore::open(config.timeout, &TERMINAL).map_err(failed)?;
+    let mut store = FileStore::open(&config.store_settings(&Default::default())).map_err(failed)?;
     #[cfg(target_os = "linux")]
     {
         let (until, session) = store.unlock(duration).map_err(failed)?;

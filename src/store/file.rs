@@ -49,7 +49,7 @@ use zeroize::Zeroizing;
 use payload::{Document, Item};
 pub(crate) use write::{create_private_dir, private_options};
 
-use super::{Ask, Common, Found, Key, Person, Store, StoreError};
+use super::{Ask, Common, Found, Key, Person, Settings, Store, StoreError};
 use crate::secret::Secret;
 
 /// The folder's name, under the platform's data folder.
@@ -106,7 +106,7 @@ pub(crate) struct FileStore {
 impl FileStore {
     /// The store at its usual place. Reads nothing and asks nothing: that
     /// waits until the store is used.
-    pub(crate) fn open(timeout: Duration, person: &'static dyn Person) -> Result<Self, StoreError> {
+    pub(crate) fn open(settings: &Settings) -> Result<Self, StoreError> {
         let dir = Self::default_dir().ok_or_else(|| {
             StoreError::from(Common::Unavailable {
                 store: "file",
@@ -116,9 +116,9 @@ impl FileStore {
             })
         })?;
         Ok(Self {
-            lock_wait: timeout,
+            lock_wait: settings.timeout,
             session_keyring: true,
-            ..Self::in_dir(dir, person)
+            ..Self::in_dir(dir, settings.person)
         })
     }
 

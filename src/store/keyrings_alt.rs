@@ -28,7 +28,7 @@ use base64::Engine as _;
 use zeroize::Zeroizing;
 
 use super::escape::escape;
-use super::{Ask, Person};
+use super::{Ask, Person, Settings};
 use super::{Found, Key, Store, StoreError};
 use crate::secret::Secret;
 use crate::store::Common;
@@ -49,7 +49,8 @@ pub(crate) struct KeyringsAlt {
 }
 
 impl KeyringsAlt {
-    pub(crate) fn open(person: &'static dyn Person) -> Result<Self, StoreError> {
+    pub(crate) fn open(settings: &Settings) -> Result<Self, StoreError> {
+        let person = settings.person;
         // As for the file store: with no folder to look in, there is no
         // store here at all.
         let dir = data_root().ok_or_else(|| {
@@ -333,8 +334,8 @@ fn decrypt(value: &str, password: &str) -> Result<Secret, String> {
 
 /// For `doctor`: each keyrings.alt file there is, with how many entries it
 /// holds and what to do about plain-text ones; each as (label, text).
-pub(crate) fn report(person: &'static dyn Person) -> Vec<(&'static str, String)> {
-    let Ok(alt) = KeyringsAlt::open(person) else {
+pub(crate) fn report(settings: &Settings) -> Vec<(&'static str, String)> {
+    let Ok(alt) = KeyringsAlt::open(settings) else {
         return Vec::new();
     };
     alt.files()

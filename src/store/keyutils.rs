@@ -64,7 +64,7 @@ use libc::{c_long, c_ulong};
 use zeroize::Zeroizing;
 
 use super::escape::escape;
-use super::{Class, Common, Fault, Found, Key, Store, StoreError};
+use super::{Class, Common, Fault, Found, Key, Report, Store, StoreError};
 use crate::secret::Secret;
 
 const NAME: &str = "keyutils";
@@ -101,7 +101,7 @@ impl Keyutils {
     /// if need be creates) the user keyring, which fails as every other call
     /// would where a seccomp filter blocks `keyctl` or the kernel has no
     /// keyring.
-    pub(crate) fn probe() -> Result<(), StoreError> {
+    fn probe() -> Result<(), StoreError> {
         keyctl(
             "keyctl(KEYCTL_GET_KEYRING_ID)",
             libc::KEYCTL_GET_KEYRING_ID,
@@ -110,6 +110,15 @@ impl Keyutils {
         .map(drop)
         .map_err(Failure::into_error)
     }
+}
+
+/// The kernel keyring's line in `doctor`: usable, or why not.
+pub(crate) fn report() -> Report {
+    let line = match Keyutils::probe() {
+        Ok(()) => "usable (values last until reboot)".to_owned(),
+        Err(err) => crate::term::printable::first_line(&err),
+    };
+    Report::lines(vec![("keyutils:", line)])
 }
 
 impl Store for Keyutils {

@@ -5,15 +5,15 @@
 //! as few round trips as its protocol allows.
 
 use std::path::Path;
-use std::time::Duration;
 
 use zeroize::Zeroizing;
 
 use crate::secret::Secret;
 
 pub(crate) use error::{Class, Common, Fault, StoreError};
-pub(crate) use kind::{StoreKind, native_name};
+pub(crate) use registry::{Report, Settings, StoreKind, native_kind, native_name, open, report};
 
+mod auto;
 pub(crate) mod bridge;
 mod error;
 pub(crate) mod escape;
@@ -21,11 +21,11 @@ pub(crate) mod file;
 pub(crate) mod keyrings_alt;
 #[cfg(target_os = "linux")]
 pub(crate) mod keyutils;
-mod kind;
 #[cfg(test)]
 pub(crate) mod memory;
 #[cfg(target_os = "macos")]
 mod native;
+mod registry;
 #[cfg(all(unix, not(target_os = "macos")))]
 pub(crate) mod secret_service;
 pub(crate) mod vault;
@@ -140,176 +140,4 @@ pub(crate) struct Ask<'a> {
 /// Seahorse and KeePassXC show it.
 pub(crate) fn label(name: &str, key: Key<'_>) -> String {
     format!("{name} (with-secrets: {} / {})", key.service, key.username)
-}
-
-/// Opens a store. This must be cheap and must not block: a backend that
-/// talks to a daemon only starts talking to it when first used.
-pub(crate) fn open(
-    kind: StoreKind,
-    timeout: Duration,
-    person: &'static dyn Person,
-    vault: &vault::Settings,
-) -> Result<Box<dyn Store>, StoreError> {
-    match kind {
-        StoreKind::Vault => Ok(Box::new(vault::Vault::open(timeout, vault))),
-        StoreKind::Auto => Ok(Box::new(Auto::new(timeout, person))),
-        StoreKind::File => Ok(Box::new(file::FileStore::open(timeout, person)?)),
-        StoreKind::KeyringsAlt => Ok(Box::new(keyrings_alt::KeyringsAlt::open(person)?)),
-        #[cfg(target_os = "linux")]
-        StoreKind::Keyutils => Ok(Box::new(keyutils::Keyutils::open()?)),
-        // The Windows Credential Manager from WSL, through the Windows build.
-        #[cfg(target_os = "linux")]
-        StoreKind::Windows => Ok(Box::new(bridge::Bridge::open(timeout))),
-        other if other.name() == native_name() => open_native(timeout, person),
-        other => Err(StoreError::from(Common::Unsupported {
-            store: other.name(),
-        })),
-    }
-}
-
-/// `auto`: the platform's keyring when one answers, else the file store.
-/// On WSL the Windows Credential Manager comes first (through the Windows
-/// build, see `bridge`), when its helper is there.
-///
-/// On Linux "answers" means a session bus on which something owns (or can
-/// be started as) `org.freedesktop.secrets`. That is only known after the
-/// first call, so the choice is made then: the first batch goes to the
-/// Secret Service, and only an error that says no keyring daemon is there
-/// (no bus, no reachable bus, no service) sends it, and everything after
-/// it, to the file store. A locked, hung or refusing keyring stays an error:
-/// silently using another store would hide it.
-struct Auto {
-    timeout: Duration,
-    person: &'static dyn Person,
-    chosen: Option<Box<dyn Store>>,
-    /// Why the native keyring was passed over, for `doctor`.
-    reason: Option<StoreError>,
-    /// Every store passed over and why, for `-v`.
-    passed: Vec<(&'static str, StoreError)>,
-    /// The store whose error ended the choice, so that the error is told
-    /// under its name.
-    failed: Option<&'static str>,
-}
-
-impl Auto {
-    fn new(timeout: Duration, person: &'static dyn Person) -> Self {
-        Self {
-            timeout,
-            person,
-            chosen: None,
-            reason: None,
-            passed: Vec::new(),
-            failed: None,
-        }
-    }
-
-    fn with<T>(
-        &mut self,
-        mut call: impl FnMut(&mut dyn Store) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        if let Some(store) = &mut self.chosen {
-            return call(store.as_mut());
-        }
-        #[cfg(target_os = "linux")]
-        if crate::machine::wsl().is_some() {
-            let mut windows: Box<dyn Store> = Box::new(bridge::Bridge::open(self.timeout));
-            match call(windows.as_mut()) {
-                Ok(value) => {
-                    self.chosen = Some(windows);
-                    return Ok(value);
-                }
-                Err(err) if err.means_absent() => self.passed.push(("windows", err)),
-                Err(err) => {
-                    self.failed = Some("windows");
-                    return Err(err);
-                }
-            }
-        }
-        let native = open_native(self.timeout, self.person).and_then(|mut store| {
-            let result = call(store.as_mut());
-            result.map(|value| (store, value))
-        });
-        match native {
-            Ok((store, value)) => {
-                self.chosen = Some(store);
-                Ok(value)
-            }
-            Err(err) if err.means_absent() => {
-                let mut store: Box<dyn Store> =
-                    Box::new(file::FileStore::open(self.timeout, self.person)?);
-                let value = call(store.as_mut());
-                self.chosen = Some(store);
-                self.passed.push((native_name(), err.clone()));
-                self.reason = Some(err);
-                value
-            }
-            Err(err) => Err(err),
-        }
-    }
-}
-
-impl Store for Auto {
-    fn name(&self) -> &'static str {
-        match &self.chosen {
-            Some(store) => store.name(),
-            None => self.failed.unwrap_or(native_name()),
-        }
-    }
-
-    fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
-        self.with(|store| store.get_all(keys))
-    }
-
-    fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
-        self.with(|store| store.set(key, label, value))
-    }
-
-    fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
-        self.with(|store| store.delete(key))
-    }
-
-    fn create_all(&mut self, items: &[(Key<'_>, String, &Secret)]) -> Result<(), StoreError> {
-        self.with(|store| store.create_all(items))
-    }
-
-    fn holds_values(&self) -> bool {
-        self.chosen
-            .as_ref()
-            .is_some_and(|store| store.holds_values())
-    }
-
-    fn fallback_reason(&self) -> Option<&StoreError> {
-        self.reason.as_ref()
-    }
-
-    fn passed_over(&self) -> &[(&'static str, StoreError)] {
-        &self.passed
-    }
-}
-
-fn open_native(
-    timeout: Duration,
-    person: &'static dyn Person,
-) -> Result<Box<dyn Store>, StoreError> {
-    #[cfg(all(unix, not(target_os = "macos")))]
-    return Ok(Box::new(secret_service::SecretService::connect(
-        timeout, person,
-    )?));
-    #[cfg(target_os = "macos")]
-    return {
-        let _ = (timeout, person);
-        Ok(Box::new(native::Native::open()?))
-    };
-    #[cfg(windows)]
-    return {
-        let _ = (timeout, person);
-        Ok(Box::new(windows::Windows::open()))
-    };
-    #[cfg(not(any(unix, windows)))]
-    return {
-        let _ = (timeout, person);
-        Err(StoreError::from(Common::Unsupported {
-            store: native_name(),
-        }))
-    };
 }

@@ -31,7 +31,7 @@ use zeroize::Zeroizing;
 use super::error::Error as BridgeError;
 use super::wire::{self, Lines, PROTOCOL, Request, Response, VERSION, WireKey, WireValue};
 use crate::secret::Secret;
-use crate::store::{Found, Key, Store, StoreError};
+use crate::store::{Found, Key, Settings, Store, StoreError};
 
 /// The command that starts the helper, split into words as `-c` splits;
 /// ` bridge` is added.
@@ -51,9 +51,9 @@ pub(crate) struct Bridge {
 
 impl Bridge {
     /// Opens nothing yet: the helper starts with the first call.
-    pub(crate) fn open(timeout: Duration) -> Self {
+    pub(crate) fn open(settings: &Settings) -> Self {
         Self {
-            timeout,
+            timeout: settings.timeout,
             helper: None,
         }
     }

@@ -8,8 +8,12 @@
 #[cfg(target_os = "linux")]
 mod client;
 #[cfg(target_os = "linux")]
+mod doctor;
+#[cfg(target_os = "linux")]
 mod error;
 pub(crate) mod wire;
 
 #[cfg(target_os = "linux")]
 pub(crate) use client::{Bridge, HELPER_VARIABLE, probe};
+#[cfg(target_os = "linux")]
+pub(crate) use doctor::report;

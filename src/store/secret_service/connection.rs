@@ -12,15 +12,14 @@ use super::ServiceError;
 use super::dh::{ALGORITHM, KeyPair};
 use super::session::{Session, plain_session};
 use super::{BUS, PROMPT_IFACE, SERVICE, SERVICE_IFACE, SERVICE_PATH, SecretService};
-use super::{Daemon, Person, StoreError};
+use super::{Daemon, StoreError};
+use crate::store::Settings;
 
 impl SecretService {
     /// Connects to the session bus and sends `Hello` and `OpenSession` without
     /// waiting for either: their replies are read with the first batch.
-    pub(crate) fn connect(
-        timeout: Duration,
-        person: &'static dyn Person,
-    ) -> Result<Self, StoreError> {
+    pub(crate) fn connect(settings: &Settings) -> Result<Self, StoreError> {
+        let (timeout, person) = (settings.timeout, settings.person);
         let address = session_bus_address()?;
         let channel = Channel::open_private(&address).map_err(|err| {
             StoreError::from(ServiceError::Connect {

@@ -43,13 +43,15 @@ mod connection;
 mod daemon;
 mod dh;
 mod diagnose;
+mod doctor;
 mod error;
 mod prompt;
 mod reply;
 mod search;
 mod session;
 
-pub(crate) use diagnose::diagnose;
+use diagnose::diagnose;
+pub(crate) use doctor::report;
 pub(crate) use session::PLAIN_SESSION_VARIABLE;
 
 const BUS: &str = "org.freedesktop.DBus";

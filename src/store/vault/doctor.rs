@@ -1,19 +1,18 @@
 //! What `doctor` says about the vault store: the server, the token, the
 //! seal and HA state.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
+use super::Vault;
 use super::answers::errors;
 use super::http::{Request, Response};
-use super::{Settings, Vault};
+use crate::store::Settings;
 
 /// For `doctor`: the server, the token's source and whether the server
 /// takes it, the seal and HA state, and where entries are looked up; each
 /// as (label, text). Never the token.
-pub(crate) fn report(timeout: Duration, settings: &Settings) -> Vec<(&'static str, String)> {
-    let mut vault = Vault::open(timeout, settings);
+pub(crate) fn report(settings: &Settings) -> Vec<(&'static str, String)> {
+    let mut vault = Vault::open(settings);
     let server = match vault.server() {
         Ok(server) => server,
         Err(err) => return vec![("vault:", crate::term::printable::first_line(&err))],
@@ -72,11 +71,11 @@ pub(crate) fn report(timeout: Duration, settings: &Settings) -> Vec<(&'static st
         "kv v2 at:",
         format!(
             "{}/{} (the manifest's [vault] mount and prefix)",
-            settings.mount,
-            if settings.prefix.is_empty() {
+            settings.vault.mount,
+            if settings.vault.prefix.is_empty() {
                 "SERVICE".to_owned()
             } else {
-                format!("{}/SERVICE", settings.prefix)
+                format!("{}/SERVICE", settings.vault.prefix)
             }
         ),
     ));

@@ -74,10 +74,10 @@ pub(crate) struct Vault {
 
 impl Vault {
     /// Reads nothing and connects to nothing: that waits until it is used.
-    pub(crate) fn open(timeout: Duration, settings: &Settings) -> Self {
+    pub(crate) fn open(settings: &crate::store::Settings) -> Self {
         Self {
-            settings: settings.clone(),
-            timeout,
+            settings: settings.vault.clone(),
+            timeout: settings.timeout,
             server: None,
             connection: None,
             one_at_a_time: false,
