@@ -406,7 +406,7 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 /// module itself knows nothing of clap.
 impl clap::ValueEnum for StoreKind {
     fn value_variants<'a>() -> &'a [Self] {
-        &Self::ALL
+        Self::ALL
     }
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {

@@ -42,7 +42,8 @@ fn store_section(config: &Config, project: &Result<Project, Error>, out: &mut St
         .unwrap_or_default();
     let settings = config.store_settings(&vault);
     let reports: Vec<(StoreKind, store::Report)> = StoreKind::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter_map(|each| store::report(each, kind, &settings).map(|report| (each, report)))
         .collect();
     let usable = |wanted: StoreKind| {

@@ -11,9 +11,25 @@ use std::time::Duration;
 
 use super::{Common, Person, Store, StoreError, auto, file, keyrings_alt, vault};
 
-/// A store to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StoreKind {
+/// Declares [`StoreKind`] and [`StoreKind::ALL`] from one list, so that no
+/// kind is ever left out of `ALL` (and so out of `--store`, help and
+/// `doctor`).
+macro_rules! store_kinds {
+    ($($(#[$meta:meta])* $kind:ident,)+) => {
+        /// A store to use.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        pub enum StoreKind {
+            $($(#[$meta])* $kind,)+
+        }
+
+        impl StoreKind {
+            /// Every kind, in the order help lists them.
+            pub(crate) const ALL: &'static [Self] = &[$(Self::$kind,)+];
+        }
+    };
+}
+
+store_kinds! {
     #[default]
     Auto,
     SecretService,
@@ -25,18 +41,63 @@ pub enum StoreKind {
     Vault,
 }
 
+/// What a kind of store is.
+struct Info {
+    /// The name a person uses for the store it opens.
+    name: &'static str,
+    /// What it is, in one line.
+    about: &'static str,
+    /// Whether with-secrets only reads it, so that `set` cannot work.
+    read_only: bool,
+}
+
 impl StoreKind {
-    /// Every kind, in the order help lists them.
-    pub(crate) const ALL: [Self; 8] = [
-        Self::Auto,
-        Self::SecretService,
-        Self::Keychain,
-        Self::Windows,
-        Self::File,
-        Self::Keyutils,
-        Self::KeyringsAlt,
-        Self::Vault,
-    ];
+    fn info(self) -> Info {
+        let (name, about, read_only) = match self {
+            // `auto` is the platform's keyring until it turns out not to
+            // be there.
+            Self::Auto => (
+                native_name(),
+                "The platform's keyring (secret-service, keychain or windows) when it answers, \
+                 else file",
+                false,
+            ),
+            Self::SecretService => (
+                "secret-service",
+                "The freedesktop Secret Service (gnome-keyring, KeePassXC, oo7-daemon, KWallet): \
+                 Linux, BSD",
+                false,
+            ),
+            Self::Keychain => ("keychain", "The macOS Keychain", false),
+            Self::Windows => ("windows", "The Windows Credential Manager", false),
+            Self::File => (
+                "file",
+                "An encrypted file (age format) in $XDG_DATA_HOME/with-secrets; needs no daemon",
+                false,
+            ),
+            Self::Keyutils => (
+                "keyutils",
+                "The Linux kernel keyring: fast, no daemon, but cleared on reboot",
+                false,
+            ),
+            Self::KeyringsAlt => (
+                "keyrings-alt",
+                "Python keyrings.alt's files, read-only, to use and import what is in them",
+                true,
+            ),
+            Self::Vault => (
+                "vault",
+                "A HashiCorp Vault or OpenBao server (KV v2), at BAO_ADDR or VAULT_ADDR \
+                 (also: openbao)",
+                false,
+            ),
+        };
+        Info {
+            name,
+            about,
+            read_only,
+        }
+    }
 
     /// How a person writes it.
     pub(crate) fn spelling(self) -> &'static str {
@@ -52,59 +113,32 @@ impl StoreKind {
         if text == "openbao" {
             return Some(Self::Vault);
         }
-        Self::ALL.into_iter().find(|kind| kind.spelling() == text)
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|kind| kind.spelling() == text)
     }
 
     /// Every spelling, for messages: `auto, secret-service, ...`.
     pub(crate) fn spellings() -> String {
-        Self::ALL.map(Self::spelling).join(", ")
+        let spellings: Vec<_> = Self::ALL.iter().map(|kind| kind.spelling()).collect();
+        spellings.join(", ")
     }
 
     /// What it is, in one line.
     pub(crate) fn about(self) -> &'static str {
-        match self {
-            Self::Auto => {
-                "The platform's keyring (secret-service, keychain or windows) when it answers, \
-                 else file"
-            }
-            Self::SecretService => {
-                "The freedesktop Secret Service (gnome-keyring, KeePassXC, oo7-daemon, KWallet): \
-                 Linux, BSD"
-            }
-            Self::Keychain => "The macOS Keychain",
-            Self::Windows => "The Windows Credential Manager",
-            Self::File => {
-                "An encrypted file (age format) in $XDG_DATA_HOME/with-secrets; needs no daemon"
-            }
-            Self::Keyutils => "The Linux kernel keyring: fast, no daemon, but cleared on reboot",
-            Self::KeyringsAlt => {
-                "Python keyrings.alt's files, read-only, to use and import what is in them"
-            }
-            Self::Vault => {
-                "A HashiCorp Vault or OpenBao server (KV v2), at BAO_ADDR or VAULT_ADDR \
-                 (also: openbao)"
-            }
-        }
+        self.info().about
     }
 
     /// Whether with-secrets only reads it, so that `set` cannot work.
     pub(crate) fn read_only(self) -> bool {
-        self == Self::KeyringsAlt
+        self.info().read_only
     }
 
     /// The store this choice opens, by the name a person uses: `auto` is
     /// the platform's keyring until it turns out not to be there.
     pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::Auto => native_name(),
-            Self::SecretService => "secret-service",
-            Self::Keychain => "keychain",
-            Self::Windows => "windows",
-            Self::File => "file",
-            Self::Keyutils => "keyutils",
-            Self::KeyringsAlt => "keyrings-alt",
-            Self::Vault => "vault",
-        }
+        self.info().name
     }
 }
 
@@ -243,7 +277,7 @@ mod tests {
 
     #[test]
     fn every_spelling_reads_back_as_its_kind() {
-        for kind in StoreKind::ALL {
+        for &kind in StoreKind::ALL {
             assert_eq!(StoreKind::from_spelling(kind.spelling()), Some(kind));
         }
         assert_eq!(StoreKind::from_spelling("openbao"), Some(StoreKind::Vault));
