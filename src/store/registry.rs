@@ -41,61 +41,131 @@ store_kinds! {
     Vault,
 }
 
-/// What a kind of store is.
-struct Info {
+/// A store opened, or why not.
+type Opened = Result<Box<dyn Store>, StoreError>;
+
+/// What a kind of store is, and how it is used: one arm per kind in
+/// [`StoreKind::entry`], where a kind this platform lacks says so in its
+/// `open` and `report`.
+struct Entry {
     /// The name a person uses for the store it opens.
     name: &'static str,
     /// What it is, in one line.
     about: &'static str,
     /// Whether with-secrets only reads it, so that `set` cannot work.
     read_only: bool,
+    /// Opens it. This must be cheap and must not block: a store that talks
+    /// to a daemon or a server starts talking when first used.
+    open: fn(StoreKind, &Settings) -> Opened,
+    /// What it says of itself in `doctor`, given the kind the runs use;
+    /// `None` where it has nothing worth saying.
+    report: fn(StoreKind, &Settings) -> Option<Report>,
 }
 
 impl StoreKind {
-    fn info(self) -> Info {
-        let (name, about, read_only) = match self {
+    fn entry(self) -> Entry {
+        match self {
             // `auto` is the platform's keyring until it turns out not to
-            // be there.
-            Self::Auto => (
-                native_name(),
-                "The platform's keyring (secret-service, keychain or windows) when it answers, \
-                 else file",
-                false,
-            ),
-            Self::SecretService => (
-                "secret-service",
-                "The freedesktop Secret Service (gnome-keyring, KeePassXC, oo7-daemon, KWallet): \
-                 Linux, BSD",
-                false,
-            ),
-            Self::Keychain => ("keychain", "The macOS Keychain", false),
-            Self::Windows => ("windows", "The Windows Credential Manager", false),
-            Self::File => (
-                "file",
-                "An encrypted file (age format) in $XDG_DATA_HOME/with-secrets; needs no daemon",
-                false,
-            ),
-            Self::Keyutils => (
-                "keyutils",
-                "The Linux kernel keyring: fast, no daemon, but cleared on reboot",
-                false,
-            ),
-            Self::KeyringsAlt => (
-                "keyrings-alt",
-                "Python keyrings.alt's files, read-only, to use and import what is in them",
-                true,
-            ),
-            Self::Vault => (
-                "vault",
-                "A HashiCorp Vault or OpenBao server (KV v2), at BAO_ADDR or VAULT_ADDR \
-                 (also: openbao)",
-                false,
-            ),
-        };
-        Info {
-            name,
-            about,
-            read_only,
+            // be there, and is told in `doctor` through the stores it
+            // picks from.
+            Self::Auto => Entry {
+                name: native_name(),
+                about: "The platform's keyring (secret-service, keychain or windows) when it \
+                        answers, else file",
+                read_only: false,
+                open: |_, settings| Ok(Box::new(auto::Auto::new(settings))),
+                report: nothing,
+            },
+            Self::SecretService => Entry {
+                name: "secret-service",
+                about: "The freedesktop Secret Service (gnome-keyring, KeePassXC, oo7-daemon, \
+                        KWallet): Linux, BSD",
+                read_only: false,
+                #[cfg(all(unix, not(target_os = "macos")))]
+                open: |_, settings| {
+                    Ok(Box::new(super::secret_service::SecretService::connect(
+                        settings,
+                    )?))
+                },
+                #[cfg(all(unix, not(target_os = "macos")))]
+                report: |_, settings| Some(super::secret_service::report(settings)),
+                #[cfg(not(all(unix, not(target_os = "macos"))))]
+                open: unsupported,
+                #[cfg(not(all(unix, not(target_os = "macos"))))]
+                report: nothing,
+            },
+            Self::Keychain => Entry {
+                name: "keychain",
+                about: "The macOS Keychain",
+                read_only: false,
+                #[cfg(target_os = "macos")]
+                open: |_, _| Ok(Box::new(super::native::Native::open()?)),
+                #[cfg(target_os = "macos")]
+                report: |_, _| Some(Report::lines(vec![("keychain:", "built in".to_owned())])),
+                #[cfg(not(target_os = "macos"))]
+                open: unsupported,
+                #[cfg(not(target_os = "macos"))]
+                report: nothing,
+            },
+            Self::Windows => Entry {
+                name: "windows",
+                about: "The Windows Credential Manager",
+                read_only: false,
+                #[cfg(windows)]
+                open: |_, _| Ok(Box::new(super::windows::Windows::open())),
+                #[cfg(windows)]
+                report: |_, _| Some(Report::lines(vec![("windows:", "built in".to_owned())])),
+                // From WSL, through the Windows build (see `bridge`).
+                #[cfg(target_os = "linux")]
+                open: |_, settings| Ok(Box::new(super::bridge::Bridge::open(settings))),
+                #[cfg(target_os = "linux")]
+                report: |chosen, settings| {
+                    super::bridge::report(chosen == StoreKind::Windows, settings)
+                },
+                #[cfg(not(any(windows, target_os = "linux")))]
+                open: unsupported,
+                #[cfg(not(any(windows, target_os = "linux")))]
+                report: nothing,
+            },
+            Self::File => Entry {
+                name: "file",
+                about: "An encrypted file (age format) in $XDG_DATA_HOME/with-secrets; needs no \
+                        daemon",
+                read_only: false,
+                open: |_, settings| Ok(Box::new(file::FileStore::open(settings)?)),
+                report: |_, settings| Some(Report::lines(file::doctor::report(settings))),
+            },
+            Self::Keyutils => Entry {
+                name: "keyutils",
+                about: "The Linux kernel keyring: fast, no daemon, but cleared on reboot",
+                read_only: false,
+                #[cfg(target_os = "linux")]
+                open: |_, _| Ok(Box::new(super::keyutils::Keyutils::open()?)),
+                #[cfg(target_os = "linux")]
+                report: |_, _| Some(super::keyutils::report()),
+                #[cfg(not(target_os = "linux"))]
+                open: unsupported,
+                #[cfg(not(target_os = "linux"))]
+                report: nothing,
+            },
+            Self::KeyringsAlt => Entry {
+                name: "keyrings-alt",
+                about: "Python keyrings.alt's files, read-only, to use and import what is in them",
+                read_only: true,
+                open: |_, settings| Ok(Box::new(keyrings_alt::KeyringsAlt::open(settings)?)),
+                report: |_, settings| Some(Report::lines(keyrings_alt::report(settings))),
+            },
+            Self::Vault => Entry {
+                name: "vault",
+                about: "A HashiCorp Vault or OpenBao server (KV v2), at BAO_ADDR or VAULT_ADDR \
+                        (also: openbao)",
+                read_only: false,
+                open: |_, settings| Ok(Box::new(vault::Vault::open(settings))),
+                // Only when the runs use it: it would ask a server.
+                report: |chosen, settings| {
+                    (chosen == StoreKind::Vault).then(|| Report::lines(vault::report(settings)))
+                },
+            },
         }
     }
 
@@ -127,18 +197,18 @@ impl StoreKind {
 
     /// What it is, in one line.
     pub(crate) fn about(self) -> &'static str {
-        self.info().about
+        self.entry().about
     }
 
     /// Whether with-secrets only reads it, so that `set` cannot work.
     pub(crate) fn read_only(self) -> bool {
-        self.info().read_only
+        self.entry().read_only
     }
 
     /// The store this choice opens, by the name a person uses: `auto` is
     /// the platform's keyring until it turns out not to be there.
     pub(crate) fn name(self) -> &'static str {
-        self.info().name
+        self.entry().name
     }
 }
 
@@ -154,43 +224,17 @@ pub(crate) struct Settings {
     pub(crate) vault: vault::Settings,
 }
 
-/// Opens the store `kind`. This must be cheap and must not block: a store
-/// that talks to a daemon or a server starts talking when first used.
-pub(crate) fn open(kind: StoreKind, settings: &Settings) -> Result<Box<dyn Store>, StoreError> {
-    match kind {
-        StoreKind::Auto => Ok(Box::new(auto::Auto::new(settings))),
-        #[cfg(all(unix, not(target_os = "macos")))]
-        StoreKind::SecretService => Ok(Box::new(super::secret_service::SecretService::connect(
-            settings,
-        )?)),
-        #[cfg(not(all(unix, not(target_os = "macos"))))]
-        StoreKind::SecretService => unsupported(kind),
-        #[cfg(target_os = "macos")]
-        StoreKind::Keychain => Ok(Box::new(super::native::Native::open()?)),
-        #[cfg(not(target_os = "macos"))]
-        StoreKind::Keychain => unsupported(kind),
-        #[cfg(windows)]
-        StoreKind::Windows => Ok(Box::new(super::windows::Windows::open())),
-        // The Windows Credential Manager from WSL, through the Windows build.
-        #[cfg(target_os = "linux")]
-        StoreKind::Windows => Ok(Box::new(super::bridge::Bridge::open(settings))),
-        #[cfg(not(any(windows, target_os = "linux")))]
-        StoreKind::Windows => unsupported(kind),
-        StoreKind::File => Ok(Box::new(file::FileStore::open(settings)?)),
-        #[cfg(target_os = "linux")]
-        StoreKind::Keyutils => Ok(Box::new(super::keyutils::Keyutils::open()?)),
-        #[cfg(not(target_os = "linux"))]
-        StoreKind::Keyutils => unsupported(kind),
-        StoreKind::KeyringsAlt => Ok(Box::new(keyrings_alt::KeyringsAlt::open(settings)?)),
-        StoreKind::Vault => Ok(Box::new(vault::Vault::open(settings))),
-    }
+/// Opens the store `kind` (see [`Entry::open`]).
+pub(crate) fn open(kind: StoreKind, settings: &Settings) -> Opened {
+    (kind.entry().open)(kind, settings)
 }
 
+/// A store this platform does not have: absent, by name.
 #[cfg_attr(
     all(target_os = "linux", not(test)),
     allow(dead_code, reason = "Linux has every store but the Keychain")
 )]
-fn unsupported(kind: StoreKind) -> Result<Box<dyn Store>, StoreError> {
+fn unsupported(kind: StoreKind, _: &Settings) -> Opened {
     Err(Common::Unsupported { store: kind.name() }.into())
 }
 
@@ -211,38 +255,15 @@ impl Report {
     }
 }
 
-/// What the store `kind` says of itself, if it is worth saying where the
-/// runs use `chosen`: every store this platform has, but vault only when
-/// chosen (it would ask a server), and the Windows helper only where it
-/// could be used.
+/// What the store `kind` says of itself in `doctor`, where the runs use
+/// `chosen` (see [`Entry::report`]).
 pub(crate) fn report(kind: StoreKind, chosen: StoreKind, settings: &Settings) -> Option<Report> {
-    match kind {
-        // `auto` is told through the stores it picks from.
-        StoreKind::Auto => None,
-        #[cfg(all(unix, not(target_os = "macos")))]
-        StoreKind::SecretService => Some(super::secret_service::report(settings)),
-        #[cfg(target_os = "macos")]
-        StoreKind::Keychain => Some(Report::lines(vec![("keychain:", "built in".to_owned())])),
-        #[cfg(windows)]
-        StoreKind::Windows => Some(Report::lines(vec![("windows:", "built in".to_owned())])),
-        #[cfg(target_os = "linux")]
-        StoreKind::Windows => super::bridge::report(chosen == StoreKind::Windows, settings),
-        #[cfg(not(all(unix, not(target_os = "macos"))))]
-        StoreKind::SecretService => None,
-        #[cfg(not(target_os = "macos"))]
-        StoreKind::Keychain => None,
-        #[cfg(not(any(windows, target_os = "linux")))]
-        StoreKind::Windows => None,
-        StoreKind::File => Some(Report::lines(file::doctor::report(settings))),
-        #[cfg(target_os = "linux")]
-        StoreKind::Keyutils => Some(super::keyutils::report()),
-        #[cfg(not(target_os = "linux"))]
-        StoreKind::Keyutils => None,
-        StoreKind::KeyringsAlt => Some(Report::lines(keyrings_alt::report(settings))),
-        StoreKind::Vault => {
-            (chosen == StoreKind::Vault).then(|| Report::lines(vault::report(settings)))
-        }
-    }
+    (kind.entry().report)(chosen, settings)
+}
+
+/// Nothing to say in `doctor`.
+fn nothing(_: StoreKind, _: &Settings) -> Option<Report> {
+    None
 }
 
 /// The platform's own keyring.
