@@ -1,8 +1,14 @@
-//! The `Store` trait, which every keyring backend implements, and how one is picked.
+//! The `Store` trait, which every keyring backend implements.
 //!
 //! The primary call is a batch: [`Store::get_all`] receives every entry of the
 //! manifest at once, so a backend can fetch them all over one connection with
 //! as few round trips as its protocol allows.
+//!
+//! Every store is a peer: `registry` lists them all, opens each with one
+//! [`Settings`] bundle and asks each for its section of `doctor`; each
+//! store's errors are its own, each with a [`Class`] given when it is made
+//! (`error`); and one contract suite (tests/contract.rs, and `memory`'s
+//! unit tests) runs the same cases against every store.
 
 use std::path::Path;
 
