@@ -731,6 +731,14 @@ mod tests {
             .explain(&confinement, &|| None);
             assert!(err.fault::<Denied>().is_some(), "{err:?}");
             assert!(!err.means_absent(), "{err:?}");
+            // The kernel keyring has no access settings to allow us in:
+            // the advice is the kernel's own tool.
+            let message = err.to_string();
+            assert!(
+                message.ends_with("\n  see its owner and permissions with: keyctl show @u"),
+                "{message}"
+            );
+            assert!(!message.contains("access settings"), "{message}");
         }
         // The same errno from a seccomp filter, or on the first call, means
         // the kernel keyring cannot be used here at all.
