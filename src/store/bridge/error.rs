@@ -80,3 +80,53 @@ impl fmt::Display for Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn only_a_missing_helper_means_absent() {
+        assert!(
+            StoreError::from(Error::HelperMissing {
+                reason: "not on PATH".into(),
+            })
+            .means_absent()
+        );
+        for (err, class) in [
+            (
+                Error::HelperFailed {
+                    command: "c".into(),
+                    reason: "exit 1".into(),
+                },
+                Class::Failed,
+            ),
+            (
+                Error::HelperTimedOut {
+                    command: "c".into(),
+                    after: Duration::ZERO,
+                },
+                Class::TimedOut,
+            ),
+            (
+                Error::HelperMismatch {
+                    command: "c".into(),
+                    theirs: "0.0.1".into(),
+                    update_helper: true,
+                },
+                Class::Failed,
+            ),
+            (
+                Error::Remote {
+                    message: "locked".into(),
+                },
+                Class::Failed,
+            ),
+        ] {
+            let made = StoreError::from(err.clone());
+            assert!(!made.means_absent(), "{err:?}");
+            assert_eq!(made.class(), class, "{err:?}");
+        }
+    }
+}

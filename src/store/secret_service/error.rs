@@ -294,3 +294,134 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_no_bus_and_no_service_mean_absent() {
+        let daemon = || Daemon::Unknown;
+        let absent = [
+            Error::NoSessionBus,
+            Error::Connect {
+                address: "a".into(),
+                reason: "r".into(),
+            },
+            Error::NoService,
+        ];
+        let failing = [
+            (Error::Locked { daemon: daemon() }, Class::Locked),
+            (Error::UnlockDismissed { daemon: daemon() }, Class::Locked),
+            (
+                Error::UnlockTimedOut {
+                    daemon: daemon(),
+                    after: Duration::ZERO,
+                },
+                Class::Locked,
+            ),
+            (
+                Error::PromptTimedOut {
+                    daemon: daemon(),
+                    after: Duration::ZERO,
+                },
+                Class::TimedOut,
+            ),
+            (
+                Error::TimedOut {
+                    after: Duration::ZERO,
+                    daemon: daemon(),
+                },
+                Class::TimedOut,
+            ),
+            (
+                Error::NoDefaultCollection { daemon: daemon() },
+                Class::Failed,
+            ),
+            (Error::Denied("no".into()), Class::Denied),
+            (Error::Protocol("p".into()), Class::Failed),
+        ];
+        for err in absent {
+            assert!(StoreError::from(err.clone()).means_absent(), "{err:?}");
+        }
+        for (err, class) in failing {
+            let made = StoreError::from(err.clone());
+            assert!(!made.means_absent(), "{err:?}");
+            assert_eq!(made.class(), class, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn daemons_are_known_by_their_process_names() {
+        for (program, daemon) in [
+            ("gnome-keyring-d", Daemon::GnomeKeyring),
+            ("keepassxc", Daemon::KeePassXc),
+            ("oo7-daemon", Daemon::Oo7),
+            ("kwalletd6", Daemon::KWallet),
+            ("ksecretd", Daemon::KWallet),
+            ("", Daemon::Unknown),
+            ("pass-secret-ser", Daemon::Other("pass-secret-ser".into())),
+        ] {
+            assert_eq!(Daemon::from_program(program), daemon, "{program}");
+        }
+    }
+
+    #[test]
+    fn advice_names_the_daemon_that_answers() {
+        let locked = |daemon| Error::Locked { daemon }.to_string();
+        assert!(locked(Daemon::GnomeKeyring).contains("gnome-keyring-daemon --unlock"));
+        assert!(locked(Daemon::KeePassXc).contains("unlock the database in KeePassXC"));
+        assert!(!locked(Daemon::KeePassXc).contains("gnome-keyring"));
+        assert!(locked(Daemon::KWallet).contains("KWalletManager"));
+        assert!(locked(Daemon::Other("secretd".into())).contains("your keyring daemon (secretd)"));
+        let prompt = Error::PromptTimedOut {
+            daemon: Daemon::Oo7,
+            after: Duration::from_millis(1500),
+        }
+        .to_string();
+        assert!(
+            prompt.starts_with(
+                "oo7-daemon did not finish its prompt within 1.5 s: a dialog may be waiting"
+            ),
+            "{prompt}"
+        );
+        // An unlock dialog is no confirmation that a setting turns off.
+        let unlock = Error::UnlockTimedOut {
+            daemon: Daemon::KeePassXc,
+            after: Duration::from_secs(1),
+        }
+        .to_string();
+        assert!(
+            unlock.starts_with("the KeePassXC database is locked, and KeePassXC's unlock dialog"),
+            "{unlock}"
+        );
+        assert!(!unlock.contains("confirmations"), "{unlock}");
+    }
+
+    #[test]
+    fn for_daemon_fills_in_only_the_services_own_errors_that_give_advice() {
+        let named = for_daemon(
+            Error::TimedOut {
+                after: Duration::from_secs(1),
+                daemon: Daemon::Unknown,
+            }
+            .into(),
+            Daemon::KeePassXc,
+        );
+        assert!(
+            named.to_string().contains("KeePassXC may be hung"),
+            "{named}"
+        );
+        assert_eq!(named.class(), Class::TimedOut);
+        let no_service = StoreError::from(Error::NoService);
+        assert_eq!(
+            for_daemon(no_service.clone(), Daemon::KeePassXc),
+            no_service
+        );
+        assert!(!names_daemon(&no_service));
+        // Another store's error is left as it is.
+        let other = StoreError::from(crate::store::Common::Failed("x".into()));
+        assert!(!names_daemon(&other));
+        assert_eq!(for_daemon(other.clone(), Daemon::KeePassXc), other);
+    }
+}
