@@ -1,9 +1,7 @@
 //! `auto`: the store a person gets without choosing one.
 
-#[cfg(target_os = "linux")]
-use super::bridge;
 use super::registry::{native_kind, open};
-use super::{Found, Key, Settings, Store, StoreError, file, native_name};
+use super::{Found, Key, Settings, Store, StoreError, StoreKind, native_name};
 use crate::secret::Secret;
 
 /// `auto`: the platform's keyring when one answers, else the file store.
@@ -49,7 +47,7 @@ impl Auto {
         }
         #[cfg(target_os = "linux")]
         if crate::machine::wsl().is_some() {
-            let mut windows: Box<dyn Store> = Box::new(bridge::Bridge::open(&self.settings));
+            let mut windows = open(StoreKind::Windows, &self.settings)?;
             match call(windows.as_mut()) {
                 Ok(value) => {
                     self.chosen = Some(windows);
@@ -72,7 +70,7 @@ impl Auto {
                 Ok(value)
             }
             Err(err) if err.means_absent() => {
-                let mut store: Box<dyn Store> = Box::new(file::FileStore::open(&self.settings)?);
+                let mut store = open(StoreKind::File, &self.settings)?;
                 let value = call(store.as_mut());
                 self.chosen = Some(store);
                 self.passed.push((native_name(), err.clone()));
