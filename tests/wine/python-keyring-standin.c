@@ -37,17 +37,21 @@
  * below twice, once to count and size the items and once to copy them into
  * a buffer sized by the first walk: an item added in between is written past
  * that buffer, and items added or removed during a walk shift the indexes it
- * reads by, so it skips or repeats items (CI once saw `count` exit 1 with no
- * output). Instead `count` reads only the names of the subkeys of that key,
- * where Wine keeps each credential as "Generic: TARGET" (with every `\` of
- * TARGET made `_`), one RegEnumKeyExW at a time into a buffer it grows as
- * needed, and repeats whole walks until two in a row give the same list;
- * that list is the one it counts in. Each test changes only its own items,
- * and not while it counts them, so an item of SERVICE is in both walks
- * whatever the others do; a walk that skipped or repeated it would differ
- * from its neighbour unless the others' changes happened to undo each other
- * at the same indexes in both. After 100 walks without two alike it gives up
- * (exit 2, saying so).
+ * reads by, so it skips or repeats items. (CI once saw `count` exit 1 with no
+ * output; with other processes writing, it crashed with a page fault or
+ * answered 0 for an item that was there, 22 times in 98.)
+ *
+ * Instead `count` reads only the names of the subkeys of that key (Wine
+ * names each "Generic: TARGET", every `\` of TARGET made `_`), one
+ * RegEnumKeyExW at a time into a buffer it grows as needed, so nothing is
+ * sized in advance. One walk is no snapshot either: a change below the index
+ * it has reached shifts the rest, skipping or repeating a name. So it repeats
+ * whole walks until two in a row give the same list, and counts in that one.
+ * The items of SERVICE do not change while it counts (each test changes only
+ * its own items, and not while it counts them); a walk that skipped or
+ * repeated one of them differs from the next unless that one was thrown off
+ * the same way by changes that also left every other name as it was. After
+ * 100 walks without two alike it gives up (exit 2, saying so).
  */
 #include <windows.h>
 #include <wincred.h>
@@ -228,6 +232,8 @@ static int count(const wchar_t *service)
         if (walks == WALKS) {
             fprintf(stderr, "count: the credentials kept changing over %d walks of HKCU\\%ls\n",
                     WALKS, CREDENTIAL_KEY);
+            free(list);
+            RegCloseKey(key);
             return 2;
         }
         previous = list;
