@@ -6,6 +6,8 @@
 //! Every test uses a service of its own, so they share one prefix and still
 //! run in parallel.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::support::wine::wine;
 use crate::support::{Test, manifest_for};
 
@@ -99,6 +101,51 @@ fn updates_alternating_the_two_tools_keep_the_latest_value() {
     wine.python(&["delete", "win-alt", "alice"]).success();
     assert_eq!(wine.count("win-alt"), 0);
     wine.run(&test, ["get", "WIN_ALT"]).expect_code(125);
+}
+
+/// Sets its flag when dropped: on a panic too, so threads that wait on it
+/// end.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The stand-in's `count`, which the tests above rely on, stays right while
+/// other processes write and delete their own credentials in the prefix, as
+/// the tests running beside it do. (Through Wine's CredEnumerateW it crashed
+/// or answered 0 now and then.)
+#[test]
+fn the_standins_count_holds_while_other_processes_write() {
+    let wine = wine();
+    wine.python_set("win-count", "alice", "one");
+    let stop = AtomicBool::new(false);
+    let counts: Vec<usize> = std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&stop);
+        for writer in 0..2 {
+            let stop = &stop;
+            scope.spawn(move || {
+                let mut round = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    round += 1;
+                    let service = format!("win-count-churn-{writer}-{}", round % 5);
+                    // Their outcome does not matter here, only the churn.
+                    for args in [
+                        ["set", &service, "bob", "value"].as_slice(),
+                        &["set", &service, "carol", "value"],
+                        &["delete", &service, "bob"],
+                        &["delete", &service, "carol"],
+                    ] {
+                        wine.python(args);
+                    }
+                }
+            });
+        }
+        (0..40).map(|_| wine.count("win-count")).collect()
+    });
+    assert!(counts.iter().all(|&count| count == 1), "{counts:?}");
 }
 
 #[test]

@@ -20,7 +20,8 @@
  *                                exit 1 if neither was.
  *   count SERVICE                (test helper, not Python's) the number of
  *                                generic credentials whose target is SERVICE or
- *                                ends in @SERVICE or .SERVICE (CredEnumerateW).
+ *                                ends in @SERVICE or .SERVICE, case-insensitive;
+ *                                exit 2 if the list would not hold still (below).
  *   raw TARGET USERNAME VALUE    (test helper, not Python's) writes VALUE as raw
  *                                UTF-8 at TARGET with an empty comment: an item
  *                                as with-secrets before 0.2 wrote it.
@@ -29,11 +30,34 @@
  * Comment "Stored using python-keyring", CredentialBlob the value in UTF-16LE
  * without a terminator. Arguments arrive as UTF-16 (wmain), values print as
  * UTF-8.
+ *
+ * `count` does not call CredEnumerateW: the tests of one process share one
+ * Wine prefix and write and delete their own credentials in parallel, and
+ * Wine's CredEnumerateW is not safe against that. It walks the registry key
+ * below twice, once to count and size the items and once to copy them into
+ * a buffer sized by the first walk: an item added in between is written past
+ * that buffer, and items added or removed during a walk shift the indexes it
+ * reads by, so it skips or repeats items. (CI once saw `count` exit 1 with no
+ * output; with other processes writing, it crashed with a page fault or
+ * answered 0 for an item that was there, 22 times in 98.)
+ *
+ * Instead `count` reads only the names of the subkeys of that key (Wine
+ * names each "Generic: TARGET", every `\` of TARGET made `_`), one
+ * RegEnumKeyExW at a time into a buffer it grows as needed, so nothing is
+ * sized in advance. One walk is no snapshot either: a change below the index
+ * it has reached shifts the rest, skipping or repeating a name. So it repeats
+ * whole walks until two in a row give the same list, and counts in that one.
+ * The items of SERVICE do not change while it counts (each test changes only
+ * its own items, and not while it counts them); a walk that skipped or
+ * repeated one of them differs from the next unless that one was thrown off
+ * the same way by changes that also left every other name as it was. After
+ * 100 walks without two alike it gives up (exit 2, saying so).
  */
 #include <windows.h>
 #include <wincred.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <wchar.h>
 
 static const wchar_t *COMMENT = L"Stored using python-keyring";
@@ -153,27 +177,91 @@ static int ends_with(const wchar_t *text, wchar_t sep, const wchar_t *service)
     return t > s && text[t - s - 1] == sep && _wcsicmp(text + t - s, service) == 0;
 }
 
+/* Where Wine keeps the credentials of the user: one subkey each. */
+static const wchar_t *CREDENTIAL_KEY = L"Software\\Wine\\Credential Manager";
+static const wchar_t *GENERIC_PREFIX = L"Generic: ";
+
+/* How many walks of the key `count` makes before it gives up. */
+#define WALKS 100
+
+/* The subkey names of KEY at the time of one walk, each ended by a NUL, in a
+ * buffer of *LEN wide characters (freed by the caller). Exit 2 on an error. */
+static wchar_t *walk(HKEY key, size_t *len)
+{
+    static wchar_t name[32768];
+    size_t cap = 4096, used = 0;
+    wchar_t *list = malloc(cap * sizeof(wchar_t));
+    for (DWORD index = 0;; index++) {
+        DWORD name_len = sizeof(name) / sizeof(name[0]);
+        LONG err = RegEnumKeyExW(key, index, name, &name_len, NULL, NULL, NULL, NULL);
+        if (err == ERROR_NO_MORE_ITEMS)
+            break;
+        if (err != ERROR_SUCCESS) {
+            fprintf(stderr, "RegEnumKeyExW failed: %ld\n", err);
+            exit(2);
+        }
+        while (used + name_len + 1 > cap) {
+            cap *= 2;
+            list = realloc(list, cap * sizeof(wchar_t));
+        }
+        memcpy(list + used, name, name_len * sizeof(wchar_t));
+        used += name_len;
+        list[used++] = L'\0';
+    }
+    *len = used;
+    return list;
+}
+
 static int count(const wchar_t *service)
 {
-    DWORD n = 0;
-    PCREDENTIALW *creds = NULL;
-    int found = 0;
-    if (!CredEnumerateW(NULL, 0, &n, &creds)) {
-        if (GetLastError() == ERROR_NOT_FOUND) {
-            printf("0\n");
-            return 0;
-        }
-        fprintf(stderr, "CredEnumerateW failed: %lu\n", GetLastError());
+    HKEY key;
+    LONG err = RegOpenKeyExW(HKEY_CURRENT_USER, CREDENTIAL_KEY, 0, KEY_ENUMERATE_SUB_KEYS, &key);
+    if (err == ERROR_FILE_NOT_FOUND) {
+        printf("0\n");
+        return 0;
+    }
+    if (err != ERROR_SUCCESS) {
+        fprintf(stderr, "RegOpenKeyExW failed: %ld\n", err);
         return 2;
     }
-    for (DWORD i = 0; i < n; i++) {
-        const wchar_t *target = creds[i]->TargetName;
-        if (creds[i]->Type == CRED_TYPE_GENERIC &&
-            (_wcsicmp(target, service) == 0 || ends_with(target, L'@', service) ||
-             ends_with(target, L'.', service)))
+    size_t len, previous_len;
+    wchar_t *list = walk(key, &len), *previous = NULL;
+    int walks = 1;
+    do {
+        free(previous);
+        if (walks == WALKS) {
+            fprintf(stderr, "count: the credentials kept changing over %d walks of HKCU\\%ls\n",
+                    WALKS, CREDENTIAL_KEY);
+            free(list);
+            RegCloseKey(key);
+            return 2;
+        }
+        previous = list;
+        previous_len = len;
+        list = walk(key, &len);
+        walks++;
+    } while (len != previous_len || memcmp(list, previous, len * sizeof(wchar_t)) != 0);
+    free(previous);
+    RegCloseKey(key);
+
+    /* SERVICE as it appears in a key name. */
+    wchar_t *wanted = _wcsdup(service);
+    for (wchar_t *c = wanted; *c; c++)
+        if (*c == L'\\')
+            *c = L'_';
+    size_t prefix = wcslen(GENERIC_PREFIX);
+    int found = 0;
+    for (size_t at = 0; at < len; at += wcslen(list + at) + 1) {
+        const wchar_t *name = list + at;
+        if (wcsncmp(name, GENERIC_PREFIX, prefix) != 0)
+            continue;
+        const wchar_t *target = name + prefix;
+        if (_wcsicmp(target, wanted) == 0 || ends_with(target, L'@', wanted) ||
+            ends_with(target, L'.', wanted))
             found++;
     }
-    CredFree(creds);
+    free(wanted);
+    free(list);
     printf("%d\n", found);
     return 0;
 }
