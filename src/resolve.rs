@@ -296,8 +296,7 @@ impl<E: Fn(&str) -> Option<std::ffi::OsString>> Made<'_, '_, E> {
 
     /// Generates a value for each wanted item, and stores them all with one
     /// call, under the lock ([`crate::generate::Held::write`]), then puts
-    /// them in `found`. Returns the names of
-    /// the entries that got one.
+    /// them in `found`. Returns the names of the entries that got one.
     fn generate(
         &mut self,
         store: &mut dyn Store,

@@ -26,7 +26,7 @@ pub(crate) enum Class {
     Denied,
     /// The store is there and did not answer in time.
     #[cfg_attr(
-        not(unix),
+        not(all(unix, not(target_os = "macos"))),
         allow(dead_code, reason = "the Secret Service and the bridge time out")
     )]
     TimedOut,
@@ -79,7 +79,7 @@ impl StoreError {
 
     /// The store's own error, if it is of type `F`.
     #[cfg_attr(
-        not(unix),
+        not(all(unix, not(target_os = "macos"))),
         allow(dead_code, reason = "the Secret Service looks into its own")
     )]
     pub(crate) fn fault<F: Fault>(&self) -> Option<&F> {
@@ -116,7 +116,7 @@ pub(crate) enum Common {
     Unavailable { store: &'static str, reason: String },
     /// The store refused access.
     #[cfg_attr(
-        target_os = "linux",
+        not(any(target_os = "macos", windows)),
         allow(dead_code, reason = "the Keychain and the Credential Manager say it")
     )]
     Denied(String),

@@ -410,8 +410,7 @@ impl FileStore {
         })
     }
 
-    // StoreError has no variant for a failed write; Platform prints its
-    // message as it is.
+    // A failed write is `Common::Failed`, which prints its message as it is.
     fn write_error(&self, path: &Path, err: impl std::fmt::Display) -> StoreError {
         StoreError::from(Common::Failed(format!(
             "cannot write {}: {err}; nothing was stored",

@@ -1,13 +1,11 @@
 //! An in-memory store for unit tests; it exists only under `#[cfg(test)]`.
 
 use std::collections::HashMap;
-
 use std::fmt;
 
 use super::{Ask, Class, Common, Fault, Found, Key, Person, Store, StoreError};
 use crate::secret::Secret;
 
-/// One item `create_all` stored: service, username, value.
 /// A failure of the in-memory store, of any class: what a store of that
 /// class would say, for tests of what each class lets happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +23,7 @@ impl fmt::Display for Failure {
     }
 }
 
+/// One item `create_all` stored: service, username, value.
 pub(crate) type Created = (String, String, Secret);
 
 #[derive(Default)]

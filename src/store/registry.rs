@@ -230,10 +230,6 @@ pub(crate) fn open(kind: StoreKind, settings: &Settings) -> Opened {
 }
 
 /// A store this platform does not have: absent, by name.
-#[cfg_attr(
-    all(target_os = "linux", not(test)),
-    allow(dead_code, reason = "Linux has every store but the Keychain")
-)]
 fn unsupported(kind: StoreKind, _: &Settings) -> Opened {
     Err(Common::Unsupported { store: kind.name() }.into())
 }
@@ -275,7 +271,8 @@ pub(crate) const fn native_kind() -> StoreKind {
     #[cfg(windows)]
     return StoreKind::Windows;
     // No keyring of its own: one that is not here (absent), so that `auto`
-    // goes on to the file store.
+    // goes on to the file store. Its errors name the Keychain, where
+    // `native_name` says "none": no such platform is built.
     #[cfg(not(any(unix, windows)))]
     return StoreKind::Keychain;
 }

@@ -177,6 +177,16 @@ static int ends_with(const wchar_t *text, wchar_t sep, const wchar_t *service)
     return t > s && text[t - s - 1] == sep && _wcsicmp(text + t - s, service) == 0;
 }
 
+/* POINTER, or exit 2 saying why when an allocation failed. */
+static void *checked(void *pointer)
+{
+    if (!pointer) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return pointer;
+}
+
 /* Where Wine keeps the credentials of the user: one subkey each. */
 static const wchar_t *CREDENTIAL_KEY = L"Software\\Wine\\Credential Manager";
 static const wchar_t *GENERIC_PREFIX = L"Generic: ";
@@ -190,7 +200,7 @@ static wchar_t *walk(HKEY key, size_t *len)
 {
     static wchar_t name[32768];
     size_t cap = 4096, used = 0;
-    wchar_t *list = malloc(cap * sizeof(wchar_t));
+    wchar_t *list = checked(malloc(cap * sizeof(wchar_t)));
     for (DWORD index = 0;; index++) {
         DWORD name_len = sizeof(name) / sizeof(name[0]);
         LONG err = RegEnumKeyExW(key, index, name, &name_len, NULL, NULL, NULL, NULL);
@@ -202,7 +212,7 @@ static wchar_t *walk(HKEY key, size_t *len)
         }
         while (used + name_len + 1 > cap) {
             cap *= 2;
-            list = realloc(list, cap * sizeof(wchar_t));
+            list = checked(realloc(list, cap * sizeof(wchar_t)));
         }
         memcpy(list + used, name, name_len * sizeof(wchar_t));
         used += name_len;
@@ -245,7 +255,7 @@ static int count(const wchar_t *service)
     RegCloseKey(key);
 
     /* SERVICE as it appears in a key name. */
-    wchar_t *wanted = _wcsdup(service);
+    wchar_t *wanted = checked(_wcsdup(service));
     for (wchar_t *c = wanted; *c; c++)
         if (*c == L'\\')
             *c = L'_';

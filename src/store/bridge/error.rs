@@ -9,6 +9,7 @@ use crate::store::error::{Class, Fault};
 /// Why the Windows helper could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Error {
+    /// No Windows helper here (`windows` from Linux): no with-secrets.exe on
     /// PATH, no WSL.
     HelperMissing { reason: String },
     /// The Windows helper started (or was found) but failed.

@@ -20,8 +20,10 @@ pub(crate) enum Error {
     Locked { daemon: Daemon },
     /// The unlock prompt was dismissed, or could not be shown.
     UnlockDismissed { daemon: Daemon },
+    /// A prompt the daemon returned to confirm a change did not complete in
     /// time: a dialog may be waiting for a person.
     PromptTimedOut { daemon: Daemon, after: Duration },
+    /// The items or collection are locked, and the daemon's unlock prompt
     /// did not complete in time: its dialog may be waiting for a password.
     UnlockTimedOut { daemon: Daemon, after: Duration },
     /// There is no default collection to create an item in.
@@ -68,10 +70,6 @@ pub(crate) enum Daemon {
 
 impl Daemon {
     /// The daemon whose process name (`/proc/PID/comm`, at most 15 bytes) is `program`.
-    #[cfg_attr(
-        not(all(unix, not(target_os = "macos"))),
-        allow(dead_code, reason = "only the Secret Service uses it")
-    )]
     pub(crate) fn from_program(program: &str) -> Self {
         match program.trim() {
             // "gnome-keyring-daemon", cut to 15 bytes by the kernel.

@@ -21,7 +21,9 @@
 //! talks to the bus (deadlines, pipelining); `session` carries values over
 //! it (with `dh`, the key exchange); `search` finds items and unlocks what
 //! hides them; `prompt` runs the service's prompts; `daemon` names the
-//! program behind the service for advice; `diagnose` is what `doctor` shows.
+//! program behind the service for advice; `error` holds its errors and the
+//! advice for each daemon; `diagnose` finds, and `doctor` words, its
+//! section of `with-secrets doctor`.
 
 use std::collections::HashMap;
 use std::time::Duration;
