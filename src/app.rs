@@ -33,6 +33,14 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
         (None, None) => return commands::run::run(&cli.run, cli.mask, &config),
     };
+    if config.manifests.len() > 1 && !matches!(command, Command::Agent { .. }) {
+        return Err(Error::Usage {
+            message: format!(
+                "--manifest is given {} times; only `with-secrets agent` serves more than one",
+                config.manifests.len()
+            ),
+        });
+    }
     match command {
         Command::Set { name } => commands::set::run(&name, &config),
         Command::Get { name } => commands::get::run(&name, &config),
@@ -46,6 +54,17 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Lock => commands::unlock::lock(&config),
         Command::Completions { shell } => commands::completions::run(shell),
         Command::Man => commands::man::run(),
+        #[cfg(unix)]
+        Command::Agent {
+            socket,
+            allow_writes,
+        } => commands::agent::run(&config, socket.as_deref(), allow_writes),
+        #[cfg(not(unix))]
+        Command::Agent { .. } => Err(Error::Usage {
+            message: "`with-secrets agent` listens on a Unix socket: run it on Linux, macOS \
+                      or WSL"
+                .to_owned(),
+        }),
         Command::Bridge => commands::bridge::run(&config),
     }
 }

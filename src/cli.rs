@@ -51,9 +51,9 @@ could not be executed, 127 if it was not found.";
 )]
 pub struct Cli {
     /// The manifest to use [default: the nearest secrets.toml in this folder
-    /// or above; env: WITH_SECRETS_MANIFEST]
-    #[arg(short, long, global = true, value_name = "PATH")]
-    pub(crate) manifest: Option<PathBuf>,
+    /// or above; env: WITH_SECRETS_MANIFEST]; `agent` takes more than one
+    #[arg(short, long, global = true, value_name = "PATH", action = clap::ArgAction::Append)]
+    pub(crate) manifest: Vec<PathBuf>,
 
     /// Where secrets are kept [default: the manifest's `store`, else auto]
     #[arg(long, global = true, value_name = "STORE", env = "WITH_SECRETS_STORE")]
@@ -341,6 +341,26 @@ pub(crate) enum Command {
     ///
     /// For example: with-secrets man > ~/.local/share/man/man1/with-secrets.1
     Man,
+    /// Serve this machine's keyring to with-secrets in dev containers and
+    /// over SSH, on a Unix socket, as ssh-agent serves keys.
+    ///
+    /// It serves the entries of the manifests given with -m (repeatable),
+    /// else of the nearest secrets.toml, from --store (else the first
+    /// manifest's store, else auto), and nothing else; read-only unless
+    /// --allow-writes. It prints the line to export,
+    /// `WITH_SECRETS_AGENT=PATH; export WITH_SECRETS_AGENT;`, logs each
+    /// request on stderr (the entries, the peer's pid and uid, never a
+    /// value), answers only its own user and root, and runs until
+    /// interrupted, then removes its socket.
+    Agent {
+        /// Listen here [default: agent.sock in a new private folder under
+        /// $XDG_RUNTIME_DIR, else /tmp]
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Let runs store and delete values of the entries it serves
+        #[arg(long)]
+        allow_writes: bool,
+    },
     /// Serve a store to with-secrets on WSL over stdin and stdout (the
     /// Windows build's end of `--store windows`; not for people).
     #[command(hide = true)]

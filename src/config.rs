@@ -18,6 +18,8 @@ pub(crate) struct Config {
     pub(crate) cwd: PathBuf,
     /// `--manifest`, else `WITH_SECRETS_MANIFEST`.
     manifest: Option<PathBuf>,
+    /// Every `--manifest` given, for `agent`, which serves them all.
+    pub(crate) manifests: Vec<PathBuf>,
     /// Which of the two gave `manifest`.
     manifest_source: Option<&'static str>,
     /// `--store` or `WITH_SECRETS_STORE`, and which; the manifest's `store`
@@ -75,7 +77,7 @@ impl Config {
         let from_env = std::env::var_os("WITH_SECRETS_MANIFEST")
             .filter(|value| !value.is_empty())
             .map(PathBuf::from);
-        let (manifest, manifest_source) = match (&cli.manifest, from_env) {
+        let (manifest, manifest_source) = match (cli.manifest.first(), from_env) {
             (Some(path), _) => (Some(path.clone()), Some("--manifest")),
             (None, Some(path)) => (Some(path), Some("WITH_SECRETS_MANIFEST")),
             (None, None) => (None, None),
@@ -92,7 +94,7 @@ impl Config {
         // flags need repeating. Messages reach a terminal: a path's control
         // characters are shown escaped, as every other string of ours is.
         let mut manifest_flag = String::new();
-        if let Some(path) = &cli.manifest {
+        if let Some(path) = cli.manifest.first() {
             manifest_flag.push_str(" -m ");
             manifest_flag.push_str(&shell_words::quote(&printable_path(path)));
         }
@@ -124,6 +126,7 @@ impl Config {
         Ok(Self {
             cwd,
             manifest,
+            manifests: cli.manifest.clone(),
             manifest_source,
             store,
             profile,
@@ -208,6 +211,9 @@ impl Config {
             timeout: self.timeout,
             person: &TERMINAL,
             vault: vault.clone(),
+            agent: std::env::var_os("WITH_SECRETS_AGENT")
+                .filter(|path| !path.is_empty())
+                .map(PathBuf::from),
         }
     }
 

@@ -22,6 +22,10 @@ pub enum Error {
     #[error("{message}")]
     Usage { message: String },
 
+    /// `with-secrets agent` cannot listen.
+    #[error("{message}")]
+    Agent { message: String },
+
     /// Finding, reading or parsing the manifest, or choosing its profile.
     #[error(transparent)]
     Manifest(#[from] crate::manifest::Error),
@@ -248,6 +252,13 @@ fn missing_message(
         let names: Vec<&str> = missing.iter().map(|m| m.name.as_str()).collect();
         out.push('\n');
         out.push_str(&read_only_advice(store, fix, &names));
+    } else if store == "agent" {
+        // The values live where the agent runs; `set` here goes through
+        // the agent, which may well be read-only.
+        out.push_str("\nstore each one on the machine the agent runs on, in this project there:");
+        for entry in missing {
+            let _ = write!(out, "\n  with-secrets set {}", entry.name);
+        }
     } else {
         out.push_str("\nstore each one with:");
         for entry in missing {

@@ -126,6 +126,7 @@ fn answer(
                 timeout: config.timeout,
                 person: &NOBODY,
                 vault: Default::default(),
+                agent: None,
             },
         )
         .map(|opened| store.insert(opened)),
@@ -133,11 +134,12 @@ fn answer(
     .and_then(|store| serve(request, store.as_mut()));
     result.unwrap_or_else(|err| Response {
         error: Some(err.to_string()),
+        class: Some(err.class().name().to_owned()),
         ..Response::default()
     })
 }
 
-fn serve(request: Request, store: &mut dyn Store) -> Result<Response, StoreError> {
+pub(crate) fn serve(request: Request, store: &mut dyn Store) -> Result<Response, StoreError> {
     match request {
         Request::Hello { .. } => Ok(Response::default()),
         Request::Get { keys } => {

@@ -47,6 +47,11 @@ pub(crate) fn entry_lines(
                 Source::Missing if read_only => {
                     format!("missing: {} is read-only", resolution.store)
                 }
+                // Values the agent serves live on its machine.
+                Source::Missing if resolution.store == "agent" => format!(
+                    "missing: store it where the agent runs: with-secrets set {}",
+                    entry.name
+                ),
                 Source::Missing => format!("missing: run {fix} set {}", entry.name),
             };
             [

@@ -54,7 +54,19 @@ fn store_section(config: &Config, project: &Result<Project, Error>, out: &mut St
     };
     let native = usable(store::native_kind()).cloned().unwrap_or(Ok(()));
     let windows = usable(StoreKind::Windows).filter(|_| cfg!(target_os = "linux"));
-    let choice = choice(kind, source.why(), windows, &native);
+    let agent = usable(StoreKind::Agent).filter(|_| settings.agent.is_some());
+    let choice = match (kind, agent) {
+        // `auto` asks an agent that is named, and only it.
+        (StoreKind::Auto, Some(Ok(()))) => {
+            format!("agent ({}: WITH_SECRETS_AGENT is set)", source.why())
+        }
+        (StoreKind::Auto, Some(Err(err))) => format!(
+            "agent ({}: WITH_SECRETS_AGENT is set), which FAILS: {}",
+            source.why(),
+            first_line(err)
+        ),
+        _ => choice(kind, source.why(), windows, &native),
+    };
     let _ = writeln!(out, "store\n  uses:           {choice}");
     for (_, report) in reports {
         labelled(out, report.lines);

@@ -1,6 +1,8 @@
 //! One file per subcommand, each with a `run` that takes its own arguments
 //! and the [`Config`](crate::config::Config); `run` is the run form itself.
 
+#[cfg(unix)]
+pub(crate) mod agent;
 pub(crate) mod bridge;
 pub(crate) mod check;
 mod common;

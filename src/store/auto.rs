@@ -5,6 +5,7 @@ use super::{Found, Key, Settings, Store, StoreError, StoreKind, native_name};
 use crate::secret::Secret;
 
 /// `auto`: the platform's keyring when one answers, else the file store.
+/// Where `WITH_SECRETS_AGENT` names an agent, the agent, and nothing else.
 /// On WSL the Windows Credential Manager comes first (through the Windows
 /// build, see `bridge`), when its helper is there.
 ///
@@ -44,6 +45,18 @@ impl Auto {
     ) -> Result<T, StoreError> {
         if let Some(store) = &mut self.chosen {
             return call(store.as_mut());
+        }
+        // An agent named by WITH_SECRETS_AGENT comes first, and whatever it
+        // answers stands: every error of it means it is there and failed.
+        if self.settings.agent.is_some() {
+            let mut agent = open(StoreKind::Agent, &self.settings)?;
+            let result = call(agent.as_mut());
+            if result.is_ok() {
+                self.chosen = Some(agent);
+            } else {
+                self.failed = Some("agent");
+            }
+            return result;
         }
         #[cfg(target_os = "linux")]
         if crate::machine::wsl().is_some() {

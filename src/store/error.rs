@@ -36,6 +36,38 @@ pub(crate) enum Class {
     Failed,
 }
 
+impl Class {
+    /// Every class, by the name the bridge and the agent send.
+    const NAMES: [(Self, &'static str); 6] = [
+        (Self::Absent, "absent"),
+        (Self::Locked, "locked"),
+        (Self::Denied, "denied"),
+        (Self::TimedOut, "timed-out"),
+        (Self::ReadOnly, "read-only"),
+        (Self::Failed, "failed"),
+    ];
+
+    /// The name it is sent by.
+    pub(crate) fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(class, _)| *class == self)
+            .map_or("failed", |(_, name)| name)
+    }
+
+    /// The class sent as `name`, if any.
+    #[cfg_attr(
+        not(unix),
+        allow(dead_code, reason = "only the agent's client reads one")
+    )]
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .find(|(_, known)| *known == name)
+            .map(|(class, _)| *class)
+    }
+}
+
 /// A store's own error type. Its message says what went wrong and what to
 /// do next, and never carries a secret value.
 pub(crate) trait Fault: fmt::Display + fmt::Debug + Send + Sync + Any {

@@ -19,6 +19,8 @@ use crate::secret::Secret;
 pub(crate) use error::{Class, Common, Fault, StoreError};
 pub(crate) use registry::{Report, Settings, StoreKind, native_kind, native_name, open, report};
 
+#[cfg(unix)]
+pub(crate) mod agent;
 mod auto;
 pub(crate) mod bridge;
 mod error;

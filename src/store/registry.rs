@@ -39,6 +39,7 @@ store_kinds! {
     Keyutils,
     KeyringsAlt,
     Vault,
+    Agent,
 }
 
 /// A store opened, or why not.
@@ -166,6 +167,22 @@ impl StoreKind {
                     (chosen == StoreKind::Vault).then(|| Report::lines(vault::report(settings)))
                 },
             },
+            Self::Agent => Entry {
+                name: "agent",
+                about: "`with-secrets agent` on the machine you sit at, through the socket \
+                        WITH_SECRETS_AGENT names: from a dev container or over SSH",
+                read_only: false,
+                #[cfg(unix)]
+                open: |_, settings| Ok(Box::new(super::agent::Agent::open(settings))),
+                #[cfg(unix)]
+                report: |chosen, settings| {
+                    super::agent::report(chosen == StoreKind::Agent, settings)
+                },
+                #[cfg(not(unix))]
+                open: unsupported,
+                #[cfg(not(unix))]
+                report: nothing,
+            },
         }
     }
 
@@ -222,6 +239,8 @@ pub(crate) struct Settings {
     pub(crate) person: &'static dyn Person,
     /// The manifest's `[vault]` table.
     pub(crate) vault: vault::Settings,
+    /// The agent's socket (`WITH_SECRETS_AGENT`), which `auto` asks first.
+    pub(crate) agent: Option<std::path::PathBuf>,
 }
 
 /// Opens the store `kind` (see [`Entry::open`]).

@@ -96,6 +96,16 @@ pub(crate) struct Response {
     pub(crate) deleted: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
+    /// With `error`: what the failure means (`Class::name`), so that the
+    /// other side keeps a refusal, a locked store and a timeout apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) class: Option<String>,
+    /// In the agent's answer to hello: the manifests whose entries it serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) serves: Option<Vec<String>>,
+    /// In the agent's answer to hello: whether it lets runs write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) writes: Option<bool>,
 }
 
 /// A value on the wire: its base64, wiped when dropped, whichever way the

@@ -1,0 +1,430 @@
+//! The `agent` store: the keyring of the machine a person sits at, reached
+//! through `with-secrets agent`'s Unix socket (named by
+//! `WITH_SECRETS_AGENT`), from a dev container or over `ssh -R`.
+//!
+//! It speaks the bridge's protocol ([`super::bridge::wire`]) over the
+//! socket: `hello` and the request are written together and both answers
+//! read back, so a run is one connection and one round trip, bounded by
+//! `--timeout`. Every failure here is the store being there and failing
+//! (the variable names it): an agent that is gone, a stale socket, an
+//! entry it does not serve, or its store's own error; none lets the
+//! environment stand in. Only an unset variable is no store at all.
+
+use std::fmt;
+use std::io::{self, Read as _, Write as _};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use super::bridge::wire::{self, Lines, PROTOCOL, Request, Response, VERSION, WireKey, WireValue};
+use super::{Class, Fault, Found, Key, Settings, Store, StoreError};
+use crate::secret::Secret;
+use crate::term::printable::first_line;
+
+/// The variable that names the agent's socket.
+pub(crate) const VARIABLE: &str = "WITH_SECRETS_AGENT";
+
+/// What the agent said of itself in `hello`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct About {
+    pub(crate) version: String,
+    /// The store it serves from, by name.
+    pub(crate) store: String,
+    /// The manifests whose entries it serves.
+    pub(crate) serves: Vec<String>,
+    /// Whether it lets runs store and delete values.
+    pub(crate) writes: bool,
+}
+
+/// The agent, reached when first used.
+pub(crate) struct Agent {
+    socket: Option<PathBuf>,
+    timeout: Duration,
+}
+
+impl Agent {
+    /// Connects to nothing yet.
+    pub(crate) fn open(settings: &Settings) -> Self {
+        Self {
+            socket: settings.agent.clone(),
+            timeout: settings.timeout,
+        }
+    }
+
+    /// Sends `request` after `hello` on a new connection, and reads both
+    /// answers: one round trip.
+    fn call(&self, request: &Request) -> Result<Response, StoreError> {
+        let socket = self.socket.as_deref().ok_or(Error::NotSet)?;
+        let deadline = Instant::now() + self.timeout;
+        let mut connection = Connection::open(socket, self.timeout, deadline)?;
+        let hello = Request::Hello {
+            protocol: PROTOCOL,
+            version: VERSION.to_owned(),
+        };
+        let mut lines = wire::to_line(&hello);
+        crate::secret::append_wiped(&mut lines, &wire::to_line(request));
+        connection.write_all(&lines)?;
+        let about = connection.read_response()?;
+        connection.check_hello(about)?;
+        let answer = connection.read_response()?;
+        match answer.error {
+            Some(message) => Err(connection.refusal_or_remote(message, answer.class.as_deref())),
+            None => Ok(answer),
+        }
+    }
+}
+
+/// Says hello to the agent at `socket`, as `doctor` does: what it is and
+/// what it serves.
+pub(crate) fn probe(socket: &Path, timeout: Duration) -> Result<About, StoreError> {
+    let deadline = Instant::now() + timeout;
+    let mut connection = Connection::open(socket, timeout, deadline)?;
+    let hello = Request::Hello {
+        protocol: PROTOCOL,
+        version: VERSION.to_owned(),
+    };
+    connection.write_all(&wire::to_line(&hello))?;
+    let answer = connection.read_response()?;
+    connection.check_hello(answer)
+}
+
+/// The agent's line in `doctor`, when one is named or the runs use it:
+/// where it is, and what it is and serves, or why it does not answer.
+pub(crate) fn report(chosen: bool, settings: &Settings) -> Option<super::Report> {
+    let Some(socket) = &settings.agent else {
+        return chosen.then(|| super::Report::lines(vec![("agent:", first_line(&Error::NotSet))]));
+    };
+    let probed = probe(socket, settings.timeout);
+    let line = match &probed {
+        Ok(about) => format!(
+            "{} answers: with-secrets {}, serving {} for the entries of {}{}",
+            socket.display(),
+            about.version,
+            about.store,
+            if about.serves.is_empty() {
+                "no manifest".to_owned()
+            } else {
+                about.serves.join(", ")
+            },
+            if about.writes { "" } else { " (read-only)" }
+        ),
+        Err(err) => format!("FAILS: {}", first_line(err)),
+    };
+    Some(super::Report {
+        lines: vec![("agent:", line)],
+        usable: probed.map(drop),
+    })
+}
+
+impl Store for Agent {
+    fn name(&self) -> &'static str {
+        "agent"
+    }
+
+    fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
+        let request = Request::Get {
+            keys: keys.iter().map(|key| wire_key(*key)).collect(),
+        };
+        let found = self
+            .call(&request)?
+            .found
+            .ok_or_else(|| self.misread("no `found`"))?;
+        if found.len() != keys.len() {
+            return Err(self.misread(&format!("{} values for {} keys", found.len(), keys.len())));
+        }
+        found
+            .into_iter()
+            .map(|slot| {
+                slot.map(|found| match found.value.decode() {
+                    Some(secret) => Ok(Found {
+                        secret,
+                        matches: found.matches,
+                    }),
+                    None => Err(self.misread("a value that is not base64")),
+                })
+                .transpose()
+            })
+            .collect()
+    }
+
+    fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
+        let request = Request::Set {
+            service: key.service.to_owned(),
+            username: key.username.to_owned(),
+            label: label.to_owned(),
+            value: WireValue::encode(value.expose()),
+        };
+        self.call(&request).map(drop)
+    }
+
+    fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
+        let request = Request::Delete {
+            service: key.service.to_owned(),
+            username: key.username.to_owned(),
+        };
+        self.call(&request)?
+            .deleted
+            .ok_or_else(|| self.misread("no `deleted`"))
+    }
+}
+
+impl Agent {
+    fn misread(&self, what: &str) -> StoreError {
+        Error::Broken {
+            socket: self.socket.clone().unwrap_or_default(),
+            reason: format!("its answer makes no sense ({what})"),
+        }
+        .into()
+    }
+}
+
+fn wire_key(key: Key<'_>) -> WireKey {
+    WireKey {
+        service: key.service.to_owned(),
+        username: key.username.to_owned(),
+    }
+}
+
+/// One connection to the agent, every read and write by one deadline.
+struct Connection {
+    stream: UnixStream,
+    socket: PathBuf,
+    timeout: Duration,
+    deadline: Instant,
+    lines: Lines,
+}
+
+impl Connection {
+    fn open(socket: &Path, timeout: Duration, deadline: Instant) -> Result<Self, StoreError> {
+        let stream = UnixStream::connect(socket).map_err(|err| {
+            let socket = socket.to_owned();
+            match err.kind() {
+                io::ErrorKind::NotFound => Error::NoAgent { socket },
+                io::ErrorKind::ConnectionRefused => Error::Stale { socket },
+                _ => Error::Broken {
+                    socket,
+                    reason: format!("cannot connect: {err}"),
+                },
+            }
+        })?;
+        Ok(Self {
+            stream,
+            socket: socket.to_owned(),
+            timeout,
+            deadline,
+            lines: Lines::new(),
+        })
+    }
+
+    /// What is left of the deadline, or the error that it has passed.
+    fn left(&self) -> Result<Duration, StoreError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::TimedOut {
+                socket: self.socket.clone(),
+                after: self.timeout,
+            }
+            .into());
+        }
+        Ok(left)
+    }
+
+    fn io_error(&self, doing: &str, err: &io::Error) -> StoreError {
+        match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::TimedOut {
+                socket: self.socket.clone(),
+                after: self.timeout,
+            }
+            .into(),
+            _ => Error::Broken {
+                socket: self.socket.clone(),
+                reason: format!("cannot {doing}: {err}"),
+            }
+            .into(),
+        }
+    }
+
+    fn write_all(&mut self, mut bytes: &[u8]) -> Result<(), StoreError> {
+        while !bytes.is_empty() {
+            let left = self.left()?;
+            self.stream
+                .set_write_timeout(Some(left))
+                .map_err(|err| self.io_error("write to it", &err))?;
+            match self.stream.write(bytes) {
+                Ok(0) => {
+                    return Err(self.io_error("write to it", &io::ErrorKind::WriteZero.into()));
+                }
+                Ok(written) => bytes = &bytes[written..],
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(self.io_error("write to it", &err)),
+            }
+        }
+        Ok(())
+    }
+
+    fn read_response(&mut self) -> Result<Response, StoreError> {
+        let line = loop {
+            match self.lines.take() {
+                Ok(Some(line)) => break line,
+                Ok(None) => {}
+                Err(too_long) => {
+                    return Err(Error::Broken {
+                        socket: self.socket.clone(),
+                        reason: format!("it sent {too_long}"),
+                    }
+                    .into());
+                }
+            }
+            let left = self.left()?;
+            self.stream
+                .set_read_timeout(Some(left))
+                .map_err(|err| self.io_error("read from it", &err))?;
+            let mut chunk = Zeroizing::new([0u8; 8192]);
+            match self.stream.read(&mut chunk[..]) {
+                Ok(0) => {
+                    return Err(Error::Broken {
+                        socket: self.socket.clone(),
+                        reason: "it closed the connection before answering".to_owned(),
+                    }
+                    .into());
+                }
+                Ok(read) => self.lines.push(&chunk[..read]),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(self.io_error("read from it", &err)),
+            }
+        };
+        wire::read_response(&line).map_err(|reason| {
+            Error::Broken {
+                socket: self.socket.clone(),
+                reason,
+            }
+            .into()
+        })
+    }
+
+    fn check_hello(&self, answer: Response) -> Result<About, StoreError> {
+        if let Some(message) = answer.error {
+            return Err(self.refusal_or_remote(message, answer.class.as_deref()));
+        }
+        let (Some(protocol), Some(version)) = (answer.protocol, answer.version) else {
+            return Err(Error::Broken {
+                socket: self.socket.clone(),
+                reason: "it answered hello without its versions".to_owned(),
+            }
+            .into());
+        };
+        if protocol != PROTOCOL || version != VERSION {
+            return Err(Error::Mismatch {
+                socket: self.socket.clone(),
+                theirs: format!("{version}, protocol {protocol}"),
+            }
+            .into());
+        }
+        Ok(About {
+            version,
+            store: answer.store.unwrap_or_default(),
+            serves: answer.serves.unwrap_or_default(),
+            writes: answer.writes.unwrap_or(false),
+        })
+    }
+
+    /// The agent's error answer: a refusal of its own, or its store's
+    /// error, with the class the agent gave it. Never absent: the store
+    /// behind the agent is there, since the agent answered for it.
+    fn refusal_or_remote(&self, message: String, class: Option<&str>) -> StoreError {
+        let class = match class.and_then(Class::from_name) {
+            Some(Class::Absent) | None => Class::Failed,
+            Some(class) => class,
+        };
+        Error::Remote {
+            socket: self.socket.clone(),
+            message,
+            class,
+        }
+        .into()
+    }
+}
+
+/// Why the agent could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Error {
+    /// `--store agent` without `WITH_SECRETS_AGENT`.
+    NotSet,
+    /// Nothing at the socket's path.
+    NoAgent { socket: PathBuf },
+    /// A socket with nobody listening: its agent died.
+    Stale { socket: PathBuf },
+    /// No answer by the deadline.
+    TimedOut { socket: PathBuf, after: Duration },
+    /// The connection failed, or the answer made no sense.
+    Broken { socket: PathBuf, reason: String },
+    /// The agent is another version of with-secrets.
+    Mismatch { socket: PathBuf, theirs: String },
+    /// The agent refused, or its store failed: its message, and the class
+    /// it gave.
+    Remote {
+        socket: PathBuf,
+        message: String,
+        class: Class,
+    },
+}
+
+impl Fault for Error {
+    fn class(&self) -> Class {
+        match self {
+            Self::NotSet => Class::Absent,
+            Self::TimedOut { .. } => Class::TimedOut,
+            Self::Remote { class, .. } => *class,
+            Self::NoAgent { .. }
+            | Self::Stale { .. }
+            | Self::Broken { .. }
+            | Self::Mismatch { .. } => Class::Failed,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let start = "start one on the machine whose keyring you use (`with-secrets agent`), \
+                     and set WITH_SECRETS_AGENT to the socket it prints (or the path it is \
+                     forwarded or mounted to here)";
+        match self {
+            Self::NotSet => write!(
+                f,
+                "{VARIABLE} is not set, so there is no agent to ask\n  {start}"
+            ),
+            Self::NoAgent { socket } => write!(
+                f,
+                "no agent at {} ({VARIABLE}): nothing is there\n  {start}",
+                socket.display()
+            ),
+            Self::Stale { socket } => write!(
+                f,
+                "no agent listens at {} ({VARIABLE}): the socket is left from one that \
+                 stopped\n  {start}",
+                socket.display()
+            ),
+            Self::TimedOut { socket, after } => write!(
+                f,
+                "the agent at {} did not answer within {} s\n  check the agent's terminal \
+                 (its keyring may be waiting for an unlock), or give it longer with --timeout",
+                socket.display(),
+                after.as_secs_f32()
+            ),
+            Self::Broken { socket, reason } => {
+                write!(f, "the agent at {} failed: {reason}", socket.display())
+            }
+            Self::Mismatch { socket, theirs } => write!(
+                f,
+                "the agent at {} is with-secrets {theirs}, but this is with-secrets \
+                 {VERSION}, protocol {PROTOCOL}\n  run the same version on both sides",
+                socket.display()
+            ),
+            Self::Remote {
+                socket, message, ..
+            } => write!(f, "the agent at {} says: {message}", socket.display()),
+        }
+    }
+}
