@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::io::{Read as _, Write as _};
 use std::os::fd::AsRawFd as _;
 use std::os::unix::ffi::OsStringExt as _;
-use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, PermissionsExt as _};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -186,7 +186,23 @@ impl Place {
     fn bind(socket: Option<&Path>) -> Result<Self, Error> {
         let failed = |what: String| Error::Agent { message: what };
         let (socket, folder) = match socket {
-            Some(path) => (path.to_owned(), None),
+            Some(path) => {
+                // A folder that is not there yet is made private, so that a
+                // fixed path (one a dev container mounts) needs no set-up.
+                if let Some(parent) = path
+                    .parent()
+                    .filter(|parent| !parent.as_os_str().is_empty() && !parent.exists())
+                {
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(parent)
+                        .map_err(|err| {
+                            failed(format!("cannot make {}: {err}", printable_path(parent)))
+                        })?;
+                }
+                (path.to_owned(), None)
+            }
             None => {
                 let folder = private_folder().map_err(|err| {
                     failed(format!(
