@@ -59,6 +59,39 @@ pub mod fuzzing {
         crate::store::bridge::wire::read_lines(bytes)
     }
 
+    /// What the agent did with one request line (fuzz/fuzz_targets/agent_request.rs).
+    #[cfg(unix)]
+    #[derive(Debug)]
+    pub struct AgentLine {
+        /// The line, without its line end.
+        pub line: Vec<u8>,
+        /// The keys the request named, when it read as one.
+        pub keys: Vec<(String, String)>,
+        /// Its kind: `hello`, `get`, `set`, `delete`, or `none` for a line
+        /// that is not a request.
+        pub kind: &'static str,
+        /// The value a `set` carried, in base64 as it came.
+        pub value: Option<String>,
+        /// Whether it went on to the store.
+        pub to_store: bool,
+        /// The answer's line, for what the agent answered itself.
+        pub answer: Option<Vec<u8>>,
+        /// The log line about it, if any.
+        pub log: Option<String>,
+    }
+
+    /// Reads `bytes` as a connection to `with-secrets agent` is read, and
+    /// screens each request as its agent does, serving only the entry
+    /// (`SERVED_SERVICE`, `SERVED_USERNAME`), read-only.
+    #[cfg(unix)]
+    pub fn agent_requests(bytes: &[u8]) -> Vec<AgentLine> {
+        crate::commands::agent::fuzz_lines(bytes)
+    }
+
+    /// The one entry [`agent_requests`] serves.
+    #[cfg(unix)]
+    pub const SERVED: (&str, &str) = ("acme", "ci");
+
     /// The most a vault answer's body may be; the parser refuses more.
     pub const VAULT_MAX_BODY: usize = crate::store::vault::http::MAX_BODY;
     /// The most a vault answer's head may be, interim answers included.

@@ -95,10 +95,12 @@ pub(crate) fn run(
     let (jobs, queue) = mpsc::channel::<Job>();
     std::thread::spawn(move || serve_store(kind, &settings, &queue));
     let shared = Arc::new(Shared {
-        keys: served.keys,
-        paths: served.paths,
-        store: kind.name(),
-        writes: allow_writes,
+        policy: Policy {
+            keys: served.keys,
+            paths: served.paths,
+            store: kind.name(),
+            writes: allow_writes,
+        },
         uid: current_uid(),
         active: (Mutex::new(0), Condvar::new()),
         next: AtomicUsize::new(0),
@@ -369,7 +371,7 @@ pub(crate) fn error_response(err: &StoreError) -> Response {
 }
 
 /// A refusal of the agent's own.
-fn refusal(message: String) -> Response {
+pub(crate) fn refusal(message: String) -> Response {
     Response {
         error: Some(format!("refused: {message}")),
         class: Some(store::Class::Denied.name().to_owned()),
@@ -379,10 +381,7 @@ fn refusal(message: String) -> Response {
 
 /// What every connection thread shares.
 struct Shared {
-    keys: HashSet<(String, String)>,
-    paths: Vec<String>,
-    store: &'static str,
-    writes: bool,
+    policy: Policy,
     uid: u32,
     /// How many connections are being served, and a wake-up when one ends.
     active: (Mutex<usize>, Condvar),
@@ -478,70 +477,20 @@ impl Shared {
     }
 
     fn answer(&self, request: Request, who: &str, jobs: &mpsc::Sender<Job>) -> Response {
-        let (what, keys): (&str, Vec<(&str, &str)>) = match &request {
-            Request::Hello { .. } => {
-                return Response {
-                    protocol: Some(PROTOCOL),
-                    version: Some(VERSION.to_owned()),
-                    store: Some(self.store.to_owned()),
-                    serves: Some(self.paths.clone()),
-                    writes: Some(self.writes),
-                    ..Response::default()
-                };
+        let (request, named) = match self.policy.screen(request) {
+            Screened::Answer {
+                response,
+                log: None,
+            } => return response,
+            Screened::Answer {
+                response,
+                log: Some(line),
+            } => {
+                log(&format!("{who}: {line}"));
+                return response;
             }
-            Request::Get { keys } => (
-                "get",
-                keys.iter()
-                    .map(|key| (key.service.as_str(), key.username.as_str()))
-                    .collect(),
-            ),
-            Request::Set {
-                service, username, ..
-            } => ("set", vec![(service.as_str(), username.as_str())]),
-            Request::Delete { service, username } => {
-                ("delete", vec![(service.as_str(), username.as_str())])
-            }
+            Screened::Store { request, named } => (request, named),
         };
-        let named = keys
-            .iter()
-            .map(|(service, username)| format!("{} / {}", printable(service), printable(username)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let unserved: Vec<&(&str, &str)> = keys
-            .iter()
-            .filter(|(service, username)| {
-                !self
-                    .keys
-                    .contains(&((*service).to_owned(), (*username).to_owned()))
-            })
-            .collect();
-        if let Some((service, username)) = unserved.first() {
-            log(&format!("{who}: {what} {named}: refused, not served"));
-            return refusal(format!(
-                "the agent does not serve {} / {}{}: it serves only the entries of {}\n  on the \
-                 agent's machine, add the manifest that names it: with-secrets agent -m \
-                 PATH/TO/secrets.toml (one -m per manifest)",
-                printable(service),
-                printable(username),
-                match unserved.len() {
-                    1 => String::new(),
-                    n => format!(
-                        " (nor {} other entr{})",
-                        n - 1,
-                        if n == 2 { "y" } else { "ies" }
-                    ),
-                },
-                self.paths.join(", ")
-            ));
-        }
-        if what != "get" && !self.writes {
-            log(&format!("{who}: {what} {named}: refused, read-only"));
-            return refusal(
-                "the agent is read-only, so nothing was changed\n  on the agent's machine, \
-                 restart it with --allow-writes to let runs store and delete through it"
-                    .to_owned(),
-            );
-        }
         let (sender, receiver) = mpsc::channel();
         let sent = jobs.send(Job {
             request,
@@ -561,9 +510,179 @@ impl Shared {
             (None, None, Some(deleted)) => format!("deleted {deleted}"),
             (None, None, None) => "done".to_owned(),
         };
-        log(&format!("{who}: {what} {named}: {outcome}"));
+        log(&format!("{who}: {named}: {outcome}"));
         answer
     }
+}
+
+/// What the agent serves, and to whom it says so.
+pub(crate) struct Policy {
+    /// Every (service, username) of the manifests' entries.
+    pub(crate) keys: HashSet<(String, String)>,
+    /// The manifests, as the agent names them.
+    pub(crate) paths: Vec<String>,
+    /// The store it serves from, by name.
+    pub(crate) store: &'static str,
+    /// Whether runs may store and delete.
+    pub(crate) writes: bool,
+}
+
+/// What the agent does with a request.
+pub(crate) enum Screened {
+    /// Answers it itself: hello, or a refusal (with its log line).
+    Answer {
+        response: Response,
+        log: Option<String>,
+    },
+    /// Hands it to the store; `named` says what it asks, for the log.
+    Store { request: Request, named: String },
+}
+
+impl Policy {
+    /// Hello is answered here; a request for an entry the manifests do not
+    /// name, or a write to a read-only agent, is refused by name; the rest
+    /// goes to the store. Neither the answer nor the log line quotes a
+    /// value.
+    pub(crate) fn screen(&self, request: Request) -> Screened {
+        let (what, keys): (&str, Vec<(&str, &str)>) = match &request {
+            Request::Hello { .. } => {
+                return Screened::Answer {
+                    response: Response {
+                        protocol: Some(PROTOCOL),
+                        version: Some(VERSION.to_owned()),
+                        store: Some(self.store.to_owned()),
+                        serves: Some(self.paths.clone()),
+                        writes: Some(self.writes),
+                        ..Response::default()
+                    },
+                    log: None,
+                };
+            }
+            Request::Get { keys } => (
+                "get",
+                keys.iter()
+                    .map(|key| (key.service.as_str(), key.username.as_str()))
+                    .collect(),
+            ),
+            Request::Set {
+                service, username, ..
+            } => ("set", vec![(service.as_str(), username.as_str())]),
+            Request::Delete { service, username } => {
+                ("delete", vec![(service.as_str(), username.as_str())])
+            }
+        };
+        let named = format!(
+            "{what} {}",
+            keys.iter()
+                .map(|(service, username)| format!(
+                    "{} / {}",
+                    printable(service),
+                    printable(username)
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let unserved: Vec<&(&str, &str)> = keys
+            .iter()
+            .filter(|(service, username)| {
+                !self
+                    .keys
+                    .contains(&((*service).to_owned(), (*username).to_owned()))
+            })
+            .collect();
+        if let Some((service, username)) = unserved.first() {
+            return Screened::Answer {
+                response: refusal(format!(
+                    "the agent does not serve {} / {}{}: it serves only the entries of {}\n  on \
+                     the agent's machine, add the manifest that names it: with-secrets agent -m \
+                     PATH/TO/secrets.toml (one -m per manifest)",
+                    printable(service),
+                    printable(username),
+                    match unserved.len() {
+                        1 => String::new(),
+                        n => format!(
+                            " (nor {} other entr{})",
+                            n - 1,
+                            if n == 2 { "y" } else { "ies" }
+                        ),
+                    },
+                    self.paths.join(", ")
+                )),
+                log: Some(format!("{named}: refused, not served")),
+            };
+        }
+        if what != "get" && !self.writes {
+            return Screened::Answer {
+                response: refusal(
+                    "the agent is read-only, so nothing was changed\n  on the agent's machine, \
+                     restart it with --allow-writes to let runs store and delete through it"
+                        .to_owned(),
+                ),
+                log: Some(format!("{named}: refused, read-only")),
+            };
+        }
+        Screened::Store { request, named }
+    }
+}
+
+/// For the fuzz target: `bytes` read as a connection is, each request
+/// screened by an agent serving `fuzzing::SERVED`, read-only.
+pub(crate) fn fuzz_lines(bytes: &[u8]) -> Vec<crate::fuzzing::AgentLine> {
+    let (service, username) = crate::fuzzing::SERVED;
+    let policy = Policy {
+        keys: HashSet::from([(service.to_owned(), username.to_owned())]),
+        paths: vec!["/project/secrets.toml".to_owned()],
+        store: "file",
+        writes: false,
+    };
+    let mut lines = Lines::new();
+    lines.push(bytes);
+    let mut out = Vec::new();
+    while let Ok(Some(line)) = lines.take() {
+        let mut read = crate::fuzzing::AgentLine {
+            line: line.to_vec(),
+            keys: Vec::new(),
+            kind: "none",
+            value: None,
+            to_store: false,
+            answer: None,
+            log: None,
+        };
+        if let Ok(request) = wire::read_request(&line) {
+            (read.kind, read.keys) = match &request {
+                Request::Hello { .. } => ("hello", Vec::new()),
+                Request::Get { keys } => (
+                    "get",
+                    keys.iter()
+                        .map(|key| (key.service.clone(), key.username.clone()))
+                        .collect(),
+                ),
+                Request::Set {
+                    service, username, ..
+                } => ("set", vec![(service.clone(), username.clone())]),
+                Request::Delete { service, username } => {
+                    ("delete", vec![(service.clone(), username.clone())])
+                }
+            };
+            if let Request::Set { value, .. } = &request {
+                read.value = serde_json::to_value(value)
+                    .ok()
+                    .and_then(|value| value.as_str().map(str::to_owned));
+            }
+            match policy.screen(request) {
+                Screened::Answer { response, log } => {
+                    read.answer = Some(wire::to_line(&response).to_vec());
+                    read.log = log;
+                }
+                Screened::Store { named, .. } => {
+                    read.to_store = true;
+                    read.log = Some(named);
+                }
+            }
+        }
+        out.push(read);
+    }
+    out
 }
 
 /// Who is at the other end of a connection.
