@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::support::container::{self, Container};
+use crate::support::container::{self, Container, Podman};
 use crate::support::sshd::{self, Sshd};
 
 /// Debian's Python, the client on the far side of the socket.
@@ -185,4 +185,27 @@ fn ssh_remote_command_runs_with_a_clean_environment() {
     );
     let run = sshd.run(&[], &line);
     run.success().stdout_is("HOME=/nonexistent\nA=it's\n");
+}
+
+/// A real runtime, as README's `docker run -v` recipe: podman mounts the
+/// host socket at /run/with-secrets.sock, and a project folder.
+#[test]
+fn podman_run_reaches_a_host_socket_mounted_with_dash_v() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("marker"), "through-podman").expect("marker");
+    let echo = Echo::start(&dir.path().join("agent.sock"));
+    let podman = Podman::start()
+        .volume(dir.path(), "/project:ro")
+        .socket(&echo.path)
+        .env("WITH_SECRETS_AGENT", container::SOCKET);
+    let run = podman.run(
+        "sh",
+        &[
+            "-c",
+            "exec /usr/bin/python3 -c \"$0\" \"$WITH_SECRETS_AGENT\" \"$(cat /project/marker)\"",
+            CLIENT,
+        ],
+    );
+    run.success().stdout_is("through-podman");
+    assert_eq!(echo.served(), 1);
 }
