@@ -247,6 +247,7 @@ fn the_demo_installs_only_what_it_needs_and_the_tests_get_the_rest() {
         "direnv",
         "openssh-client",
         "util-linux",
+        "podman",
     ]) {
         assert!(all.iter().any(|p| p == package), "{package}: {all:?}");
     }
