@@ -239,10 +239,16 @@ fn the_demo_installs_only_what_it_needs_and_the_tests_get_the_rest() {
     let demo = ["dbus", "dbus-bin", "gcc", "gnome-keyring"];
     assert_eq!(installed_by(&example("demo"), &[]), demo);
     let all = installed_by(&root.join("scripts/install-deps"), &[]);
-    for package in demo
-        .iter()
-        .chain(&["wine", "keepassxc", "xvfb", "age", "direnv"])
-    {
+    for package in demo.iter().chain(&[
+        "wine",
+        "keepassxc",
+        "xvfb",
+        "age",
+        "direnv",
+        "openssh-client",
+        "util-linux",
+        "podman",
+    ]) {
         assert!(all.iter().any(|p| p == package), "{package}: {all:?}");
     }
 }

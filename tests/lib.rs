@@ -24,6 +24,7 @@ mod mask;
 mod profiles;
 mod python;
 mod recipes;
+mod remote;
 mod round_trips;
 mod run;
 mod scripts;

@@ -3,7 +3,9 @@
 //! private Secret Service.
 
 pub mod bao;
+pub mod container;
 pub mod keyring;
+pub mod sshd;
 pub mod wine;
 
 use std::ffi::{OsStr, OsString};
