@@ -428,3 +428,68 @@ impl fmt::Display for Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unset_variable_means_absent() {
+        let socket = || PathBuf::from("/run/with-secrets.sock");
+        assert!(StoreError::from(Error::NotSet).means_absent());
+        for err in [
+            Error::NoAgent { socket: socket() },
+            Error::Stale { socket: socket() },
+            Error::TimedOut {
+                socket: socket(),
+                after: Duration::from_secs(1),
+            },
+            Error::Broken {
+                socket: socket(),
+                reason: "closed".into(),
+            },
+            Error::Mismatch {
+                socket: socket(),
+                theirs: "0.0.1, protocol 1".into(),
+            },
+            Error::Remote {
+                socket: socket(),
+                message: "refused".into(),
+                class: Class::Denied,
+            },
+        ] {
+            assert!(!StoreError::from(err.clone()).means_absent(), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn the_far_sides_class_is_kept_but_absent_is_not() {
+        let connection = |class: Option<&str>| {
+            let stream = UnixStream::pair().expect("a socket pair").0;
+            Connection {
+                stream,
+                socket: PathBuf::from("s"),
+                timeout: Duration::from_secs(1),
+                deadline: Instant::now() + Duration::from_secs(1),
+                lines: Lines::new(),
+            }
+            .refusal_or_remote("m".into(), class)
+        };
+        assert_eq!(connection(Some("locked")).class(), Class::Locked);
+        assert_eq!(connection(Some("denied")).class(), Class::Denied);
+        // The agent answered, so the store behind it is there.
+        assert_eq!(connection(Some("absent")).class(), Class::Failed);
+        assert_eq!(connection(Some("nonsense")).class(), Class::Failed);
+        assert_eq!(connection(None).class(), Class::Failed);
+        for class in [
+            Class::Absent,
+            Class::Locked,
+            Class::Denied,
+            Class::TimedOut,
+            Class::ReadOnly,
+            Class::Failed,
+        ] {
+            assert_eq!(Class::from_name(class.name()), Some(class));
+        }
+    }
+}
