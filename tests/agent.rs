@@ -1,0 +1,547 @@
+//! `with-secrets agent` and the `agent` store, end to end: a real agent
+//! (tests/support/agent.rs) in front of a private gnome-keyring, the file
+//! store and OpenBao, and clients run as in a container (another HOME, no
+//! session bus, no XDG_RUNTIME_DIR, only WITH_SECRETS_AGENT).
+
+use std::io::Read as _;
+use std::net::TcpListener;
+use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::support::agent::{Agent, mode};
+use crate::support::bao::Bao;
+use crate::support::{
+    BIN, BoundedOutput as _, Run, SecretService, Test, manifest_for, needs_root, wait, wait_for,
+};
+
+const PASSPHRASE: &str = "agent test passphrase";
+
+/// A value with shell syntax, quotes, non-ASCII text and an inner newline.
+const TRICKY: &str = "pä$$ 'q' \"d\" `x`\nline two";
+
+/// The manifest most tests serve: TOKEN and DB.
+fn two_entries() -> String {
+    manifest_for(&[("TOKEN", "acme", "token"), ("DB", "acme", "db")])
+}
+
+/// A project on the agent's side whose store is the file store, unlocked
+/// by WITH_SECRETS_PASSPHRASE.
+fn file_host(manifest: &str) -> Test {
+    let test = Test::new().manifest(manifest);
+    let data = test.path().join("data");
+    test.env("XDG_DATA_HOME", data)
+        .env("WITH_SECRETS_STORE", "file")
+        .env("WITH_SECRETS_PASSPHRASE", PASSPHRASE)
+}
+
+/// A socket path in `test`'s folder.
+fn socket_in(test: &Test, name: &str) -> String {
+    test.path().join(name).to_string_lossy().into_owned()
+}
+
+/// The uid the agent and its clients run as.
+fn uid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Runs `-- sh -c 'printf …'` over `names` in `client`, and returns the
+/// run and the pid it had (with-secrets execs the command in place).
+fn printed(client: &Test, names: &[&str]) -> (u32, Run) {
+    let script = names
+        .iter()
+        .map(|name| format!("\"${name}\""))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let format = vec!["%s"; names.len()].join("|");
+    let printf = format!("printf '{format}' {script}");
+    let mut command = client.command(["--", "sh", "-c", &printf]);
+    command.stdin(std::process::Stdio::null());
+    let child = command.spawn().expect("spawn with-secrets");
+    let pid = child.id();
+    (
+        pid,
+        Run {
+            output: wait(child),
+        },
+    )
+}
+
+#[test]
+fn values_in_a_private_keyring_reach_a_client_with_no_keyring_one_round_trip_per_run() {
+    let service = SecretService::start();
+    let host = Test::new().manifest(&two_entries()).keyring(&service);
+    host.run_input("keyring-token-4471", ["set", "TOKEN"])
+        .success();
+    host.run_input(TRICKY, ["set", "DB"]).success();
+    let mut agent = Agent::start(&host, &["agent", "--socket", &socket_in(&host, "a.sock")]);
+    agent.log_until("serving secret-service for the 2 entries of ");
+
+    let client = agent.client(&two_entries());
+    for run in 1..=2 {
+        let (pid, output) = printed(&client, &["TOKEN", "DB"]);
+        output
+            .success()
+            .stdout_is(&format!("keyring-token-4471|{TRICKY}"));
+        let start = format!("#{run} pid {pid} uid {}: get ", uid());
+        let before = agent.log_until(&start);
+        assert!(
+            !before[..before.len() - start.len()].contains(": get "),
+            "another request came first: {before}"
+        );
+        let line = agent.log_until("\n");
+        assert_eq!(line, "acme / token, acme / db: found 2 of 2\n");
+    }
+    let log = agent.stop(libc::SIGTERM);
+    log.success()
+        .never_shows("keyring-token-4471")
+        .never_shows("pä$$");
+    let requests = log.stderr().matches(": get ").count();
+    assert_eq!(requests, 2, "one logged request per run:\n{}", log.stderr());
+}
+
+#[test]
+fn the_file_store_is_served_unlocked_and_the_client_has_no_passphrase() {
+    let host = file_host(&two_entries());
+    host.run_input("file-token-9120", ["set", "TOKEN"])
+        .success();
+    host.run_input(TRICKY, ["set", "DB"]).success();
+    let mut agent = Agent::start(&host, &["agent", "--socket", &socket_in(&host, "a.sock")]);
+    agent.log_until("serving file for the 2 entries of ");
+    let client = agent.client(&two_entries());
+    assert_eq!(
+        client.seen(&["TOKEN", "DB", "WITH_SECRETS_PASSPHRASE"]),
+        format!("file-token-9120|{TRICKY}|")
+    );
+    agent.log_until("get acme / token, acme / db: found 2 of 2\n");
+    agent
+        .stop(libc::SIGTERM)
+        .success()
+        .never_shows("file-token-9120")
+        .never_shows(PASSPHRASE);
+}
+
+#[test]
+fn openbao_is_served_and_only_the_agent_has_its_address_and_token() {
+    let server = Bao::dev();
+    server.ok(&[
+        "kv",
+        "put",
+        "secret/acme",
+        "token=bao-token-5512",
+        "db=bao-db",
+    ]);
+    let host = server.client(Test::new().manifest(&two_entries()));
+    let mut agent = Agent::start(
+        &host,
+        &[
+            "--store",
+            "vault",
+            "agent",
+            "--socket",
+            &socket_in(&host, "a.sock"),
+        ],
+    );
+    agent.log_until("serving vault for the 2 entries of ");
+    let client = agent.client(&two_entries());
+    assert_eq!(
+        client.seen(&["TOKEN", "DB", "BAO_ADDR", "BAO_TOKEN"]),
+        "bao-token-5512|bao-db||"
+    );
+    agent.log_until("get acme / token, acme / db: found 2 of 2\n");
+    agent
+        .stop(libc::SIGTERM)
+        .success()
+        .never_shows("bao-token-5512")
+        .never_shows(&server.token);
+}
+
+#[test]
+fn an_entry_the_agent_does_not_serve_is_refused_by_name_and_the_environment_never_stands_in() {
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("served-3310", ["set", "TOKEN"]).success();
+    let socket = socket_in(&host, "a.sock");
+    let mut agent = Agent::start(&host, &["agent", "--socket", &socket]);
+    let client = agent.client(&manifest_for(&[
+        ("TOKEN", "acme", "token"),
+        ("EXTRA", "other", "thing"),
+    ]));
+    let run = client.run_env(
+        &[("EXTRA", "stand-in"), ("TOKEN", "stand-in")],
+        ["--", "sh", "-c", "printf %s \"$TOKEN$EXTRA\""],
+    );
+    run.expect_code(125)
+        .stdout_is("")
+        .stderr_has(&format!(
+            "the agent at {socket} says: refused: the agent does not serve other / thing"
+        ))
+        .stderr_has("with-secrets agent -m PATH/TO/secrets.toml")
+        .never_shows("stand-in")
+        .never_shows("served-3310");
+    agent.log_until("get acme / token, other / thing: refused, not served\n");
+
+    // Nothing at the path the variable names: the same, never the
+    // environment.
+    let gone = client
+        .env("WITH_SECRETS_AGENT", socket_in(&host, "nothing-here.sock"))
+        .run_env(
+            &[("TOKEN", "stand-in")],
+            ["--", "sh", "-c", "printf %s \"$TOKEN\""],
+        );
+    gone.expect_code(125)
+        .stdout_is("")
+        .stderr_has("nothing-here.sock (WITH_SECRETS_AGENT): nothing is there");
+}
+
+#[test]
+fn an_agent_started_with_two_manifests_serves_the_entries_of_both() {
+    let host = file_host("")
+        .file(
+            "a/secrets.toml",
+            manifest_for(&[("TOKEN", "acme", "token")]),
+        )
+        .file(
+            "b/secrets.toml",
+            manifest_for(&[("EXTRA", "other", "thing")]),
+        );
+    host.run_input("from-a", ["-m", "a/secrets.toml", "set", "TOKEN"])
+        .success();
+    host.run_input("from-b", ["-m", "b/secrets.toml", "set", "EXTRA"])
+        .success();
+    let mut agent = Agent::start(
+        &host,
+        &[
+            "-m",
+            "a/secrets.toml",
+            "-m",
+            "b/secrets.toml",
+            "agent",
+            "--socket",
+            &socket_in(&host, "a.sock"),
+        ],
+    );
+    agent.log_until("serving file for the 2 entries of ");
+    let client = agent.client(&manifest_for(&[
+        ("TOKEN", "acme", "token"),
+        ("EXTRA", "other", "thing"),
+    ]));
+    assert_eq!(client.seen(&["TOKEN", "EXTRA"]), "from-a|from-b");
+}
+
+#[test]
+fn a_read_only_agent_refuses_set_and_one_started_with_allow_writes_stores_on_the_host() {
+    let service = SecretService::start();
+    let host = Test::new().manifest(&two_entries()).keyring(&service);
+    let socket = socket_in(&host, "a.sock");
+    let mut agent = Agent::start(&host, &["agent", "--socket", &socket]);
+    let client = agent.client(&two_entries());
+    client
+        .run_input("written-7781", ["set", "TOKEN"])
+        .expect_code(125)
+        .stderr_has(&format!(
+            "the agent at {socket} says: refused: the agent is read-only"
+        ))
+        .stderr_has("--allow-writes")
+        .never_shows("written-7781");
+    agent.log_until("set acme / token: refused, read-only\n");
+    assert_eq!(service.items("acme", "token"), Vec::new());
+    agent
+        .stop(libc::SIGTERM)
+        .success()
+        .never_shows("written-7781");
+
+    let mut agent = Agent::start(&host, &["agent", "--allow-writes", "--socket", &socket]);
+    client
+        .run_input("written-7781", ["set", "TOKEN"])
+        .success()
+        .never_shows("written-7781");
+    agent.log_until("set acme / token: done\n");
+    host.run(["get", "TOKEN"])
+        .success()
+        .stdout_is("written-7781");
+    agent
+        .stop(libc::SIGTERM)
+        .success()
+        .never_shows("written-7781");
+}
+
+#[test]
+fn a_peer_of_another_uid_is_refused_and_logged() {
+    needs_root("the client runs as nobody through setpriv");
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("root-only-6620", ["set", "TOKEN"]).success();
+    // The default place, so that nobody can reach it once opened by hand.
+    let mut agent = Agent::start(&host, &["agent"]);
+    let folder = agent.socket.parent().expect("a folder").to_owned();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&agent.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    for path in [client.path().to_owned(), client.path().join("home")] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let output = Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            BIN,
+        ])
+        .args(["--", "sh", "-c", "printf %s \"$TOKEN\""])
+        .current_dir(client.path())
+        .env_clear()
+        .envs(client.envs())
+        .env("TOKEN", "stand-in")
+        .bounded_output()
+        .expect("setpriv from util-linux");
+    let run = Run { output };
+    run.expect_code(125)
+        .stdout_is("")
+        .stderr_has(&format!(
+            "refused: this agent answers only uid {} and root, and this is uid 65534",
+            uid()
+        ))
+        .never_shows("root-only-6620");
+    agent.log_until("uid 65534: refused: not uid 0 or root\n");
+}
+
+#[test]
+fn a_stale_socket_is_named_and_replaced_and_a_live_one_is_left_alone() {
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("stale-test-2208", ["set", "TOKEN"])
+        .success();
+    let socket = socket_in(&host, "a.sock");
+    let mut first = Agent::start(&host, &["agent", "--socket", &socket]);
+    let client = first.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    assert_eq!(client.seen(&["TOKEN"]), "stale-test-2208");
+
+    first.kill();
+    let left = std::fs::symlink_metadata(&socket).expect("SIGKILL leaves the socket");
+    assert!(left.file_type().is_socket());
+    client
+        .run_env(
+            &[("TOKEN", "stand-in")],
+            ["--", "sh", "-c", "printf %s \"$TOKEN\""],
+        )
+        .expect_code(125)
+        .stdout_is("")
+        .stderr_has(&format!(
+            "no agent listens at {socket} (WITH_SECRETS_AGENT): the socket is left from one \
+             that stopped"
+        ));
+
+    let mut second = Agent::start(&host, &["agent", "--socket", &socket]);
+    second.log_until(&format!("removed {socket}, a socket nobody listened on\n"));
+    assert_eq!(client.seen(&["TOKEN"]), "stale-test-2208");
+
+    let third = host.run(["agent", "--socket", &socket]);
+    third
+        .expect_code(125)
+        .stdout_is("")
+        .stderr_has(&format!("an agent already listens on {socket}"));
+    assert_eq!(client.seen(&["TOKEN"]), "stale-test-2208");
+    second.stop(libc::SIGTERM).success();
+}
+
+/// A TCP server that accepts, reads, and never answers; a message on the
+/// channel for each connection it has read from.
+fn silent_server() -> (String, mpsc::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (read, reads) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut stream in listener.incoming().flatten() {
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let _ = read.send(());
+            held.push(stream);
+        }
+    });
+    (address, reads)
+}
+
+#[test]
+fn a_slow_far_side_is_bounded_by_the_runs_timeout_and_an_agent_killed_mid_run_fails_it_at_once() {
+    let (address, reads) = silent_server();
+    let host = Test::new()
+        .manifest(&manifest_for(&[("TOKEN", "acme", "token")]))
+        .env("BAO_ADDR", &address)
+        .env("BAO_TOKEN", "t");
+    let agent_args = |socket| {
+        [
+            "--timeout",
+            "600",
+            "--store",
+            "vault",
+            "agent",
+            "--socket",
+            socket,
+        ]
+    };
+
+    // Killed while a run waits for its answer: the run fails then, long
+    // before its own deadline (600 s; `wait_for` gives up at 60).
+    let socket = socket_in(&host, "killed.sock");
+    let mut agent = Agent::start(&host, &agent_args(&socket));
+    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    let mut command = client.command(["--timeout", "600", "--", "true"]);
+    command
+        .stdin(std::process::Stdio::null())
+        .env("TOKEN", "stand-in");
+    let waiting = command.spawn().expect("spawn with-secrets");
+    reads
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the agent's store asks the server");
+    agent.kill();
+    Run {
+        output: wait_for(waiting, Duration::from_secs(60)),
+    }
+    .expect_code(125)
+    .stderr_has(&format!(
+        "the agent at {socket} failed: it closed the connection before answering"
+    ))
+    .never_shows("stand-in");
+
+    // The far side never answers: the run's --timeout holds.
+    let socket = socket_in(&host, "slow.sock");
+    let agent = Agent::start(&host, &agent_args(&socket));
+    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    let mut command = client.command(["--timeout", "2", "--", "true"]);
+    command
+        .stdin(std::process::Stdio::null())
+        .env("TOKEN", "stand-in");
+    let waiting = command.spawn().expect("spawn with-secrets");
+    Run {
+        output: wait_for(waiting, Duration::from_secs(60)),
+    }
+    .expect_code(125)
+    .stderr_has(&format!("the agent at {socket} did not answer within 2 s"))
+    .never_shows("stand-in");
+}
+
+#[test]
+fn twenty_concurrent_runs_through_one_agent_all_get_their_values() {
+    let host = file_host(&two_entries());
+    host.run_input("concurrent-token", ["set", "TOKEN"])
+        .success();
+    host.run_input(TRICKY, ["set", "DB"]).success();
+    let mut agent = Agent::start(&host, &["agent", "--socket", &socket_in(&host, "a.sock")]);
+    let client = agent.client(&two_entries());
+    let seen: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..20)
+            .map(|_| scope.spawn(|| client.seen(&["TOKEN", "DB"])))
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    for value in &seen {
+        assert_eq!(value, &format!("concurrent-token|{TRICKY}"));
+    }
+    for _ in 0..20 {
+        agent.log_until("get acme / token, acme / db: found 2 of 2\n");
+    }
+    let log = agent.stop(libc::SIGTERM);
+    log.success();
+    assert_eq!(
+        log.stderr().matches(": get ").count(),
+        20,
+        "{}",
+        log.stderr()
+    );
+}
+
+#[test]
+fn the_default_socket_is_private_its_line_evaluates_and_sigterm_removes_it() {
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("default-place", ["set", "TOKEN"]).success();
+    let runtime = host.path().join("run");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let host = host.env("XDG_RUNTIME_DIR", &runtime);
+    let agent = Agent::start(&host, &["agent"]);
+
+    let folder = agent.socket.parent().expect("a folder").to_owned();
+    assert_eq!(folder.parent(), Some(runtime.as_path()));
+    let name = folder.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("with-secrets-agent."), "{name}");
+    assert_eq!(agent.socket.file_name().unwrap(), "agent.sock");
+    assert_eq!(mode(&folder), 0o700);
+    assert!(
+        std::fs::symlink_metadata(&agent.socket)
+            .unwrap()
+            .file_type()
+            .is_socket()
+    );
+    assert_eq!(mode(&agent.socket), 0o600);
+
+    let evaluated = Command::new("sh")
+        .args(["-c", "eval \"$LINE\"; printf %s \"$WITH_SECRETS_AGENT\""])
+        .env("LINE", &agent.line)
+        .bounded_output()
+        .expect("sh");
+    assert!(evaluated.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&evaluated.stdout),
+        agent.socket.to_string_lossy()
+    );
+    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    assert_eq!(client.seen(&["TOKEN"]), "default-place");
+
+    let socket = agent.socket.clone();
+    agent
+        .stop(libc::SIGTERM)
+        .success()
+        .stderr_has("stopped by signal 15; removed the socket");
+    assert!(!socket.exists(), "the socket is left");
+    assert!(!folder.exists(), "its folder is left");
+}
+
+#[test]
+fn doctor_on_the_client_shows_the_agent_and_that_auto_uses_it() {
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("doctor-value", ["set", "TOKEN"]).success();
+    let socket = socket_in(&host, "a.sock");
+    let agent = Agent::start(&host, &["agent", "--socket", &socket]);
+    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    let manifest = std::fs::canonicalize(host.path().join("secrets.toml")).unwrap();
+    let doctor = client.run(["doctor"]);
+    doctor
+        .success()
+        .never_shows("doctor-value")
+        .never_shows(PASSPHRASE);
+    let stdout = doctor.stdout();
+    let line = |label: &str| {
+        stdout
+            .lines()
+            .find(|line| line.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} line:\n{stdout}"))
+            .trim_start()
+            .to_owned()
+    };
+    assert_eq!(
+        line("agent:"),
+        format!(
+            "agent:          {socket} answers: with-secrets {}, serving file for the entries of \
+             {} (read-only)",
+            env!("CARGO_PKG_VERSION"),
+            manifest.display()
+        )
+    );
+    assert_eq!(
+        line("uses:"),
+        "uses:           agent (auto: WITH_SECRETS_AGENT is set)"
+    );
+
+    agent.stop(libc::SIGTERM).success();
+    let doctor = client.run(["doctor"]);
+    assert!(
+        doctor
+            .stdout()
+            .contains(&format!("agent:          FAILS: no agent at {socket}")),
+        "{}",
+        doctor.stdout()
+    );
+}
