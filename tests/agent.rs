@@ -4,11 +4,15 @@
 //! session bus, no XDG_RUNTIME_DIR, only WITH_SECRETS_AGENT).
 
 use std::io::Read as _;
+
 use std::net::TcpListener;
 use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::support::agent::{Agent, mode};
 use crate::support::bao::Bao;
@@ -97,7 +101,9 @@ fn values_in_a_private_keyring_reach_a_client_with_no_keyring_one_round_trip_per
     let log = agent.stop(libc::SIGTERM);
     log.success()
         .never_shows("keyring-token-4471")
-        .never_shows("pä$$");
+        .never_shows(&BASE64.encode("keyring-token-4471"))
+        .never_shows("pä$$")
+        .never_shows(&BASE64.encode(TRICKY));
     let requests = log.stderr().matches(": get ").count();
     assert_eq!(requests, 2, "one logged request per run:\n{}", log.stderr());
 }
@@ -425,23 +431,39 @@ fn a_slow_far_side_is_bounded_by_the_runs_timeout_and_an_agent_killed_mid_run_fa
 
 #[test]
 fn twenty_concurrent_runs_through_one_agent_all_get_their_values() {
-    let host = file_host(&two_entries());
-    host.run_input("concurrent-token", ["set", "TOKEN"])
-        .success();
-    host.run_input(TRICKY, ["set", "DB"]).success();
+    // Four entries, each asked for by its own client project, so that an
+    // answer given to the wrong connection shows.
+    let entries: Vec<(String, String)> = (0..4)
+        .map(|n| (format!("VALUE{n}"), format!("entry-{n}")))
+        .collect();
+    let all: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .map(|(name, username)| (name.as_str(), "acme", username.as_str()))
+        .collect();
+    let host = file_host(&manifest_for(&all));
+    for (name, _) in &entries {
+        host.run_input(format!("{TRICKY} {name}"), ["set", name])
+            .success();
+    }
     let mut agent = Agent::start(&host, &["agent", "--socket", &socket_in(&host, "a.sock")]);
-    let client = agent.client(&two_entries());
-    let seen: Vec<String> = std::thread::scope(|scope| {
+    let clients: Vec<Test> = all
+        .iter()
+        .map(|entry| agent.client(&manifest_for(&[*entry])))
+        .collect();
+    let seen: Vec<(usize, String)> = std::thread::scope(|scope| {
         let runs: Vec<_> = (0..20)
-            .map(|_| scope.spawn(|| client.seen(&["TOKEN", "DB"])))
+            .map(|run| {
+                let (client, (name, _)) = (&clients[run % 4], &entries[run % 4]);
+                scope.spawn(move || (run, client.seen(&[name])))
+            })
             .collect();
         runs.into_iter().map(|run| run.join().unwrap()).collect()
     });
-    for value in &seen {
-        assert_eq!(value, &format!("concurrent-token|{TRICKY}"));
+    for (run, value) in &seen {
+        assert_eq!(value, &format!("{TRICKY} VALUE{}", run % 4), "run {run}");
     }
     for _ in 0..20 {
-        agent.log_until("get acme / token, acme / db: found 2 of 2\n");
+        agent.log_until(": found 1 of 1\n");
     }
     let log = agent.stop(libc::SIGTERM);
     log.success();
