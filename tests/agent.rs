@@ -89,11 +89,14 @@ fn values_in_a_private_keyring_reach_a_client_with_no_keyring_one_round_trip_per
         output
             .success()
             .stdout_is(&format!("keyring-token-4471|{TRICKY}"));
-        let start = format!("#{run} pid {pid} uid {}: get ", uid());
+        // This run's request is the next one logged, and is request #run:
+        // one connection per run.
+        let start = format!(" pid {pid} uid {}: get ", uid());
         let before = agent.log_until(&start);
         assert!(
-            !before[..before.len() - start.len()].contains(": get "),
-            "another request came first: {before}"
+            !before[..before.len() - start.len()].contains(": get ")
+                && before.ends_with(&format!("with-secrets agent: #{run}{start}")),
+            "run {run} is not request #{run} alone: {before}"
         );
         let line = agent.log_until("\n");
         assert_eq!(line, "acme / token, acme / db: found 2 of 2\n");
