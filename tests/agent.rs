@@ -286,34 +286,53 @@ fn a_peer_of_another_uid_is_refused_and_logged() {
     let folder = agent.socket.parent().expect("a folder").to_owned();
     std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::set_permissions(&agent.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
-    for path in [client.path().to_owned(), client.path().join("home")] {
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let output = Command::new("setpriv")
-        .args([
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            BIN,
-        ])
-        .args(["--", "sh", "-c", "printf %s \"$TOKEN\""])
-        .current_dir(client.path())
-        .env_clear()
-        .envs(client.envs())
-        .env("TOKEN", "stand-in")
-        .bounded_output()
-        .expect("setpriv from util-linux");
-    let run = Run { output };
-    run.expect_code(125)
+    // As nobody, in a client project nobody can read.
+    let as_nobody = |client: &Test| {
+        for path in [client.path().to_owned(), client.path().join("home")] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let output = Command::new("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                BIN,
+            ])
+            .args(["--", "sh", "-c", "printf %s \"$TOKEN\""])
+            .current_dir(client.path())
+            .env_clear()
+            .envs(client.envs())
+            .env("TOKEN", "stand-in")
+            .bounded_output()
+            .expect("setpriv from util-linux");
+        Run { output }
+    };
+    let refused = format!(
+        "refused: this agent answers only uid {} and root, and this is uid 65534",
+        uid()
+    );
+    as_nobody(&agent.client(&manifest_for(&[("TOKEN", "acme", "token")])))
+        .expect_code(125)
         .stdout_is("")
-        .stderr_has(&format!(
-            "refused: this agent answers only uid {} and root, and this is uid 65534",
-            uid()
-        ))
+        .stderr_has(&refused)
         .never_shows("root-only-6620");
+    agent.log_until("uid 65534: refused: not uid 0 or root\n");
+
+    // A request larger than the socket's buffer: the agent refuses before
+    // it is all written, and the refusal still reaches the client.
+    let names: Vec<(String, String)> = (0..100)
+        .map(|n| (format!("BIG{n}"), format!("{n}-{}", "u".repeat(4000))))
+        .collect();
+    let big: Vec<(&str, &str, &str)> = names
+        .iter()
+        .map(|(name, username)| (name.as_str(), "acme", username.as_str()))
+        .collect();
+    as_nobody(&agent.client(&manifest_for(&big)))
+        .expect_code(125)
+        .stdout_is("")
+        .stderr_has(&refused);
     agent.log_until("uid 65534: refused: not uid 0 or root\n");
 }
 
