@@ -589,3 +589,50 @@ fn doctor_on_the_client_shows_the_agent_and_that_auto_uses_it() {
         doctor.stdout()
     );
 }
+
+#[test]
+fn an_agent_that_cannot_print_its_line_leaves_no_socket_or_folder_behind() {
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    let runtime = host.path().join("run");
+    std::fs::create_dir(&runtime).unwrap();
+    let host = host.env("XDG_RUNTIME_DIR", &runtime);
+    let socket = socket_in(&host, "a.sock");
+    for args in [vec!["agent", "--socket", &socket], vec!["agent"]] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let mut command = host.command(&args);
+        command.stdin(std::process::Stdio::null()).stdout(full);
+        let run = Run {
+            output: wait(command.spawn().expect("spawn with-secrets")),
+        };
+        run.expect_code(125)
+            .stderr_has("cannot write to standard output");
+        assert!(
+            std::fs::symlink_metadata(&socket).is_err(),
+            "{args:?} left {socket}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&runtime).unwrap().collect();
+        assert!(
+            left.is_empty(),
+            "{args:?} left {left:?} in {}",
+            runtime.display()
+        );
+    }
+}
+
+#[test]
+fn an_agent_that_cannot_listen_in_its_folder_removes_the_folder() {
+    // A runtime folder so deep that the socket's path is too long to bind.
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    let runtime = host.path().join("r".repeat(100));
+    std::fs::create_dir(&runtime).unwrap();
+    let host = host.env("XDG_RUNTIME_DIR", &runtime);
+    host.run(["agent"])
+        .expect_code(125)
+        .stdout_is("")
+        .stderr_has("cannot listen on ");
+    let left: Vec<_> = std::fs::read_dir(&runtime).unwrap().collect();
+    assert!(left.is_empty(), "left {left:?}");
+}
