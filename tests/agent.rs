@@ -636,3 +636,81 @@ fn an_agent_that_cannot_listen_in_its_folder_removes_the_folder() {
     let left: Vec<_> = std::fs::read_dir(&runtime).unwrap().collect();
     assert!(left.is_empty(), "left {left:?}");
 }
+
+#[test]
+fn peers_that_leave_before_the_answer_or_send_garbage_leave_the_agent_serving() {
+    use std::io::Write as _;
+    use std::os::unix::net::UnixStream;
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("still-served", ["set", "TOKEN"]).success();
+    let mut agent = Agent::start(&host, &["agent", "--socket", &socket_in(&host, "a.sock")]);
+    // Ask, and leave at once: the answer goes to a closed connection.
+    for _ in 0..10 {
+        let mut stream = UnixStream::connect(&agent.socket).expect("connect");
+        stream
+            .write_all(
+                b"{\"op\":\"get\",\"keys\":[{\"service\":\"acme\",\"username\":\"token\"}]}\n",
+            )
+            .expect("write");
+    }
+    // Connect and say nothing; then a line that is not a request.
+    drop(UnixStream::connect(&agent.socket).expect("connect"));
+    let mut stream = UnixStream::connect(&agent.socket).expect("connect");
+    stream.write_all(b"not a request\n").expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while answer.last() != Some(&b'\n') {
+        match stream.read(&mut byte).expect("an answer within 60 s") {
+            0 => panic!("closed before answering: {answer:?}"),
+            _ => answer.push(byte[0]),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.contains("\"error\""), "{answer}");
+    drop(stream);
+
+    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    assert_eq!(client.seen(&["TOKEN"]), "still-served");
+    agent.log_until(": get acme / token: found 1 of 1\n");
+    agent
+        .stop(libc::SIGTERM)
+        .success()
+        .never_shows("still-served");
+}
+
+#[test]
+fn store_agent_names_the_agent_and_check_says_where_to_store_a_missing_value() {
+    let host = file_host(&two_entries());
+    host.run_input("named-store", ["set", "TOKEN"]).success();
+    let agent = Agent::start(&host, &["agent", "--socket", &socket_in(&host, "a.sock")]);
+    let client = agent.client(&two_entries());
+    client
+        .run(["--store", "agent", "--", "true"])
+        .expect_code(125)
+        .stderr_has("1 required secret is missing from agent and the environment")
+        .stderr_has("store each one on the machine the agent runs on")
+        .stderr_has("  with-secrets set DB\n");
+    let check = client.run(["check"]);
+    assert!(
+        format!("{}{}", check.stdout(), check.stderr())
+            .contains("missing: store it where the agent runs: with-secrets set DB"),
+        "{check:?}"
+    );
+    host.run_input(TRICKY, ["set", "DB"]).success();
+    assert_eq!(
+        client.seen_with(&["--store", "agent"], &["TOKEN", "DB"]),
+        format!("named-store|{TRICKY}")
+    );
+    client
+        .env("WITH_SECRETS_AGENT", "")
+        .run_env(
+            &[("TOKEN", "stand-in")],
+            ["--store", "agent", "--", "sh", "-c", "printf %s \"$TOKEN\""],
+        )
+        .expect_code(125)
+        .stdout_is("")
+        .stderr_has("WITH_SECRETS_AGENT is not set, so there is no agent to ask");
+}
