@@ -497,6 +497,28 @@ fn twenty_concurrent_runs_through_one_agent_all_get_their_values() {
     );
 }
 
+/// What `eval "$LINE"` sets WITH_SECRETS_AGENT to, in sh.
+fn evaluated(line: &str) -> String {
+    let output = Command::new("sh")
+        .args(["-c", "eval \"$LINE\"; printf %s \"$WITH_SECRETS_AGENT\""])
+        .env("LINE", line)
+        .bounded_output()
+        .expect("sh");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_socket_path_with_spaces_quotes_and_dollars_is_quoted_in_the_line() {
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("quoted-path", ["set", "TOKEN"]).success();
+    let socket = socket_in(&host, "it's $HOME; `x`.sock");
+    let agent = Agent::start(&host, &["agent", "--socket", &socket]);
+    assert_eq!(evaluated(&agent.line), socket);
+    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    assert_eq!(client.seen(&["TOKEN"]), "quoted-path");
+}
+
 #[test]
 fn the_default_socket_is_private_its_line_evaluates_and_sigterm_removes_it() {
     let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
@@ -521,16 +543,7 @@ fn the_default_socket_is_private_its_line_evaluates_and_sigterm_removes_it() {
     );
     assert_eq!(mode(&agent.socket), 0o600);
 
-    let evaluated = Command::new("sh")
-        .args(["-c", "eval \"$LINE\"; printf %s \"$WITH_SECRETS_AGENT\""])
-        .env("LINE", &agent.line)
-        .bounded_output()
-        .expect("sh");
-    assert!(evaluated.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&evaluated.stdout),
-        agent.socket.to_string_lossy()
-    );
+    assert_eq!(evaluated(&agent.line), agent.socket.to_string_lossy());
     let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
     assert_eq!(client.seen(&["TOKEN"]), "default-place");
 
