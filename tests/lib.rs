@@ -6,6 +6,7 @@
 
 mod support;
 
+mod agent;
 mod bridge;
 mod contract;
 mod daemons;

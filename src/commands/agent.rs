@@ -75,11 +75,15 @@ pub(crate) fn run(
         shell_words::quote(&place.socket.to_string_lossy())
     );
     let mut stdout = std::io::stdout().lock();
-    stdout
+    let printed = stdout
         .write_all(stdout_line.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|source| Error::Stdout { source })?;
+        .and_then(|()| stdout.flush());
     drop(stdout);
+    if let Err(source) = printed {
+        // Nobody learns where it is: no agent, and nothing left behind.
+        place.remove();
+        return Err(Error::Stdout { source });
+    }
     log(&format!(
         "listening on {} (pid {}), serving {} for the {} entr{} of {}{}",
         printable_path(&place.socket),
@@ -258,20 +262,27 @@ impl Place {
         let listener = UnixListener::bind(&socket);
         // SAFETY: as above, putting the mask back.
         unsafe { libc::umask(old) };
+        let remove_folder = || {
+            if let Some(folder) = &folder {
+                let _ = std::fs::remove_dir(folder);
+            }
+        };
         let listener = listener.map_err(|err| {
+            remove_folder();
             failed(format!(
                 "cannot listen on {}: {err}",
                 printable_path(&socket)
             ))
         })?;
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).map_err(
-            |err| {
-                failed(format!(
-                    "cannot make {} private: {err}",
-                    printable_path(&socket)
-                ))
-            },
-        )?;
+        if let Err(err) = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+        {
+            let _ = std::fs::remove_file(&socket);
+            remove_folder();
+            return Err(failed(format!(
+                "cannot make {} private: {err}",
+                printable_path(&socket)
+            )));
+        }
         Ok(Self {
             socket,
             folder,

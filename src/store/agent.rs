@@ -65,8 +65,7 @@ impl Agent {
         };
         let mut lines = wire::to_line(&hello);
         crate::secret::append_wiped(&mut lines, &wire::to_line(request));
-        connection.write_all(&lines)?;
-        let about = connection.read_response()?;
+        let about = connection.send(&lines)?;
         connection.check_hello(about)?;
         let answer = connection.read_response()?;
         match answer.error {
@@ -85,8 +84,7 @@ pub(crate) fn probe(socket: &Path, timeout: Duration) -> Result<About, StoreErro
         protocol: PROTOCOL,
         version: VERSION.to_owned(),
     };
-    connection.write_all(&wire::to_line(&hello))?;
-    let answer = connection.read_response()?;
+    let answer = connection.send(&wire::to_line(&hello))?;
     connection.check_hello(answer)
 }
 
@@ -262,6 +260,20 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// Writes `bytes` and reads the first answer. An agent that refuses
+    /// this peer answers at once and closes, perhaps before all of `bytes`
+    /// was written: then the write fails, but its refusal is there to read,
+    /// and says why.
+    fn send(&mut self, bytes: &[u8]) -> Result<Response, StoreError> {
+        let written = self.write_all(bytes);
+        let refused = |answer: &Response| answer.error.is_some();
+        match (written, self.read_response()) {
+            (Ok(()), answer) => answer,
+            (Err(_), Ok(answer)) if refused(&answer) => Ok(answer),
+            (Err(err), _) => Err(err),
+        }
     }
 
     fn read_response(&mut self) -> Result<Response, StoreError> {

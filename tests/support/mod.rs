@@ -2,6 +2,7 @@
 //! project folder, with a stripped environment and, when asked, its own
 //! private Secret Service.
 
+pub mod agent;
 pub mod bao;
 pub mod container;
 pub mod keyring;

@@ -1,0 +1,729 @@
+//! `with-secrets agent` and the `agent` store, end to end: a real agent
+//! (tests/support/agent.rs) in front of a private gnome-keyring, the file
+//! store and OpenBao, and clients run as in a container (another HOME, no
+//! session bus, no XDG_RUNTIME_DIR, only WITH_SECRETS_AGENT).
+
+use std::io::Read as _;
+
+use std::net::TcpListener;
+use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::support::agent::{Agent, mode};
+use crate::support::bao::Bao;
+use crate::support::{
+    BIN, BoundedOutput as _, Run, SecretService, Test, manifest_for, needs_root, wait, wait_for,
+};
+
+const PASSPHRASE: &str = "agent test passphrase";
+
+/// A value with shell syntax, quotes, non-ASCII text and an inner newline.
+const TRICKY: &str = "pä$$ 'q' \"d\" `x`\nline two";
+
+/// The manifest most tests serve: TOKEN and DB.
+fn two_entries() -> String {
+    manifest_for(&[("TOKEN", "acme", "token"), ("DB", "acme", "db")])
+}
+
+/// A project on the agent's side whose store is the file store, unlocked
+/// by WITH_SECRETS_PASSPHRASE.
+fn file_host(manifest: &str) -> Test {
+    let test = Test::new().manifest(manifest);
+    let data = test.path().join("data");
+    test.env("XDG_DATA_HOME", data)
+        .env("WITH_SECRETS_STORE", "file")
+        .env("WITH_SECRETS_PASSPHRASE", PASSPHRASE)
+}
+
+/// A socket path in `test`'s folder.
+fn socket_in(test: &Test, name: &str) -> String {
+    test.path().join(name).to_string_lossy().into_owned()
+}
+
+/// The uid the agent and its clients run as.
+fn uid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Runs `-- sh -c 'printf …'` over `names` in `client`, and returns the
+/// run and the pid it had (with-secrets execs the command in place).
+fn printed(client: &Test, names: &[&str]) -> (u32, Run) {
+    let script = names
+        .iter()
+        .map(|name| format!("\"${name}\""))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let format = vec!["%s"; names.len()].join("|");
+    let printf = format!("printf '{format}' {script}");
+    let mut command = client.command(["--", "sh", "-c", &printf]);
+    command.stdin(std::process::Stdio::null());
+    let child = command.spawn().expect("spawn with-secrets");
+    let pid = child.id();
+    (
+        pid,
+        Run {
+            output: wait(child),
+        },
+    )
+}
+
+#[test]
+fn values_in_a_private_keyring_reach_a_client_with_no_keyring_one_round_trip_per_run() {
+    let service = SecretService::start();
+    let host = Test::new().manifest(&two_entries()).keyring(&service);
+    host.run_input("keyring-token-4471", ["set", "TOKEN"])
+        .success();
+    host.run_input(TRICKY, ["set", "DB"]).success();
+    let mut agent = Agent::start(&host, &["agent", "--socket", &socket_in(&host, "a.sock")]);
+    agent.log_until("serving secret-service for the 2 entries of ");
+
+    let client = agent.client(&two_entries());
+    for run in 1..=2 {
+        let (pid, output) = printed(&client, &["TOKEN", "DB"]);
+        output
+            .success()
+            .stdout_is(&format!("keyring-token-4471|{TRICKY}"));
+        // This run's request is the next one logged, and is request #run:
+        // one connection per run.
+        let start = format!(" pid {pid} uid {}: get ", uid());
+        let before = agent.log_until(&start);
+        assert!(
+            !before[..before.len() - start.len()].contains(": get ")
+                && before.ends_with(&format!("with-secrets agent: #{run}{start}")),
+            "run {run} is not request #{run} alone: {before}"
+        );
+        let line = agent.log_until("\n");
+        assert_eq!(line, "acme / token, acme / db: found 2 of 2\n");
+    }
+    let log = agent.stop(libc::SIGTERM);
+    log.success()
+        .never_shows("keyring-token-4471")
+        .never_shows(&BASE64.encode("keyring-token-4471"))
+        .never_shows("pä$$")
+        .never_shows(&BASE64.encode(TRICKY));
+    let requests = log.stderr().matches(": get ").count();
+    assert_eq!(requests, 2, "one logged request per run:\n{}", log.stderr());
+}
+
+#[test]
+fn the_file_store_is_served_unlocked_and_the_client_has_no_passphrase() {
+    let host = file_host(&two_entries());
+    host.run_input("file-token-9120", ["set", "TOKEN"])
+        .success();
+    host.run_input(TRICKY, ["set", "DB"]).success();
+    let mut agent = Agent::start(&host, &["agent", "--socket", &socket_in(&host, "a.sock")]);
+    agent.log_until("serving file for the 2 entries of ");
+    let client = agent.client(&two_entries());
+    assert_eq!(
+        client.seen(&["TOKEN", "DB", "WITH_SECRETS_PASSPHRASE"]),
+        format!("file-token-9120|{TRICKY}|")
+    );
+    agent.log_until("get acme / token, acme / db: found 2 of 2\n");
+    agent
+        .stop(libc::SIGTERM)
+        .success()
+        .never_shows("file-token-9120")
+        .never_shows(PASSPHRASE);
+}
+
+#[test]
+fn openbao_is_served_and_only_the_agent_has_its_address_and_token() {
+    let server = Bao::dev();
+    server.ok(&[
+        "kv",
+        "put",
+        "secret/acme",
+        "token=bao-token-5512",
+        "db=bao-db",
+    ]);
+    let host = server.client(Test::new().manifest(&two_entries()));
+    let mut agent = Agent::start(
+        &host,
+        &[
+            "--store",
+            "vault",
+            "agent",
+            "--socket",
+            &socket_in(&host, "a.sock"),
+        ],
+    );
+    agent.log_until("serving vault for the 2 entries of ");
+    let client = agent.client(&two_entries());
+    assert_eq!(
+        client.seen(&["TOKEN", "DB", "BAO_ADDR", "BAO_TOKEN"]),
+        "bao-token-5512|bao-db||"
+    );
+    agent.log_until("get acme / token, acme / db: found 2 of 2\n");
+    agent
+        .stop(libc::SIGTERM)
+        .success()
+        .never_shows("bao-token-5512")
+        .never_shows(&server.token);
+}
+
+#[test]
+fn an_entry_the_agent_does_not_serve_is_refused_by_name_and_the_environment_never_stands_in() {
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("served-3310", ["set", "TOKEN"]).success();
+    let socket = socket_in(&host, "a.sock");
+    let mut agent = Agent::start(&host, &["agent", "--socket", &socket]);
+    let client = agent.client(&manifest_for(&[
+        ("TOKEN", "acme", "token"),
+        ("EXTRA", "other", "thing"),
+    ]));
+    let run = client.run_env(
+        &[("EXTRA", "stand-in"), ("TOKEN", "stand-in")],
+        ["--", "sh", "-c", "printf %s \"$TOKEN$EXTRA\""],
+    );
+    run.expect_code(125)
+        .stdout_is("")
+        .stderr_has(&format!(
+            "the agent at {socket} says: refused: the agent does not serve other / thing"
+        ))
+        .stderr_has("with-secrets agent -m PATH/TO/secrets.toml")
+        .never_shows("stand-in")
+        .never_shows("served-3310");
+    agent.log_until("get acme / token, other / thing: refused, not served\n");
+
+    // Nothing at the path the variable names: the same, never the
+    // environment.
+    let gone = client
+        .env("WITH_SECRETS_AGENT", socket_in(&host, "nothing-here.sock"))
+        .run_env(
+            &[("TOKEN", "stand-in")],
+            ["--", "sh", "-c", "printf %s \"$TOKEN\""],
+        );
+    gone.expect_code(125)
+        .stdout_is("")
+        .stderr_has("nothing-here.sock (WITH_SECRETS_AGENT): nothing is there");
+}
+
+#[test]
+fn an_agent_started_with_two_manifests_serves_the_entries_of_both() {
+    let host = file_host("")
+        .file(
+            "a/secrets.toml",
+            manifest_for(&[("TOKEN", "acme", "token")]),
+        )
+        .file(
+            "b/secrets.toml",
+            manifest_for(&[("EXTRA", "other", "thing")]),
+        );
+    host.run_input("from-a", ["-m", "a/secrets.toml", "set", "TOKEN"])
+        .success();
+    host.run_input("from-b", ["-m", "b/secrets.toml", "set", "EXTRA"])
+        .success();
+    let mut agent = Agent::start(
+        &host,
+        &[
+            "-m",
+            "a/secrets.toml",
+            "-m",
+            "b/secrets.toml",
+            "agent",
+            "--socket",
+            &socket_in(&host, "a.sock"),
+        ],
+    );
+    agent.log_until("serving file for the 2 entries of ");
+    let client = agent.client(&manifest_for(&[
+        ("TOKEN", "acme", "token"),
+        ("EXTRA", "other", "thing"),
+    ]));
+    assert_eq!(client.seen(&["TOKEN", "EXTRA"]), "from-a|from-b");
+}
+
+#[test]
+fn a_read_only_agent_refuses_set_and_one_started_with_allow_writes_stores_on_the_host() {
+    let service = SecretService::start();
+    let host = Test::new().manifest(&two_entries()).keyring(&service);
+    let socket = socket_in(&host, "a.sock");
+    let mut agent = Agent::start(&host, &["agent", "--socket", &socket]);
+    let client = agent.client(&two_entries());
+    client
+        .run_input("written-7781", ["set", "TOKEN"])
+        .expect_code(125)
+        .stderr_has(&format!(
+            "the agent at {socket} says: refused: the agent is read-only"
+        ))
+        .stderr_has("--allow-writes")
+        .never_shows("written-7781");
+    agent.log_until("set acme / token: refused, read-only\n");
+    assert_eq!(service.items("acme", "token"), Vec::new());
+    agent
+        .stop(libc::SIGTERM)
+        .success()
+        .never_shows("written-7781");
+
+    let mut agent = Agent::start(&host, &["agent", "--allow-writes", "--socket", &socket]);
+    client
+        .run_input("written-7781", ["set", "TOKEN"])
+        .success()
+        .never_shows("written-7781");
+    agent.log_until("set acme / token: done\n");
+    host.run(["get", "TOKEN"])
+        .success()
+        .stdout_is("written-7781");
+    agent
+        .stop(libc::SIGTERM)
+        .success()
+        .never_shows("written-7781");
+}
+
+#[test]
+fn a_peer_of_another_uid_is_refused_and_logged() {
+    needs_root("the client runs as nobody through setpriv");
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("root-only-6620", ["set", "TOKEN"]).success();
+    // The default place, so that nobody can reach it once opened by hand.
+    let mut agent = Agent::start(&host, &["agent"]);
+    let folder = agent.socket.parent().expect("a folder").to_owned();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&agent.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // As nobody, in a client project nobody can read.
+    let as_nobody = |client: &Test| {
+        for path in [client.path().to_owned(), client.path().join("home")] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let output = Command::new("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                BIN,
+            ])
+            .args(["--", "sh", "-c", "printf %s \"$TOKEN\""])
+            .current_dir(client.path())
+            .env_clear()
+            .envs(client.envs())
+            .env("TOKEN", "stand-in")
+            .bounded_output()
+            .expect("setpriv from util-linux");
+        Run { output }
+    };
+    let refused = format!(
+        "refused: this agent answers only uid {} and root, and this is uid 65534",
+        uid()
+    );
+    as_nobody(&agent.client(&manifest_for(&[("TOKEN", "acme", "token")])))
+        .expect_code(125)
+        .stdout_is("")
+        .stderr_has(&refused)
+        .never_shows("root-only-6620");
+    agent.log_until("uid 65534: refused: not uid 0 or root\n");
+
+    // A request larger than the socket's buffer: the agent refuses before
+    // it is all written, and the refusal still reaches the client.
+    let names: Vec<(String, String)> = (0..100)
+        .map(|n| (format!("BIG{n}"), format!("{n}-{}", "u".repeat(4000))))
+        .collect();
+    let big: Vec<(&str, &str, &str)> = names
+        .iter()
+        .map(|(name, username)| (name.as_str(), "acme", username.as_str()))
+        .collect();
+    as_nobody(&agent.client(&manifest_for(&big)))
+        .expect_code(125)
+        .stdout_is("")
+        .stderr_has(&refused);
+    agent.log_until("uid 65534: refused: not uid 0 or root\n");
+}
+
+#[test]
+fn a_stale_socket_is_named_and_replaced_and_a_live_one_is_left_alone() {
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("stale-test-2208", ["set", "TOKEN"])
+        .success();
+    let socket = socket_in(&host, "a.sock");
+    let mut first = Agent::start(&host, &["agent", "--socket", &socket]);
+    let client = first.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    assert_eq!(client.seen(&["TOKEN"]), "stale-test-2208");
+
+    first.kill();
+    let left = std::fs::symlink_metadata(&socket).expect("SIGKILL leaves the socket");
+    assert!(left.file_type().is_socket());
+    client
+        .run_env(
+            &[("TOKEN", "stand-in")],
+            ["--", "sh", "-c", "printf %s \"$TOKEN\""],
+        )
+        .expect_code(125)
+        .stdout_is("")
+        .stderr_has(&format!(
+            "no agent listens at {socket} (WITH_SECRETS_AGENT): the socket is left from one \
+             that stopped"
+        ));
+
+    let mut second = Agent::start(&host, &["agent", "--socket", &socket]);
+    second.log_until(&format!("removed {socket}, a socket nobody listened on\n"));
+    assert_eq!(client.seen(&["TOKEN"]), "stale-test-2208");
+
+    let third = host.run(["agent", "--socket", &socket]);
+    third
+        .expect_code(125)
+        .stdout_is("")
+        .stderr_has(&format!("an agent already listens on {socket}"));
+    assert_eq!(client.seen(&["TOKEN"]), "stale-test-2208");
+    second.stop(libc::SIGTERM).success();
+}
+
+/// A TCP server that accepts, reads, and never answers; a message on the
+/// channel for each connection it has read from.
+fn silent_server() -> (String, mpsc::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (read, reads) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut stream in listener.incoming().flatten() {
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let _ = read.send(());
+            held.push(stream);
+        }
+    });
+    (address, reads)
+}
+
+#[test]
+fn a_slow_far_side_is_bounded_by_the_runs_timeout_and_an_agent_killed_mid_run_fails_it_at_once() {
+    let (address, reads) = silent_server();
+    let host = Test::new()
+        .manifest(&manifest_for(&[("TOKEN", "acme", "token")]))
+        .env("BAO_ADDR", &address)
+        .env("BAO_TOKEN", "t");
+    let agent_args = |socket| {
+        [
+            "--timeout",
+            "600",
+            "--store",
+            "vault",
+            "agent",
+            "--socket",
+            socket,
+        ]
+    };
+
+    // Killed while a run waits for its answer: the run fails then, long
+    // before its own deadline (600 s; `wait_for` gives up at 60).
+    let socket = socket_in(&host, "killed.sock");
+    let mut agent = Agent::start(&host, &agent_args(&socket));
+    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    let mut command = client.command(["--timeout", "600", "--", "true"]);
+    command
+        .stdin(std::process::Stdio::null())
+        .env("TOKEN", "stand-in");
+    let waiting = command.spawn().expect("spawn with-secrets");
+    reads
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the agent's store asks the server");
+    agent.kill();
+    Run {
+        output: wait_for(waiting, Duration::from_secs(60)),
+    }
+    .expect_code(125)
+    .stderr_has(&format!(
+        "the agent at {socket} failed: it closed the connection before answering"
+    ))
+    .never_shows("stand-in");
+
+    // The far side never answers: the run's --timeout holds.
+    let socket = socket_in(&host, "slow.sock");
+    let agent = Agent::start(&host, &agent_args(&socket));
+    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    let mut command = client.command(["--timeout", "2", "--", "true"]);
+    command
+        .stdin(std::process::Stdio::null())
+        .env("TOKEN", "stand-in");
+    let waiting = command.spawn().expect("spawn with-secrets");
+    Run {
+        output: wait_for(waiting, Duration::from_secs(60)),
+    }
+    .expect_code(125)
+    .stderr_has(&format!("the agent at {socket} did not answer within 2 s"))
+    .never_shows("stand-in");
+}
+
+#[test]
+fn twenty_concurrent_runs_through_one_agent_all_get_their_values() {
+    // Four entries, each asked for by its own client project, so that an
+    // answer given to the wrong connection shows.
+    let entries: Vec<(String, String)> = (0..4)
+        .map(|n| (format!("VALUE{n}"), format!("entry-{n}")))
+        .collect();
+    let all: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .map(|(name, username)| (name.as_str(), "acme", username.as_str()))
+        .collect();
+    let host = file_host(&manifest_for(&all));
+    for (name, _) in &entries {
+        host.run_input(format!("{TRICKY} {name}"), ["set", name])
+            .success();
+    }
+    let mut agent = Agent::start(&host, &["agent", "--socket", &socket_in(&host, "a.sock")]);
+    let clients: Vec<Test> = all
+        .iter()
+        .map(|entry| agent.client(&manifest_for(&[*entry])))
+        .collect();
+    let seen: Vec<(usize, String)> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..20)
+            .map(|run| {
+                let (client, (name, _)) = (&clients[run % 4], &entries[run % 4]);
+                scope.spawn(move || (run, client.seen(&[name])))
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    for (run, value) in &seen {
+        assert_eq!(value, &format!("{TRICKY} VALUE{}", run % 4), "run {run}");
+    }
+    for _ in 0..20 {
+        agent.log_until(": found 1 of 1\n");
+    }
+    let log = agent.stop(libc::SIGTERM);
+    log.success();
+    assert_eq!(
+        log.stderr().matches(": get ").count(),
+        20,
+        "{}",
+        log.stderr()
+    );
+}
+
+/// What `eval "$LINE"` sets WITH_SECRETS_AGENT to, in sh.
+fn evaluated(line: &str) -> String {
+    let output = Command::new("sh")
+        .args(["-c", "eval \"$LINE\"; printf %s \"$WITH_SECRETS_AGENT\""])
+        .env("LINE", line)
+        .bounded_output()
+        .expect("sh");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_socket_path_with_spaces_quotes_and_dollars_is_quoted_in_the_line() {
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("quoted-path", ["set", "TOKEN"]).success();
+    let socket = socket_in(&host, "it's $HOME; `x`.sock");
+    let agent = Agent::start(&host, &["agent", "--socket", &socket]);
+    assert_eq!(evaluated(&agent.line), socket);
+    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    assert_eq!(client.seen(&["TOKEN"]), "quoted-path");
+}
+
+#[test]
+fn the_default_socket_is_private_its_line_evaluates_and_sigterm_removes_it() {
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("default-place", ["set", "TOKEN"]).success();
+    let runtime = host.path().join("run");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let host = host.env("XDG_RUNTIME_DIR", &runtime);
+    let agent = Agent::start(&host, &["agent"]);
+
+    let folder = agent.socket.parent().expect("a folder").to_owned();
+    assert_eq!(folder.parent(), Some(runtime.as_path()));
+    let name = folder.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("with-secrets-agent."), "{name}");
+    assert_eq!(agent.socket.file_name().unwrap(), "agent.sock");
+    assert_eq!(mode(&folder), 0o700);
+    assert!(
+        std::fs::symlink_metadata(&agent.socket)
+            .unwrap()
+            .file_type()
+            .is_socket()
+    );
+    assert_eq!(mode(&agent.socket), 0o600);
+
+    assert_eq!(evaluated(&agent.line), agent.socket.to_string_lossy());
+    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    assert_eq!(client.seen(&["TOKEN"]), "default-place");
+
+    let socket = agent.socket.clone();
+    agent
+        .stop(libc::SIGTERM)
+        .success()
+        .stderr_has("stopped by signal 15; removed the socket");
+    assert!(!socket.exists(), "the socket is left");
+    assert!(!folder.exists(), "its folder is left");
+}
+
+#[test]
+fn doctor_on_the_client_shows_the_agent_and_that_auto_uses_it() {
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("doctor-value", ["set", "TOKEN"]).success();
+    let socket = socket_in(&host, "a.sock");
+    let agent = Agent::start(&host, &["agent", "--socket", &socket]);
+    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    let manifest = std::fs::canonicalize(host.path().join("secrets.toml")).unwrap();
+    let doctor = client.run(["doctor"]);
+    doctor
+        .success()
+        .never_shows("doctor-value")
+        .never_shows(PASSPHRASE);
+    let stdout = doctor.stdout();
+    let line = |label: &str| {
+        stdout
+            .lines()
+            .find(|line| line.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} line:\n{stdout}"))
+            .trim_start()
+            .to_owned()
+    };
+    assert_eq!(
+        line("agent:"),
+        format!(
+            "agent:          {socket} answers: with-secrets {}, serving file for the entries of \
+             {} (read-only)",
+            env!("CARGO_PKG_VERSION"),
+            manifest.display()
+        )
+    );
+    assert_eq!(
+        line("uses:"),
+        "uses:           agent (auto: WITH_SECRETS_AGENT is set)"
+    );
+
+    agent.stop(libc::SIGTERM).success();
+    let doctor = client.run(["doctor"]);
+    assert!(
+        doctor
+            .stdout()
+            .contains(&format!("agent:          FAILS: no agent at {socket}")),
+        "{}",
+        doctor.stdout()
+    );
+}
+
+#[test]
+fn an_agent_that_cannot_print_its_line_leaves_no_socket_or_folder_behind() {
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    let runtime = host.path().join("run");
+    std::fs::create_dir(&runtime).unwrap();
+    let host = host.env("XDG_RUNTIME_DIR", &runtime);
+    let socket = socket_in(&host, "a.sock");
+    for args in [vec!["agent", "--socket", &socket], vec!["agent"]] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let mut command = host.command(&args);
+        command.stdin(std::process::Stdio::null()).stdout(full);
+        let run = Run {
+            output: wait(command.spawn().expect("spawn with-secrets")),
+        };
+        run.expect_code(125)
+            .stderr_has("cannot write to standard output");
+        assert!(
+            std::fs::symlink_metadata(&socket).is_err(),
+            "{args:?} left {socket}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&runtime).unwrap().collect();
+        assert!(
+            left.is_empty(),
+            "{args:?} left {left:?} in {}",
+            runtime.display()
+        );
+    }
+}
+
+#[test]
+fn an_agent_that_cannot_listen_in_its_folder_removes_the_folder() {
+    // A runtime folder so deep that the socket's path is too long to bind.
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    let runtime = host.path().join("r".repeat(100));
+    std::fs::create_dir(&runtime).unwrap();
+    let host = host.env("XDG_RUNTIME_DIR", &runtime);
+    host.run(["agent"])
+        .expect_code(125)
+        .stdout_is("")
+        .stderr_has("cannot listen on ");
+    let left: Vec<_> = std::fs::read_dir(&runtime).unwrap().collect();
+    assert!(left.is_empty(), "left {left:?}");
+}
+
+#[test]
+fn peers_that_leave_before_the_answer_or_send_garbage_leave_the_agent_serving() {
+    use std::io::Write as _;
+    use std::os::unix::net::UnixStream;
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("still-served", ["set", "TOKEN"]).success();
+    let mut agent = Agent::start(&host, &["agent", "--socket", &socket_in(&host, "a.sock")]);
+    // Ask, and leave at once: the answer goes to a closed connection.
+    for _ in 0..10 {
+        let mut stream = UnixStream::connect(&agent.socket).expect("connect");
+        stream
+            .write_all(
+                b"{\"op\":\"get\",\"keys\":[{\"service\":\"acme\",\"username\":\"token\"}]}\n",
+            )
+            .expect("write");
+    }
+    // Connect and say nothing; then a line that is not a request.
+    drop(UnixStream::connect(&agent.socket).expect("connect"));
+    let mut stream = UnixStream::connect(&agent.socket).expect("connect");
+    stream.write_all(b"not a request\n").expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while answer.last() != Some(&b'\n') {
+        match stream.read(&mut byte).expect("an answer within 60 s") {
+            0 => panic!("closed before answering: {answer:?}"),
+            _ => answer.push(byte[0]),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.contains("\"error\""), "{answer}");
+    drop(stream);
+
+    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    assert_eq!(client.seen(&["TOKEN"]), "still-served");
+    agent.log_until(": get acme / token: found 1 of 1\n");
+    agent
+        .stop(libc::SIGTERM)
+        .success()
+        .never_shows("still-served");
+}
+
+#[test]
+fn store_agent_names_the_agent_and_check_says_where_to_store_a_missing_value() {
+    let host = file_host(&two_entries());
+    host.run_input("named-store", ["set", "TOKEN"]).success();
+    let agent = Agent::start(&host, &["agent", "--socket", &socket_in(&host, "a.sock")]);
+    let client = agent.client(&two_entries());
+    client
+        .run(["--store", "agent", "--", "true"])
+        .expect_code(125)
+        .stderr_has("1 required secret is missing from agent and the environment")
+        .stderr_has("store each one on the machine the agent runs on")
+        .stderr_has("  with-secrets set DB\n");
+    let check = client.run(["check"]);
+    assert!(
+        format!("{}{}", check.stdout(), check.stderr())
+            .contains("missing: store it where the agent runs: with-secrets set DB"),
+        "{check:?}"
+    );
+    host.run_input(TRICKY, ["set", "DB"]).success();
+    assert_eq!(
+        client.seen_with(&["--store", "agent"], &["TOKEN", "DB"]),
+        format!("named-store|{TRICKY}")
+    );
+    client
+        .env("WITH_SECRETS_AGENT", "")
+        .run_env(
+            &[("TOKEN", "stand-in")],
+            ["--store", "agent", "--", "sh", "-c", "printf %s \"$TOKEN\""],
+        )
+        .expect_code(125)
+        .stdout_is("")
+        .stderr_has("WITH_SECRETS_AGENT is not set, so there is no agent to ask");
+}
