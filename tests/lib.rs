@@ -6,6 +6,7 @@
 
 mod support;
 
+mod agent_recipes;
 mod bridge;
 mod contract;
 mod daemons;
