@@ -193,7 +193,10 @@ fn podman_with_binary(workspace_bin: &str) -> Podman {
     let folder = Path::new(BIN).parent().unwrap();
     Podman::start()
         .volume(folder, &format!("{BIN_INSIDE}:ro"))
-        .env("PATH", format!("{workspace_bin}:{BIN_INSIDE}:/usr/bin:/bin"))
+        .env(
+            "PATH",
+            format!("{workspace_bin}:{BIN_INSIDE}:/usr/bin:/bin"),
+        )
 }
 
 /// `${localEnv:NAME}` as the dev container tools expand it, from `host`.
@@ -268,9 +271,16 @@ impl DevContainer {
 #[test]
 fn the_devcontainer_reaches_the_hosts_keyring_through_the_agent() {
     let readme = readme();
-    assert!(readme.contains(DEVCONTAINER_AGENT), "README lacks {DEVCONTAINER_AGENT}");
-    let json = std::fs::read_to_string(repo("examples/devcontainer-agent/devcontainer.json"))
-        .unwrap();
+    assert!(
+        readme.contains(DEVCONTAINER_AGENT),
+        "README lacks {DEVCONTAINER_AGENT}"
+    );
+    let json =
+        std::fs::read_to_string(repo("examples/devcontainer-agent/devcontainer.json")).unwrap();
+    assert!(
+        readme.contains(&format!("```json\n{json}```")),
+        "README does not show examples/devcontainer-agent/devcontainer.json as it is"
+    );
     let host = Host::new();
     let socket = host.runtime.join("with-secrets/agent.sock");
     let mut agent = host.agent(&["--socket", socket.to_str().unwrap()]);
@@ -286,7 +296,9 @@ fn the_devcontainer_reaches_the_hosts_keyring_through_the_agent() {
     let record = tempfile::tempdir().unwrap();
     let container = DevContainer::read(&host, workspace.path(), record.path());
     assert!(
-        container.post_start.starts_with("with-secrets check && with-secrets -c "),
+        container
+            .post_start
+            .starts_with("with-secrets check && with-secrets -c "),
         "{}",
         container.post_start
     );
@@ -307,7 +319,10 @@ fn the_devcontainer_reaches_the_hosts_keyring_through_the_agent() {
         "run\nseed\n--\n--label\ndev container\n"
     );
     let env = recorded_env(record.path());
-    assert_eq!(env["API_TOKEN"], TOKEN, "from the host's keyring, not the decoy");
+    assert_eq!(
+        env["API_TOKEN"], TOKEN,
+        "from the host's keyring, not the decoy"
+    );
     assert_eq!(env["WITH_SECRETS_AGENT"], "/run/with-secrets/agent.sock");
     assert!(!env.contains_key("DBUS_SESSION_BUS_ADDRESS"), "{env:?}");
     // `check`, then the run: each asked the agent once.
@@ -335,21 +350,31 @@ fn the_devcontainer_reaches_the_hosts_keyring_through_the_agent() {
     assert!(!record.path().join("argv").exists());
 }
 
-/// The folder is mounted, not the socket: an agent started again at the
-/// same path serves the container that is already running.
-#[test]
-fn the_devcontainer_keeps_its_agent_across_a_restart_of_the_agent() {
+/// In a running container made from the dev container's JSON (its
+/// `mounts` replaced by `mounts`, when given): one run, the agent on the
+/// host stopped and started again at the same path, another run; each run
+/// prints `[$API_TOKEN]`.
+fn run_across_a_restart(mounts: Option<&[&str]>) -> crate::support::Run {
     let host = Host::new();
     let socket = host.runtime.join("with-secrets/agent.sock");
     let socket_arg = socket.to_str().unwrap().to_owned();
     let agent = host.agent(&["--socket", &socket_arg]);
     let workspace = workspace();
     let record = tempfile::tempdir().unwrap();
-    let container = DevContainer::read(&host, workspace.path(), record.path());
-    // One run, then (once the host says the agent was restarted) another,
-    // in the same container.
-    let script = "with-secrets -- sh -c 'printf \"[%s]\" \"$API_TOKEN\"' && : > /record/first && \
-                  i=0; until [ -e /record/restarted ]; do i=$((i+1)); \
+    let mut container = DevContainer::read(&host, workspace.path(), record.path());
+    if let Some(mounts) = mounts {
+        let runtime = host.runtime.to_string_lossy();
+        container
+            .options
+            .retain(|option| !option.contains("type=bind"));
+        container.options.retain(|option| option != "--mount");
+        for mount in mounts {
+            container.options.push("--mount".to_owned());
+            container.options.push(mount.replace("RUNTIME", &runtime));
+        }
+    }
+    let script = "with-secrets -- sh -c 'printf \"[%s]\" \"$API_TOKEN\"' || exit; \
+                  : > /record/first; i=0; until [ -e /record/restarted ]; do i=$((i+1)); \
                   if [ $i -gt 1200 ]; then echo 'never restarted' >&2; exit 98; fi; sleep 0.05; done; \
                   with-secrets -- sh -c 'printf \"[%s]\" \"$API_TOKEN\"'";
     let podman = container.podman();
@@ -371,15 +396,37 @@ fn the_devcontainer_keeps_its_agent_across_a_restart_of_the_agent() {
     }
     agent.stop();
     assert!(!socket.exists(), "the stopped agent left its socket");
-    let mut again = host.agent(&["--socket", &socket_arg]);
+    let _again = host.agent(&["--socket", &socket_arg]);
     std::fs::write(record.path().join("restarted"), "").unwrap();
-    let run = crate::support::Run {
+    crate::support::Run {
         output: crate::support::wait(child),
-    };
-    run.success()
+    }
+}
+
+/// The JSON mounts the folder, not the socket: an agent started again at
+/// the same path serves the container that is already running.
+#[test]
+fn the_devcontainer_keeps_its_agent_across_a_restart_of_the_agent() {
+    run_across_a_restart(None)
+        .success()
         .stdout_is(&format!("[{TOKEN}][{TOKEN}]"))
         .stderr_lacks(TOKEN);
-    again.log_until("found 1 of 2");
+}
+
+/// Mounting the socket file instead holds on to the socket that was
+/// removed: after the restart the container finds it dead.
+#[test]
+fn a_container_that_mounts_the_socket_file_loses_the_agent_on_a_restart() {
+    let run = run_across_a_restart(Some(&[
+        "type=bind,source=RUNTIME/with-secrets/agent.sock,target=/run/with-secrets/agent.sock",
+    ]));
+    run.expect_code(125)
+        .stdout_is(&format!("[{TOKEN}]"))
+        .stderr_has(
+            "no agent listens at /run/with-secrets/agent.sock (WITH_SECRETS_AGENT): \
+             the socket is left from one that stopped",
+        )
+        .stderr_lacks(TOKEN);
 }
 
 /// README's `docker run` line, `docker run --rm -v ... IMAGE with-secrets --
