@@ -457,9 +457,15 @@ fn the_docker_run_recipe_reaches_the_hosts_keyring_through_podman() {
     // The default socket, as the printed line gives it.
     let agent = host.agent(&[]);
     assert!(
-        agent.socket.starts_with(&host.runtime),
+        agent.socket.starts_with(&host.runtime) && agent.socket.ends_with("agent.sock"),
         "{}",
         agent.socket.display()
+    );
+    let folder = std::fs::metadata(agent.socket.parent().unwrap()).unwrap();
+    assert_eq!(
+        folder.permissions().mode() & 0o777,
+        0o700,
+        "a private folder"
     );
     let project = workspace();
     let (options, command) = docker_run_line(&agent.socket, project.path());
@@ -573,7 +579,15 @@ fn over_ssh_dash_r_the_remote_run_resolves_from_the_hosts_keyring() {
         run.success();
         assert_eq!(run.stdout(), format!("[{TOKEN}]"), "{session} session");
         run.stderr_lacks(TOKEN);
-        agent.log_until("found 1 of 2");
+        // The peer is the ssh client, on this machine, of this uid.
+        let log = agent.log_until("found 1 of 2");
+        assert!(
+            log.contains(" pid ")
+                && log.contains(" uid 0: get ")
+                && log.contains("with-secrets-example / ci-bot")
+                && !log.contains(TOKEN),
+            "{log}"
+        );
     }
     assert_eq!(
         files_containing(remote.project.path(), TOKEN),
