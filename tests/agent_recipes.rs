@@ -630,3 +630,50 @@ fn over_ssh_without_the_agent_the_remote_run_fails_and_names_the_socket() {
         .never_shows(TOKEN)
         .never_shows(DECOY);
 }
+
+/// The agent serves the entries of each `-m` manifest; on the remote side
+/// `check` finds what the host's keyring holds and says where to store what
+/// it lacks: on the agent's machine.
+#[test]
+fn over_ssh_check_says_to_store_a_missing_value_where_the_agent_runs() {
+    const EXTRA: &str =
+        "[secrets]\nDEPLOY_KEY = { service = \"with-secrets-example\", username = \"deploy\" }\n";
+    let host = Host::new();
+    let extra = host.test.path().join("extra.toml");
+    std::fs::write(&extra, EXTRA).unwrap();
+    let main = host.test.path().join("secrets.toml");
+    let mut agent = host.agent(&["-m", main.to_str().unwrap(), "-m", extra.to_str().unwrap()]);
+    let sshd = Sshd::start();
+    let remote = Remote::new();
+    let manifest = remote.project.path().join("secrets.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("DEPLOY_KEY = { username = \"deploy\" }\n");
+    std::fs::write(&manifest, text).unwrap();
+    let socket = remote.socket();
+    let line = format!(
+        "cd {} && {}",
+        sshd::quote(&remote.project.path().to_string_lossy()),
+        sshd::clean_env(
+            &[
+                ("PATH", "/usr/bin:/bin"),
+                ("HOME", &remote.home.path().to_string_lossy()),
+                ("WITH_SECRETS_AGENT", &socket.to_string_lossy()),
+            ],
+            BIN,
+            &["check"],
+        )
+    );
+    let run = sshd.run(&[(&socket, &agent.socket)], &line);
+    run.expect_code(1).never_shows(TOKEN);
+    let stdout = run.stdout();
+    assert!(
+        stdout.contains("API_TOKEN   with-secrets-example  ci-bot      found"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("missing: store it where the agent runs: with-secrets set DEPLOY_KEY"),
+        "{stdout}"
+    );
+    let log = agent.log_until("found 1 of 3");
+    assert!(log.contains("with-secrets-example / deploy"), "{log}");
+}
