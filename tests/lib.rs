@@ -7,6 +7,7 @@
 mod support;
 
 mod agent;
+mod agent_recipes;
 mod bridge;
 mod contract;
 mod daemons;

@@ -156,6 +156,7 @@ pub struct Podman {
     socket: Option<PathBuf>,
     volumes: Vec<(PathBuf, String)>,
     env: Vec<(OsString, OsString)>,
+    options: Vec<OsString>,
 }
 
 /// The image every `Podman` imports into its own storage.
@@ -196,6 +197,7 @@ impl Podman {
             socket: None,
             volumes: vec![(PathBuf::from("/usr"), "/usr:ro".to_owned())],
             env: Vec::new(),
+            options: Vec::new(),
         };
         let mut import = podman.podman();
         import.arg("import").arg("-q").arg(&tarball).arg(IMAGE);
@@ -224,6 +226,15 @@ impl Podman {
     pub fn env(mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.env
             .push((name.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// Gives `podman run` these options as they are (`-v HOST:INSIDE`,
+    /// `--mount type=bind,...`, `-e NAME=VALUE`, `-w DIR`), after the ones
+    /// above: a recipe's own words.
+    pub fn options<S: AsRef<OsStr>>(mut self, options: &[S]) -> Self {
+        self.options
+            .extend(options.iter().map(|option| option.as_ref().to_owned()));
         self
     }
 
@@ -276,6 +287,7 @@ impl Podman {
             pair.push(value);
             command.arg("-e").arg(pair);
         }
+        command.args(&self.options);
         command.arg(IMAGE).arg(program).args(args);
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command
