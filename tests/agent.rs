@@ -727,3 +727,70 @@ fn store_agent_names_the_agent_and_check_says_where_to_store_a_missing_value() {
         .stdout_is("")
         .stderr_has("WITH_SECRETS_AGENT is not set, so there is no agent to ask");
 }
+
+/// A socket whose listener never accepts, its queue filled by connections
+/// that wait: one more connect would block for as long as none is accepted.
+#[test]
+fn a_connect_to_an_agent_whose_queue_is_full_ends_at_the_runs_timeout() {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let test = Test::new().manifest(&manifest_for(&[("TOKEN", "acme", "token")]));
+    let socket = socket_in(&test, "full.sock");
+    let listener = UnixListener::bind(&socket).expect("bind");
+    let mut queued = Vec::new();
+    // Non-blocking, so that the one that does not fit says so (EAGAIN).
+    loop {
+        let fd = {
+            // SAFETY: socket() takes no pointers.
+            let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            // SAFETY: `fd` was just made and is owned here.
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+        };
+        let stream = UnixStream::from(fd);
+        stream.set_nonblocking(true).unwrap();
+        match connect_to(&stream, &socket) {
+            Ok(()) => queued.push(stream),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(err) => panic!("queueing a connection: {err}"),
+        }
+        assert!(queued.len() < 100_000, "the queue never filled");
+    }
+    let mut command = test.command(["--timeout", "1", "--", "true"]);
+    command
+        .stdin(std::process::Stdio::null())
+        .env("WITH_SECRETS_AGENT", &socket)
+        .env("TOKEN", "stand-in");
+    let waiting = command.spawn().expect("spawn with-secrets");
+    Run {
+        output: wait_for(waiting, Duration::from_secs(60)),
+    }
+    .expect_code(125)
+    .stderr_has(&format!("the agent at {socket} did not answer within 1 s"))
+    .never_shows("stand-in");
+    drop((listener, queued));
+}
+
+/// connect(2) on `stream` to the socket at `path`.
+fn connect_to(stream: &std::os::unix::net::UnixStream, path: &str) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: plain data, zeroed is an empty address.
+    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (to, &from) in address.sun_path.iter_mut().zip(path.as_bytes()) {
+        *to = from as libc::c_char;
+    }
+    let length = std::mem::size_of::<libc::sa_family_t>() + path.len() + 1;
+    // SAFETY: a valid address of `length` bytes, on our open socket.
+    let connected = unsafe {
+        libc::connect(
+            stream.as_raw_fd(),
+            (&raw const address).cast(),
+            length as libc::socklen_t,
+        )
+    };
+    if connected == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

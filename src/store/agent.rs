@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::io::{self, Read as _, Write as _};
+use std::os::fd::AsRawFd as _;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -196,11 +197,15 @@ struct Connection {
 
 impl Connection {
     fn open(socket: &Path, timeout: Duration, deadline: Instant) -> Result<Self, StoreError> {
-        let stream = UnixStream::connect(socket).map_err(|err| {
+        let stream = connect(socket, deadline).map_err(|err| {
             let socket = socket.to_owned();
             match err.kind() {
                 io::ErrorKind::NotFound => Error::NoAgent { socket },
                 io::ErrorKind::ConnectionRefused => Error::Stale { socket },
+                io::ErrorKind::WouldBlock => Error::TimedOut {
+                    socket,
+                    after: timeout,
+                },
                 _ => Error::Broken {
                     socket,
                     reason: format!("cannot connect: {err}"),
@@ -357,6 +362,65 @@ impl Connection {
         }
         .into()
     }
+}
+
+/// Connects to `socket` by `deadline`. A blocking connect waits, unbounded,
+/// while the agent's backlog is full; a non-blocking one says so at once
+/// (`EAGAIN`), and is tried again until the deadline, then `WouldBlock`.
+fn connect(socket: &Path, deadline: Instant) -> io::Result<UnixStream> {
+    use std::os::fd::{FromRawFd as _, OwnedFd};
+    use std::os::unix::ffi::OsStrExt as _;
+
+    // SAFETY: sockaddr_un is plain data; zeroed is a valid empty address.
+    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let path = socket.as_os_str().as_bytes();
+    if path.len() >= address.sun_path.len() {
+        return Err(io::Error::other(format!(
+            "its path is longer than a socket's path may be ({} bytes)",
+            address.sun_path.len() - 1
+        )));
+    }
+    for (to, &from) in address.sun_path.iter_mut().zip(path) {
+        *to = from as libc::c_char;
+    }
+    // SAFETY: socket() takes no pointers; the descriptor is owned at once.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just made, and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let stream = UnixStream::from(fd);
+    stream.set_nonblocking(true)?;
+    // Closed in a command the run starts, as std's sockets are.
+    // SAFETY: fcntl on our open descriptor, with plain integer arguments.
+    unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    let length = std::mem::size_of::<libc::sa_family_t>() + path.len() + 1;
+    loop {
+        // SAFETY: `address` is a valid sockaddr_un of `length` bytes.
+        let connected = unsafe {
+            libc::connect(
+                stream.as_raw_fd(),
+                (&raw const address).cast(),
+                length as libc::socklen_t,
+            )
+        };
+        if connected == 0 {
+            break;
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock if Instant::now() < deadline => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                std::thread::sleep(left.min(Duration::from_millis(10)));
+            }
+            _ => return Err(err),
+        }
+    }
+    stream.set_nonblocking(false)?;
+    Ok(stream)
 }
 
 /// Why the agent could not do what was asked.
