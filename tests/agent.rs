@@ -794,3 +794,54 @@ fn connect_to(stream: &std::os::unix::net::UnixStream, path: &str) -> std::io::R
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// Without XDG_RUNTIME_DIR the private folder is made in the temporary
+/// folder; Ctrl-C (SIGINT) and SIGHUP stop the agent as SIGTERM does.
+#[test]
+fn without_a_runtime_folder_the_socket_goes_to_tmpdir_and_sigint_or_sighup_stop_it() {
+    for (signal, number) in [(libc::SIGINT, 2), (libc::SIGHUP, 1)] {
+        let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+        host.run_input("in-tmp", ["set", "TOKEN"]).success();
+        let tmp = host.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        let host = host.env("TMPDIR", &tmp);
+        let agent = Agent::start(&host, &["agent"]);
+        let folder = agent.socket.parent().expect("a folder").to_owned();
+        assert_eq!(folder.parent(), Some(tmp.as_path()));
+        assert_eq!(mode(&folder), 0o700);
+        let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+        assert_eq!(client.seen(&["TOKEN"]), "in-tmp");
+        let socket = agent.socket.clone();
+        agent
+            .stop(signal)
+            .success()
+            .stderr_has(&format!("stopped by signal {number}; removed the socket"));
+        assert!(!socket.exists() && !folder.exists(), "signal {number}");
+    }
+}
+
+/// The agent's store fails (here: the file store's passphrase is wrong on
+/// the agent's side): the run stops with the store's own message, and a
+/// same-named variable does not stand in.
+#[test]
+fn a_store_failing_behind_the_agent_stops_the_run_with_its_message() {
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("right", ["set", "TOKEN"]).success();
+    let host = host.env("WITH_SECRETS_PASSPHRASE", "not the passphrase");
+    let socket = socket_in(&host, "wrong.sock");
+    let agent = Agent::start(&host, &["agent", "--socket", &socket]);
+    let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
+    client
+        .run_env(&[("TOKEN", "stand-in")], ["--", "printenv", "TOKEN"])
+        .expect_code(125)
+        .stderr_has(&format!(
+            "the agent at {socket} says: the password does not open"
+        ))
+        .never_shows("stand-in")
+        .never_shows("right");
+    agent
+        .stop(libc::SIGTERM)
+        .success()
+        .stderr_has("get acme / token: failed: the password does not open")
+        .never_shows("right");
+}
