@@ -845,3 +845,92 @@ fn a_store_failing_behind_the_agent_stops_the_run_with_its_message() {
         .stderr_has("get acme / token: failed: the password does not open")
         .never_shows("right");
 }
+
+/// What a hostile (or broken) agent does to every connection.
+#[derive(Clone, Copy)]
+enum Hostile {
+    Garbage,
+    Endless,
+    Silent,
+    OtherVersion,
+    TooManyValues,
+}
+
+/// A socket in `test`'s folder on which `hostile` answers, until the test
+/// process ends.
+fn hostile_agent(test: &Test, name: &str, hostile: Hostile) -> String {
+    use std::io::Write as _;
+    let socket = socket_in(test, name);
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let hello = format!(
+                    "{{\"protocol\":1,\"version\":\"{}\",\"store\":\"file\"}}\n",
+                    env!("CARGO_PKG_VERSION")
+                );
+                let _ = match hostile {
+                    Hostile::Garbage => stream.write_all(b"<html>not an agent</html>\n"),
+                    Hostile::Endless => {
+                        let chunk = vec![b'x'; 1 << 20];
+                        while stream.write_all(&chunk).is_ok() {}
+                        Ok(())
+                    }
+                    Hostile::Silent => {
+                        // Holds the connection open, answering nothing.
+                        let mut sink = [0u8; 1024];
+                        while matches!(std::io::Read::read(&mut stream, &mut sink), Ok(n) if n > 0)
+                        {
+                        }
+                        Ok(())
+                    }
+                    Hostile::OtherVersion => stream
+                        .write_all(b"{\"protocol\":9,\"version\":\"9.9.9\",\"store\":\"file\"}\n"),
+                    Hostile::TooManyValues => stream
+                        .write_all(format!("{hello}{{\"found\":[null,null,null]}}\n").as_bytes()),
+                };
+            });
+        }
+    });
+    socket
+}
+
+/// An agent that answers garbage, never ends its line, never answers, is
+/// another version, or answers more values than asked: each run stops by
+/// its deadline with exit 125 and says what the agent did, and a same-named
+/// variable does not stand in.
+#[test]
+fn a_hostile_or_broken_agent_fails_the_run_by_name_within_its_timeout() {
+    let test = Test::new().manifest(&manifest_for(&[("TOKEN", "acme", "token")]));
+    for (name, hostile, message) in [
+        ("garbage.sock", Hostile::Garbage, "not the bridge protocol"),
+        (
+            "endless.sock",
+            Hostile::Endless,
+            "it sent a line longer than 16 MiB",
+        ),
+        ("silent.sock", Hostile::Silent, "did not answer within 2 s"),
+        (
+            "version.sock",
+            Hostile::OtherVersion,
+            "is with-secrets 9.9.9, protocol 9",
+        ),
+        ("many.sock", Hostile::TooManyValues, "3 values for 1 keys"),
+    ] {
+        let socket = hostile_agent(&test, name, hostile);
+        let mut command = test.command(["--timeout", "2", "--", "printenv", "TOKEN"]);
+        command
+            .stdin(std::process::Stdio::null())
+            .env("WITH_SECRETS_AGENT", &socket)
+            .env("TOKEN", "stand-in");
+        let waiting = command.spawn().expect("spawn with-secrets");
+        Run {
+            output: wait_for(waiting, Duration::from_secs(60)),
+        }
+        .expect_code(125)
+        .stderr_has(&format!("the agent at {socket}"))
+        .stderr_has(message)
+        .never_shows("stand-in");
+    }
+}
