@@ -18,6 +18,14 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Error> {
         Verbosity::Normal
     });
     let config = Config::new(&cli)?;
+    if config.manifests.len() > 1 && !matches!(cli.command, Some(Command::Agent { .. })) {
+        return Err(Error::Usage {
+            message: format!(
+                "--manifest is given {} times; only `with-secrets agent` serves more than one",
+                config.manifests.len()
+            ),
+        });
+    }
     let command = match (cli.command, cli.command_line) {
         (Some(_), Some(_)) => {
             return Err(Error::Usage {
@@ -33,14 +41,6 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
         (None, None) => return commands::run::run(&cli.run, cli.mask, &config),
     };
-    if config.manifests.len() > 1 && !matches!(command, Command::Agent { .. }) {
-        return Err(Error::Usage {
-            message: format!(
-                "--manifest is given {} times; only `with-secrets agent` serves more than one",
-                config.manifests.len()
-            ),
-        });
-    }
     match command {
         Command::Set { name } => commands::set::run(&name, &config),
         Command::Get { name } => commands::get::run(&name, &config),

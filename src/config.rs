@@ -153,6 +153,14 @@ impl Config {
         }
     }
 
+    /// Finds and loads the manifest as it is, without a profile applied
+    /// (the agent serves every profile's entries).
+    pub(crate) fn manifest_as_written(&self) -> Result<Manifest, Error> {
+        let explicit = self.manifest.as_deref().zip(self.manifest_source);
+        let located = manifest::locate(explicit, &self.cwd)?;
+        Ok(Manifest::load(&located)?)
+    }
+
     /// Finds and loads the manifest, applies the profile, and settles the
     /// store: `--store`, else `WITH_SECRETS_STORE`, else the profile's
     /// `store`, else the manifest's, else `auto`. Under `-v` it says which

@@ -253,12 +253,12 @@ fn missing_message(
         out.push('\n');
         out.push_str(&read_only_advice(store, fix, &names));
     } else if store == "agent" {
-        // The values live where the agent runs; `set` here goes through
-        // the agent, which may well be read-only.
-        out.push_str("\nstore each one on the machine the agent runs on, in this project there:");
-        for entry in missing {
-            let _ = write!(out, "\n  with-secrets set {}", entry.name);
-        }
+        // The values live where the agent runs, under whatever name that
+        // side's manifest gives them: no command here would be sure to work.
+        out.push_str(
+            "\nstore each one where the agent runs: there, `with-secrets set` the entry \
+             with this service and username, in the project whose manifest names it",
+        );
     } else {
         out.push_str("\nstore each one with:");
         for entry in missing {

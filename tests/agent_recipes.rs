@@ -670,7 +670,7 @@ fn over_ssh_check_says_to_store_a_missing_value_where_the_agent_runs() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("missing: store it where the agent runs: with-secrets set DEPLOY_KEY"),
+        stdout.contains("missing: not stored where the agent runs"),
         "{stdout}"
     );
     let log = agent.log_until("found 1 of 3");

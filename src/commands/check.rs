@@ -48,10 +48,9 @@ pub(crate) fn entry_lines(
                     format!("missing: {} is read-only", resolution.store)
                 }
                 // Values the agent serves live on its machine.
-                Source::Missing if resolution.store == "agent" => format!(
-                    "missing: store it where the agent runs: with-secrets set {}",
-                    entry.name
-                ),
+                Source::Missing if resolution.store == "agent" => {
+                    "missing: not stored where the agent runs".to_owned()
+                }
                 Source::Missing => format!("missing: run {fix} set {}", entry.name),
             };
             [

@@ -273,7 +273,13 @@ impl Connection {
     /// and says why.
     fn send(&mut self, bytes: &[u8]) -> Result<Response, StoreError> {
         let written = self.write_all(bytes);
-        let refused = |answer: &Response| answer.error.is_some();
+        // A refusal, or another version's hello, says more than the failed
+        // write does.
+        let refused = |answer: &Response| {
+            answer.error.is_some()
+                || answer.protocol != Some(PROTOCOL)
+                || answer.version.as_deref() != Some(VERSION)
+        };
         match (written, self.read_response()) {
             (Ok(()), answer) => answer,
             (Err(_), Ok(answer)) if refused(&answer) => Ok(answer),

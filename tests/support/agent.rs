@@ -138,6 +138,11 @@ impl Drop for Agent {
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
+            // A failing test shows what the agent said.
+            if std::thread::panicking() {
+                let rest = self.stderr.rest(self.pid);
+                eprintln!("the agent's log:\n{}{rest}", self.log);
+            }
         }
     }
 }

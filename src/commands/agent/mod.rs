@@ -68,12 +68,35 @@ pub(crate) fn run(
     }
     let settings = store::Settings {
         agent: None,
+        person: &PERSON,
         ..config.store_settings(&served.vault)
     };
-    let place = Place::bind(socket)?;
-    // Blocked before any other thread starts, so every thread inherits it
-    // and only the signal thread takes them.
+    // Blocked before anything is made and before any other thread starts,
+    // so every thread inherits it and only the signal thread takes them.
     let signals = block_stop_signals();
+    let place = Place::bind(socket)?;
+    // The store is opened, and asked once for every entry served, while
+    // the agent is still in the foreground: a passphrase or an unlock is
+    // asked now, at its terminal, and never later from the background.
+    let (jobs, queue) = mpsc::channel::<Job>();
+    let (ready, opened) = mpsc::channel::<Result<(), StoreError>>();
+    let warm_up: Vec<(String, String)> = served.keys.iter().cloned().collect();
+    std::thread::spawn(move || serve_store(kind, &settings, &warm_up, &ready, &queue));
+    match opened.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => log(&format!(
+            "{} did not answer yet: {}; each request will ask it again",
+            kind.name(),
+            crate::term::printable::first_line(&err)
+        )),
+        Err(_) => {
+            place.remove();
+            return Err(Error::Agent {
+                message: "the agent's store thread stopped before it was ready".to_owned(),
+            });
+        }
+    }
+    PERSON.stop_asking();
     let stdout_line = format!(
         "WITH_SECRETS_AGENT={}; export WITH_SECRETS_AGENT;\n",
         shell_words::quote(&place.socket.to_string_lossy())
@@ -100,8 +123,6 @@ pub(crate) fn run(
     ));
     spawn_stopper(signals, place.clone());
 
-    let (jobs, queue) = mpsc::channel::<Job>();
-    std::thread::spawn(move || serve_store(kind, &settings, &queue));
     let shared = Arc::new(Shared {
         policy: Policy {
             keys: served.keys,
@@ -118,6 +139,8 @@ pub(crate) fn run(
             Ok(stream) => stream,
             Err(err) => {
                 log(&format!("accept failed: {err}"));
+                // Out of descriptors, say: let connections end first.
+                std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
         };
@@ -125,8 +148,9 @@ pub(crate) fn run(
         let shared = Arc::clone(&shared);
         let jobs = jobs.clone();
         std::thread::spawn(move || {
+            // Left however the connection ends, a panic included.
+            let _leave = Leave(&shared);
             shared.serve_connection(stream, &jobs);
-            shared.leave();
         });
     }
     Ok(ExitCode::SUCCESS)
@@ -143,8 +167,8 @@ struct Served {
 
 impl Served {
     fn load(config: &Config) -> Result<Self, Error> {
-        let manifests = if config.manifests.is_empty() {
-            vec![config.project()?.manifest]
+        let manifests = if config.manifests.len() <= 1 {
+            vec![config.manifest_as_written()?]
         } else {
             config
                 .manifests
@@ -157,11 +181,19 @@ impl Served {
                 })
                 .collect::<Result<Vec<_>, _>>()?
         };
+        // Every entry as a run sees it: [secrets] alone, and with each
+        // profile applied (which also gives [secrets] entries the
+        // profile's default service).
         let mut keys = HashSet::new();
         for manifest in &manifests {
-            let profiles = manifest.profiles.iter().flat_map(|p| p.entries.iter());
-            for entry in manifest.entries.iter().chain(profiles) {
-                keys.insert((entry.service.clone(), entry.username.clone()));
+            let mut views = vec![manifest.clone()];
+            for profile in &manifest.profiles {
+                views.push(manifest.clone().with_profile(&profile.name, "--profile")?.0);
+            }
+            for view in &views {
+                for entry in &view.entries {
+                    keys.insert((entry.service.clone(), entry.username.clone()));
+                }
             }
         }
         let first = &manifests[0];
@@ -189,8 +221,32 @@ struct Job {
 
 /// The store thread: opens the store when first asked, answers each job
 /// in turn, and opens it afresh after an error (a daemon that restarted).
-fn serve_store(kind: StoreKind, settings: &store::Settings, queue: &mpsc::Receiver<Job>) {
+///
+/// First it opens the store and looks up `warm_up` (every entry served), and
+/// says on `ready` how that went: the agent waits for it in the foreground.
+fn serve_store(
+    kind: StoreKind,
+    settings: &store::Settings,
+    warm_up: &[(String, String)],
+    ready: &mpsc::Sender<Result<(), StoreError>>,
+    queue: &mpsc::Receiver<Job>,
+) {
     let mut opened: Option<Box<dyn store::Store>> = None;
+    let keys: Vec<store::Key<'_>> = warm_up
+        .iter()
+        .map(|(service, username)| store::Key { service, username })
+        .collect();
+    // Only where someone at the agent's terminal could answer now.
+    let warmed = if PERSON.can_ask() {
+        store::open(kind, settings)
+            .and_then(|mut store| store.get_all(&keys).map(|_| store))
+            .map(|store| {
+                opened = Some(store);
+            })
+    } else {
+        Ok(())
+    };
+    let _ = ready.send(warmed);
     for job in queue {
         let result = match &mut opened {
             Some(store) => Ok(store),
@@ -266,26 +322,22 @@ impl Shared {
             ))));
             return;
         }
-        let _ = stream.set_read_timeout(Some(IDLE));
+        // One deadline for the whole connection, reads and writes alike: a
+        // peer that trickles its request, or never reads its answer, holds
+        // its place no longer. A run sends hello and one request.
+        let deadline = std::time::Instant::now() + IDLE;
         let mut lines = Lines::new();
-        let mut chunk = Zeroizing::new([0u8; 8192]);
-        loop {
-            let line = match lines.take() {
+        for _ in 0..REQUESTS {
+            let line = match next_line(&mut stream, &mut lines, deadline) {
                 Ok(Some(line)) => line,
-                Ok(None) => match stream.read(&mut chunk[..]) {
-                    Ok(0) => return,
-                    Ok(read) => {
-                        lines.push(&chunk[..read]);
-                        continue;
-                    }
-                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(err) => {
-                        log(&format!("{who}: closed: {err}"));
-                        return;
-                    }
-                },
-                Err(too_long) => {
+                Ok(None) => return,
+                Err(Ended::Io(err)) => {
+                    log(&format!("{who}: closed: {err}"));
+                    return;
+                }
+                Err(Ended::TooLong(too_long)) => {
                     log(&format!("{who}: closed: it sent {too_long}"));
+                    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
                     let _ = stream.write_all(&wire::to_line(&refusal(format!(
                         "the request is {too_long}"
                     ))));
@@ -304,7 +356,10 @@ impl Shared {
                 }
             };
             drop(line);
-            if let Err(err) = stream.write_all(&wire::to_line(&answer)) {
+            let written = left(deadline)
+                .and_then(|left| stream.set_write_timeout(Some(left)))
+                .and_then(|()| stream.write_all(&wire::to_line(&answer)));
+            if let Err(err) = written {
                 log(&format!("{who}: closed: cannot answer: {err}"));
                 return;
             }
@@ -352,5 +407,127 @@ impl Shared {
 
 /// One line on stderr: what the agent did, never a value.
 fn log(message: &str) {
-    eprintln!("with-secrets agent: {message}");
+    use std::io::Write as _;
+    // Never `eprintln!`, which panics where stderr is gone (a closed
+    // terminal): the agent goes on, or stops, without its log.
+    let _ = writeln!(std::io::stderr().lock(), "with-secrets agent: {message}");
+}
+
+/// How many requests one connection may make: hello and one more, all a
+/// run sends.
+const REQUESTS: usize = 2;
+
+/// Why a connection's reading ended.
+enum Ended {
+    Io(std::io::Error),
+    TooLong(wire::TooLong),
+}
+
+/// The next request line, `None` when the peer closed, read by `deadline`.
+fn next_line(
+    stream: &mut UnixStream,
+    lines: &mut Lines,
+    deadline: std::time::Instant,
+) -> Result<Option<Zeroizing<Vec<u8>>>, Ended> {
+    let mut chunk = Zeroizing::new([0u8; 8192]);
+    loop {
+        match lines.take() {
+            Ok(Some(line)) => return Ok(Some(line)),
+            Ok(None) => {}
+            Err(too_long) => return Err(Ended::TooLong(too_long)),
+        }
+        let read = left(deadline)
+            .and_then(|left| stream.set_read_timeout(Some(left)))
+            .and_then(|()| stream.read(&mut chunk[..]));
+        match read {
+            Ok(0) => return Ok(None),
+            Ok(read) => lines.push(&chunk[..read]),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(Ended::Io(err)),
+        }
+    }
+}
+
+/// What is left of `deadline`, or a timed-out error once it has passed.
+fn left(deadline: std::time::Instant) -> std::io::Result<Duration> {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    if left.is_zero() {
+        return Err(std::io::ErrorKind::TimedOut.into());
+    }
+    Ok(left)
+}
+
+/// Gives a connection's place back when its thread ends, however it ends.
+struct Leave<'a>(&'a Shared);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
+/// Who the agent's store asks for a passphrase: the agent's terminal while
+/// it starts in the foreground (`stop_asking` ends that), then nobody: the
+/// variable, else an error that names it. A prompt from the background
+/// would stop the whole agent (SIGTTOU).
+struct AgentPerson {
+    asking: std::sync::atomic::AtomicBool,
+}
+
+static PERSON: AgentPerson = AgentPerson {
+    asking: std::sync::atomic::AtomicBool::new(true),
+};
+
+impl AgentPerson {
+    fn stop_asking(&self) {
+        self.asking.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the agent may prompt now: still starting, and in the
+    /// foreground of its terminal (a prompt from the background would stop
+    /// it until `fg`).
+    fn can_ask(&self) -> bool {
+        use std::os::fd::AsRawFd as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        if !self.asking.load(Ordering::SeqCst) {
+            return false;
+        }
+        let Ok(tty) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open("/dev/tty")
+        else {
+            return false;
+        };
+        // SAFETY: tcgetpgrp and getpgrp read process state; `tty` is open.
+        unsafe { libc::tcgetpgrp(tty.as_raw_fd()) == libc::getpgrp() }
+    }
+}
+
+impl store::Person for AgentPerson {
+    fn secret(&self, ask: &store::Ask<'_>) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        if self.can_ask() {
+            return crate::person::TERMINAL.secret(ask);
+        }
+        match std::env::var_os(ask.variable).filter(|value| !value.is_empty()) {
+            Some(value) => Ok(Zeroizing::new(value.into_encoded_bytes())),
+            None => Err(StoreError::from(store::Common::NeedPassword {
+                path: ask.path.to_owned(),
+                variable: ask.variable,
+            })),
+        }
+    }
+
+    fn is_present(&self) -> bool {
+        self.can_ask()
+    }
+
+    fn tell(&self, message: &str) {
+        log(message);
+    }
+
+    fn warn(&self, message: &str) {
+        log(message);
+    }
 }

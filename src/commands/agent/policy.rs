@@ -74,6 +74,15 @@ impl Policy {
                 ("delete", vec![(service.as_str(), username.as_str())])
             }
         };
+        if what == "get" && keys.is_empty() {
+            return Screened::Answer {
+                response: Response {
+                    found: Some(Vec::new()),
+                    ..Response::default()
+                },
+                log: None,
+            };
+        }
         let named = format!(
             "{what} {}",
             keys.iter()
@@ -97,8 +106,8 @@ impl Policy {
             return Screened::Answer {
                 response: refusal(format!(
                     "the agent does not serve {} / {}{}: it serves only the entries of {}\n  on \
-                     the agent's machine, add the manifest that names it: with-secrets agent -m \
-                     PATH/TO/secrets.toml (one -m per manifest)",
+                     the agent's machine, start it again with a -m for the manifest that names \
+                     it too (one -m per manifest)",
                     printable(service),
                     printable(username),
                     match unserved.len() {
@@ -112,6 +121,21 @@ impl Policy {
                     self.paths.join(", ")
                 )),
                 log: Some(format!("{named}: refused, not served")),
+            };
+        }
+        // A run asks each item once: more keys than are served can only be
+        // repeats, which would only make the answer (and the log) larger.
+        if keys.len() > self.keys.len() {
+            return Screened::Answer {
+                response: refusal(format!(
+                    "a lookup of {} entries, and the agent serves {}",
+                    keys.len(),
+                    self.keys.len()
+                )),
+                log: Some(format!(
+                    "{what} of {} entries: refused, too many",
+                    keys.len()
+                )),
             };
         }
         if what != "get" && !self.writes {
