@@ -937,3 +937,42 @@ fn a_hostile_or_broken_agent_fails_the_run_by_name_within_its_timeout() {
         .never_shows("stand-in");
     }
 }
+
+/// Every profile's entries are served as a run with that profile asks for
+/// them: a profile's own entries, and [secrets] entries whose service comes
+/// from the profile's defaults.
+#[test]
+fn every_profiles_entries_are_served_as_runs_with_that_profile_ask_for_them() {
+    let manifest = "[defaults]\nservice = \"base\"\n\n[secrets]\nTOKEN = { username = \"token\" }\n\n\
+                    [profiles.staging.defaults]\nservice = \"staging\"\n\n\
+                    [profiles.staging.secrets]\nEXTRA = { service = \"other\", username = \"extra\" }\n";
+    let host = file_host(manifest);
+    host.run_input("base-token", ["set", "TOKEN"]).success();
+    host.run_input("staging-token", ["--profile", "staging", "set", "TOKEN"])
+        .success();
+    host.run_input("extra", ["--profile", "staging", "set", "EXTRA"])
+        .success();
+    let socket = socket_in(&host, "profiles.sock");
+    let agent = Agent::start(&host, &["agent", "--socket", &socket]);
+    let client = agent.client(manifest);
+    assert_eq!(client.seen(&["TOKEN"]), "base-token");
+    assert_eq!(
+        client.seen_with(&["--profile", "staging"], &["TOKEN", "EXTRA"]),
+        "staging-token|extra"
+    );
+}
+
+/// A store named by the run (here WITH_SECRETS_STORE) is used as named,
+/// even where WITH_SECRETS_AGENT is set: only `auto` asks the agent.
+#[test]
+fn a_store_named_by_the_run_is_used_even_where_an_agent_is_named() {
+    let test = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    test.run_input("local-file", ["set", "TOKEN"]).success();
+    let gone = socket_in(&test, "no-agent-here.sock");
+    let test = test.env("WITH_SECRETS_AGENT", &gone);
+    assert_eq!(test.seen(&["TOKEN"]), "local-file");
+    // Under auto the same run asks the agent, which is not there.
+    test.run_env(&[("WITH_SECRETS_STORE", "auto")], ["--", "true"])
+        .expect_code(125)
+        .stderr_has(&format!("no agent at {gone}"));
+}
