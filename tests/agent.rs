@@ -976,3 +976,55 @@ fn a_store_named_by_the_run_is_used_even_where_an_agent_is_named() {
         .expect_code(125)
         .stderr_has(&format!("no agent at {gone}"));
 }
+
+/// Started in the foreground of a terminal in front of a locked file store,
+/// the agent asks for the passphrase there before it prints its line, and
+/// then serves without asking again.
+#[test]
+fn on_a_terminal_the_agent_asks_for_the_passphrase_before_its_line_and_never_again() {
+    use std::io::Write as _;
+    let host = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    host.run_input("asked-once", ["set", "TOKEN"]).success();
+    let host = host.env("WITH_SECRETS_PASSPHRASE", "");
+    let socket = socket_in(&host, "tty.sock");
+    let mut child = host
+        .script(&format!("{BIN} agent --socket {socket}"))
+        .spawn()
+        .expect("script(1) from util-linux");
+    let pid = child.id();
+    let mut stdout = crate::support::Reader::new(child.stdout.take().unwrap());
+    let before = stdout.until("Passphrase for ", pid);
+    assert!(!before.contains("WITH_SECRETS_AGENT="), "{before}");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{PASSPHRASE}\n").as_bytes())
+        .unwrap();
+    stdout.until("export WITH_SECRETS_AGENT;", pid);
+    let listening = stdout.until("(pid ", pid);
+    assert!(listening.contains("listening on"), "{listening}");
+    let agent_pid: libc::pid_t = stdout
+        .until(")", pid)
+        .trim_end_matches(')')
+        .parse()
+        .expect("the agent's pid");
+    let client = Test::new()
+        .manifest(&manifest_for(&[("TOKEN", "acme", "token")]))
+        .env("WITH_SECRETS_AGENT", &socket);
+    for _ in 0..2 {
+        assert_eq!(client.seen(&["TOKEN"]), "asked-once");
+    }
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(agent_pid, libc::SIGTERM) };
+    drop(stdin);
+    let transcript = stdout.rest(pid);
+    assert!(
+        transcript.contains("stopped by signal 15; removed the socket"),
+        "{transcript}"
+    );
+    let _ = wait_for(child, Duration::from_secs(60));
+    assert!(
+        !transcript.contains("Passphrase for "),
+        "asked again: {transcript}"
+    );
+    assert!(!transcript.contains("asked-once"), "{transcript}");
+}
