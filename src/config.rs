@@ -155,6 +155,7 @@ impl Config {
 
     /// Finds and loads the manifest as it is, without a profile applied
     /// (the agent serves every profile's entries).
+    #[cfg(unix)]
     pub(crate) fn manifest_as_written(&self) -> Result<Manifest, Error> {
         let explicit = self.manifest.as_deref().zip(self.manifest_source);
         let located = manifest::locate(explicit, &self.cwd)?;
