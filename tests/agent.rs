@@ -1028,3 +1028,37 @@ fn on_a_terminal_the_agent_asks_for_the_passphrase_before_its_line_and_never_aga
     );
     assert!(!transcript.contains("asked-once"), "{transcript}");
 }
+
+/// A stale socket of another user is theirs: the agent leaves it and fails.
+#[test]
+fn another_users_stale_socket_is_left_alone() {
+    needs_root("the socket is given to another user");
+    let test = file_host(&manifest_for(&[("TOKEN", "acme", "token")]));
+    let socket = socket_in(&test, "theirs.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind"));
+    std::os::unix::fs::chown(&socket, Some(65534), Some(65534)).expect("chown");
+    let run = test.run(["agent", "--socket", &socket]);
+    run.expect_code(125).stderr_has(&format!(
+        "{socket} is another user's socket; nothing was changed"
+    ));
+    assert!(std::path::Path::new(&socket).exists());
+}
+
+/// Through a read-only agent nothing is generated: the entry is missing,
+/// and no write is tried.
+#[test]
+fn nothing_is_generated_through_a_read_only_agent() {
+    let manifest = "[secrets]\nSESSION_KEY = { service = \"acme\", username = \"session\", generate = true }\n";
+    let host = file_host(manifest);
+    let socket = socket_in(&host, "gen.sock");
+    let agent = Agent::start(&host, &["agent", "--socket", &socket]);
+    let client = agent.client(manifest);
+    client
+        .run(["--", "true"])
+        .expect_code(125)
+        .stderr_has("SESSION_KEY");
+    agent
+        .stop(libc::SIGTERM)
+        .success()
+        .stderr_lacks("set acme / session");
+}

@@ -43,6 +43,8 @@ pub(crate) struct About {
 pub(crate) struct Agent {
     socket: Option<PathBuf>,
     timeout: Duration,
+    /// Whether the agent lets runs write, once it has said so.
+    writes: Option<bool>,
 }
 
 impl Agent {
@@ -51,12 +53,13 @@ impl Agent {
         Self {
             socket: settings.agent.clone(),
             timeout: settings.timeout,
+            writes: None,
         }
     }
 
     /// Sends `request` after `hello` on a new connection, and reads both
     /// answers: one round trip.
-    fn call(&self, request: &Request) -> Result<Response, StoreError> {
+    fn call(&mut self, request: &Request) -> Result<Response, StoreError> {
         let socket = self.socket.as_deref().ok_or(Error::NotSet)?;
         let deadline = Instant::now() + self.timeout;
         let mut connection = Connection::open(socket, self.timeout, deadline)?;
@@ -67,7 +70,7 @@ impl Agent {
         let mut lines = wire::to_line(&hello);
         crate::secret::append_wiped(&mut lines, &wire::to_line(request));
         let about = connection.send(&lines)?;
-        connection.check_hello(about)?;
+        self.writes = Some(connection.check_hello(about)?.writes);
         let answer = connection.read_response()?;
         match answer.error {
             Some(message) => Err(connection.refusal_or_remote(message, answer.class.as_deref())),
@@ -120,6 +123,12 @@ pub(crate) fn report(chosen: bool, settings: &Settings) -> Option<super::Report>
 impl Store for Agent {
     fn name(&self) -> &'static str {
         "agent"
+    }
+
+    /// A read-only agent holds values, but none can be stored through it:
+    /// nothing is generated into it.
+    fn holds_values(&self) -> bool {
+        self.writes.unwrap_or(true)
     }
 
     fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {

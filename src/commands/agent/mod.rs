@@ -388,7 +388,11 @@ impl Shared {
         });
         let answer = match sent.ok().and_then(|()| receiver.recv().ok()) {
             Some(answer) => answer,
-            None => refusal("the agent's store thread has stopped".to_owned()),
+            None => Response {
+                error: Some("the agent's store thread has stopped".to_owned()),
+                class: Some(store::Class::Failed.name().to_owned()),
+                ..Response::default()
+            },
         };
         let outcome = match (&answer.error, &answer.found, answer.deleted) {
             (Some(error), _, _) => format!("failed: {}", crate::term::printable::first_line(error)),

@@ -71,6 +71,14 @@ impl Place {
                         shell_words::quote(&printable_path(&socket))
                     )));
                 }
+                // Only our own: another user's socket is theirs to remove.
+                Err(_) if std::os::unix::fs::MetadataExt::uid(&metadata) != current_uid() => {
+                    return Err(failed(format!(
+                        "{} is another user's socket; nothing was changed\n  choose another \
+                         path with --socket",
+                        printable_path(&socket)
+                    )));
+                }
                 Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
                     std::fs::remove_file(&socket).map_err(|err| {
                         failed(format!(
