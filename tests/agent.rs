@@ -1062,3 +1062,38 @@ fn nothing_is_generated_through_a_read_only_agent() {
         .success()
         .stderr_lacks("set acme / session");
 }
+
+/// Manifests that name different stores are not served by one agent.
+#[test]
+fn manifests_that_name_different_stores_are_refused_at_start() {
+    let test = file_host(&manifest_for(&[("TOKEN", "acme", "token")])).file(
+        "other.toml",
+        "store = \"keyutils\"\n[secrets]\nDB = { service = \"acme\", username = \"db\" }\n",
+    );
+    let first = test.path().join("secrets.toml");
+    let other = test.path().join("other.toml");
+    test.run([
+        "-m",
+        &first.to_string_lossy(),
+        "-m",
+        &other.to_string_lossy(),
+        "agent",
+        "--socket",
+        &socket_in(&test, "two.sock"),
+    ])
+    .expect_code(125)
+    .stderr_has("name different stores (or [vault] tables), and an agent serves one");
+}
+
+/// A WITH_SECRETS_AGENT that names a file that is not a socket says so.
+#[test]
+fn an_agent_variable_naming_a_plain_file_says_it_is_not_a_socket() {
+    let test = Test::new().manifest(&manifest_for(&[("TOKEN", "acme", "token")]));
+    let path = socket_in(&test, "plain-file");
+    std::fs::write(&path, "").unwrap();
+    test.run_env(&[("WITH_SECRETS_AGENT", &path)], ["--", "true"])
+        .expect_code(125)
+        .stderr_has(&format!(
+            "the agent at {path} failed: it is not a socket (check WITH_SECRETS_AGENT)"
+        ));
+}

@@ -210,6 +210,16 @@ impl Connection {
             let socket = socket.to_owned();
             match err.kind() {
                 io::ErrorKind::NotFound => Error::NoAgent { socket },
+                io::ErrorKind::ConnectionRefused
+                    if std::fs::symlink_metadata(&socket).is_ok_and(|metadata| {
+                        !std::os::unix::fs::FileTypeExt::is_socket(&metadata.file_type())
+                    }) =>
+                {
+                    Error::Broken {
+                        socket,
+                        reason: "it is not a socket (check WITH_SECRETS_AGENT)".to_owned(),
+                    }
+                }
                 io::ErrorKind::ConnectionRefused => Error::Stale { socket },
                 io::ErrorKind::WouldBlock => Error::TimedOut {
                     socket,

@@ -197,6 +197,21 @@ impl Served {
             }
         }
         let first = &manifests[0];
+        // One agent serves one store: manifests that name different ones
+        // (or different servers) would be looked up in the wrong place.
+        if let Some(other) = manifests
+            .iter()
+            .find(|manifest| manifest.store != first.store || manifest.vault != first.vault)
+        {
+            return Err(Error::Agent {
+                message: format!(
+                    "{} and {} name different stores (or [vault] tables), and an agent serves \
+                     one\n  start one agent for each (each with its own --socket)",
+                    printable_path(&first.path),
+                    printable_path(&other.path)
+                ),
+            });
+        }
         Ok(Self {
             paths: manifests
                 .iter()

@@ -27,6 +27,14 @@ impl Place {
     /// agent answers on is left alone, and this is an error.
     pub(super) fn bind(socket: Option<&Path>) -> Result<Self, Error> {
         let failed = |what: String| Error::Agent { message: what };
+        // The line it prints must name the very path it listens on.
+        if socket.is_some_and(|path| path.to_str().is_none()) {
+            return Err(failed(
+                "the --socket path is not UTF-8, so the line to export could not name it\n  \
+                 choose a path in UTF-8"
+                    .to_owned(),
+            ));
+        }
         let (socket, folder) = match socket {
             Some(path) => {
                 // A folder that is not there yet is made private, so that a
