@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use super::error::Error as BridgeError;
-use super::wire::{self, Lines, PROTOCOL, Request, Response, VERSION, WireKey, WireValue};
+use super::wire::{self, Lines, PROTOCOL, Request, Response, VERSION};
 use crate::secret::Secret;
 use crate::store::{Found, Key, Settings, Store, StoreError};
 
@@ -111,57 +111,16 @@ impl Store for Bridge {
     }
 
     fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
-        let request = Request::Get {
-            keys: keys
-                .iter()
-                .map(|key| WireKey {
-                    service: key.service.to_owned(),
-                    username: key.username.to_owned(),
-                })
-                .collect(),
-        };
-        let found = self
-            .call(&request)?
-            .found
-            .ok_or_else(|| self.misread("its answer to a lookup has no `found`"))?;
-        if found.len() != keys.len() {
-            return Err(self.misread(&format!(
-                "it answered {} values for {} keys",
-                found.len(),
-                keys.len()
-            )));
-        }
-        found
-            .into_iter()
-            .map(|slot| {
-                slot.map(|found| match found.value.decode() {
-                    Some(secret) => Ok(Found {
-                        secret,
-                        matches: found.matches,
-                    }),
-                    None => Err(self.misread("it sent a value that is not base64")),
-                })
-                .transpose()
-            })
-            .collect()
+        let answer = self.call(&wire::get_request(keys))?;
+        wire::found_values(answer, keys.len()).map_err(|why| self.misread(&why))
     }
 
     fn set(&mut self, key: Key<'_>, label: &str, value: &Secret) -> Result<(), StoreError> {
-        let request = Request::Set {
-            service: key.service.to_owned(),
-            username: key.username.to_owned(),
-            label: label.to_owned(),
-            value: WireValue::encode(value.expose()),
-        };
-        self.call(&request).map(drop)
+        self.call(&wire::set_request(key, label, value)).map(drop)
     }
 
     fn delete(&mut self, key: Key<'_>) -> Result<usize, StoreError> {
-        let request = Request::Delete {
-            service: key.service.to_owned(),
-            username: key.username.to_owned(),
-        };
-        self.call(&request)?
+        self.call(&wire::delete_request(key))?
             .deleted
             .ok_or_else(|| self.misread("its answer to a delete has no `deleted`"))
     }

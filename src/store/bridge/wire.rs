@@ -108,6 +108,71 @@ pub(crate) struct Response {
     pub(crate) writes: Option<bool>,
 }
 
+/// The request that looks `keys` up.
+#[cfg(unix)]
+pub(crate) fn get_request(keys: &[crate::store::Key<'_>]) -> Request {
+    Request::Get {
+        keys: keys
+            .iter()
+            .map(|key| WireKey {
+                service: key.service.to_owned(),
+                username: key.username.to_owned(),
+            })
+            .collect(),
+    }
+}
+
+/// The request that stores `value` for `key`.
+#[cfg(unix)]
+pub(crate) fn set_request(key: crate::store::Key<'_>, label: &str, value: &Secret) -> Request {
+    Request::Set {
+        service: key.service.to_owned(),
+        username: key.username.to_owned(),
+        label: label.to_owned(),
+        value: WireValue::encode(value.expose()),
+    }
+}
+
+/// The request that deletes `key`.
+#[cfg(unix)]
+pub(crate) fn delete_request(key: crate::store::Key<'_>) -> Request {
+    Request::Delete {
+        service: key.service.to_owned(),
+        username: key.username.to_owned(),
+    }
+}
+
+/// The values in an answer to a lookup of `keys` keys, one slot each;
+/// `Err` says what makes no sense in it.
+#[cfg(unix)]
+pub(crate) fn found_values(
+    answer: Response,
+    keys: usize,
+) -> Result<Vec<Option<crate::store::Found>>, String> {
+    let found = answer
+        .found
+        .ok_or("its answer to a lookup has no `found`")?;
+    if found.len() != keys {
+        return Err(format!(
+            "it answered {} values for {keys} keys",
+            found.len()
+        ));
+    }
+    found
+        .into_iter()
+        .map(|slot| {
+            slot.map(|found| match found.value.decode() {
+                Some(secret) => Ok(crate::store::Found {
+                    secret,
+                    matches: found.matches,
+                }),
+                None => Err("it sent a value that is not base64".to_owned()),
+            })
+            .transpose()
+        })
+        .collect()
+}
+
 /// A value on the wire: its base64, wiped when dropped, whichever way the
 /// value goes and however far a line got parsed.
 #[derive(PartialEq, Eq)]
