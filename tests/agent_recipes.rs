@@ -163,27 +163,6 @@ fn recorded_env(record: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_symlink() {
-            continue;
-        }
-        if path.is_dir() {
-            found.extend(files_containing(&path, needle));
-        } else if std::fs::read(&path)
-            .unwrap()
-            .windows(needle.len())
-            .any(|w| w == needle.as_bytes())
-        {
-            found.push(path);
-        }
-    }
-    found
-}
-
 /// Where the binary under test is seen inside a container.
 const BIN_INSIDE: &str = "/opt/with-secrets";
 
@@ -329,7 +308,7 @@ fn the_devcontainer_reaches_the_hosts_keyring_through_the_agent() {
     agent.log_until("found 1 of 2");
     agent.log_until("found 1 of 2");
     assert_eq!(
-        files_containing(workspace.path(), TOKEN),
+        crate::support::files_containing(workspace.path(), TOKEN),
         Vec::<PathBuf>::new(),
         "nothing lands in the workspace"
     );
@@ -490,7 +469,7 @@ fn the_docker_run_recipe_reaches_the_hosts_keyring_through_podman() {
         .stdout_is(&format!("[{TOKEN}]"))
         .stderr_lacks(TOKEN);
     assert_eq!(
-        files_containing(project.path(), TOKEN),
+        crate::support::files_containing(project.path(), TOKEN),
         Vec::<PathBuf>::new()
     );
 
@@ -589,11 +568,11 @@ fn over_ssh_dash_r_the_remote_run_resolves_from_the_hosts_keyring() {
         );
     }
     assert_eq!(
-        files_containing(remote.project.path(), TOKEN),
+        crate::support::files_containing(remote.project.path(), TOKEN),
         Vec::<PathBuf>::new()
     );
     assert_eq!(
-        files_containing(remote.home.path(), TOKEN),
+        crate::support::files_containing(remote.home.path(), TOKEN),
         Vec::<PathBuf>::new()
     );
 }

@@ -57,27 +57,6 @@ fn recorded_env(record: &Record) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_symlink() {
-            continue;
-        }
-        if path.is_dir() {
-            found.extend(files_containing(&path, needle));
-        } else if std::fs::read(&path)
-            .unwrap()
-            .windows(needle.len())
-            .any(|w| w == needle.as_bytes())
-        {
-            found.push(path);
-        }
-    }
-    found
-}
-
 /// `${localEnv:NAME}` as the dev container tools expand it, from `host`.
 fn expand_local_env(value: &str, host: &BTreeMap<&str, &str>) -> String {
     let mut out = value.to_owned();
@@ -195,7 +174,7 @@ fn the_docker_run_recipe_passes_values_by_name_through_the_environment_only() {
         "a missing optional one is unset"
     );
     assert_eq!(
-        files_containing(test.path(), TOKEN),
+        crate::support::files_containing(test.path(), TOKEN),
         Vec::<PathBuf>::new(),
         "never in a file"
     );
