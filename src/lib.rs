@@ -72,6 +72,9 @@ pub mod fuzzing {
         pub kind: &'static str,
         /// The value a `set` carried, in base64 as it came.
         pub value: Option<String>,
+        /// Whether the answer and the log line are the same for any other
+        /// value: neither says anything of it.
+        pub value_free: bool,
         /// Whether it went on to the store.
         pub to_store: bool,
         /// The answer's line, for what the agent answered itself.

@@ -1,7 +1,7 @@
 //! Any bytes down a connection to `with-secrets agent`, read as the agent
 //! reads them and screened as it screens each request: never a panic or a
 //! hang; only a lookup of the one entry it serves goes on to its store; and
-//! neither its answer nor its log line quotes a value a request carried.
+//! neither its answer nor its log line depends on a value a request carried.
 
 #![no_main]
 
@@ -33,17 +33,8 @@ fuzz_target!(|data: &[u8]| {
                 assert!(text.contains("\"error\":\"refused: "), "{read:?}");
             }
         }
-        // A value is never repeated back, nor logged.
-        if let Some(value) = read.value.as_deref().filter(|value| value.len() >= 4) {
-            if let Some(answer) = &read.answer {
-                assert!(
-                    !answer.windows(value.len()).any(|w| w == value.as_bytes()),
-                    "{read:?}"
-                );
-            }
-            if let Some(log) = &read.log {
-                assert!(!log.contains(value), "{read:?}");
-            }
-        }
+        // A value is never repeated back, nor logged: what the agent says
+        // of a request is the same whatever value it carries.
+        assert!(read.value_free, "{read:?}");
     }
 });

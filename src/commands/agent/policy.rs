@@ -171,6 +171,7 @@ pub(crate) fn fuzz_lines(bytes: &[u8]) -> Vec<crate::fuzzing::AgentLine> {
             keys: Vec::new(),
             kind: "none",
             value: None,
+            value_free: true,
             to_store: false,
             answer: None,
             log: None,
@@ -191,21 +192,38 @@ pub(crate) fn fuzz_lines(bytes: &[u8]) -> Vec<crate::fuzzing::AgentLine> {
                     ("delete", vec![(service.clone(), username.clone())])
                 }
             };
-            if let Request::Set { value, .. } = &request {
-                read.value = serde_json::to_value(value)
-                    .ok()
-                    .and_then(|value| value.as_str().map(str::to_owned));
-            }
-            match policy.screen(request) {
+            // The same request with another value: what the agent says of
+            // it must not change with the value.
+            let other = match &request {
+                Request::Set {
+                    service,
+                    username,
+                    label,
+                    value,
+                } => {
+                    read.value = serde_json::to_value(value)
+                        .ok()
+                        .and_then(|value| value.as_str().map(str::to_owned));
+                    Some(Request::Set {
+                        service: service.clone(),
+                        username: username.clone(),
+                        label: label.clone(),
+                        value: wire::WireValue::encode(b"another value"),
+                    })
+                }
+                _ => None,
+            };
+            let outcome = |screened: Screened| match screened {
                 Screened::Answer { response, log } => {
-                    read.answer = Some(wire::to_line(&response).to_vec());
-                    read.log = log;
+                    (false, Some(wire::to_line(&response).to_vec()), log)
                 }
-                Screened::Store { named, .. } => {
-                    read.to_store = true;
-                    read.log = Some(named);
-                }
-            }
+                Screened::Store { named, .. } => (true, None, Some(named)),
+            };
+            let (to_store, answer, log) = outcome(policy.screen(request));
+            read.value_free = other.is_none_or(|other| {
+                outcome(policy.screen(other)) == (to_store, answer.clone(), log.clone())
+            });
+            (read.to_store, read.answer, read.log) = (to_store, answer, log);
         }
         out.push(read);
     }
