@@ -438,14 +438,10 @@ fn a_slow_far_side_is_bounded_by_the_runs_timeout_and_an_agent_killed_mid_run_fa
     let socket = socket_in(&host, "slow.sock");
     let agent = Agent::start(&host, &agent_args(&socket));
     let client = agent.client(&manifest_for(&[("TOKEN", "acme", "token")]));
-    let mut command = client.command(["--timeout", "2", "--", "true"]);
-    command
-        .stdin(std::process::Stdio::null())
-        .env("TOKEN", "stand-in");
-    let waiting = command.spawn().expect("spawn with-secrets");
-    Run {
-        output: wait_for(waiting, Duration::from_secs(60)),
-    }
+    bounded(
+        client.command(["--timeout", "2", "--", "true"]),
+        &[("TOKEN", "stand-in".as_ref())],
+    )
     .expect_code(125)
     .stderr_has(&format!("the agent at {socket} did not answer within 2 s"))
     .never_shows("stand-in");
@@ -755,15 +751,13 @@ fn a_connect_to_an_agent_whose_queue_is_full_ends_at_the_runs_timeout() {
         }
         assert!(queued.len() < 100_000, "the queue never filled");
     }
-    let mut command = test.command(["--timeout", "1", "--", "true"]);
-    command
-        .stdin(std::process::Stdio::null())
-        .env("WITH_SECRETS_AGENT", &socket)
-        .env("TOKEN", "stand-in");
-    let waiting = command.spawn().expect("spawn with-secrets");
-    Run {
-        output: wait_for(waiting, Duration::from_secs(60)),
-    }
+    bounded(
+        test.command(["--timeout", "1", "--", "true"]),
+        &[
+            ("WITH_SECRETS_AGENT", socket.as_ref()),
+            ("TOKEN", "stand-in".as_ref()),
+        ],
+    )
     .expect_code(125)
     .stderr_has(&format!("the agent at {socket} did not answer within 1 s"))
     .never_shows("stand-in");
@@ -922,15 +916,13 @@ fn a_hostile_or_broken_agent_fails_the_run_by_name_within_its_timeout() {
         ("many.sock", Hostile::TooManyValues, "3 values for 1 keys"),
     ] {
         let socket = hostile_agent(&test, name, hostile);
-        let mut command = test.command(["--timeout", "2", "--", "printenv", "TOKEN"]);
-        command
-            .stdin(std::process::Stdio::null())
-            .env("WITH_SECRETS_AGENT", &socket)
-            .env("TOKEN", "stand-in");
-        let waiting = command.spawn().expect("spawn with-secrets");
-        Run {
-            output: wait_for(waiting, Duration::from_secs(60)),
-        }
+        bounded(
+            test.command(["--timeout", "2", "--", "printenv", "TOKEN"]),
+            &[
+                ("WITH_SECRETS_AGENT", socket.as_ref()),
+                ("TOKEN", "stand-in".as_ref()),
+            ],
+        )
         .expect_code(125)
         .stderr_has(&format!("the agent at {socket}"))
         .stderr_has(message)
@@ -1096,4 +1088,16 @@ fn an_agent_variable_naming_a_plain_file_says_it_is_not_a_socket() {
         .stderr_has(&format!(
             "the agent at {path} failed: it is not a socket (check WITH_SECRETS_AGENT)"
         ));
+}
+
+/// Runs `command` with stdin closed and `env` added, waiting at most 60 s:
+/// a run that hangs fails the test rather than holding it.
+fn bounded(mut command: Command, env: &[(&str, &std::ffi::OsStr)]) -> Run {
+    command
+        .stdin(std::process::Stdio::null())
+        .envs(env.iter().copied());
+    let waiting = command.spawn().expect("spawn with-secrets");
+    Run {
+        output: wait_for(waiting, Duration::from_secs(60)),
+    }
 }
