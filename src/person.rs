@@ -78,3 +78,36 @@ impl Person for Terminal {
         crate::warning!("{message}");
     }
 }
+
+/// Nobody to ask: a passphrase can only come from its variable, else the
+/// error names the variable; lines go to stderr. The bridge's end (its stdin
+/// is the pipe) and an agent that has started (a prompt from the background
+/// would stop it) have only this.
+pub(crate) struct Nobody;
+
+/// The one there is.
+pub(crate) static NOBODY: Nobody = Nobody;
+
+impl Person for Nobody {
+    fn secret(&self, ask: &Ask<'_>) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        match std::env::var_os(ask.variable).filter(|value| !value.is_empty()) {
+            Some(value) => Ok(Zeroizing::new(value.into_encoded_bytes())),
+            None => Err(StoreError::from(Common::NeedPassword {
+                path: ask.path.to_owned(),
+                variable: ask.variable,
+            })),
+        }
+    }
+
+    fn is_present(&self) -> bool {
+        false
+    }
+
+    fn tell(&self, message: &str) {
+        crate::note!("{message}");
+    }
+
+    fn warn(&self, message: &str) {
+        crate::warning!("{message}");
+    }
+}

@@ -15,11 +15,10 @@ use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::store::Common;
 use crate::store::bridge::wire::{
     self, Lines, PROTOCOL, Request, Response, VERSION, WireFound, WireValue,
 };
-use crate::store::{self, Ask, Key, Person, Store, StoreError, StoreKind};
+use crate::store::{self, Key, Store, StoreError, StoreKind};
 
 pub(crate) fn run(config: &Config) -> Result<ExitCode, Error> {
     let kind = served(config.store_without_manifest().0)?;
@@ -124,7 +123,7 @@ fn answer(
             kind,
             &store::Settings {
                 timeout: config.timeout,
-                person: &NOBODY,
+                person: &crate::person::NOBODY,
                 vault: Default::default(),
                 agent: None,
             },
@@ -195,36 +194,5 @@ pub(crate) fn serve(request: Request, store: &mut dyn Store) -> Result<Response,
                 ..Response::default()
             })
         }
-    }
-}
-
-/// Nobody is at the bridge's end: its stdin is the pipe. A passphrase can
-/// only come from its variable; warnings go to stderr, which the client
-/// passes through.
-struct Nobody;
-
-static NOBODY: Nobody = Nobody;
-
-impl Person for Nobody {
-    fn secret(&self, ask: &Ask<'_>) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        match std::env::var_os(ask.variable).filter(|value| !value.is_empty()) {
-            Some(value) => Ok(Zeroizing::new(value.into_encoded_bytes())),
-            None => Err(StoreError::from(Common::NeedPassword {
-                path: ask.path.to_owned(),
-                variable: ask.variable,
-            })),
-        }
-    }
-
-    fn is_present(&self) -> bool {
-        false
-    }
-
-    fn tell(&self, message: &str) {
-        crate::note!("{message}");
-    }
-
-    fn warn(&self, message: &str) {
-        crate::warning!("{message}");
     }
 }

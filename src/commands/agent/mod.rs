@@ -527,14 +527,9 @@ impl AgentPerson {
 impl store::Person for AgentPerson {
     fn secret(&self, ask: &store::Ask<'_>) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         if self.can_ask() {
-            return crate::person::TERMINAL.secret(ask);
-        }
-        match std::env::var_os(ask.variable).filter(|value| !value.is_empty()) {
-            Some(value) => Ok(Zeroizing::new(value.into_encoded_bytes())),
-            None => Err(StoreError::from(store::Common::NeedPassword {
-                path: ask.path.to_owned(),
-                variable: ask.variable,
-            })),
+            crate::person::TERMINAL.secret(ask)
+        } else {
+            crate::person::NOBODY.secret(ask)
         }
     }
 
