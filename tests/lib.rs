@@ -9,6 +9,7 @@ mod support;
 mod agent;
 mod agent_recipes;
 mod bridge;
+mod cache;
 mod contract;
 mod daemons;
 mod doctor;

@@ -134,13 +134,16 @@ struct Open {
 }
 
 impl Open {
+    /// The cache, if it is on: its key is kept and its end has not come.
+    /// The kernel ends it by the second; the end kept with it is the same
+    /// moment, so the cache is never used a moment past what `unlock` said.
     fn find() -> Result<Option<Self>, Failure> {
-        Ok(
-            keyring::find::<KEY_LEN>(KEY_KIND, KEY_ID)?.map(|kept| Self {
+        Ok(keyring::find::<KEY_LEN>(KEY_KIND, KEY_ID)?
+            .filter(|kept| kept.until > SystemTime::now())
+            .map(|kept| Self {
                 key: kept.key,
                 until: kept.until,
-            }),
-        )
+            }))
     }
 
     /// HMAC-SHA256 under C of `label`, then of `data`.

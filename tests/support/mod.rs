@@ -591,6 +591,16 @@ impl Run {
     }
 
     #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout().contains(needle),
+            "stdout lacks {needle:?}:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
     pub fn stdout_is(&self, expected: &str) -> &Self {
         assert_eq!(self.stdout(), expected, "stderr:\n{}", self.stderr());
         self
