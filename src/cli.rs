@@ -322,21 +322,26 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t = EnvFormat::Shell)]
         format: EnvFormat,
     },
-    /// Open the file store for this login session: ask its passphrase once,
-    /// then runs ask none until it ends.
+    /// Trust this login session for a while: open the file store, and keep
+    /// what runs read from slow stores (the session cache).
     ///
-    /// Checks the passphrase (from the terminal, or WITH_SECRETS_PASSPHRASE)
-    /// against the file store, making it if there is none, and keeps the
-    /// file's key, never the passphrase, in the Linux kernel's session
-    /// keyring until DURATION has passed, `with-secrets lock`, or the login
-    /// session ends. Another session is not unlocked by this one.
+    /// Where there is a file store, or runs use one, checks its passphrase
+    /// (from the terminal, or WITH_SECRETS_PASSPHRASE), making the store if
+    /// there is none, and keeps the file's key, never the passphrase, in the
+    /// Linux kernel's session keyring; and turns on the session cache: the
+    /// values runs read from vault, windows on WSL or an agent are kept
+    /// there, sealed, and runs that find all they need kept ask the store
+    /// nothing (a value changed in the store meanwhile is served as it was;
+    /// --no-cache reads the store for one run). Both last until DURATION
+    /// has passed, `with-secrets lock`, or the login session ends. Another
+    /// session is not unlocked by this one.
     Unlock {
         /// How long, e.g. 90s, 15m, 2h or 1h30m; at most 7d [default: 10h]
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_unlock_for)]
         duration: Option<Duration>,
     },
-    /// Lock the file store again at once: forget what `with-secrets unlock`
-    /// kept in this login session.
+    /// Lock the file store again and end the session cache, at once: forget
+    /// what `with-secrets unlock` kept in this login session.
     Lock,
     /// Print a shell completion script.
     ///

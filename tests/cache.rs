@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::keyutils::{
-    Step, as_nobody, in_session, in_session_with, like_a_login, readable_by_all,
+    Step, as_nobody, blocked, in_session, in_session_with, like_a_login, readable_by_all,
     run_in_mapped_session, shell, with_secrets,
 };
 use crate::support::Test;
@@ -318,6 +318,8 @@ fn a_store_error_is_never_hidden_by_a_partial_cache() {
             // stand in.
             shell("B='stale B' C='stale C' \"$BIN\" -v -- sh -c 'printf \"[%s]\" \"$B\"'"),
             shell("B='stale B' C='stale C' \"$BIN\" check"),
+            // Another token is another store: nothing kept is served to it.
+            shell("BAO_TOKEN=\"$ROOT\" \"$BIN\" -m only-a.toml -v get A"),
         ],
     );
     runs[1].success().stdout_is("first A");
@@ -335,6 +337,23 @@ fn a_store_error_is_never_hidden_by_a_partial_cache() {
         .expect_code(125)
         .stderr_has("does not accept the token from BAO_TOKEN")
         .never_shows("stale B");
+    runs[6]
+        .success()
+        .stdout_is("first A")
+        .stderr_has("A from vault");
+}
+
+#[test]
+fn where_the_kernel_keyring_is_blocked_unlock_says_so_and_runs_read_the_store() {
+    let (_server, _log, test, dir) = project();
+    blocked(&test, libc::EPERM, "", &["unlock"])
+        .expect_code(125)
+        .stderr_has("the kernel keyring cannot be used here, so nothing can be unlocked")
+        .stderr_has("runs read every value from its store as before");
+    assert!(!store_file(dir.path()).exists(), "unlock made a file store");
+    blocked(&test, libc::EPERM, "", &["get", "A"])
+        .success()
+        .stdout_is("first A");
 }
 
 #[test]
