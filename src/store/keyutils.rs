@@ -258,7 +258,8 @@ fn check_size(len: usize) -> Result<(), StoreError> {
 /// Our key for `description` in the user keyring, linked into this thread's
 /// keyring so that this thread possesses it (see the module doc).
 fn search(description: &CStr) -> Result<Option<i32>, Failure> {
-    match keyctl(
+    // A serial is a positive 32-bit number.
+    unless_gone(keyctl(
         "keyctl(KEYCTL_SEARCH)",
         libc::KEYCTL_SEARCH,
         [
@@ -267,12 +268,8 @@ fn search(description: &CStr) -> Result<Option<i32>, Failure> {
             description.as_ptr() as c_ulong,
             serial_arg(POSSESS_KEYRING),
         ],
-    ) {
-        // A serial is a positive 32-bit number.
-        Ok(serial) => Ok(Some(serial as i32)),
-        Err(failure) if failure.means_gone() => Ok(None),
-        Err(failure) => Err(failure),
-    }
+    ))
+    .map(|serial| serial.map(|serial| serial as i32))
 }
 
 /// Gives key `serial` the store's [`PERMISSIONS`]; `false` if it went away
@@ -345,6 +342,16 @@ pub(super) fn keyctl(
         )
     };
     checked(call, result)
+}
+
+/// `None` for a key that is not there (or expired, or revoked), which is
+/// missing, not an error.
+pub(super) fn unless_gone<T>(result: Result<T, Failure>) -> Result<Option<T>, Failure> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(failure) if failure.means_gone() => Ok(None),
+        Err(failure) => Err(failure),
+    }
 }
 
 pub(super) fn checked(call: &'static str, result: c_long) -> Result<c_long, Failure> {

@@ -50,7 +50,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use libc::{c_long, c_ulong};
 use zeroize::Zeroizing;
 
-use super::keyutils::{Failure, checked, keyctl, serial_arg};
+use super::keyutils::{Failure, checked, keyctl, serial_arg, unless_gone};
 
 const KEY_TYPE: &CStr = c"user";
 /// Every description starts with this.
@@ -236,23 +236,19 @@ pub(crate) fn store(
 
 /// Forgets the `user` key `kind` `id` in the session keyring, if it is there.
 pub(crate) fn remove(kind: &str, id: &str) -> Result<(), Failure> {
-    match search(libc::KEY_SPEC_SESSION_KEYRING, &description(kind, id))? {
-        Some(serial) => match keyctl(
+    if let Some(serial) = search(libc::KEY_SPEC_SESSION_KEYRING, &description(kind, id))? {
+        unless_gone(keyctl(
             "keyctl(KEYCTL_INVALIDATE)",
             libc::KEYCTL_INVALIDATE,
             [serial_arg(serial), 0, 0, 0],
-        ) {
-            Ok(_) => Ok(()),
-            Err(failure) if failure.means_gone() => Ok(()),
-            Err(failure) => Err(failure),
-        },
-        None => Ok(()),
+        ))?;
     }
+    Ok(())
 }
 
 /// The serial of the `user` key `description` a search of `keyring` finds.
 fn search(keyring: i32, description: &CStr) -> Result<Option<i32>, Failure> {
-    match keyctl(
+    let found = unless_gone(keyctl(
         "keyctl(KEYCTL_SEARCH)",
         libc::KEYCTL_SEARCH,
         [
@@ -261,11 +257,8 @@ fn search(keyring: i32, description: &CStr) -> Result<Option<i32>, Failure> {
             description.as_ptr() as c_ulong,
             0,
         ],
-    ) {
-        Ok(serial) => Ok(Some(serial as i32)),
-        Err(failure) if failure.means_gone() => Ok(None),
-        Err(failure) => Err(failure),
-    }
+    ))?;
+    Ok(found.map(|serial| serial as i32))
 }
 
 /// The payload of the `user` key `description` that a search of `keyring`
@@ -281,7 +274,8 @@ fn read(
     };
     // One more byte than we take, to tell a longer payload from one of `max`.
     let mut payload = Zeroizing::new(vec![0u8; max + 1]);
-    match keyctl(
+    // None: expired or revoked since the search.
+    let len = unless_gone(keyctl(
         "keyctl(KEYCTL_READ)",
         libc::KEYCTL_READ,
         [
@@ -290,16 +284,14 @@ fn read(
             payload.len() as c_ulong,
             0,
         ],
-    ) {
-        Ok(len) if (len as usize) <= max => {
+    ))?;
+    Ok(match len {
+        Some(len) if (len as usize) <= max => {
             payload.truncate(len as usize);
-            Ok(Some(payload))
+            Some(payload)
         }
-        Ok(_) => Ok(None),
-        // Expired or revoked since the search.
-        Err(failure) if failure.means_gone() => Ok(None),
-        Err(failure) => Err(failure),
-    }
+        _ => None,
+    })
 }
 
 /// Adds a `user` key to this thread's keyring, gives it `duration` to live,
