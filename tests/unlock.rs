@@ -314,6 +314,62 @@ fn unlock_with_a_new_file_makes_it_and_asks_the_passphrase_twice() {
 }
 
 #[test]
+fn under_auto_with_no_keyring_daemon_unlock_makes_the_file_store_too() {
+    // No session bus, no store chosen: `auto` would use the file store.
+    let test =
+        Test::new().manifest("[secrets]\nTOKEN = { service = \"acme-api\", username = \"ci\" }\n");
+    let data = test.path().join("data");
+    let test = test.env("XDG_DATA_HOME", &data);
+    let line = format!(
+        "unshare --user --map-root-user keyctl session - sh -c \
+         '\"$0\" unlock && printf first | \"$0\" set TOKEN && \"$0\" get TOKEN; \
+         echo \"[exit $?]\"' {}",
+        shell_words::quote(crate::support::BIN)
+    );
+    let (transcript, code) = on_terminal(
+        &test,
+        &line,
+        &[
+            ("New passphrase for", PASSPHRASE),
+            ("The same passphrase again", PASSPHRASE),
+        ],
+    );
+    assert_eq!(code, 0, "{transcript}");
+    assert!(
+        transcript.contains("with-secrets: unlocked "),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains("with-secrets: session cache on for 10 h"),
+        "{transcript}"
+    );
+    assert!(transcript.contains("[exit 0]"), "{transcript}");
+    assert!(data.join("with-secrets/secrets.age").exists());
+}
+
+#[test]
+fn with_a_keyring_daemon_and_no_file_store_unlock_asks_nothing_and_makes_no_file() {
+    let service = crate::support::SecretService::start();
+    let test = Test::new()
+        .manifest("[secrets]\nTOKEN = { service = \"acme-api\", username = \"ci\" }\n")
+        .keyring(&service);
+    let data = test.path().join("data");
+    let test = test.env("XDG_DATA_HOME", &data);
+    let runs = in_session(&test, &[with_secrets(&["unlock"]), with_secrets(&["lock"])]);
+    runs[0]
+        .success()
+        .stderr_has("with-secrets: session cache on for 10 h")
+        .stderr_lacks("unlocked");
+    runs[1]
+        .success()
+        .stderr_has("ended the session cache: runs read every value from its store again");
+    assert!(
+        !data.join("with-secrets").exists(),
+        "unlock made a file store"
+    );
+}
+
+#[test]
 fn a_run_that_prompted_suggests_unlock_unless_quiet() {
     let test = project();
     in_session(&test, &[stored()])[0].success();

@@ -24,17 +24,16 @@ pub(crate) fn unlock(duration: Option<Duration>, config: &Config) -> Result<Exit
         // it (and then made); a person who only reads a server is never
         // asked for a passphrase they have no use for.
         let file_path = FileStore::default_path().unwrap_or_default();
-        let opens_file = file_path.exists() || runs_use_file(config);
+        let opens_file = file_path.exists() || runs_use_file(config, &settings);
         let file = if opens_file {
             let mut store = FileStore::open(&settings).map_err(failed)?;
             Some(store.unlock(duration).map_err(failed)?)
         } else {
             // Before anything else: can anything be kept here?
-            crate::store::file::unlock::session().map_err(|_| cache_failed(None))?;
+            crate::store::session_keyring::session().map_err(cache_failed)?;
             None
         };
-        let (until, session) =
-            cache::start(duration).map_err(|failure| cache_failed(Some(failure)))?;
+        let (until, session) = cache::start(duration).map_err(cache_failed)?;
         let shared = "; this shell has no session keyring of its own (its login did not run \
                       pam_keyinit), so every session of yours without one shares this unlock";
         if let Some((until, session)) = file {
@@ -56,8 +55,9 @@ pub(crate) fn unlock(duration: Option<Duration>, config: &Config) -> Result<Exit
             describe_duration(duration),
             describe_moment(until),
             match session {
-                Session::Own => "",
-                Session::Shared => shared,
+                // Said once, on the file store's line where there is one.
+                Session::Shared if file.is_none() => shared,
+                _ => "",
             }
         );
         crate::note!(
@@ -75,14 +75,36 @@ pub(crate) fn unlock(duration: Option<Duration>, config: &Config) -> Result<Exit
 }
 
 /// Whether runs here use the file store: `--store file`, or
-/// `WITH_SECRETS_STORE`, or the manifest's (or profile's) `store`.
+/// `WITH_SECRETS_STORE`, or the manifest's (or profile's) `store`, or `auto`
+/// where it would pick the file store.
 #[cfg(target_os = "linux")]
-fn runs_use_file(config: &Config) -> bool {
+fn runs_use_file(config: &Config, settings: &crate::store::Settings) -> bool {
     let kind = match config.project() {
         Ok(project) => project.store,
         Err(_) => config.store_without_manifest().0,
     };
-    kind == StoreKind::File
+    match kind {
+        StoreKind::File => true,
+        StoreKind::Auto => auto_picks_file(settings),
+        _ => false,
+    }
+}
+
+/// Whether `auto` would use the file store here, as it picks (see
+/// `store::auto`): no agent named, no Windows helper that answers on WSL,
+/// and no platform keyring at all (one that is there but fails is not
+/// passed over).
+#[cfg(target_os = "linux")]
+fn auto_picks_file(settings: &crate::store::Settings) -> bool {
+    use crate::store::{native_kind, report};
+    if settings.agent.is_some() {
+        return false;
+    }
+    let usable = |kind| report(kind, StoreKind::Auto, settings).map(|report| report.usable);
+    if crate::machine::wsl().is_some() && matches!(usable(StoreKind::Windows), Some(Ok(()))) {
+        return false;
+    }
+    matches!(usable(native_kind()), Some(Err(err)) if err.means_absent())
 }
 
 pub(crate) fn lock(_config: &Config) -> Result<ExitCode, Error> {
@@ -116,21 +138,15 @@ pub(crate) fn lock(_config: &Config) -> Result<ExitCode, Error> {
 
 /// The kernel keyring cannot keep the session cache here.
 #[cfg(target_os = "linux")]
-fn cache_failed(failure: Option<crate::store::keyutils::Failure>) -> Error {
-    let why = match failure {
-        Some(failure) => failure.why(),
-        None => match crate::store::file::unlock::session() {
-            Err(err) => crate::error::first_line(&err),
-            Ok(_) => String::new(),
-        },
-    };
+fn cache_failed(failure: crate::store::keyutils::Failure) -> Error {
     Error::Store {
         store: "cache",
         cause: StoreError::from(crate::store::Common::Unavailable {
             store: "cache",
             reason: format!(
-                "the kernel keyring cannot be used here, so nothing can be unlocked: {why}\n  \
-                 runs read every value from its store as before"
+                "the kernel keyring cannot be used here, so nothing can be unlocked: {}\n  \
+                 runs read every value from its store as before",
+                failure.why()
             ),
         }),
     }
