@@ -40,13 +40,21 @@
 //! are kept up to that size, the most recently read first. The kernel's
 //! per-user quota (`/proc/sys/kernel/keys/maxbytes`, 20,000 bytes for users
 //! other than root by default) caps everything a user keeps; a value that
-//! does not fit is simply not kept (`-v` says so). Two runs writing the
-//! same store's values at once both keep what they read, merged by when
-//! each was read; in the moment between one's read of the key and its
-//! write, the other's addition can be lost, which costs a store read later,
-//! never a stale value: a `set` or `delete` removes what it touches before
-//! the store changes... see `Cached::forget_then`.
+//! does not fit is simply not kept (`-v` says so).
+//!
+//! Runs at once. A change to a store's kept values (keeping what a run
+//! read, or what a write changed) reads them, merges and writes them back,
+//! under a lock file beside the file store's, so that no change is lost to
+//! another's. The merge keeps, of two entries for one item, the one made
+//! last: a value is stamped with the moment before the store was asked for
+//! it, and a write through with-secrets first leaves a mark that the item
+//! was forgotten, stamped before the store changes, then the new value,
+//! stamped after. So a run that read the old value while a `set` or
+//! `delete` changed it can never put it back: its stamp is older than the
+//! mark. Where the lock cannot be had (no folder for it, or another run
+//! holds it for a second), the change is made without it.
 
+use std::fs::File;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
@@ -79,6 +87,10 @@ const MAX_PLAIN: usize = MAX_SEALED - NONCE_LEN - TAG_LEN;
 /// The bytes of one kept value besides its item's names and the value:
 /// when it was read (8), matches (4), and the three lengths (2, 2, 4).
 const ENTRY_OVERHEAD: usize = 8 + 4 + 2 + 2 + 4;
+/// The lock file, in with-secrets' data folder.
+const LOCK_FILE: &str = "cache.lock";
+/// How long a change waits for another run's: a change takes microseconds.
+const LOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// Whether a run uses the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,13 +240,15 @@ impl Open {
     }
 }
 
-/// One value kept.
+/// One item's entry: its value as read, or a mark that it was forgotten.
 struct Kept {
     service: String,
     username: String,
-    value: Secret,
+    /// `None`: forgotten (see the module doc), so a run asks the store.
+    value: Option<Secret>,
+    /// How many items matched; 0 for a forgotten one.
     matches: u32,
-    /// When it was read from the store (or written to it).
+    /// When the store was asked for it, or was about to change it.
     read: SystemTime,
 }
 
@@ -243,8 +257,13 @@ impl Kept {
         self.service == key.service && self.username == key.username
     }
 
+    fn is_item_of(&self, other: &Self) -> bool {
+        self.service == other.service && self.username == other.username
+    }
+
     fn size(&self) -> usize {
-        ENTRY_OVERHEAD + self.service.len() + self.username.len() + self.value.len()
+        let value = self.value.as_ref().map_or(0, Secret::len);
+        ENTRY_OVERHEAD + self.service.len() + self.username.len() + value
     }
 }
 
@@ -278,13 +297,20 @@ fn encode(kept: &[Kept]) -> (Zeroizing<Vec<u8>>, usize) {
     plain.push(FORMAT);
     for kept in &kept[..fitted] {
         plain.extend_from_slice(&nanos(kept.read).to_be_bytes());
-        plain.extend_from_slice(&kept.matches.to_be_bytes());
+        // 0 matches is a forgotten item's mark, whose value is empty.
+        let matches = if kept.value.is_some() {
+            kept.matches.max(1)
+        } else {
+            0
+        };
+        plain.extend_from_slice(&matches.to_be_bytes());
         for name in [&kept.service, &kept.username] {
             plain.extend_from_slice(&(name.len() as u16).to_be_bytes());
             plain.extend_from_slice(name.as_bytes());
         }
-        plain.extend_from_slice(&(kept.value.len() as u32).to_be_bytes());
-        plain.extend_from_slice(kept.value.expose());
+        let value = kept.value.as_ref().map_or(&[][..], Secret::expose);
+        plain.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        plain.extend_from_slice(value);
     }
     debug_assert_eq!(plain.len(), size);
     (plain, fitted)
@@ -314,7 +340,8 @@ fn decode(plain: &[u8]) -> Option<Vec<Kept>> {
             *name = String::from_utf8(take(&mut rest, usize::from(len))?.to_vec()).ok()?;
         }
         let len = u32::from_be_bytes(number(&mut rest)?) as usize;
-        let value = Secret::new(take(&mut rest, len)?.to_vec());
+        let value = take(&mut rest, len)?;
+        let value = (matches > 0).then(|| Secret::new(value.to_vec()));
         let [service, username] = names;
         kept.push(Kept {
             service,
@@ -362,27 +389,16 @@ impl Cached {
             .as_ref()
     }
 
-    /// Keeps `put` and forgets `forget` in what the cache holds for this
-    /// store, merged with what is there now: of two values of one item, the
-    /// one read last stays.
-    fn update(&mut self, put: Vec<Kept>, forget: &[Key<'_>]) {
+    /// Merges `entries` into what the cache holds for this store: of two
+    /// entries for one item, the one made last stays (see the module doc).
+    fn update(&mut self, entries: Vec<Kept>) {
         let identity = self.identity.clone();
+        let name = self.inner.name();
         let Some(open) = self.open() else { return };
         let id = open.id(&identity);
+        let _lock = lock();
         let result = open.load(&id).and_then(|mut kept| {
-            kept.retain(|kept| !forget.iter().any(|key| kept.is(*key)));
-            for new in put {
-                match kept
-                    .iter_mut()
-                    .find(|kept| kept.service == new.service && kept.username == new.username)
-                {
-                    Some(old) if old.read > new.read => {}
-                    Some(old) => *old = new,
-                    None => kept.push(new),
-                }
-            }
-            // The most recently read first, so that those are what fits.
-            kept.sort_by_key(|kept| std::cmp::Reverse(kept.read));
+            merge(&mut kept, entries);
             open.save(&id, &kept)
         });
         match result {
@@ -394,8 +410,7 @@ impl Cached {
             ),
             Err(failure) if failure.over_quota() => crate::explain!(
                 "session cache: values not kept: your kernel key quota is used up \
-                 (/proc/sys/kernel/keys/maxbytes and maxkeys); runs read them from {}",
-                self.inner.name()
+                 (/proc/sys/kernel/keys/maxbytes and maxkeys); runs read them from {name}"
             ),
             Err(failure) => {
                 crate::explain!("session cache: values not kept: {}", failure.why());
@@ -403,23 +418,61 @@ impl Cached {
         }
     }
 
-    /// Forgets what the cache holds for `keys` of this store, then runs
-    /// `write`, a change to them in the store, and where it worked and the
-    /// cache is used, keeps `values`. Forgetting first means a change that
-    /// fails half-way, or that races another run, never leaves an old value
-    /// kept.
+    /// Marks `keys` of this store forgotten, then runs `write`, a change to
+    /// them in the store, and where it worked and the cache is used, keeps
+    /// `values`. The mark comes first, so a change that fails half-way, or
+    /// that races another run, never leaves an old value kept.
     fn forget_then<T>(
         &mut self,
         keys: &[Key<'_>],
         values: impl FnOnce() -> Vec<Kept>,
         write: impl FnOnce(&mut dyn Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.update(Vec::new(), keys);
+        let now = SystemTime::now();
+        self.update(keys.iter().map(|key| forgotten(*key, now)).collect());
         let result = write(self.inner.as_mut());
         if result.is_ok() && self.using == Use::On {
-            self.update(values(), &[]);
+            self.update(values());
         }
         result
+    }
+}
+
+/// Merges `entries` into `kept`: of two entries for one item, the one made
+/// last stays. Then the most recently read come first, so that those are
+/// what fits.
+fn merge(kept: &mut Vec<Kept>, entries: Vec<Kept>) {
+    for new in entries {
+        match kept.iter_mut().find(|kept| kept.is_item_of(&new)) {
+            Some(old) if old.read > new.read => {}
+            Some(old) => *old = new,
+            None => kept.push(new),
+        }
+    }
+    kept.sort_by_key(|kept| std::cmp::Reverse(kept.read));
+}
+
+/// The lock that keeps two runs' changes to the cache apart, held until
+/// the file is dropped: a file beside the file store's. `None` where it
+/// cannot be had; the change is then made without it.
+fn lock() -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = crate::store::file::FileStore::default_dir()?;
+    crate::store::file::create_private_dir(&dir).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir.join(LOCK_FILE))
+        .ok()?;
+    match crate::store::file::wait_for_lock(&file, LOCK_WAIT) {
+        Ok(true) => Some(file),
+        _ => {
+            crate::explain!("session cache: changed without its lock, which another run holds");
+            None
+        }
     }
 }
 
@@ -446,8 +499,9 @@ impl Store for Cached {
         let mut found: Vec<Option<Found>> = keys
             .iter()
             .map(|key| {
-                kept.iter().find(|kept| kept.is(*key)).map(|kept| Found {
-                    secret: kept.value.clone(),
+                let kept = kept.iter().find(|kept| kept.is(*key))?;
+                Some(Found {
+                    secret: kept.value.clone()?,
                     matches: kept.matches as usize,
                     cached: Some(kept.read),
                 })
@@ -480,7 +534,7 @@ impl Store for Cached {
                 put.push(Kept {
                     service: keys[i].service.to_owned(),
                     username: keys[i].username.to_owned(),
-                    value: answer.secret.clone(),
+                    value: Some(answer.secret.clone()),
                     matches: u32::try_from(answer.matches).unwrap_or(u32::MAX),
                     read,
                 });
@@ -488,7 +542,7 @@ impl Store for Cached {
             found[i] = answer;
         }
         if !put.is_empty() {
-            self.update(put, &[]);
+            self.update(put);
         }
         Ok(found)
     }
@@ -531,9 +585,20 @@ fn written(key: Key<'_>, value: &Secret) -> Kept {
     Kept {
         service: key.service.to_owned(),
         username: key.username.to_owned(),
-        value: value.clone(),
+        value: Some(value.clone()),
         matches: 1,
         read: SystemTime::now(),
+    }
+}
+
+/// The mark that `key` was forgotten at `when`.
+fn forgotten(key: Key<'_>, when: SystemTime) -> Kept {
+    Kept {
+        service: key.service.to_owned(),
+        username: key.username.to_owned(),
+        value: None,
+        matches: 0,
+        read: when,
     }
 }
 
@@ -545,7 +610,7 @@ mod tests {
         Kept {
             service: service.to_owned(),
             username: username.to_owned(),
-            value: Secret::new(value.to_vec()),
+            value: Some(Secret::new(value.to_vec())),
             matches: 1,
             read: UNIX_EPOCH + Duration::from_nanos(read),
         }
@@ -558,10 +623,11 @@ mod tests {
         }
     }
 
-    fn summary(kept: &[Kept]) -> Vec<(String, String, Vec<u8>, u32, SystemTime)> {
+    #[allow(clippy::type_complexity, reason = "a test's summary")]
+    fn summary(kept: &[Kept]) -> Vec<(String, String, Option<Vec<u8>>, u32, SystemTime)> {
         kept.iter()
             .map(|k| {
-                let value = k.value.expose().to_vec();
+                let value = k.value.as_ref().map(|v| v.expose().to_vec());
                 (
                     k.service.clone(),
                     k.username.clone(),
@@ -579,9 +645,16 @@ mod tests {
             kept("acme", "ci", b"first \n value", 1_700_000_000_123_456_789),
             kept("", "", b"", 0),
             kept("a/b", "\u{e9}", &[0, 255, 10, 13], u64::MAX / 2),
+            forgotten(
+                Key {
+                    service: "acme",
+                    username: "gone",
+                },
+                UNIX_EPOCH + Duration::from_nanos(42),
+            ),
         ];
         let (plain, fitted) = encode(&values);
-        assert_eq!(fitted, 3);
+        assert_eq!(fitted, 4);
         assert_eq!(summary(&decode(&plain).expect("decodes")), summary(&values));
         // Cut inside the last value: not taken for fewer values.
         assert!(decode(&plain[..plain.len() - 1]).is_none());
@@ -589,6 +662,36 @@ mod tests {
         other[0] = FORMAT + 1;
         assert!(decode(&other).is_none(), "another format");
         assert_eq!(decode(&[FORMAT]).map(|kept| kept.len()), Some(0));
+    }
+
+    #[test]
+    fn a_value_read_before_a_write_forgot_it_is_never_put_back() {
+        let key = Key {
+            service: "acme",
+            username: "ci",
+        };
+        let at = |nanos| UNIX_EPOCH + Duration::from_nanos(nanos);
+        let mut entries = vec![
+            kept("acme", "ci", b"old", 10),
+            kept("acme", "other", b"o", 11),
+        ];
+        // A `set` forgets at 20; a run that asked the store at 15 (before
+        // the write) then keeps what it read.
+        merge(&mut entries, vec![forgotten(key, at(20))]);
+        merge(&mut entries, vec![kept("acme", "ci", b"old", 15)]);
+        let ci = entries.iter().find(|k| k.is(key)).unwrap();
+        assert!(ci.value.is_none(), "the old value came back");
+        // The `set`'s own value, stamped after its write, wins over both.
+        merge(&mut entries, vec![kept("acme", "ci", b"new", 30)]);
+        let ci = entries.iter().find(|k| k.is(key)).unwrap();
+        assert_eq!(ci.value.as_ref().unwrap().expose(), b"new");
+        // A run that asked the store after the write, and so read the new
+        // value, may keep it; one that asked before may not.
+        merge(&mut entries, vec![kept("acme", "ci", b"older", 25)]);
+        let ci = entries.iter().find(|k| k.is(key)).unwrap();
+        assert_eq!(ci.value.as_ref().unwrap().expose(), b"new");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].username, "ci", "the most recent first");
     }
 
     #[test]
