@@ -9,8 +9,10 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::error::Error;
 #[cfg(target_os = "linux")]
+use crate::store::file::FileStore;
+use crate::store::file::UNLOCK_FOR;
+#[cfg(target_os = "linux")]
 use crate::store::file::unlock::Session;
-use crate::store::file::{FileStore, UNLOCK_FOR};
 use crate::store::{StoreError, StoreKind};
 use crate::term::when::{describe_duration, describe_moment};
 

@@ -111,6 +111,10 @@ pub(crate) trait Store {
     /// token, a helper, a socket). `None` for a store that is never cached,
     /// or one that is not there (it has no values to keep). Must be cheap:
     /// no call to the store.
+    #[cfg_attr(
+        not(target_os = "linux"),
+        allow(dead_code, reason = "the session cache is Linux's")
+    )]
     fn cache_identity(&self) -> Option<Zeroizing<String>> {
         None
     }

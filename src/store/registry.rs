@@ -243,6 +243,10 @@ pub(crate) struct Settings {
     pub(crate) agent: Option<std::path::PathBuf>,
     /// Whether the session cache may serve and keep values (not under
     /// `--no-cache`); see `cache`.
+    #[cfg_attr(
+        not(target_os = "linux"),
+        allow(dead_code, reason = "the session cache is Linux's")
+    )]
     pub(crate) cache: bool,
 }
 

@@ -96,6 +96,10 @@ impl Server {
 /// policy) is never served what this one read. Reads the environment and
 /// the token file only; `None` where there is no address or no token (no
 /// store to keep values of).
+#[cfg_attr(
+    not(target_os = "linux"),
+    allow(dead_code, reason = "the session cache is Linux's")
+)]
 pub(crate) fn identity(settings: &super::Settings) -> Option<Zeroizing<String>> {
     let (_, address) = first_set(ADDRESS)?;
     let token = match first_set(TOKEN) {
