@@ -1101,3 +1101,119 @@ fn bounded(mut command: Command, env: &[(&str, &std::ffi::OsStr)]) -> Run {
         output: wait_for(waiting, Duration::from_secs(60)),
     }
 }
+
+/// The session cache on the client's side (src/store/cache.rs), in a
+/// `keyctl session -` of its own inside a user namespace of its own
+/// (tests/keyutils.rs): the namespace maps root to root, so the agent,
+/// outside it, takes the client for its own uid.
+#[cfg(target_os = "linux")]
+mod session_cache {
+    use super::{Agent, TRICKY, file_host, socket_in, two_entries};
+    use crate::keyutils::{Step, in_session, shell, with_secrets};
+    use crate::support::manifest_for;
+
+    /// A run with `flags`, and `env` (`NAME=value …`, for sh) in its
+    /// environment, that prints `names` as `[A|B]`.
+    fn printed(env: &str, flags: &[&str], names: &[&str]) -> Step {
+        let values = names
+            .iter()
+            .map(|name| format!("\"${name}\""))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let format = vec!["%s"; names.len()].join("|");
+        let printf = format!("printf '[{format}]' {values}");
+        let mut args = flags.to_vec();
+        args.extend(["--", "sh", "-c", &printf]);
+        shell(&format!("{env} \"$BIN\" {}", shell_words::join(args)))
+    }
+
+    #[test]
+    fn kept_values_are_served_without_the_agent_and_what_is_not_kept_fails_by_name() {
+        let host = file_host(&manifest_for(&[
+            ("TOKEN", "acme", "token"),
+            ("DB", "acme", "db"),
+            ("EXTRA", "other", "extra"),
+        ]));
+        host.run_input("agent-token-6021", ["set", "TOKEN"])
+            .success();
+        host.run_input(TRICKY, ["set", "DB"]).success();
+        host.run_input("agent-extra-6021", ["set", "EXTRA"])
+            .success();
+        let socket = socket_in(&host, "a.sock");
+        let mut agent = Agent::start(&host, &["agent", "--socket", &socket]);
+        agent.log_until("serving file for the 3 entries of ");
+        let client = agent.client(&two_entries()).file(
+            "extra/secrets.toml",
+            manifest_for(&[("TOKEN", "acme", "token"), ("EXTRA", "other", "extra")]),
+        );
+        let both = ["TOKEN", "DB"];
+        // SIGTERM, then wait (with a deadline) for the agent to remove its
+        // socket on its way out.
+        let stop = format!(
+            "kill -TERM {pid} && end=$(($(date +%s) + 60)) && \
+             while [ -e {socket} ]; do \
+               [ $(date +%s) -lt $end ] || {{ echo 'the agent is still there' >&2; exit 1; }}; \
+               sleep 0.01; \
+             done",
+            pid = agent.pid(),
+            socket = shell_words::quote(&socket),
+        );
+        let runs = in_session(
+            &client,
+            &[
+                printed("", &[], &both),
+                with_secrets(&["unlock"]),
+                printed("", &[], &both),
+                printed("", &["-v"], &both),
+                with_secrets(&["check"]),
+                shell(&stop),
+                printed("", &[], &both),
+                printed(
+                    "TOKEN=stand-in EXTRA=stand-in",
+                    &["-m", "extra/secrets.toml"],
+                    &["TOKEN", "EXTRA"],
+                ),
+                printed("TOKEN=stand-in DB=stand-in", &["--no-cache"], &both),
+            ],
+        );
+        let served = format!("[agent-token-6021|{TRICKY}]");
+        runs[0].success().stdout_is(&served);
+        runs[1].success().stderr_has("session cache on for ");
+        runs[2].success().stdout_is(&served);
+        runs[3]
+            .success()
+            .stdout_is(&served)
+            .stderr_has("session cache: all 2 values kept, so agent was not asked")
+            .stderr_has("from the session cache (read from agent ");
+        let check = format!("{}{}", runs[4].stdout(), runs[4].stderr());
+        runs[4].success();
+        assert_eq!(
+            check.matches("found (in the session cache, read ").count(),
+            2,
+            "{check}"
+        );
+        runs[5].success();
+        // The agent is gone: what is kept is still served...
+        runs[6].success().stdout_is(&served);
+        // ...and a value that is not kept is an error of the agent, by
+        // name, with no stand-in from the environment.
+        let gone = format!("{socket} (WITH_SECRETS_AGENT): nothing is there");
+        for run in &runs[7..] {
+            run.expect_code(125)
+                .stdout_is("")
+                .stderr_has(&gone)
+                .never_shows("stand-in")
+                .never_shows("agent-token-6021");
+        }
+        // Two requests reached the agent: the run before unlock, and the
+        // first after it, which filled the cache.
+        let log = agent.stop(libc::SIGTERM);
+        log.success().never_shows("agent-token-6021");
+        assert_eq!(
+            log.stderr().matches(": get ").count(),
+            2,
+            "requests the agent logged:\n{}",
+            log.stderr()
+        );
+    }
+}
