@@ -1177,6 +1177,16 @@ mod session_cache {
             ],
         );
         let served = format!("[agent-token-6021|{TRICKY}]");
+        // Two requests reached the agent: the run before unlock, and the
+        // first after it, which filled the cache.
+        let log = agent.stop(libc::SIGTERM);
+        log.success().never_shows("agent-token-6021");
+        assert_eq!(
+            log.stderr().matches(": get ").count(),
+            2,
+            "requests the agent logged:\n{}",
+            log.stderr()
+        );
         runs[0].success().stdout_is(&served);
         runs[1].success().stderr_has("session cache on for ");
         runs[2].success().stdout_is(&served);
@@ -1205,15 +1215,5 @@ mod session_cache {
                 .never_shows("stand-in")
                 .never_shows("agent-token-6021");
         }
-        // Two requests reached the agent: the run before unlock, and the
-        // first after it, which filled the cache.
-        let log = agent.stop(libc::SIGTERM);
-        log.success().never_shows("agent-token-6021");
-        assert_eq!(
-            log.stderr().matches(": get ").count(),
-            2,
-            "requests the agent logged:\n{}",
-            log.stderr()
-        );
     }
 }

@@ -873,6 +873,8 @@ mod session_cache {
             ],
         );
         let expected = format!("[{}]", (0..N).map(value).collect::<Vec<_>>().join("|"));
+        let starts: Vec<usize> = runs.iter().map(|(_, starts)| *starts).collect();
+        assert_eq!(starts, [1, 1, 2, 2], "helpers started by each step");
         runs[0].0.success();
         runs[1].0.success();
         runs[2].0.success().stdout_is(&expected);
@@ -881,8 +883,6 @@ mod session_cache {
             .success()
             .stdout_is(&expected)
             .stderr_has("session cache: all 50 values kept, so windows was not asked");
-        let starts: Vec<usize> = runs.iter().map(|(_, starts)| *starts).collect();
-        assert_eq!(starts, [1, 1, 2, 2], "helpers started by each step");
     }
 
     #[test]
@@ -903,7 +903,8 @@ mod session_cache {
         script(
             &helper,
             &format!(
-                "[ -e '{d}/fail' ] && {{ read hello; echo 'helper failed on purpose' >&2; exit 3; }}\n\
+                "echo start >> '{d}/starts'\n\
+                 [ -e '{d}/fail' ] && {{ read hello; echo 'helper failed on purpose' >&2; exit 3; }}\n\
                  XDG_DATA_HOME='{d}/helper-data' WITH_SECRETS_PASSPHRASE='helper passphrase' \
                  exec '{BIN}' --store file \"$@\"\n",
                 d = dir.display(),
@@ -911,9 +912,9 @@ mod session_cache {
         );
         let test = test.env("WITH_SECRETS_WINDOWS_HELPER", &helper);
         let both = ["TOKEN", "OTHER"];
-        let runs = in_session(
+        let runs = counted(
             &test,
-            &[
+            vec![
                 windows(&["unlock"]),
                 // Kept: a set through with-secrets.
                 windows(&["set", "TOKEN"]).input("kept ✓"),
@@ -931,6 +932,13 @@ mod session_cache {
                 printed(&["-v"], &both),
             ],
         );
+        let starts: Vec<usize> = runs.iter().map(|(_, starts)| *starts).collect();
+        assert_eq!(
+            starts,
+            [0, 1, 1, 1, 2, 2, 3, 3],
+            "helpers started by each step"
+        );
+        let runs: Vec<Run> = runs.into_iter().map(|(run, _)| run).collect();
         for run in &runs[..4] {
             run.success();
         }
