@@ -885,32 +885,49 @@ mod session_cache {
             .stderr_has("session cache: all 50 values kept, so windows was not asked");
     }
 
-    #[test]
-    fn a_helper_failing_behind_a_partial_cache_fails_the_run_and_nothing_stands_in() {
-        // The Windows side is the Linux build serving a file store (as in
-        // `the_linux_build_serves_a_named_store_as_a_helper`), behind a
-        // script that fails at once while `fail` exists: the same command
-        // line, so the same cache, either way.
+    /// A project whose TOKEN and OTHER (both stale in the environment) are
+    /// in `service`, on a Windows side that is the Linux build serving a file
+    /// store (as in `the_linux_build_serves_a_named_store_as_a_helper`),
+    /// behind a script that records each start in `starts` and fails at once
+    /// while `fail` exists: the same command line, so the same cache, either
+    /// way. Returns it, its helper, and a step that stores OTHER on that side
+    /// as another program would, past the cache.
+    fn file_bridged(service: &str) -> (Test, std::path::PathBuf, Step) {
         let test = Test::new()
             .manifest(&manifest_for(&[
-                ("TOKEN", "br-partial", "token"),
-                ("OTHER", "br-partial", "other"),
+                ("TOKEN", service, "token"),
+                ("OTHER", service, "other"),
             ]))
             .env("TOKEN", "stale")
             .env("OTHER", "stale");
         let dir = test.path().to_owned();
         let helper = dir.join("helper");
+        let side = format!(
+            "XDG_DATA_HOME='{d}/helper-data' WITH_SECRETS_PASSPHRASE='helper passphrase'",
+            d = dir.display(),
+        );
         script(
             &helper,
             &format!(
                 "echo start >> '{d}/starts'\n\
-                 [ -e '{d}/fail' ] && {{ read hello; echo 'helper failed on purpose' >&2; exit 3; }}\n\
-                 XDG_DATA_HOME='{d}/helper-data' WITH_SECRETS_PASSPHRASE='helper passphrase' \
-                 exec '{BIN}' --store file \"$@\"\n",
+                 [ -e '{d}/fail' ] && \
+                 {{ read hello; echo 'helper failed on purpose' >&2; exit 3; }}\n\
+                 {side} exec '{BIN}' --store file \"$@\"\n",
                 d = dir.display(),
             ),
         );
-        let test = test.env("WITH_SECRETS_WINDOWS_HELPER", &helper);
+        let past_the_cache =
+            shell(&format!("{side} '{BIN}' --store file set OTHER")).input("other ✓");
+        (
+            test.env("WITH_SECRETS_WINDOWS_HELPER", &helper),
+            helper,
+            past_the_cache,
+        )
+    }
+
+    #[test]
+    fn a_helper_failing_behind_a_partial_cache_fails_the_run_and_nothing_stands_in() {
+        let (test, helper, past_the_cache) = file_bridged("br-partial");
         let both = ["TOKEN", "OTHER"];
         let runs = counted(
             &test,
@@ -918,13 +935,8 @@ mod session_cache {
                 windows(&["unlock"]),
                 // Kept: a set through with-secrets.
                 windows(&["set", "TOKEN"]).input("kept ✓"),
-                // Not kept: stored on the Windows side by another program.
-                shell(&format!(
-                    "XDG_DATA_HOME='{d}/helper-data' WITH_SECRETS_PASSPHRASE='helper passphrase' \
-                     '{BIN}' --store file set OTHER",
-                    d = dir.display(),
-                ))
-                .input("other ✓"),
+                // Not kept.
+                past_the_cache,
                 shell("touch fail"),
                 printed(&["-v"], &both),
                 shell("rm fail"),
@@ -954,6 +966,7 @@ mod session_cache {
             .never_shows("stale")
             .never_shows("kept ✓");
         runs[5].success();
+        // The same helper, working again: it is asked for OTHER alone.
         runs[6]
             .success()
             .stdout_is("[kept ✓|other ✓]")
@@ -962,5 +975,58 @@ mod session_cache {
             .success()
             .stdout_is("[kept ✓|other ✓]")
             .stderr_has("session cache: all 2 values kept, so windows was not asked");
+    }
+
+    #[test]
+    fn a_set_or_delete_through_with_secrets_drops_what_it_touches_even_under_no_cache() {
+        let (test, _, past_the_cache) = file_bridged("br-writes");
+        let both = ["TOKEN", "OTHER"];
+        let runs = counted(
+            &test,
+            vec![
+                past_the_cache,
+                windows(&["set", "TOKEN"]).input("old ✓"),
+                windows(&["unlock"]),
+                printed(&[], &both),
+                printed(&["-v"], &both),
+                // Stored, and dropped from the cache, not kept.
+                windows(&["--no-cache", "set", "TOKEN"]).input("new ✓"),
+                printed(&["-v"], &both),
+                printed(&["-v"], &both),
+                windows(&["delete", "TOKEN"]),
+                printed(&["-v"], &both),
+            ],
+        );
+        let starts: Vec<usize> = runs.iter().map(|(_, starts)| *starts).collect();
+        assert_eq!(
+            starts,
+            [0, 1, 1, 2, 2, 3, 4, 4, 5, 6],
+            "helpers started by each step"
+        );
+        let runs: Vec<Run> = runs.into_iter().map(|(run, _)| run).collect();
+        for run in &runs[..3] {
+            run.success();
+        }
+        runs[3].success().stdout_is("[old ✓|other ✓]");
+        runs[4]
+            .success()
+            .stdout_is("[old ✓|other ✓]")
+            .stderr_has("session cache: all 2 values kept, so windows was not asked");
+        runs[5].success();
+        runs[6]
+            .success()
+            .stdout_is("[new ✓|other ✓]")
+            .stderr_has("session cache: 1 of 2 values kept; asking windows for the rest");
+        runs[7]
+            .success()
+            .stdout_is("[new ✓|other ✓]")
+            .stderr_has("session cache: all 2 values kept, so windows was not asked");
+        runs[8].success();
+        // The store, asked, no longer has TOKEN: the environment's stands in
+        // for a value the store does not have, as it does without the cache.
+        runs[9]
+            .success()
+            .stdout_is("[stale|other ✓]")
+            .stderr_has("session cache: 1 of 2 values kept; asking windows for the rest");
     }
 }
