@@ -1110,7 +1110,7 @@ fn bounded(mut command: Command, env: &[(&str, &std::ffi::OsStr)]) -> Run {
 mod session_cache {
     use super::{Agent, TRICKY, file_host, socket_in, two_entries};
     use crate::keyutils::{Step, in_session, shell, with_secrets};
-    use crate::support::manifest_for;
+    use crate::support::{Test, manifest_for};
 
     /// A run with `flags`, and `env` (`NAME=value …`, for sh) in its
     /// environment, that prints `names` as `[A|B]`.
@@ -1215,5 +1215,52 @@ mod session_cache {
                 .never_shows("stand-in")
                 .never_shows("agent-token-6021");
         }
+    }
+
+    /// WITH_SECRETS_AGENT may name its socket relative to the folder a run
+    /// starts in: two folders, two agents, the same relative name, and each
+    /// run gets its own agent's value, never the other's from the cache.
+    #[test]
+    fn a_relative_socket_names_another_agent_in_another_folder_and_the_cache_tells_them_apart() {
+        let manifest = manifest_for(&[("TOKEN", "acme", "token")]);
+        let client = Test::new()
+            .file("a/secrets.toml", &manifest)
+            .file("b/secrets.toml", &manifest)
+            .env("WITH_SECRETS_AGENT", "agent.sock");
+        let mut agents = Vec::new();
+        for folder in ["a", "b"] {
+            let host = file_host(&manifest);
+            host.run_input(format!("token of {folder}"), ["set", "TOKEN"])
+                .success();
+            let socket = client.path().join(folder).join("agent.sock");
+            let agent = Agent::start(&host, &["agent", "--socket", &socket.to_string_lossy()]);
+            agents.push((host, agent));
+        }
+        let in_folder = |folder: &str| {
+            shell(&format!(
+                "(cd {folder} && exec \"$BIN\" -v -- sh -c 'printf \"[%s]\" \"$TOKEN\"')"
+            ))
+        };
+        let runs = in_session(
+            &client,
+            &[
+                shell("(cd a && exec \"$BIN\" unlock)"),
+                in_folder("a"),
+                in_folder("b"),
+                in_folder("a"),
+                in_folder("b"),
+            ],
+        );
+        runs[0].success().stderr_has("session cache on for ");
+        runs[1].success().stdout_is("[token of a]");
+        runs[2].success().stdout_is("[token of b]");
+        runs[3]
+            .success()
+            .stdout_is("[token of a]")
+            .stderr_has("session cache: all 1 value kept, so agent was not asked");
+        runs[4]
+            .success()
+            .stdout_is("[token of b]")
+            .stderr_has("session cache: all 1 value kept, so agent was not asked");
     }
 }
