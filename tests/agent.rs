@@ -1174,6 +1174,13 @@ mod session_cache {
                     &["TOKEN", "EXTRA"],
                 ),
                 printed("TOKEN=stand-in DB=stand-in", &["--no-cache"], &both),
+                printed(
+                    "TOKEN=stand-in DB=stand-in WITH_SECRETS_NO_CACHE=1",
+                    &[],
+                    &both,
+                ),
+                // A false value of the variable leaves the cache on.
+                printed("WITH_SECRETS_NO_CACHE=0", &[], &both),
             ],
         );
         let served = format!("[agent-token-6021|{TRICKY}]");
@@ -1208,7 +1215,8 @@ mod session_cache {
         // ...and a value that is not kept is an error of the agent, by
         // name, with no stand-in from the environment.
         let gone = format!("{socket} (WITH_SECRETS_AGENT): nothing is there");
-        for run in &runs[7..] {
+        runs[10].success().stdout_is(&served);
+        for run in &runs[7..10] {
             run.expect_code(125)
                 .stdout_is("")
                 .stderr_has(&gone)
