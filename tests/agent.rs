@@ -1101,3 +1101,174 @@ fn bounded(mut command: Command, env: &[(&str, &std::ffi::OsStr)]) -> Run {
         output: wait_for(waiting, Duration::from_secs(60)),
     }
 }
+
+/// The session cache on the client's side (src/store/cache.rs), in a
+/// `keyctl session -` of its own inside a user namespace of its own
+/// (tests/keyutils.rs): the namespace maps root to root, so the agent,
+/// outside it, takes the client for its own uid.
+#[cfg(target_os = "linux")]
+mod session_cache {
+    use super::{Agent, TRICKY, file_host, socket_in, two_entries};
+    use crate::keyutils::{Step, in_session, shell, with_secrets};
+    use crate::support::{Test, manifest_for};
+
+    /// A run with `flags`, and `env` (`NAME=value …`, for sh) in its
+    /// environment, that prints `names` as `[A|B]`.
+    fn printed(env: &str, flags: &[&str], names: &[&str]) -> Step {
+        let values = names
+            .iter()
+            .map(|name| format!("\"${name}\""))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let format = vec!["%s"; names.len()].join("|");
+        let printf = format!("printf '[{format}]' {values}");
+        let mut args = flags.to_vec();
+        args.extend(["--", "sh", "-c", &printf]);
+        shell(&format!("{env} \"$BIN\" {}", shell_words::join(args)))
+    }
+
+    #[test]
+    fn kept_values_are_served_without_the_agent_and_what_is_not_kept_fails_by_name() {
+        let host = file_host(&manifest_for(&[
+            ("TOKEN", "acme", "token"),
+            ("DB", "acme", "db"),
+            ("EXTRA", "other", "extra"),
+        ]));
+        host.run_input("agent-token-6021", ["set", "TOKEN"])
+            .success();
+        host.run_input(TRICKY, ["set", "DB"]).success();
+        host.run_input("agent-extra-6021", ["set", "EXTRA"])
+            .success();
+        let socket = socket_in(&host, "a.sock");
+        let mut agent = Agent::start(&host, &["agent", "--socket", &socket]);
+        agent.log_until("serving file for the 3 entries of ");
+        let client = agent.client(&two_entries()).file(
+            "extra/secrets.toml",
+            manifest_for(&[("TOKEN", "acme", "token"), ("EXTRA", "other", "extra")]),
+        );
+        let both = ["TOKEN", "DB"];
+        // SIGTERM, then wait (with a deadline) for the agent to remove its
+        // socket on its way out.
+        let stop = format!(
+            "kill -TERM {pid} && end=$(($(date +%s) + 60)) && \
+             while [ -e {socket} ]; do \
+               [ $(date +%s) -lt $end ] || {{ echo 'the agent is still there' >&2; exit 1; }}; \
+               sleep 0.01; \
+             done",
+            pid = agent.pid(),
+            socket = shell_words::quote(&socket),
+        );
+        let runs = in_session(
+            &client,
+            &[
+                printed("", &[], &both),
+                with_secrets(&["unlock"]),
+                printed("", &[], &both),
+                printed("", &["-v"], &both),
+                with_secrets(&["check"]),
+                shell(&stop),
+                printed("", &[], &both),
+                printed(
+                    "TOKEN=stand-in EXTRA=stand-in",
+                    &["-m", "extra/secrets.toml"],
+                    &["TOKEN", "EXTRA"],
+                ),
+                printed("TOKEN=stand-in DB=stand-in", &["--no-cache"], &both),
+                printed(
+                    "TOKEN=stand-in DB=stand-in WITH_SECRETS_NO_CACHE=1",
+                    &[],
+                    &both,
+                ),
+                // A false value of the variable leaves the cache on.
+                printed("WITH_SECRETS_NO_CACHE=0", &[], &both),
+            ],
+        );
+        let served = format!("[agent-token-6021|{TRICKY}]");
+        // Two requests reached the agent: the run before unlock, and the
+        // first after it, which filled the cache.
+        let log = agent.stop(libc::SIGTERM);
+        log.success().never_shows("agent-token-6021");
+        assert_eq!(
+            log.stderr().matches(": get ").count(),
+            2,
+            "requests the agent logged:\n{}",
+            log.stderr()
+        );
+        runs[0].success().stdout_is(&served);
+        runs[1].success().stderr_has("session cache on for ");
+        runs[2].success().stdout_is(&served);
+        runs[3]
+            .success()
+            .stdout_is(&served)
+            .stderr_has("session cache: all 2 values kept, so agent was not asked")
+            .stderr_has("from the session cache (read from agent ");
+        let check = format!("{}{}", runs[4].stdout(), runs[4].stderr());
+        runs[4].success();
+        assert_eq!(
+            check.matches("found (in the session cache, read ").count(),
+            2,
+            "{check}"
+        );
+        runs[5].success();
+        // The agent is gone: what is kept is still served...
+        runs[6].success().stdout_is(&served);
+        // ...and a value that is not kept is an error of the agent, by
+        // name, with no stand-in from the environment.
+        let gone = format!("{socket} (WITH_SECRETS_AGENT): nothing is there");
+        runs[10].success().stdout_is(&served);
+        for run in &runs[7..10] {
+            run.expect_code(125)
+                .stdout_is("")
+                .stderr_has(&gone)
+                .never_shows("stand-in")
+                .never_shows("agent-token-6021");
+        }
+    }
+
+    /// WITH_SECRETS_AGENT may name its socket relative to the folder a run
+    /// starts in: two folders, two agents, the same relative name, and each
+    /// run gets its own agent's value, never the other's from the cache.
+    #[test]
+    fn a_relative_socket_names_another_agent_in_another_folder_and_the_cache_tells_them_apart() {
+        let manifest = manifest_for(&[("TOKEN", "acme", "token")]);
+        let client = Test::new()
+            .file("a/secrets.toml", &manifest)
+            .file("b/secrets.toml", &manifest)
+            .env("WITH_SECRETS_AGENT", "agent.sock");
+        let mut agents = Vec::new();
+        for folder in ["a", "b"] {
+            let host = file_host(&manifest);
+            host.run_input(format!("token of {folder}"), ["set", "TOKEN"])
+                .success();
+            let socket = client.path().join(folder).join("agent.sock");
+            let agent = Agent::start(&host, &["agent", "--socket", &socket.to_string_lossy()]);
+            agents.push((host, agent));
+        }
+        let in_folder = |folder: &str| {
+            shell(&format!(
+                "(cd {folder} && exec \"$BIN\" -v -- sh -c 'printf \"[%s]\" \"$TOKEN\"')"
+            ))
+        };
+        let runs = in_session(
+            &client,
+            &[
+                shell("(cd a && exec \"$BIN\" unlock)"),
+                in_folder("a"),
+                in_folder("b"),
+                in_folder("a"),
+                in_folder("b"),
+            ],
+        );
+        runs[0].success().stderr_has("session cache on for ");
+        runs[1].success().stdout_is("[token of a]");
+        runs[2].success().stdout_is("[token of b]");
+        runs[3]
+            .success()
+            .stdout_is("[token of a]")
+            .stderr_has("session cache: all 1 value kept, so agent was not asked");
+        runs[4]
+            .success()
+            .stdout_is("[token of b]")
+            .stderr_has("session cache: all 1 value kept, so agent was not asked");
+    }
+}

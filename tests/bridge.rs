@@ -700,3 +700,333 @@ fn the_windows_build_the_tests_make_is_fresh_for_the_one_scripts_test_makes() {
         exe.display()
     );
 }
+
+/// The session cache in front of the bridge (src/store/cache.rs): each test
+/// runs its steps in a `keyctl session -` of its own, inside a user
+/// namespace of its own (tests/keyutils.rs), so its cache is its own and
+/// nobody's keyring is touched. Wine runs there as it does outside: the
+/// namespace maps root to root, so the prefix and its `wineserver` are ours.
+#[cfg(target_os = "linux")]
+mod session_cache {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+
+    use super::{Test, bridged, script, wine};
+    use crate::keyutils::{Step, in_session, shell, with_secrets};
+    use crate::support::{BIN, Run, manifest_for};
+
+    /// Shell syntax, quotes, non-ASCII text and an inner newline (`set` takes
+    /// one final newline of its input as the end of the value).
+    const TRICKY: &str = "pä$$ 'q' \"d\" `x` $(id)\nline two";
+
+    /// with-secrets `--store windows` with `args`.
+    fn windows(args: &[&str]) -> Step {
+        let mut all = vec!["--store", "windows"];
+        all.extend_from_slice(args);
+        with_secrets(&all)
+    }
+
+    /// A run with `flags` that prints `names` as `[A|B|…]`.
+    fn printed(flags: &[&str], names: &[&str]) -> Step {
+        let values = names
+            .iter()
+            .map(|name| format!("\"${name}\""))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let format = vec!["%s"; names.len()].join("|");
+        let printf = format!("printf '[{format}]' {values}");
+        let mut args = vec!["--store", "windows"];
+        args.extend_from_slice(flags);
+        args.extend(["--", "sh", "-c", &printf]);
+        with_secrets(&args)
+    }
+
+    /// Runs `steps` in one session, each followed by a count of the helper
+    /// starts recorded in `starts` (see `bridged`): each step's run and the
+    /// number of helpers started by then.
+    fn counted(test: &Test, steps: Vec<Step>) -> Vec<(Run, usize)> {
+        let mut all = Vec::new();
+        for step in steps {
+            all.push(step);
+            all.push(shell("cat starts 2>/dev/null | wc -l"));
+        }
+        let mut runs = in_session(test, &all).into_iter();
+        let mut counted = Vec::new();
+        while let (Some(run), Some(count)) = (runs.next(), runs.next()) {
+            count.success();
+            let starts = count.stdout().trim().parse().expect("a count of lines");
+            counted.push((run, starts));
+        }
+        counted
+    }
+
+    #[test]
+    fn after_unlock_a_run_with_every_value_kept_starts_no_helper_until_lock() {
+        let test = bridged(&[
+            ("TOKEN", "br-cache", "token"),
+            ("TRICKY", "br-cache", "tricky"),
+            ("OTHER", "br-cache-2", "other"),
+        ]);
+        wine().python_set("br-cache", "token", "token ✓");
+        wine().python_set("br-cache-2", "other", "other ✓");
+        // Python's keyring, behind the cache's back: another program on the
+        // same Credential Manager.
+        let behind = format!(
+            "wine {} set br-cache token 'changed ✓'",
+            shell_words::quote(&wine().standin().to_string_lossy())
+        );
+        let all = ["TOKEN", "TRICKY", "OTHER"];
+        let runs = counted(
+            &test,
+            vec![
+                windows(&["set", "TRICKY"]).input(TRICKY),
+                printed(&[], &all),
+                windows(&["unlock"]),
+                printed(&[], &all),
+                printed(&["-v"], &all),
+                shell(&behind),
+                printed(&[], &all),
+                printed(&["--no-cache"], &all),
+                printed(&[], &all),
+                windows(&["set", "TOKEN"]).input("set ✓"),
+                printed(&[], &all),
+                windows(&["check"]),
+                windows(&["lock"]),
+                printed(&[], &all),
+            ],
+        );
+        let served = |token: &str| format!("[{token}|{TRICKY}|other ✓]");
+        let starts: Vec<usize> = runs.iter().map(|(_, starts)| *starts).collect();
+        // Each step's helper starts, in the order of the steps above.
+        assert_eq!(
+            starts,
+            [1, 2, 2, 3, 3, 3, 3, 4, 4, 5, 5, 5, 5, 6],
+            "helpers started by each step"
+        );
+        runs[0].0.success();
+        // Before unlock, every run asks the helper.
+        runs[1].0.success().stdout_is(&served("token ✓"));
+        runs[2].0.success().stderr_has("session cache on for ");
+        runs[3].0.success().stdout_is(&served("token ✓"));
+        runs[4]
+            .0
+            .success()
+            .stdout_is(&served("token ✓"))
+            .stderr_has("session cache: all 3 values kept, so windows was not asked")
+            .stderr_has("TRICKY")
+            .stderr_has("from the session cache (read from windows ");
+        runs[5].0.success();
+        // Changed behind its back: the cache serves what it read...
+        runs[6].0.success().stdout_is(&served("token ✓"));
+        // ...and --no-cache asks the helper, and keeps nothing.
+        runs[7].0.success().stdout_is(&served("changed ✓"));
+        runs[8].0.success().stdout_is(&served("token ✓"));
+        // A set through with-secrets starts a helper, and is kept.
+        runs[9].0.success();
+        runs[10].0.success().stdout_is(&served("set ✓"));
+        let check = format!("{}{}", runs[11].0.stdout(), runs[11].0.stderr());
+        runs[11].0.success();
+        assert_eq!(
+            check.matches("found (in the session cache, read ").count(),
+            3,
+            "{check}"
+        );
+        runs[12]
+            .0
+            .success()
+            .stderr_has("ended the session cache: runs read every value from its store again");
+        runs[13].0.success().stdout_is(&served("set ✓"));
+        assert_eq!(
+            wine().python_get("br-cache", "token").as_deref(),
+            Some("set ✓")
+        );
+    }
+
+    #[test]
+    fn fifty_values_kept_are_all_served_with_no_helper_started() {
+        const N: usize = 50;
+        let names: Vec<String> = (0..N).map(|i| format!("V{i}")).collect();
+        let usernames: Vec<String> = (0..N).map(|i| format!("u{i}")).collect();
+        let entries: Vec<(&str, &str, &str)> = names
+            .iter()
+            .zip(&usernames)
+            .map(|(name, username)| (name.as_str(), "brcache50", username.as_str()))
+            .collect();
+        let value = |i: usize| format!("value {i} ✓ $x\n");
+        // Into the Credential Manager with one helper: an import from
+        // keyrings.alt's plain-text file.
+        let mut file = String::from("[brcache50]\n");
+        for i in 0..N {
+            file.push_str(&format!("u{i} = \n\t{}\n", BASE64.encode(value(i))));
+        }
+        let test = bridged(&entries).file("data/python_keyring/keyring_pass.cfg", file);
+        let data = test.path().join("data");
+        let test = test.env("XDG_DATA_HOME", data);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let runs = counted(
+            &test,
+            vec![
+                windows(&["import", "--from", "keyrings-alt"]),
+                windows(&["unlock"]),
+                printed(&[], &names),
+                printed(&["-v"], &names),
+            ],
+        );
+        let expected = format!("[{}]", (0..N).map(value).collect::<Vec<_>>().join("|"));
+        let starts: Vec<usize> = runs.iter().map(|(_, starts)| *starts).collect();
+        assert_eq!(starts, [1, 1, 2, 2], "helpers started by each step");
+        runs[0].0.success();
+        runs[1].0.success();
+        runs[2].0.success().stdout_is(&expected);
+        runs[3]
+            .0
+            .success()
+            .stdout_is(&expected)
+            .stderr_has("session cache: all 50 values kept, so windows was not asked");
+    }
+
+    /// A project whose TOKEN and OTHER (both stale in the environment) are
+    /// in `service`, on a Windows side that is the Linux build serving a file
+    /// store (as in `the_linux_build_serves_a_named_store_as_a_helper`),
+    /// behind a script that records each start in `starts` and fails at once
+    /// while `fail` exists: the same command line, so the same cache, either
+    /// way. Returns it, its helper, and a step that stores OTHER on that side
+    /// as another program would, past the cache.
+    fn file_bridged(service: &str) -> (Test, std::path::PathBuf, Step) {
+        let test = Test::new()
+            .manifest(&manifest_for(&[
+                ("TOKEN", service, "token"),
+                ("OTHER", service, "other"),
+            ]))
+            .env("TOKEN", "stale")
+            .env("OTHER", "stale");
+        let dir = test.path().to_owned();
+        let helper = dir.join("helper");
+        let side = format!(
+            "XDG_DATA_HOME='{d}/helper-data' WITH_SECRETS_PASSPHRASE='helper passphrase'",
+            d = dir.display(),
+        );
+        script(
+            &helper,
+            &format!(
+                "echo start >> '{d}/starts'\n\
+                 [ -e '{d}/fail' ] && \
+                 {{ read hello; echo 'helper failed on purpose' >&2; exit 3; }}\n\
+                 {side} exec '{BIN}' --store file \"$@\"\n",
+                d = dir.display(),
+            ),
+        );
+        let past_the_cache =
+            shell(&format!("{side} '{BIN}' --store file set OTHER")).input("other ✓");
+        (
+            test.env("WITH_SECRETS_WINDOWS_HELPER", &helper),
+            helper,
+            past_the_cache,
+        )
+    }
+
+    #[test]
+    fn a_helper_failing_behind_a_partial_cache_fails_the_run_and_nothing_stands_in() {
+        let (test, helper, past_the_cache) = file_bridged("br-partial");
+        let both = ["TOKEN", "OTHER"];
+        let runs = counted(
+            &test,
+            vec![
+                windows(&["unlock"]),
+                // Kept: a set through with-secrets.
+                windows(&["set", "TOKEN"]).input("kept ✓"),
+                // Not kept.
+                past_the_cache,
+                shell("touch fail"),
+                printed(&["-v"], &both),
+                shell("rm fail"),
+                printed(&["-v"], &both),
+                printed(&["-v"], &both),
+            ],
+        );
+        let starts: Vec<usize> = runs.iter().map(|(_, starts)| *starts).collect();
+        assert_eq!(
+            starts,
+            [0, 1, 1, 1, 2, 2, 3, 3],
+            "helpers started by each step"
+        );
+        let runs: Vec<Run> = runs.into_iter().map(|(run, _)| run).collect();
+        for run in &runs[..4] {
+            run.success();
+        }
+        runs[4]
+            .expect_code(125)
+            .stdout_is("")
+            .stderr_has("session cache: 1 of 2 values kept; asking windows for the rest")
+            .stderr_has(&format!(
+                "with-secrets: windows: the Windows helper ({}) failed: ",
+                helper.display()
+            ))
+            .stderr_has("helper failed on purpose")
+            .never_shows("stale")
+            .never_shows("kept ✓");
+        runs[5].success();
+        // The same helper, working again: it is asked for OTHER alone.
+        runs[6]
+            .success()
+            .stdout_is("[kept ✓|other ✓]")
+            .stderr_has("session cache: 1 of 2 values kept; asking windows for the rest");
+        runs[7]
+            .success()
+            .stdout_is("[kept ✓|other ✓]")
+            .stderr_has("session cache: all 2 values kept, so windows was not asked");
+    }
+
+    #[test]
+    fn a_set_or_delete_through_with_secrets_drops_what_it_touches_even_under_no_cache() {
+        let (test, _, past_the_cache) = file_bridged("br-writes");
+        let both = ["TOKEN", "OTHER"];
+        let runs = counted(
+            &test,
+            vec![
+                past_the_cache,
+                windows(&["set", "TOKEN"]).input("old ✓"),
+                windows(&["unlock"]),
+                printed(&[], &both),
+                printed(&["-v"], &both),
+                // Stored, and dropped from the cache, not kept.
+                windows(&["--no-cache", "set", "TOKEN"]).input("new ✓"),
+                printed(&["-v"], &both),
+                printed(&["-v"], &both),
+                windows(&["delete", "TOKEN"]),
+                printed(&["-v"], &both),
+            ],
+        );
+        let starts: Vec<usize> = runs.iter().map(|(_, starts)| *starts).collect();
+        assert_eq!(
+            starts,
+            [0, 1, 1, 2, 2, 3, 4, 4, 5, 6],
+            "helpers started by each step"
+        );
+        let runs: Vec<Run> = runs.into_iter().map(|(run, _)| run).collect();
+        for run in &runs[..3] {
+            run.success();
+        }
+        runs[3].success().stdout_is("[old ✓|other ✓]");
+        runs[4]
+            .success()
+            .stdout_is("[old ✓|other ✓]")
+            .stderr_has("session cache: all 2 values kept, so windows was not asked");
+        runs[5].success();
+        runs[6]
+            .success()
+            .stdout_is("[new ✓|other ✓]")
+            .stderr_has("session cache: 1 of 2 values kept; asking windows for the rest");
+        runs[7]
+            .success()
+            .stdout_is("[new ✓|other ✓]")
+            .stderr_has("session cache: all 2 values kept, so windows was not asked");
+        runs[8].success();
+        // The store, asked, no longer has TOKEN: the environment's stands in
+        // for a value the store does not have, as it does without the cache.
+        runs[9]
+            .success()
+            .stdout_is("[stale|other ✓]")
+            .stderr_has("session cache: 1 of 2 values kept; asking windows for the rest");
+    }
+}

@@ -125,9 +125,12 @@ impl Store for Agent {
         "agent"
     }
 
-    /// The socket: whatever agent listens there now serves the values.
+    /// The socket: whatever agent listens there now serves the values. A
+    /// relative path is taken from the folder the run started in, where it
+    /// is connected to: the same name elsewhere is another agent. Without
+    /// that folder, nothing is cached.
     fn cache_identity(&self) -> Option<zeroize::Zeroizing<String>> {
-        let socket = self.socket.as_deref()?;
+        let socket = std::path::absolute(self.socket.as_deref()?).ok()?;
         let mut identity = zeroize::Zeroizing::new(String::from("agent\0"));
         identity.push_str(&socket.to_string_lossy());
         Some(identity)

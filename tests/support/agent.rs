@@ -77,6 +77,11 @@ impl Agent {
         upto
     }
 
+    /// Its process id, for a signal sent from a script.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// Sends `signal` to the agent.
     pub fn signal(&self, signal: libc::c_int) {
         let pid = libc::pid_t::try_from(self.pid).expect("a pid");

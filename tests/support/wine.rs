@@ -290,6 +290,11 @@ impl Wine {
             .env("DISPLAY", "")
     }
 
+    /// The stand-in for Python's keyring, for a command line of `wine`.
+    pub fn standin(&self) -> &Path {
+        &self.standin
+    }
+
     /// The Windows build, for a helper command line.
     pub fn exe(&self) -> &Path {
         &self.exe
