@@ -507,6 +507,13 @@ fn explain_lookup(entries: &[Entry], project: &Project, resolution: &Resolution,
                 store::native_name(),
                 first_line(reason)
             ),
+            (None, None)
+                if resolution.store == "windows"
+                    && store::native_name() != "windows"
+                    && all_cached(resolution) =>
+            {
+                "auto: on WSL, with the Windows store's values in the session cache".to_owned()
+            }
             (None, None) if resolution.store == "windows" && store::native_name() != "windows" => {
                 "auto: on WSL, and the Windows helper answered".to_owned()
             }
@@ -567,6 +574,21 @@ fn explain_lookup(entries: &[Entry], project: &Project, resolution: &Resolution,
         human(took),
         sources.join(", ")
     );
+}
+
+/// Whether every value came from the session cache, so that the store
+/// itself was not asked (a value the cache lacks is asked of the store).
+fn all_cached(resolution: &Resolution) -> bool {
+    !resolution.sources.is_empty()
+        && resolution.sources.iter().all(|source| {
+            matches!(
+                source,
+                Source::Store(Found {
+                    cached: Some(_),
+                    ..
+                })
+            )
+        })
 }
 
 /// How long ago `moment` was: `5 s`, `12 min`, `1 h 3 min`.

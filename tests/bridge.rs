@@ -1029,4 +1029,36 @@ mod session_cache {
             .stdout_is("[stale|other ✓]")
             .stderr_has("session cache: 1 of 2 values kept; asking windows for the rest");
     }
+
+    #[test]
+    fn auto_on_wsl_says_when_the_values_came_from_the_cache_and_not_the_helper() {
+        let test = bridged(&[("TOKEN", "br-cache-auto", "token")]).env("WSL_DISTRO_NAME", "Debian");
+        wine().python_set("br-cache-auto", "token", "auto ✓");
+        let auto_printed = |flags: &[&str]| {
+            let mut args = flags.to_vec();
+            args.extend(["--", "sh", "-c", "printf '[%s]' \"$TOKEN\""]);
+            with_secrets(&args)
+        };
+        let runs = counted(
+            &test,
+            vec![
+                with_secrets(&["unlock"]),
+                auto_printed(&["-v"]),
+                auto_printed(&["-v"]),
+            ],
+        );
+        let starts: Vec<usize> = runs.iter().map(|(_, starts)| *starts).collect();
+        // `unlock` asks the helper once: where it answers, `auto` uses the
+        // Windows store, so there is no file store to unlock.
+        assert_eq!(starts, [1, 2, 2], "helper starts per step");
+        runs[0].0.success().stderr_lacks("unlocked ");
+        runs[1]
+            .0
+            .success()
+            .stdout_is("[auto ✓]")
+            .stderr_has("store windows (auto: on WSL, and the Windows helper answered)");
+        runs[2].0.success().stdout_is("[auto ✓]").stderr_has(
+            "store windows (auto: on WSL, with the Windows store's values in the session cache)",
+        );
+    }
 }

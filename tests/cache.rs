@@ -415,3 +415,37 @@ fn another_user_started_from_the_session_gets_nothing_from_the_cache() {
         runs[10].stderr()
     );
 }
+
+#[test]
+fn the_suites_runs_never_reach_the_session_keyring_of_whoever_runs_it() {
+    let (_server, _log, test, _dir) = project();
+    // Outside a session of the test's own making, as most tests run.
+    test.run(["unlock", "--for", "1h"]).success();
+    let doctor = test.run(["doctor"]);
+    doctor.success();
+    assert!(
+        doctor.stdout().contains("  cache:          off: ")
+            || doctor
+                .stdout()
+                .contains("  cache:          cannot be used here"),
+        "{}",
+        doctor.stdout()
+    );
+    // This process's own session keyring has no cache key of ours.
+    let description = c"with-secrets:cache-key:1";
+    // SAFETY: valid NUL-terminated strings, no destination keyring.
+    let found = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::c_long::from(libc::KEYCTL_SEARCH),
+            libc::c_long::from(libc::KEY_SPEC_SESSION_KEYRING),
+            c"user".as_ptr(),
+            description.as_ptr(),
+            0 as libc::c_long,
+        )
+    };
+    assert!(
+        found < 0,
+        "a run kept its cache key in the test's own session keyring"
+    );
+}

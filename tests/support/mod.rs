@@ -171,6 +171,7 @@ impl Test {
             .envs(self.envs())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
+        own_session_keyring(&mut script);
         script
     }
 
@@ -179,7 +180,9 @@ impl Test {
     /// and its stdout followed by its stderr.
     pub fn outside(&self, program: impl AsRef<OsStr>, args: &[&str], cwd: &str) -> (bool, String) {
         let program = program.as_ref();
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        own_session_keyring(&mut command);
+        let child = command
             .args(args)
             .current_dir(self.path().join(cwd))
             .env_clear()
@@ -234,6 +237,7 @@ impl Test {
                 Ok(())
             });
         }
+        own_session_keyring(&mut command);
         command
     }
 
@@ -309,6 +313,28 @@ impl Test {
 /// Fails, saying why, where the suite is not run as root (CI runs it as
 /// root; a test that needs it must not pass silently elsewhere).
 #[track_caller]
+/// Gives the process `command` starts an anonymous session keyring of its
+/// own, joined before it runs: what with-secrets keeps for a login session
+/// (the file store's key, the session cache) is then never read from or
+/// written to the session keyring of whoever runs the tests, even one with
+/// an unlock under way. Where the kernel keyring is blocked, there is
+/// nothing to keep apart, and the call's failure is ignored.
+pub fn own_session_keyring(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: keyctl is a system call, async-signal-safe; a null name asks
+    // for an anonymous keyring, and nothing else is read or written.
+    unsafe {
+        command.pre_exec(|| {
+            libc::syscall(
+                libc::SYS_keyctl,
+                libc::c_long::from(libc::KEYCTL_JOIN_SESSION_KEYRING),
+                std::ptr::null::<libc::c_char>(),
+            );
+            Ok(())
+        });
+    }
+}
+
 pub fn needs_root(why: &str) {
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
