@@ -449,3 +449,43 @@ fn the_suites_runs_never_reach_the_session_keyring_of_whoever_runs_it() {
         "a run kept its cache key in the test's own session keyring"
     );
 }
+
+#[test]
+fn the_local_keyring_and_the_file_store_are_never_cached() {
+    let service = crate::support::SecretService::start();
+    let test = Test::new()
+        .manifest("[secrets]\nTOKEN = { service = \"cache-local\", username = \"ci\" }\n")
+        .keyring(&service)
+        .env("WITH_SECRETS_PASSPHRASE", "file store passphrase");
+    let data = test.path().join("data");
+    let test = test.env("XDG_DATA_HOME", &data);
+    test.run_input("keyring ✓", ["set", "TOKEN"]).success();
+    test.run_input("file ✓", ["--store", "file", "set", "TOKEN"])
+        .success();
+    let print = |store: &str| shell(&format!("\"$BIN\" -v --store {store} get TOKEN"));
+    let runs = in_session(
+        &test,
+        &[
+            with_secrets(&["unlock"]),
+            print("secret-service"),
+            print("file"),
+            shell(
+                "printf 'keyring changed' | \"$BIN\" --store secret-service --no-cache set TOKEN \
+                 && \"$BIN\" -v --store secret-service get TOKEN",
+            ),
+            shell("for key in $(keyctl rlist @s); do keyctl rdescribe $key; done"),
+        ],
+    );
+    runs[0].success().stderr_has("with-secrets: unlocked ");
+    for (run, value) in [(&runs[1], "keyring ✓"), (&runs[2], "file ✓")] {
+        run.success().stdout_is(value).stderr_lacks("session cache");
+    }
+    runs[3]
+        .success()
+        .stdout_is("keyring changed")
+        .stderr_lacks("session cache");
+    // The cache's key and the file store's, and no store's values.
+    let kept = runs[4].stdout();
+    assert!(kept.contains(";with-secrets:cache-key:1"), "{kept}");
+    assert!(!kept.contains(";with-secrets:cache:"), "{kept}");
+}
