@@ -54,6 +54,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Lock => commands::unlock::lock(&config),
         Command::Completions { shell } => commands::completions::run(shell),
         Command::Man => commands::man::run(),
+        Command::Schema => commands::schema::run(),
         #[cfg(unix)]
         Command::Agent {
             socket,

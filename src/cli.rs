@@ -356,6 +356,13 @@ pub(crate) enum Command {
     ///
     /// For example: with-secrets man > ~/.local/share/man/man1/with-secrets.1
     Man,
+    /// Print the JSON Schema of secrets.toml, for editors.
+    ///
+    /// Taplo and the Even Better TOML extension read it through a first
+    /// line `#:schema ./secrets.schema.json`, which `init` writes, with the
+    /// file beside it. After an upgrade: with-secrets schema >
+    /// secrets.schema.json
+    Schema,
     /// Serve this machine's keyring to with-secrets in dev containers and
     /// over SSH, on a Unix socket, as ssh-agent serves keys.
     ///

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use crate::config::Config;
 use crate::error::Error;
 use crate::manifest::EnvName;
+use crate::manifest::schema;
+use crate::term::printable::printable_path;
 
 pub(crate) fn run(names: &[String], config: &Config) -> Result<ExitCode, Error> {
     let names = names
@@ -56,7 +58,45 @@ pub(crate) fn run(names: &[String], config: &Config) -> Result<ExitCode, Error> 
         None => "add an entry under [secrets], then: with-secrets set NAME".to_owned(),
     };
     crate::note!("with-secrets: wrote {}\n  {next}", path.display());
+    write_schema(&path.with_file_name(schema::FILE_NAME));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the schema the manifest's `#:schema` line names, beside it, for
+/// editors. Never over a file that is there: one that differs from this
+/// version's is named with the command that refreshes it. The manifest is
+/// written by then, and works without the schema, so a failure here is a
+/// warning, not an error.
+fn write_schema(path: &Path) {
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .and_then(|mut file| {
+            file.write_all(schema::SCHEMA.as_bytes())
+                .and_then(|()| file.sync_all())
+        });
+    match written {
+        Ok(()) => crate::note!(
+            "with-secrets: wrote {} (the manifest's schema, for editors)",
+            path.display()
+        ),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            if std::fs::read(path).ok().as_deref() != Some(schema::SCHEMA.as_bytes()) {
+                crate::warning!(
+                    "with-secrets: warning: {} is there and is not this version's schema; \
+                     refresh it with: with-secrets schema > {}",
+                    path.display(),
+                    shell_words::quote(&printable_path(path))
+                );
+            }
+        }
+        Err(err) => crate::warning!(
+            "with-secrets: warning: could not write the manifest's schema, for editors, to \
+             {}: {err}",
+            path.display()
+        ),
+    }
 }
 
 /// A keyring service name from a folder name: ASCII in lower case, `-` for
@@ -106,8 +146,10 @@ fn toml_string(text: &str) -> String {
 /// The starter manifest that `init` writes.
 fn starter(service: &str, names: &[EnvName]) -> String {
     let service = toml_string(service);
+    let directive = schema::DIRECTIVE;
     let mut text = format!(
-        r#"# secrets.toml: the environment variables that `with-secrets -- COMMAND` sets,
+        r#"{directive}
+# secrets.toml: the environment variables that `with-secrets -- COMMAND` sets,
 # and where in your OS keyring each value lives. Check this file in: it holds
 # no values, only where to find them.
 #

@@ -9,6 +9,7 @@ mod error;
 mod keys;
 mod locate;
 mod parse;
+pub(crate) mod schema;
 
 use std::fmt;
 use std::path::PathBuf;
