@@ -8,6 +8,8 @@
 mod entry;
 mod profile;
 mod rules;
+#[cfg(test)]
+mod schema_tests;
 mod vault;
 
 use std::ops::Range;
