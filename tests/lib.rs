@@ -30,6 +30,7 @@ mod recipes;
 mod remote;
 mod round_trips;
 mod run;
+mod schema;
 mod scripts;
 mod store_errors;
 mod unlock;
