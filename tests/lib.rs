@@ -10,6 +10,7 @@ mod agent;
 mod agent_recipes;
 mod bridge;
 mod cache;
+mod check_json;
 mod contract;
 mod daemons;
 mod doctor;
