@@ -13,7 +13,7 @@ const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/check.schema.j
 
 /// Validates `document` against the schema with the venv's `jsonschema`
 /// (draft 2020-12, with its format checker), and returns it parsed.
-fn validated(test: &Test, document: &str) -> Value {
+pub(crate) fn validated(test: &Test, document: &str) -> Value {
     let output = test.python(
         &[
             "-c",

@@ -40,7 +40,7 @@ const HOSTILE: &[(&str, &str)] = &[
 /// `NAME<<DELIMITER` (both non-empty), and the value is the text after it up
 /// to the line break before the first line that is exactly `DELIMITER`
 /// (none is an error). Later settings win.
-fn runner_reads(text: &str, windows: bool) -> Result<BTreeMap<String, String>, String> {
+pub(crate) fn runner_reads(text: &str, windows: bool) -> Result<BTreeMap<String, String>, String> {
     // Each line: (its text, where it starts, where its break starts, where the next starts).
     let mut lines = Vec::new();
     let mut at = 0;

@@ -20,6 +20,7 @@ mod examples;
 mod fallback;
 mod file_store;
 mod generate;
+mod github_actions;
 mod github_env;
 mod hardening;
 mod keyutils;
