@@ -287,3 +287,42 @@ fn the_schema_names_every_store_and_status_the_binary_has() {
         assert!(stores.contains(&store), "{store} not in the schema");
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_value_from_the_session_cache_is_found_with_its_age() {
+    use crate::keyutils::{in_session, with_secrets};
+    let logs = tempfile::tempdir().unwrap();
+    let server = crate::support::bao::Bao::dev();
+    server.ok(&["kv", "put", "secret/app", "a=cached-canary-value"]);
+    let test = server
+        .client(Test::new().manifest("[secrets]\nA = { service = \"app\", username = \"a\" }\n"))
+        .env("WITH_SECRETS_STORE", "vault")
+        .env("XDG_DATA_HOME", logs.path().join("data"));
+    let runs = in_session(
+        &test,
+        &[
+            with_secrets(&["unlock", "--for", "1h"]),
+            // Read from the server, and kept.
+            with_secrets(&["check", "--format", "json"]),
+            // Served from what was kept.
+            with_secrets(&["check", "--format", "json"]),
+        ],
+    );
+    runs[0].success();
+    let first = validated(&test, &runs[1].success().stdout());
+    assert_eq!(first["entries"][0]["source"], "store", "{first}");
+    let kept = validated(&test, &runs[2].success().stdout());
+    let entry = &kept["entries"][0];
+    assert_eq!(entry["status"], "found", "{kept}");
+    assert_eq!(entry["source"], "session-cache", "{kept}");
+    assert!(entry["cached_seconds_ago"].as_u64().is_some(), "{kept}");
+    assert!(
+        entry["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("found (in the session cache, read "),
+        "{kept}"
+    );
+    runs[2].never_shows("cached-canary-value");
+}
