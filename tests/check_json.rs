@@ -326,3 +326,22 @@ fn a_value_from_the_session_cache_is_found_with_its_age() {
     );
     runs[2].never_shows("cached-canary-value");
 }
+
+#[test]
+fn the_readme_example_is_valid_against_the_schema() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split_once("### A report for tools: `check --format json`")
+        .unwrap()
+        .1;
+    let example = section
+        .split_once("```json\n")
+        .unwrap()
+        .1
+        .split_once("```")
+        .unwrap()
+        .0;
+    let report = validated(&Test::new(), example);
+    assert_eq!(report["entries"][0]["status"], "missing");
+}
