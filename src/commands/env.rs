@@ -747,6 +747,25 @@ mod tests {
     }
 
     #[test]
+    fn github_refuses_what_the_runner_cannot_give_back_before_opening_the_file() {
+        let nowhere = std::path::Path::new("/nonexistent/github-env");
+        for (value, reason) in [
+            (vec![0xff, 0xfe], "is not valid UTF-8 text"),
+            (b"ends\r".to_vec(), "ends with a carriage return"),
+        ] {
+            let variables = vec![
+                ("FINE".to_owned(), Secret::from("fine")),
+                ("BAD".to_owned(), Secret::new(value)),
+            ];
+            let message = github(&variables, nowhere).unwrap_err().to_string();
+            assert!(
+                message.starts_with(&format!("cannot print BAD as github: its value {reason}")),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
     fn github_leaves_no_unwiped_copy_of_a_value() {
         const CANARY: &[u8] = b"canary-7f31c0-github";
         let value: String = (0..40)
