@@ -45,7 +45,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Set { name } => commands::set::run(&name, &config),
         Command::Get { name } => commands::get::run(&name, &config),
         Command::Delete { name } => commands::delete::run(&name, &config),
-        Command::Check => commands::check::run(&config),
+        Command::Check { format } => commands::check::run(format, &config),
         Command::Init { names } => commands::init::run(&names, &config),
         Command::Import { from } => commands::import::run(from, &config),
         Command::Doctor => commands::doctor::run(&config),

@@ -285,7 +285,12 @@ pub(crate) enum Command {
     ///
     /// Exits 0 when every required entry resolves (from the keyring or the
     /// environment), 1 when one is missing: a preflight for Makefiles and CI.
-    Check,
+    Check {
+        /// How to print the report: a table, or one JSON document (its
+        /// schema is schema/check.schema.json in the source)
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
+    },
     /// Copy every manifest entry found in another store into this one.
     ///
     /// For moving off keyrings.alt's plain-text file: `with-secrets import
@@ -401,6 +406,20 @@ pub(crate) enum EnvFormat {
     /// python-dotenv): values that would need quoting are refused
     Docker,
     /// One JSON object mapping each name to its value
+    Json,
+    /// For GitHub Actions: appends each variable to the file $GITHUB_ENV
+    /// names, for later steps, and prints an `::add-mask::` line for each
+    /// line of each value, so the runner masks them in the logs
+    #[value(alias = "gha")]
+    Github,
+}
+
+/// How `with-secrets check` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CheckFormat {
+    /// One aligned line per entry
+    Text,
+    /// One JSON document: the store, the profile, and each entry's status
     Json,
 }
 

@@ -161,6 +161,26 @@ pub enum Error {
         reason: &'static str,
     },
 
+    #[error(
+        "env --format github: GITHUB_ENV is not set, so there is no file to hand the variables \
+         to later steps in; it is set in each step of a GitHub Actions job\n  \
+         outside GitHub Actions, use another format, e.g.: {fix} env --format dotenv"
+    )]
+    NoGithubEnv { fix: String },
+
+    #[error("env --format github: cannot draw a random delimiter: {0}")]
+    GithubDelimiter(String),
+
+    #[error(
+        "env --format github: cannot append to {} (the file GITHUB_ENV names)",
+        crate::term::printable::printable_path(path)
+    )]
+    GithubEnv {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
     #[error("--mask: cannot {what}")]
     Mask {
         what: &'static str,

@@ -491,37 +491,7 @@ fn explain_lookup(entries: &[Entry], project: &Project, resolution: &Resolution,
         crate::explain!("store not opened: the manifest has no entries");
         return;
     }
-    let why = match project.store_source {
-        StoreSource::Auto => match (&resolution.passed_over, &resolution.store_error) {
-            _ if !resolution.passed.is_empty() => format!(
-                "auto: {}",
-                resolution
-                    .passed
-                    .iter()
-                    .map(|(name, reason)| format!("{name} is not here: {}", first_line(reason)))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-            (Some(reason), _) => format!(
-                "auto: {} is not here: {}",
-                store::native_name(),
-                first_line(reason)
-            ),
-            (None, None)
-                if resolution.store == "windows"
-                    && store::native_name() != "windows"
-                    && all_cached(resolution) =>
-            {
-                "auto: on WSL, with the Windows store's values in the session cache".to_owned()
-            }
-            (None, None) if resolution.store == "windows" && store::native_name() != "windows" => {
-                "auto: on WSL, and the Windows helper answered".to_owned()
-            }
-            (None, None) => "auto: the platform's keyring answered".to_owned(),
-            (None, Some(_)) => "auto".to_owned(),
-        },
-        chosen => chosen.why().to_owned(),
-    };
+    let why = store_why(project, resolution);
     crate::explain!("store {} ({why})", resolution.store);
     if let Some(err) = resolution.store_failed() {
         crate::explain!(
@@ -574,6 +544,42 @@ fn explain_lookup(entries: &[Entry], project: &Project, resolution: &Resolution,
         human(took),
         sources.join(", ")
     );
+}
+
+/// Why this store was used, as `-v` says it: the flag, variable, profile
+/// or manifest that chose it, or what `auto` found.
+pub(crate) fn store_why(project: &Project, resolution: &Resolution) -> String {
+    match project.store_source {
+        StoreSource::Auto => match (&resolution.passed_over, &resolution.store_error) {
+            _ if !resolution.passed.is_empty() => format!(
+                "auto: {}",
+                resolution
+                    .passed
+                    .iter()
+                    .map(|(name, reason)| format!("{name} is not here: {}", first_line(reason)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            (Some(reason), _) => format!(
+                "auto: {} is not here: {}",
+                store::native_name(),
+                first_line(reason)
+            ),
+            (None, None)
+                if resolution.store == "windows"
+                    && store::native_name() != "windows"
+                    && all_cached(resolution) =>
+            {
+                "auto: on WSL, with the Windows store's values in the session cache".to_owned()
+            }
+            (None, None) if resolution.store == "windows" && store::native_name() != "windows" => {
+                "auto: on WSL, and the Windows helper answered".to_owned()
+            }
+            (None, None) => "auto: the platform's keyring answered".to_owned(),
+            (None, Some(_)) => "auto".to_owned(),
+        },
+        chosen => chosen.why().to_owned(),
+    }
 }
 
 /// Whether every value came from the session cache, so that the store

@@ -23,10 +23,27 @@ use crate::secret::Secret;
 /// on its own, e.g. as a .env file for a container, and it is the same
 /// whether a value is in the keyring or set by CI.
 pub(crate) fn run(format: EnvFormat, config: &Config) -> Result<ExitCode, Error> {
+    // Before any lookup: without the file there is nothing to do, and a
+    // value generated on the way would be stored for nothing.
+    let github_env = match format {
+        EnvFormat::Github => Some(
+            std::env::var_os("GITHUB_ENV")
+                .filter(|path| !path.is_empty())
+                .ok_or_else(|| Error::NoGithubEnv {
+                    fix: config.fix.clone(),
+                })?,
+        ),
+        _ => None,
+    };
     let project = config.project()?;
     let resolution = resolve::lookup(config, &project, true);
     let resolved =
         resolve::variables(&project.manifest, resolution, config.set_fix(project.store))?;
+    if let Some(path) = github_env {
+        let variables = resolve::all(&resolved);
+        drop(resolved);
+        return github(&variables, std::path::Path::new(&path));
+    }
     let text = render(format, &resolve::all(&resolved))?;
     drop(resolved);
     if io::stdout().is_terminal() {
@@ -50,6 +67,7 @@ impl EnvFormat {
             Self::Dotenv => "dotenv",
             Self::Docker => "docker",
             Self::Json => "json",
+            Self::Github => "github",
         }
     }
 }
@@ -79,7 +97,7 @@ pub(crate) fn render(
                 Some(reason) => return Err(refuse(name, format, reason)),
                 None => Quote::None,
             },
-            EnvFormat::Shell | EnvFormat::Json => Quote::None,
+            EnvFormat::Shell | EnvFormat::Json | EnvFormat::Github => Quote::None,
         };
         texts.push((name.as_str(), text, quote));
     }
@@ -142,6 +160,8 @@ fn write(format: EnvFormat, variables: &[(&str, &str, Quote)], out: &mut Sink) {
                 out.put(quote);
                 out.put(b"\n");
             }
+            // Written by `github`, one variable at a time.
+            EnvFormat::Github => unreachable!("github is not rendered as one text"),
             EnvFormat::Json => {
                 out.put(if index == 0 { b"\n  " } else { b",\n  " });
                 json_string(name, out);
@@ -215,6 +235,148 @@ fn json_string(text: &str, out: &mut Sink) {
     }
     out.put(&bytes[plain..]);
     out.put(b"\"");
+}
+
+/// `env --format github`: appends each variable to the file `$GITHUB_ENV`
+/// names, and prints on stdout an `::add-mask::` command for each line of
+/// its value, before that value is in the file.
+///
+/// The runner (actions/runner, `SetEnvFileCommand`) reads that file after
+/// the step: a line `NAME<<DELIMITER` starts a value, which is the text up
+/// to the line break before the next line that is exactly `DELIMITER`.
+/// Every value is written in that form, with a fresh random delimiter that
+/// occurs in neither the name nor the value, as `@actions/core`'s
+/// `exportVariable` does. The text between is the value as it is, line
+/// breaks and all, except on a Windows runner, which takes a `\r` before
+/// the final `\n` for part of the line break: a value ending with `\r` is
+/// refused. The masks cannot go in that file (a line there is a variable),
+/// and the runner masks a value only line by line, so each line of a value
+/// (split at `\n` and `\r`) gets its own command, escaped as the runner
+/// unescapes command data (`%25`, `%0D`, `%0A`). Lines of white space only
+/// get none: the runner refuses to mask them.
+///
+/// Everything is checked before anything is written, so a refusal leaves
+/// the file as it was.
+fn github(variables: &[(String, Secret)], path: &std::path::Path) -> Result<ExitCode, Error> {
+    let format = EnvFormat::Github;
+    let mut texts = Vec::with_capacity(variables.len());
+    for (name, value) in variables {
+        if let Some(reason) = github_name_problem(name) {
+            return Err(refuse(name, format, reason));
+        }
+        let text = std::str::from_utf8(value.expose())
+            .map_err(|_| refuse(name, format, "is not valid UTF-8 text"))?;
+        if text.ends_with('\r') {
+            return Err(refuse(
+                name,
+                format,
+                "ends with a carriage return, which a Windows runner reads as part of the line break",
+            ));
+        }
+        texts.push((name.as_str(), text));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|source| Error::GithubEnv {
+            path: path.to_owned(),
+            source,
+        })?;
+    for (name, text) in texts {
+        let delimiter = delimiter(name, text, random_delimiter)?;
+        let masks = exact(|out| github_masks(text, out));
+        let block = github_block(name, text, &delimiter);
+        crate::secret::stdout()
+            .write_all(&masks)
+            .map_err(|source| Error::Stdout { source })?;
+        file.write_all(&block).map_err(|source| Error::GithubEnv {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `NAME<<DELIMITER`, the value's text, and the delimiter, each line
+/// ending in `\n`.
+fn github_block(name: &str, text: &str, delimiter: &str) -> Zeroizing<Vec<u8>> {
+    exact(|out| {
+        for piece in [name, "<<", delimiter, "\n", text, "\n", delimiter, "\n"] {
+            out.put(piece.as_bytes());
+        }
+    })
+}
+
+/// What `write` puts, in a buffer of exactly its size, wiped when dropped.
+fn exact(write: impl Fn(&mut Sink)) -> Zeroizing<Vec<u8>> {
+    let mut size = Sink::Count(0);
+    write(&mut size);
+    let Sink::Count(size) = size else {
+        unreachable!("a count stays a count")
+    };
+    let mut out = Zeroizing::new(Vec::with_capacity(size));
+    write(&mut Sink::Fill(&mut out));
+    out
+}
+
+/// One `::add-mask::LINE` command per line of `text` that is not white
+/// space only, with `%`, `\r` and `\n` escaped as `@actions/core`'s
+/// `setSecret` escapes them (there are no `\r` or `\n` left in a line).
+fn github_masks(text: &str, out: &mut Sink) {
+    for line in text.split(['\n', '\r']) {
+        if line.chars().all(char::is_whitespace) {
+            continue;
+        }
+        out.put(b"::add-mask::");
+        for (index, piece) in line.split('%').enumerate() {
+            if index > 0 {
+                out.put(b"%25");
+            }
+            out.put(piece.as_bytes());
+        }
+        out.put(b"\n");
+    }
+}
+
+/// Why the runner would not read `name` back as the name of a
+/// `NAME<<DELIMITER` line, if it would not: it takes a line with an `=`
+/// before any `<<` for `NAME=VALUE`, splits at the first `<<`, and rejects
+/// an empty name. (A manifest's names are letters, digits and `_`, so this
+/// only guards the format's own rules.)
+fn github_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("has an empty name, which the runner rejects")
+    } else if name.contains(['=', '\n', '\r']) || name.contains("<<") {
+        Some("has a name with `=`, `<<` or a line break, which the runner would split elsewhere")
+    } else {
+        None
+    }
+}
+
+/// A delimiter from `draw` that occurs in neither `name` nor `value`,
+/// drawing again while one does.
+fn delimiter(
+    name: &str,
+    value: &str,
+    mut draw: impl FnMut() -> Result<String, Error>,
+) -> Result<String, Error> {
+    loop {
+        let delimiter = draw()?;
+        if !name.contains(&delimiter) && !value.contains(&delimiter) {
+            return Ok(delimiter);
+        }
+    }
+}
+
+/// `ghadelimiter_` and 32 random hex digits, as `@actions/core` makes them.
+fn random_delimiter() -> Result<String, Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(|err| Error::GithubDelimiter(err.to_string()))?;
+    let mut delimiter = String::from("ghadelimiter_");
+    for byte in bytes {
+        let _ = std::fmt::Write::write_fmt(&mut delimiter, format_args!("{byte:02x}"));
+    }
+    Ok(delimiter)
 }
 
 fn refuse(name: &str, format: EnvFormat, reason: &'static str) -> Error {
@@ -543,6 +705,82 @@ mod tests {
     }
 
     #[test]
+    fn github_masks_every_line_but_blank_ones_and_escapes_percent() {
+        let masks = exact(|out| github_masks("a%0A%b\r\n \t\n\nlast", out));
+        assert_eq!(
+            String::from_utf8(masks.to_vec()).unwrap(),
+            "::add-mask::a%250A%25b\n::add-mask::last\n"
+        );
+        assert!(exact(|out| github_masks("", out)).is_empty());
+        assert!(exact(|out| github_masks("\n\n", out)).is_empty());
+    }
+
+    #[test]
+    fn github_blocks_are_heredocs_with_the_value_as_it_is() {
+        let block = github_block("A", "x\r\ny\n", "D");
+        assert_eq!(&block[..], b"A<<D\nx\r\ny\n\nD\n");
+        assert_eq!(&github_block("E", "", "D")[..], b"E<<D\n\nD\n");
+    }
+
+    #[test]
+    fn a_delimiter_found_in_the_name_or_value_is_drawn_again() {
+        let mut draws = vec!["in", "ALUE", "third"];
+        let mut drawn = 0;
+        let delimiter = delimiter("NAME_in", "a VALUE", || {
+            drawn += 1;
+            Ok(draws.remove(0).to_owned())
+        });
+        assert_eq!(delimiter.unwrap(), "third");
+        assert_eq!(drawn, 3);
+        let random = random_delimiter().unwrap();
+        assert!(random.starts_with("ghadelimiter_"), "{random}");
+        assert_eq!(random.len(), "ghadelimiter_".len() + 32);
+        assert_ne!(random, random_delimiter().unwrap());
+    }
+
+    #[test]
+    fn github_refuses_names_the_runner_would_split_elsewhere() {
+        for name in ["", "A=B", "A<<B", "A\nB", "A\rB"] {
+            assert!(github_name_problem(name).is_some(), "{name:?}");
+        }
+        assert_eq!(github_name_problem("API_TOKEN"), None);
+    }
+
+    #[test]
+    fn github_refuses_what_the_runner_cannot_give_back_before_opening_the_file() {
+        let nowhere = std::path::Path::new("/nonexistent/github-env");
+        for (value, reason) in [
+            (vec![0xff, 0xfe], "is not valid UTF-8 text"),
+            (b"ends\r".to_vec(), "ends with a carriage return"),
+        ] {
+            let variables = vec![
+                ("FINE".to_owned(), Secret::from("fine")),
+                ("BAD".to_owned(), Secret::new(value)),
+            ];
+            let message = github(&variables, nowhere).unwrap_err().to_string();
+            assert!(
+                message.starts_with(&format!("cannot print BAD as github: its value {reason}")),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn github_leaves_no_unwiped_copy_of_a_value() {
+        const CANARY: &[u8] = b"canary-7f31c0-github";
+        let value: String = (0..40)
+            .map(|i| format!("{}%{i}\n", std::str::from_utf8(CANARY).unwrap()))
+            .collect();
+        let found = crate::secret::watch::unwiped_copies(CANARY, || {
+            let masks = exact(|out| github_masks(&value, out));
+            let block = github_block("NAME", &value, "ghadelimiter_x");
+            let shown = |out: &[u8]| out.windows(CANARY.len()).filter(|w| *w == CANARY).count();
+            assert_eq!((shown(&masks), shown(&block)), (40, 40));
+        });
+        assert_eq!(found, 0);
+    }
+
+    #[test]
     fn rendering_leaves_no_unwiped_copy_of_a_value() {
         const CANARY: &[u8] = b"canary-60d2aa-env";
         let mut copies: Vec<(&str, usize)> = Vec::new();
@@ -559,7 +797,9 @@ mod tests {
             let tails: [&str; 2] = match format {
                 EnvFormat::Dotenv => [" \"q\" \\ ü $x\n", " it's ü\n"],
                 EnvFormat::Docker => [" \"q\" \\ ü $x", "it's ü"],
-                EnvFormat::Shell | EnvFormat::Json => [" it's \"q\" \\ ü $x\n", "'"],
+                EnvFormat::Shell | EnvFormat::Json | EnvFormat::Github => {
+                    [" it's \"q\" \\ ü $x\n", "'"]
+                }
             };
             let variables: Vec<(String, Secret)> = (0..40)
                 .map(|i| {
