@@ -427,9 +427,14 @@ fn every_manifest_the_project_shows_or_tests_with_validates() {
         parses(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
         texts.push(text);
     }
+    let shown = texts.len();
     let fixtures = fixture_manifests();
     // The scan finds the tests' manifests, not a handful of strings.
     assert!(fixtures.len() >= 40, "only {} fixtures", fixtures.len());
+    eprintln!(
+        "{shown} manifests of README and the examples, {} of the tests",
+        fixtures.len()
+    );
     texts.extend(fixtures);
     let (python, taplo) = verdicts(&texts);
     let mut failures = Vec::new();
