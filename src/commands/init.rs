@@ -211,7 +211,7 @@ mod tests {
             EnvName::new("DB_URL").unwrap(),
         ];
         let text = starter("acme", &names);
-        // Taplo reads the directive on the first line only.
+        // The directive first, at the top where Taplo looks for it.
         assert_eq!(text.lines().next(), Some(schema::DIRECTIVE));
         let manifest = Manifest::parse(Path::new("secrets.toml"), &text).unwrap();
         let entry = manifest.entry("DB_URL").unwrap();
