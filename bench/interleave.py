@@ -7,7 +7,8 @@ every command alike rather than on whichever ran while it lasted.
 SPEC.jsonl holds one command a line, as JSON:
 
     {"name": "with-secrets N=50", "argv": ["/path/with-secrets", "-m", "m.toml", "--", "true"],
-     "env": {"VAR": "value"}, "required": true, "expect_fail": false, "tags": {"tool": "with-secrets", "n": 50}}
+     "env": {"VAR": "value"}, "required": true, "expect_fail": false, "every": 1,
+     "tags": {"tool": "with-secrets", "n": 50}}
 
 `env` is added to the runner's own environment (run the runner under `env -i
 ...` to give every command a clean one); `tags` are copied to the results
@@ -17,7 +18,10 @@ exits 0, or, with `expect_fail`, non-zero; anything else is a failure, which
 is counted (with the signal that killed it, if one did) and whose time is
 left out. A failure of a `required` command stops everything at once (exit
 1); any other command is dropped, and marked skipped, once it has failed in
-more than half of its runs after at least 5 rounds.
+more than half of its runs after at least 5 runs. A command with `every` k
+runs in every k-th round only (rounds 0, k, 2k, ... counting the warm-ups):
+for one that takes a hundred times longer than the rest, a few runs spread
+over the whole time.
 
 Every command is started with os.posix_spawn (argv[0] resolved on PATH
 beforehand), stdin and stdout on /dev/null and stderr to a file that the
@@ -62,6 +66,7 @@ class Command:
         self.required = bool(spec.get("required", False))
         self.expect_fail = bool(spec.get("expect_fail", False))
         self.tags = spec.get("tags", {})
+        self.every = max(1, int(spec.get("every", 1)))
         self.errfile = os.path.join(errdir, f"{index}.err")
         self.actions = [
             (os.POSIX_SPAWN_DUP2, DEVNULL, 0),
@@ -156,7 +161,7 @@ def main():
     total = args.warmup + args.runs
     for rnd in range(total):
         warm = rnd < args.warmup
-        order = [c for c in cmds if c.skipped is None]
+        order = [c for c in cmds if c.skipped is None and rnd % c.every == 0]
         rng.shuffle(order)
         for cmd in order:
             ok, ns, usage = run_once(cmd, args.timeout)

@@ -1,0 +1,98 @@
+"""A TCP proxy on 127.0.0.1 that adds a round-trip time to every connection,
+for benchmarks at a network's latency where `tc qdisc ... netem` is missing.
+
+    delay-proxy.py UPSTREAM_PORT RTT_MS [RTT_MS...]
+
+For each RTT_MS it listens on a port of its own on 127.0.0.1 and prints
+"RTT_MS PORT" on a line, then "ready" once all of them listen. Each
+connection is forwarded to 127.0.0.1:UPSTREAM_PORT, and every chunk read
+from either side is written to the other RTT/2 after it arrived, in order.
+The connection's establishment costs one more RTT, as a TCP handshake would:
+nothing the client sends reaches the server before one RTT after the
+connection was accepted (and so its first answer comes no sooner than two
+RTTs after connect, as over a network). End of stream is passed on the same
+way (a half-close), after the data before it. Standard library only; it runs
+until killed.
+"""
+
+import asyncio
+import socket
+import sys
+
+
+async def pipe(reader, writer, delay, not_before):
+    """Copies reader to writer, each chunk `delay` seconds after it came, and
+    none before the loop time `not_before`."""
+    loop = asyncio.get_running_loop()
+    queue = asyncio.Queue()
+
+    async def read():
+        try:
+            while True:
+                data = await reader.read(65536)
+                queue.put_nowait((max(loop.time(), not_before) + delay, data))
+                if not data:
+                    return
+        except (ConnectionError, OSError):
+            queue.put_nowait((loop.time(), None))
+
+    async def write():
+        try:
+            while True:
+                when, data = await queue.get()
+                wait = when - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if data is None:  # the other side broke: break this one too
+                    writer.transport.abort()
+                    return
+                if not data:
+                    if writer.can_write_eof():
+                        writer.write_eof()
+                    return
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            writer.transport.abort()
+
+    await asyncio.gather(read(), write())
+
+
+async def handle(client_reader, client_writer, upstream_port, rtt):
+    loop = asyncio.get_running_loop()
+    accepted = loop.time()
+    try:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+    except OSError:
+        client_writer.transport.abort()
+        return
+    for w in (client_writer, server_writer):
+        w.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    await asyncio.gather(
+        pipe(client_reader, server_writer, rtt / 2, accepted + rtt),
+        pipe(server_reader, client_writer, rtt / 2, 0),
+    )
+    for w in (client_writer, server_writer):
+        w.close()
+
+
+async def main():
+    upstream_port = int(sys.argv[1])
+    servers = []
+    for arg in sys.argv[2:]:
+        rtt = float(arg) / 1000
+
+        async def on_connect(r, w, rtt=rtt):
+            await handle(r, w, upstream_port, rtt)
+
+        server = await asyncio.start_server(on_connect, "127.0.0.1", 0, backlog=512)
+        servers.append(server)
+        print(arg, server.sockets[0].getsockname()[1], flush=True)
+    print("ready", flush=True)
+    await asyncio.gather(*(s.serve_forever() for s in servers))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    asyncio.run(main())
