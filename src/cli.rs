@@ -93,6 +93,16 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
 
+    /// Read every value from its store for this run, not from the session
+    /// cache that `with-secrets unlock` keeps for slow stores
+    #[arg(
+        long,
+        global = true,
+        env = "WITH_SECRETS_NO_CACHE",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub(crate) no_cache: bool,
+
     /// Run the command with its output masked: each value, wherever it
     /// appears in its stdout or stderr, shows as <redacted:NAME>
     ///

@@ -29,6 +29,8 @@ pub(crate) struct Config {
     profile: Option<(String, &'static str)>,
     /// How long a store may take to answer.
     pub(crate) timeout: Duration,
+    /// `--no-cache`: the session cache is left aside.
+    no_cache: bool,
     /// The start of a with-secrets command line that reaches the same
     /// manifest and store, for the "run this to fix it" lines of messages.
     pub(crate) fix: String,
@@ -131,6 +133,7 @@ impl Config {
             store,
             profile,
             timeout: cli.timeout,
+            no_cache: cli.no_cache,
             fix,
             fix_writable,
             fix_without_profile,
@@ -223,6 +226,7 @@ impl Config {
             agent: std::env::var_os("WITH_SECRETS_AGENT")
                 .filter(|path| !path.is_empty())
                 .map(PathBuf::from),
+            cache: !self.no_cache,
         }
     }
 

@@ -221,6 +221,7 @@ fn lookup_in(
                 Some(found) => Source::Store(Found {
                     secret: found.secret.clone(),
                     matches: found.matches,
+                    cached: found.cached,
                 }),
                 None => match env(entry.name.as_str()).filter(|_| fallback) {
                     Some(value) => Source::Environment(Secret::new(value.into_encoded_bytes())),
@@ -354,7 +355,11 @@ impl<E: Fn(&str) -> Option<std::ffi::OsString>> Made<'_, '_, E> {
         let mut generated = vec![false; self.keys.len()];
         for (slot, _, secret) in made {
             generated[slot] = true;
-            self.found[slot] = Some(Found { secret, matches: 1 });
+            self.found[slot] = Some(Found {
+                secret,
+                matches: 1,
+                cached: None,
+            });
         }
         // Each entry that asked for a generated item's value.
         Ok(self
@@ -537,6 +542,13 @@ fn explain_lookup(entries: &[Entry], project: &Project, resolution: &Resolution,
                 {
                     format!("generated and stored in {}", resolution.store)
                 }
+                Source::Store(Found {
+                    cached: Some(read), ..
+                }) => format!(
+                    "from the session cache (read from {} {} ago)",
+                    resolution.store,
+                    age(*read)
+                ),
                 Source::Store(_) => format!("from {}", resolution.store),
                 Source::Environment(_) => "from the environment".to_owned(),
                 Source::Missing if entry.optional => "missing (optional)".to_owned(),
@@ -555,6 +567,11 @@ fn explain_lookup(entries: &[Entry], project: &Project, resolution: &Resolution,
         human(took),
         sources.join(", ")
     );
+}
+
+/// How long ago `moment` was: `5 s`, `12 min`, `1 h 3 min`.
+pub(crate) fn age(moment: std::time::SystemTime) -> String {
+    crate::term::when::describe_duration(moment.elapsed().unwrap_or_default())
 }
 
 /// `12.3 ms` or `1.25 s`.

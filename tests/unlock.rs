@@ -169,9 +169,10 @@ fn lock_forgets_at_once() {
         ],
     );
     runs[2].success().stdout_is("[first ✓]");
-    runs[3]
-        .success()
-        .stderr_has("locked the file store: runs ask for its passphrase again");
+    runs[3].success().stderr_has(
+        "locked the file store and ended the session cache: runs ask for its passphrase, \
+             and read every value from its store, again",
+    );
     runs[4].expect_code(125).stderr_has(NO_PASSPHRASE);
     assert!(
         runs[5].stdout().contains("  unlock:         locked: "),
@@ -535,7 +536,7 @@ fn with_one_half_gone_the_store_is_locked_and_lock_removes_both() {
                   keyctl rdescribe $key | grep -o ';with-secrets:file[^:]*:'; done; done";
     let invalidate_pad = "for key in $(keyctl rlist @u); do \
                           keyctl rdescribe $key | grep -q ';with-secrets:file-pad:' \
-                          && keyctl invalidate $key; done";
+                          && keyctl invalidate $key; done; true";
     let runs = in_session(
         &test,
         &[
@@ -563,9 +564,10 @@ fn with_one_half_gone_the_store_is_locked_and_lock_removes_both() {
         "{}",
         runs[5].stdout()
     );
-    runs[7]
-        .success()
-        .stderr_has("locked the file store: runs ask for its passphrase again");
+    runs[7].success().stderr_has(
+        "locked the file store and ended the session cache: runs ask for its passphrase, \
+             and read every value from its store, again",
+    );
     assert_eq!(runs[8].stdout(), "", "lock left a half behind");
     runs[9].expect_code(125).stderr_has(NO_PASSPHRASE);
 }

@@ -126,6 +126,7 @@ fn answer(
                 person: &crate::person::NOBODY,
                 vault: Default::default(),
                 agent: None,
+                cache: false,
             },
         )
         .map(|opened| store.insert(opened)),

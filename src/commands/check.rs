@@ -29,7 +29,13 @@ pub(crate) fn entry_lines(
                     "found ({} items match; using the most recently modified)",
                     found.matches
                 ),
-                Source::Store(_) => "found".to_owned(),
+                Source::Store(found) => match found.cached {
+                    Some(read) => format!(
+                        "found (in the session cache, read {} ago)",
+                        resolve::age(read)
+                    ),
+                    None => "found".to_owned(),
+                },
                 Source::Environment(_) => "from environment".to_owned(),
                 Source::Missing if resolution.store_failed().is_some() => {
                     format!("not looked up: {} failed", resolution.store)

@@ -71,6 +71,11 @@ fn store_section(config: &Config, project: &Result<Project, Error>, out: &mut St
     for (_, report) in reports {
         labelled(out, report.lines);
     }
+    #[cfg(target_os = "linux")]
+    labelled(
+        out,
+        vec![("cache:", crate::store::cache::report(settings.cache))],
+    );
 }
 
 /// The store `kind` stands for and why, as `auto` would pick it from what

@@ -1,5 +1,7 @@
-//! `with-secrets unlock` and `with-secrets lock`: the file store opened once
-//! for a login session, and closed again (see `store::file::unlock`).
+//! `with-secrets unlock` and `with-secrets lock`: this login session trusted
+//! for a while, and no longer. An unlock opens the file store (see
+//! `store::file::unlock`) and turns the session cache on for slow stores
+//! (see `store::cache`); a lock ends both.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,50 +16,124 @@ use crate::term::when::{describe_duration, describe_moment};
 
 pub(crate) fn unlock(duration: Option<Duration>, config: &Config) -> Result<ExitCode, Error> {
     let duration = duration.unwrap_or(UNLOCK_FOR);
-    let mut store = FileStore::open(&config.store_settings(&Default::default())).map_err(failed)?;
     #[cfg(target_os = "linux")]
     {
-        let (until, session) = store.unlock(duration).map_err(failed)?;
-        let path = FileStore::default_path().unwrap_or_default();
+        use crate::store::cache;
+        let settings = config.store_settings(&Default::default());
+        // The file store is unlocked where there is one, or where runs use
+        // it (and then made); a person who only reads a server is never
+        // asked for a passphrase they have no use for.
+        let file_path = FileStore::default_path().unwrap_or_default();
+        let opens_file = file_path.exists() || runs_use_file(config);
+        let file = if opens_file {
+            let mut store = FileStore::open(&settings).map_err(failed)?;
+            Some(store.unlock(duration).map_err(failed)?)
+        } else {
+            // Before anything else: can anything be kept here?
+            crate::store::file::unlock::session().map_err(|_| cache_failed(None))?;
+            None
+        };
+        let (until, session) =
+            cache::start(duration).map_err(|failure| cache_failed(Some(failure)))?;
+        let shared = "; this shell has no session keyring of its own (its login did not run \
+                      pam_keyinit), so every session of yours without one shares this unlock";
+        if let Some((until, session)) = file {
+            crate::note!(
+                "with-secrets: unlocked {} for {}, until {}{}",
+                crate::term::printable::printable_path(&file_path),
+                describe_duration(duration),
+                describe_moment(until),
+                match session {
+                    Session::Own => "; your runs in this login session ask no passphrase",
+                    Session::Shared => shared,
+                }
+            );
+        }
         crate::note!(
-            "with-secrets: unlocked {} for {}, until {}{}",
-            crate::term::printable::printable_path(&path),
+            "with-secrets: session cache on for {}, until {}: values runs read from vault, \
+             windows on WSL or an agent are kept in this login session, and later runs take \
+             them from there without asking the store{}",
             describe_duration(duration),
             describe_moment(until),
             match session {
-                Session::Own => "; your runs in this login session ask no passphrase",
-                Session::Shared => {
-                    "; this shell has no session keyring of its own (its login did not run \
-                     pam_keyinit), so every session of yours without one shares this unlock"
-                }
+                Session::Own => "",
+                Session::Shared => shared,
             }
         );
-        crate::note!("  `with-secrets lock` locks it again now");
+        crate::note!(
+            "  a value changed in the store since is seen after `with-secrets lock`, or with \
+             --no-cache; `with-secrets lock` ends {} now",
+            if file.is_some() { "both" } else { "it" }
+        );
         Ok(ExitCode::SUCCESS)
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = (&mut store, duration, describe_duration, describe_moment);
+        let _ = (config, duration, describe_duration, describe_moment);
         Err(failed(not_here()))
     }
+}
+
+/// Whether runs here use the file store: `--store file`, or
+/// `WITH_SECRETS_STORE`, or the manifest's (or profile's) `store`.
+#[cfg(target_os = "linux")]
+fn runs_use_file(config: &Config) -> bool {
+    let kind = match config.project() {
+        Ok(project) => project.store,
+        Err(_) => config.store_without_manifest().0,
+    };
+    kind == StoreKind::File
 }
 
 pub(crate) fn lock(_config: &Config) -> Result<ExitCode, Error> {
     #[cfg(target_os = "linux")]
     {
-        let forgotten = crate::store::file::unlock::forget().map_err(failed)?;
+        use crate::store::{cache, file::unlock, session_keyring};
+        let [file, cache, _] =
+            session_keyring::forget([unlock::KIND, cache::KINDS[0], cache::KINDS[1]])
+                .map_err(|failure| failed(unlock::unusable(failure)))?;
         crate::note!(
             "with-secrets: {}",
-            if forgotten == 0 {
-                "the file store was not unlocked in this login session"
-            } else {
-                "locked the file store: runs ask for its passphrase again"
+            match (file > 0, cache > 0) {
+                (true, true) => {
+                    "locked the file store and ended the session cache: runs ask for its \
+                     passphrase, and read every value from its store, again"
+                }
+                (true, false) => "locked the file store: runs ask for its passphrase again",
+                (false, true) =>
+                    "ended the session cache: runs read every value from its store again",
+                (false, false) => {
+                    "the file store was not unlocked in this login session, and no session \
+                     cache was on"
+                }
             }
         );
         Ok(ExitCode::SUCCESS)
     }
     #[cfg(not(target_os = "linux"))]
     Err(failed(not_here()))
+}
+
+/// The kernel keyring cannot keep the session cache here.
+#[cfg(target_os = "linux")]
+fn cache_failed(failure: Option<crate::store::keyutils::Failure>) -> Error {
+    let why = match failure {
+        Some(failure) => failure.why(),
+        None => match crate::store::file::unlock::session() {
+            Err(err) => crate::error::first_line(&err),
+            Ok(_) => String::new(),
+        },
+    };
+    Error::Store {
+        store: "cache",
+        cause: StoreError::from(crate::store::Common::Unavailable {
+            store: "cache",
+            reason: format!(
+                "the kernel keyring cannot be used here, so nothing can be unlocked: {why}\n  \
+                 runs read every value from its store as before"
+            ),
+        }),
+    }
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -125,6 +125,14 @@ impl Store for Agent {
         "agent"
     }
 
+    /// The socket: whatever agent listens there now serves the values.
+    fn cache_identity(&self) -> Option<zeroize::Zeroizing<String>> {
+        let socket = self.socket.as_deref()?;
+        let mut identity = zeroize::Zeroizing::new(String::from("agent\0"));
+        identity.push_str(&socket.to_string_lossy());
+        Some(identity)
+    }
+
     /// A read-only agent holds values, but none can be stored through it:
     /// nothing is generated into it.
     fn holds_values(&self) -> bool {

@@ -442,6 +442,7 @@ impl Store for FileStore {
                         Ok(Found {
                             secret,
                             matches: matching.len(),
+                            cached: None,
                         })
                     })
                     .transpose()

@@ -139,7 +139,11 @@ impl Store for KeyringsAlt {
                 if let Some(value) = lookup(&ini, *key) {
                     let secret = decode_base64(value)
                         .map_err(|reason| unreadable(&plaintext_path, reason))?;
-                    *slot = Some(Found { secret, matches: 1 });
+                    *slot = Some(Found {
+                        secret,
+                        matches: 1,
+                        cached: None,
+                    });
                 }
             }
             if found.iter().any(Option::is_some) && !self.warned {
@@ -197,7 +201,11 @@ impl Store for KeyringsAlt {
         }
         for i in wanted {
             if let Some(secret) = decrypt(keys[i])? {
-                found[i] = Some(Found { secret, matches: 1 });
+                found[i] = Some(Found {
+                    secret,
+                    matches: 1,
+                    cached: None,
+                });
             }
         }
         Ok(found)

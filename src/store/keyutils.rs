@@ -141,7 +141,11 @@ impl Store for Keyutils {
                     return Ok(None);
                 }
                 let secret = read(serial).map_err(Failure::into_error)?;
-                Ok(secret.map(|secret| Found { secret, matches: 1 }))
+                Ok(secret.map(|secret| Found {
+                    secret,
+                    matches: 1,
+                    cached: None,
+                }))
             })
             .collect()
     }
@@ -353,12 +357,21 @@ pub(super) fn checked(call: &'static str, result: c_long) -> Result<c_long, Fail
 
 /// A failed system call: which one, for the message, and its errno.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Failure {
+pub(crate) struct Failure {
     call: &'static str,
     errno: i32,
 }
 
 impl Failure {
+    pub(super) fn new(call: &'static str, errno: i32) -> Self {
+        Self { call, errno }
+    }
+
+    /// The kernel's per-user quota on keys is used up.
+    pub(super) fn over_quota(self) -> bool {
+        self.errno == libc::EDQUOT
+    }
+
     /// No such key, or one that expired or was revoked: missing, not an error.
     pub(super) fn means_gone(self) -> bool {
         matches!(
@@ -373,7 +386,7 @@ impl Failure {
 
     /// What failed and, where a filter or the kernel refused the call, the
     /// most likely reason, without the keyutils store's next step.
-    pub(super) fn why(self) -> String {
+    pub(crate) fn why(self) -> String {
         let what = format!(
             "{} failed: {}",
             self.call,

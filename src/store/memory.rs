@@ -81,6 +81,7 @@ impl Store for Memory {
                 self.items.get(&id(key)).map(|secret| Found {
                     secret: secret.clone(),
                     matches: 1,
+                    cached: None,
                 })
             })
             .collect();

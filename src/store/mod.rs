@@ -23,6 +23,8 @@ pub(crate) use registry::{Report, Settings, StoreKind, native_kind, native_name,
 pub(crate) mod agent;
 mod auto;
 pub(crate) mod bridge;
+#[cfg(target_os = "linux")]
+pub(crate) mod cache;
 mod error;
 pub(crate) mod escape;
 pub(crate) mod file;
@@ -36,6 +38,8 @@ mod native;
 mod registry;
 #[cfg(all(unix, not(target_os = "macos")))]
 pub(crate) mod secret_service;
+#[cfg(target_os = "linux")]
+pub(crate) mod session_keyring;
 pub(crate) mod vault;
 #[cfg(windows)]
 mod windows;
@@ -54,6 +58,9 @@ pub(crate) struct Found {
     /// How many items matched the key. Above 1, `secret` is the value of the
     /// most recently modified one.
     pub(crate) matches: usize,
+    /// Where it came from the session cache (see `cache`): when it was
+    /// read from the store.
+    pub(crate) cached: Option<std::time::SystemTime>,
 }
 
 /// A keyring backend.
@@ -97,6 +104,15 @@ pub(crate) trait Store {
     /// For `auto`: every store passed over, in the order tried, and why.
     fn passed_over(&self) -> &[(&'static str, StoreError)] {
         &[]
+    }
+
+    /// For a slow store, which the session cache stands in front of: what
+    /// tells its values from any other store's (a server's address and
+    /// token, a helper, a socket). `None` for a store that is never cached,
+    /// or one that is not there (it has no values to keep). Must be cheap:
+    /// no call to the store.
+    fn cache_identity(&self) -> Option<Zeroizing<String>> {
+        None
     }
 }
 

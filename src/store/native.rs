@@ -44,6 +44,7 @@ impl Store for Native {
                 Ok(bytes) => Ok(Some(Found {
                     secret: Secret::new(bytes),
                     matches: 1,
+                    cached: None,
                 })),
                 Err(KeyringError::NoEntry) => Ok(None),
                 Err(err) => Err(platform(err)),

@@ -241,11 +241,26 @@ pub(crate) struct Settings {
     pub(crate) vault: vault::Settings,
     /// The agent's socket (`WITH_SECRETS_AGENT`), which `auto` asks first.
     pub(crate) agent: Option<std::path::PathBuf>,
+    /// Whether the session cache may serve and keep values (not under
+    /// `--no-cache`); see `cache`.
+    pub(crate) cache: bool,
 }
 
-/// Opens the store `kind` (see [`Entry::open`]).
+/// Opens the store `kind` (see [`Entry::open`]). On Linux a slow store
+/// (one with a `cache_identity`) comes with the session cache in front of
+/// it, which does nothing until `with-secrets unlock` turns it on.
 pub(crate) fn open(kind: StoreKind, settings: &Settings) -> Opened {
-    (kind.entry().open)(kind, settings)
+    let store = (kind.entry().open)(kind, settings)?;
+    #[cfg(target_os = "linux")]
+    if let Some(identity) = store.cache_identity() {
+        let using = if settings.cache {
+            super::cache::Use::On
+        } else {
+            super::cache::Use::Skip
+        };
+        return Ok(Box::new(super::cache::Cached::new(store, identity, using)));
+    }
+    Ok(store)
 }
 
 /// A store this platform does not have: absent, by name.

@@ -92,7 +92,13 @@ impl Store for Windows {
         let found = in_parallel(keys, |&key| find(key, owners[key.service].as_ref()))?;
         Ok(found
             .into_iter()
-            .map(|secret| secret.map(|secret| Found { secret, matches: 1 }))
+            .map(|secret| {
+                secret.map(|secret| Found {
+                    secret,
+                    matches: 1,
+                    cached: None,
+                })
+            })
             .collect())
     }
 

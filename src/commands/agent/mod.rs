@@ -66,9 +66,11 @@ pub(crate) fn run(
                 .to_owned(),
         });
     }
+    // Its clients keep their own session cache, where they have one.
     let settings = store::Settings {
         agent: None,
         person: &PERSON,
+        cache: false,
         ..config.store_settings(&served.vault)
     };
     // Blocked before anything is made and before any other thread starts,

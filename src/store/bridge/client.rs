@@ -110,6 +110,23 @@ impl Store for Bridge {
         "windows"
     }
 
+    /// The helper as it would be started (without looking it up on `PATH`,
+    /// which on WSL means Windows folders and costs what the cache saves),
+    /// and the Wine prefix where one is set: each Wine prefix has a
+    /// Credential Manager of its own.
+    fn cache_identity(&self) -> Option<Zeroizing<String>> {
+        let mut identity = Zeroizing::new(String::from("windows\0"));
+        match std::env::var_os(HELPER_VARIABLE).filter(|line| !line.is_empty()) {
+            Some(line) => identity.push_str(&line.to_string_lossy()),
+            None => identity.push_str(HELPER_PROGRAM),
+        }
+        identity.push('\0');
+        if let Some(prefix) = std::env::var_os("WINEPREFIX") {
+            identity.push_str(&prefix.to_string_lossy());
+        }
+        Some(identity)
+    }
+
     fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
         let answer = self.call(&wire::get_request(keys))?;
         wire::found_values(answer, keys.len()).map_err(|why| self.misread(&why))

@@ -165,6 +165,7 @@ pub(crate) fn found_values(
                 Some(secret) => Ok(crate::store::Found {
                     secret,
                     matches: found.matches,
+                    cached: None,
                 }),
                 None => Err("it sent a value that is not base64".to_owned()),
             })

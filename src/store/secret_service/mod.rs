@@ -337,6 +337,7 @@ fn found_values(
             Ok(Some(Found {
                 secret,
                 matches: paths.len(),
+                cached: None,
             }))
         })
         .collect()

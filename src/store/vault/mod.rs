@@ -525,6 +525,10 @@ impl Store for Vault {
         NAME
     }
 
+    fn cache_identity(&self) -> Option<Zeroizing<String>> {
+        server::identity(&self.settings)
+    }
+
     /// One GET per distinct path, all sent at once on one connection.
     fn get_all(&mut self, keys: &[Key<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
         self.bounded(|vault| vault.read_all(keys))
@@ -574,6 +578,7 @@ impl Vault {
                 Some(Found {
                     secret: Secret::new(value_bytes(value)),
                     matches: 1,
+                    cached: None,
                 })
             })
             .collect())

@@ -89,6 +89,43 @@ impl Server {
     }
 }
 
+/// What tells this server's values from any other's, for the session cache
+/// (`Store::cache_identity`): the address, namespace and token as the runs
+/// would use them, and where on the server (`mount`, `prefix`). The token is
+/// in it, so that a run with another token (another person, or another
+/// policy) is never served what this one read. Reads the environment and
+/// the token file only; `None` where there is no address or no token (no
+/// store to keep values of).
+pub(crate) fn identity(settings: &super::Settings) -> Option<Zeroizing<String>> {
+    let (_, address) = first_set(ADDRESS)?;
+    let token = match first_set(TOKEN) {
+        Some((_, token)) => Zeroizing::new(token),
+        None => Zeroizing::new(
+            std::fs::read_to_string(token_file()?)
+                .ok()?
+                .trim()
+                .to_owned(),
+        ),
+    };
+    if token.is_empty() {
+        return None;
+    }
+    let namespace = first_set(NAMESPACE).map(|(_, namespace)| namespace);
+    let mut identity = Zeroizing::new(String::new());
+    for part in [
+        "vault",
+        &address,
+        namespace.as_deref().unwrap_or(""),
+        &settings.mount,
+        &settings.prefix,
+        &token,
+    ] {
+        identity.push_str(part);
+        identity.push('\0');
+    }
+    Some(identity)
+}
+
 fn token_file() -> Option<PathBuf> {
     std::env::var_os("HOME")
         .filter(|home| !home.is_empty())
