@@ -31,7 +31,8 @@ the CPU time of each run (not its peak RSS: posix_spawn's child shares the
 runner's memory until it execs, so ru_maxrss would be the runner's; use
 /usr/bin/time for that). OUT.json is shaped like hyperfine's
 export (times in seconds: mean, stddev, median, min, max, times) plus q1,
-q3, failures, signals, skipped, last_error, user, system (CPU seconds) and the
+q3, failures, signals, skipped, last_error, user, system (CPU seconds),
+rounds (the round of each time, for ratios taken within a round) and the
 tags. Standard library only.
 """
 
@@ -74,6 +75,7 @@ class Command:
             (os.POSIX_SPAWN_OPEN, 2, self.errfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
         ]
         self.times = []
+        self.rounds = []
         self.user = []
         self.system = []
         self.runs = 0
@@ -170,6 +172,7 @@ def main():
             if ok:
                 if not warm:
                     cmd.times.append(ns / 1e9)
+                    cmd.rounds.append(rnd - args.warmup)
                     cmd.user.append(usage.ru_utime)
                     cmd.system.append(usage.ru_stime)
                 continue
@@ -204,6 +207,7 @@ def main():
                 "user": statistics.fmean(cmd.user),
                 "system": statistics.fmean(cmd.system),
                 "times": cmd.times,
+                "rounds": cmd.rounds,
             })
         results.append(r)
     out = {"runner": "bench/interleave.py", "seed": seed, "runs": args.runs, "warmup": args.warmup,

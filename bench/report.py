@@ -60,7 +60,11 @@ def load(results):
     counts = []
     startup = []
     failed = []
+    global ROUNDS
     for r in json.loads((results / "runs.json").read_text())["results"]:
+        tags = r.get("tags", {})
+        if "tool" in tags and r.get("times"):
+            ROUNDS[(tags["tool"], tags["n"])] = dict(zip(r.get("rounds", []), r["times"]))
         if r.get("failures") or r.get("skipped"):
             failed.append((r["command"], r["failures"], r["runs"], r.get("signals") or {},
                            r.get("skipped"), r.get("last_error")))
@@ -74,6 +78,18 @@ def load(results):
             times.setdefault(tags["tool"], {})[tags["n"]] = figure
             counts.append(tags["n"])
     return times, sorted(set(counts)), startup, failed
+
+
+# {(tool, n): {round: seconds}}, for ratios taken within each round.
+ROUNDS = {}
+
+
+def paired(peer, n):
+    """The median over the rounds of peer's time over with-secrets's in the
+    same round, or None."""
+    a, b = ROUNDS.get((peer, n), {}), ROUNDS.get(("with-secrets", n), {})
+    ratios = [a[r] / b[r] for r in a if r in b]
+    return statistics.median(ratios) if ratios else None
 
 
 def fmt(figure):
@@ -210,6 +226,13 @@ def report(results, times, counts, startup, failed):
     if "with-secrets" in times and len(times) > 2:
         md += ["Each tool's median over with-secrets's median at the same N:", ""]
         md += [ratio_table(times, counts), ""]
+        hi = counts[-1]
+        pairs = [(label, paired(key, hi)) for key, label, _ in TOOLS
+                 if key not in ("with-secrets", "floor") and paired(key, hi) is not None]
+        if pairs:
+            md += [f"The same at N={hi}, taken within each round (the median over the rounds of "
+                   "the peer's time over with-secrets's time in that round):", ""]
+            md += [f"- {label}: {r:.1f}×" for label, r in pairs] + [""]
     if startup:
         floor = next((m for name, m, _, _ in startup if name == "floor"), None)
         md += ["Start-up without store access:", ""]
