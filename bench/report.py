@@ -226,13 +226,18 @@ def report(results, times, counts, startup, failed):
     if "with-secrets" in times and len(times) > 2:
         md += ["Each tool's median over with-secrets's median at the same N:", ""]
         md += [ratio_table(times, counts), ""]
-        hi = counts[-1]
-        pairs = [(label, paired(key, hi)) for key, label, _ in TOOLS
-                 if key not in ("with-secrets", "floor") and paired(key, hi) is not None]
-        if pairs:
-            md += [f"The same at N={hi}, taken within each round (the median over the rounds of "
-                   "the peer's time over with-secrets's time in that round):", ""]
-            md += [f"- {label}: {r:.1f}×" for label, r in pairs] + [""]
+        rows = []
+        for key, label, _ in TOOLS:
+            if key in ("with-secrets", "floor"):
+                continue
+            cells = [paired(key, n) for n in counts]
+            if any(c is not None for c in cells):
+                rows.append("| " + " | ".join([label] + [f"{c:.1f}×" if c is not None else "—" for c in cells]) + " |")
+        if rows:
+            md += ["The same taken within each round: the median over the rounds of the tool's time "
+                   "over with-secrets's time in that round:", ""]
+            md += ["| peer / with-secrets, within rounds | " + " | ".join(f"N={n}" for n in counts) + " |",
+                   "| --- |" + " ---: |" * len(counts)] + rows + [""]
     if startup:
         floor = next((m for name, m, _, _ in startup if name == "floor"), None)
         md += ["Start-up without store access:", ""]
