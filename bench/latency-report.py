@@ -19,12 +19,14 @@ TOOLS = [
     ("with-secrets-cached", "with-secrets, cached"),
     ("secretspec", "secretspec"),
     ("fnox", "fnox"),
+    ("curl", "curl, 1 path (reference)"),
 ]
 COLORS = {
     "with-secrets-cold": "#d62728",
     "with-secrets-cached": "#e377c2",
     "secretspec": "#9467bd",
     "fnox": "#ff7f0e",
+    "curl": "#1f77b4",
 }
 
 
@@ -124,6 +126,10 @@ def report(d, times, failed, requests):
             lines.append(f"| cold, {top} ms RTT, N={n} over {paths} paths ≤ TCP connect + TLS 1.3 + one round "
                          f"of requests (3 RTT) + 10 ms = {bound} ms | {ms(f[0])} ms | "
                          f"{'met' if f[0] <= bound else '**not met**'} |")
+        c = times.get(("curl", top, n, paths))
+        if f and c:
+            lines.append(f"| (reference) cold over curl reading one path through the same delay, {top} ms, "
+                         f"N={n}/{paths} | {ms(f[0])} against {ms(c[0])} ms: {f[0] - c[0]:+.1f} ms | — |")
     cached = [(key, f) for key, f in times.items() if key[0] == "with-secrets-cached"]
     if cached:
         worst_key, worst = max(cached, key=lambda kf: kf[1][0])
