@@ -19,7 +19,7 @@ TOOLS = [
     ("with-secrets-cached", "with-secrets, cached"),
     ("secretspec", "secretspec"),
     ("fnox", "fnox"),
-    ("curl", "curl, 1 path (reference)"),
+    ("curl", "curl, one path (reference)"),
 ]
 COLORS = {
     "with-secrets-cold": "#d62728",
@@ -152,8 +152,8 @@ def plot(times):
         return "<svg xmlns='http://www.w3.org/2000/svg'/>"
     big, small = max(cases), min(cases)
     rtts = sorted({key[1] for key in times})
-    width, height = 920, 520
-    left, right, top, bottom = 70, 300, 40, 60
+    width, height = 940, 520
+    left, right, top, bottom = 70, 320, 40, 60
     pw, ph = width - left - right, height - top - bottom
     values = [f[0] for key, f in times.items() if (key[2], key[3]) in (big, small) and f[0] > 0]
     nice = [m * 10.0 ** k for k in range(-3, 7) for m in (1, 2, 5)]
@@ -198,6 +198,9 @@ def plot(times):
     for (n, paths), dash, what in ((big, "", f"N={big[0]} over {big[1]} paths"),
                                    (small, " stroke-dasharray='5 4'", f"N={small[0]}")):
         for key, label in TOOLS:
+            if key == "curl" and (n, paths) != big:
+                continue  # one path whatever N: once is enough
+            name = label if key == "curl" else f"{label}, {what}"
             points = [(r, times[(key, r, n, paths)][0]) for r in rtts if (key, r, n, paths) in times]
             if not points:
                 continue
@@ -208,10 +211,10 @@ def plot(times):
                 s.append(f"<polyline points='{p}' fill='none' stroke='{color}' stroke-width='{wide}'{dash}/>")
             for r, v in points:
                 s.append(f"<circle cx='{x(r):.1f}' cy='{y(v):.1f}' r='3.5' fill='{color}'><title>"
-                         f"{html.escape(label)}, {what}, {r} ms RTT: {v:.1f} ms</title></circle>")
+                         f"{html.escape(name)}, {r} ms RTT: {v:.1f} ms</title></circle>")
             s.append(f"<line x1='{lx}' y1='{legend_y}' x2='{lx + 22}' y2='{legend_y}' stroke='{color}' "
                      f"stroke-width='{wide}'{dash}/>")
-            s.append(f"<text x='{lx + 28}' y='{legend_y + 4}'>{html.escape(label)}, {what}</text>")
+            s.append(f"<text x='{lx + 28}' y='{legend_y + 4}'>{html.escape(name)}</text>")
             legend_y += 20
     s.append("</svg>")
     return "\n".join(s) + "\n"
