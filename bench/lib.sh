@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034  # sets variables for the scripts that source it
-# Shared by bench/run and bench/count-roundtrips (sourced, not run): where the
+# Shared by the bench/ scripts (sourced, not run): where the
 # caches live, how the N keyring items and each tool's config are written, and
 # the exact command line each tool is measured with.
 #
@@ -181,4 +181,37 @@ install_peer() {
     fi
     note "$name: skipped, \`cargo install\` failed or took over ${install_timeout} s (target/bench/install-$name.log)"
     return 1
+}
+
+# bench_spec FILE NAME [OPTION...] -- ARGV...: appends one command to FILE, a
+# spec for bench/interleave.py. Options: --required (its failure stops the
+# run), --expect-fail (it must exit non-zero), --every K (it runs in every
+# K-th round only), --env VAR=VALUE (added to its environment), --tag
+# KEY=VALUE (copied to the results; digits become a number).
+bench_spec() {
+    python3 - "$@" <<'PY'
+import json, sys
+file, name, *rest = sys.argv[1:]
+spec = {"name": name, "env": {}, "tags": {}}
+while rest and rest[0] != "--":
+    opt = rest.pop(0)
+    if opt == "--required":
+        spec["required"] = True
+    elif opt == "--expect-fail":
+        spec["expect_fail"] = True
+    elif opt == "--every":
+        spec["every"] = int(rest.pop(0))
+    elif opt in ("--env", "--tag"):
+        key, _, value = rest.pop(0).partition("=")
+        if opt == "--tag" and value.isdigit():
+            value = int(value)
+        spec["env" if opt == "--env" else "tags"][key] = value
+    else:
+        sys.exit(f"bench_spec: unknown option {opt}")
+if not rest:
+    sys.exit("bench_spec: no -- ARGV")
+spec["argv"] = rest[1:]
+with open(file, "a") as f:
+    f.write(json.dumps(spec) + "\n")
+PY
 }

@@ -2,9 +2,11 @@
 
     report.py RESULTS_DIR OUT.md OUT.svg
 
-RESULTS_DIR holds hyperfine's JSON exports (n-N.json for each secret count,
-startup.json), rss.tsv (label, then KiB of each run), meta.tsv (key, value)
-and notes.txt. Standard library only, so it runs wherever bench/run does.
+RESULTS_DIR holds runs.json (bench/interleave.py's results: every command,
+tagged with its tool and N, or group "startup"), rss.tsv (label, then KiB of
+each run), meta.tsv (key, value) and notes.txt. Every figure is a median;
+the spread shown is the interquartile range. Standard library only, so it
+runs wherever bench/run does.
 """
 
 import html
@@ -51,32 +53,56 @@ def plain(label):
 
 
 def load(results):
-    """{tool: {n: (mean_ms, stddev_ms)}} and the sorted secret counts."""
+    """{tool: {n: (median_ms, q1_ms, q3_ms)}}, the sorted secret counts, the
+    start-up rows [(name, median, q1, q3)], and the runs that failed or were
+    dropped [(name, failures, runs, signals, skipped, last_error)]."""
     times = {}
     counts = []
-    for path in results.glob("n-*.json"):
-        n = int(path.stem.split("-")[1])  # n-N.json, n-N-plain.json
-        counts.append(n)
-        for result in json.loads(path.read_text())["results"]:
-            times.setdefault(result["command"], {})[n] = (
-                result["mean"] * 1000,
-                (result["stddev"] or 0) * 1000,
-            )
-    return times, sorted(set(counts))
+    startup = []
+    failed = []
+    global ROUNDS
+    for r in json.loads((results / "runs.json").read_text())["results"]:
+        tags = r.get("tags", {})
+        if "tool" in tags and r.get("times"):
+            ROUNDS[(tags["tool"], tags["n"])] = dict(zip(r.get("rounds", []), r["times"]))
+        if r.get("failures") or r.get("skipped"):
+            failed.append((r["command"], r["failures"], r["runs"], r.get("signals") or {},
+                           r.get("skipped"), r.get("last_error")))
+        if r.get("skipped") or "median" not in r:
+            continue
+        figure = (r["median"] * 1000, r["q1"] * 1000, r["q3"] * 1000)
+        tags = r.get("tags", {})
+        if tags.get("group") == "startup":
+            startup.append((r["command"],) + figure)
+        elif "tool" in tags:
+            times.setdefault(tags["tool"], {})[tags["n"]] = figure
+            counts.append(tags["n"])
+    return times, sorted(set(counts)), startup, failed
 
 
-def fmt(mean_sd):
-    mean, sd = mean_sd
-    return f"{mean:.2f} ± {sd:.2f}"
+# {(tool, n): {round: seconds}}, for ratios taken within each round.
+ROUNDS = {}
+
+
+def paired(peer, n):
+    """The median over the rounds of peer's time over with-secrets's in the
+    same round, or None."""
+    a, b = ROUNDS.get((peer, n), {}), ROUNDS.get(("with-secrets", n), {})
+    ratios = [a[r] / b[r] for r in a if r in b]
+    return statistics.median(ratios) if ratios else None
+
+
+def fmt(figure):
+    median, q1, q3 = figure
+    return f"{median:.2f} ({q1:.2f}–{q3:.2f})"
 
 
 def slope(series, counts):
-    """Cost of each extra secret, from the first and last N, in ms."""
+    """Cost of each extra secret, from the medians at the first and last N, in ms."""
     lo, hi = counts[0], counts[-1]
     if hi == lo or lo not in series or hi not in series:
         return None
-    (a, sa), (b, sb) = series[lo], series[hi]
-    return (b - a) / (hi - lo), math.hypot(sa, sb) / (hi - lo)
+    return (series[hi][0] - series[lo][0]) / (hi - lo)
 
 
 def main_table(times, counts):
@@ -90,7 +116,7 @@ def main_table(times, counts):
         series = times[key]
         row = [label] + [fmt(series[n]) if n in series else "—" for n in counts]
         per = slope(series, counts) if scales else None
-        row.append(f"{per[0]:.3f} ± {per[1]:.3f}" if per else "—")
+        row.append(f"{per:.3f}" if per is not None else "—")
         rows.append(row)
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)
 
@@ -126,16 +152,6 @@ def read_rss(results):
     return out
 
 
-def read_startup(results):
-    path = results / "startup.json"
-    if not path.exists():
-        return []
-    return [
-        (r["command"], r["mean"] * 1000, (r["stddev"] or 0) * 1000)
-        for r in json.loads(path.read_text())["results"]
-    ]
-
-
 def targets(times, counts, rss, startup):
     """Issue 5's targets, each with the figure measured here."""
     out = []
@@ -146,8 +162,8 @@ def targets(times, counts, rss, startup):
         out.append(f"| {target} | {measured} | {verdict} |")
 
     per = slope(ws, counts)
-    if per:
-        line("each extra secret ≤ 0.25 ms", f"{per[0]:.3f} ± {per[1]:.3f} ms", per[0] <= 0.25)
+    if per is not None:
+        line("each extra secret ≤ 0.25 ms", f"{per:.3f} ms", per <= 0.25)
     if 1 in ws and 50 in ws:
         r = ws[50][0] / ws[1][0]
         line("t(50) ≤ 3 × t(1)", f"{r:.2f}×", r <= 3)
@@ -172,8 +188,8 @@ def targets(times, counts, rss, startup):
     if "with-secrets" in rss:
         peak = max(rss["with-secrets"]) / 1024
         line("peak RSS ≤ 8 MiB with 50 secrets", f"{peak:.1f} MiB (max of {len(rss['with-secrets'])})", peak <= 8)
-    floor = next((m for name, m, _ in startup if name == "floor"), None)
-    for name, mean, _ in startup:
+    floor = next((m for name, m, _, _ in startup if name == "floor"), None)
+    for name, mean, _, _ in startup:
         if name != "floor" and floor:
             r = mean / floor
             line(f"`{name}` ≤ 1.5 × floor", f"{r:.2f}×", r <= 1.5)
@@ -182,7 +198,7 @@ def targets(times, counts, rss, startup):
     return "\n".join(["| target (issue 5) | measured | |", "|---|---:|---|"] + out)
 
 
-def report(results, times, counts):
+def report(results, times, counts, startup, failed):
     meta = {}
     if (results / "meta.tsv").exists():
         for line in (results / "meta.tsv").read_text().splitlines():
@@ -192,24 +208,43 @@ def report(results, times, counts):
     if (results / "notes.txt").exists():
         notes = [n for n in (results / "notes.txt").read_text().splitlines() if n]
     rss = read_rss(results)
-    startup = read_startup(results)
+    for name, failures, runs, signals, skipped, last_error in failed:
+        how = ", ".join(f"{k} {v}×" for k, v in signals.items())
+        if skipped:
+            notes.append(f"{name}: dropped, {skipped}")
+        else:
+            notes.append(f"{name}: {failures} of {runs} runs failed{f' ({how})' if how else ''}, "
+                         f"left out of its figures; the last: {last_error}")
 
     md = ["# with-secrets benchmark", ""]
     md.append(
-        "Wall time in ms, mean ± σ, of one run of each command against a private "
-        "gnome-keyring holding the N secrets (hyperfine; "
-        f"{meta.get('runs', '?')})."
+        "Wall time in ms of one run of each command against a private gnome-keyring "
+        "holding the N secrets: the median, and in brackets the interquartile range "
+        f"(the middle half of the runs); {meta.get('runs', '?')}."
     )
     md += ["", main_table(times, counts), ""]
     if "with-secrets" in times and len(times) > 2:
-        md += ["Each tool's time over with-secrets's time at the same N:", ""]
+        md += ["Each tool's median over with-secrets's median at the same N:", ""]
         md += [ratio_table(times, counts), ""]
+        rows = []
+        for key, label, _ in TOOLS:
+            if key in ("with-secrets", "floor"):
+                continue
+            cells = [paired(key, n) for n in counts]
+            if any(c is not None for c in cells):
+                rows.append("| " + " | ".join([label] + [f"{c:.1f}×" if c is not None else "—" for c in cells]) + " |")
+        if rows:
+            md += ["The same taken within each round: the median over the rounds of the tool's time "
+                   "over with-secrets's time in that round:", ""]
+            md += ["| peer / with-secrets, within rounds | " + " | ".join(f"N={n}" for n in counts) + " |",
+                   "| --- |" + " ---: |" * len(counts)] + rows + [""]
     if startup:
-        floor = next((m for name, m, _ in startup if name == "floor"), None)
+        floor = next((m for name, m, _, _ in startup if name == "floor"), None)
         md += ["Start-up without store access:", ""]
         md += ["| command | ms | × floor |", "|---|---:|---:|"]
-        for name, mean, sd in startup:
-            md.append(f"| {name} | {mean:.2f} ± {sd:.2f} | {mean / floor:.2f}× |" if floor else f"| {name} | {mean:.2f} ± {sd:.2f} | |")
+        for name, median, q1, q3 in startup:
+            cell = f"{median:.2f} ({q1:.2f}–{q3:.2f})"
+            md.append(f"| {name} | {cell} | {median / floor:.2f}× |" if floor else f"| {name} | {cell} | |")
         md.append("")
     if rss:
         md += ["Peak RSS (`/usr/bin/time -f %M`, 10 runs), 50 secrets where the tool takes any:", ""]
@@ -225,7 +260,7 @@ def report(results, times, counts):
     if meta:
         md += ["| run | |", "|---|---|"]
         for key in ("date", "command", "keyring", "cpus", "cpu", "kernel", "load_before", "load_after",
-                    "hyperfine", "with-secrets", "gnome-keyring", "secret-tool",
+                    "python", "with-secrets", "gnome-keyring", "secret-tool",
                     "python-keyring", "secretspec", "fnox", "envchain"):
             if key in meta:
                 md.append(f"| {key} | {meta[key]} |")
@@ -239,7 +274,7 @@ def plot(times, counts):
     width, height = 920, 520
     left, right, top, bottom = 70, 330, 40, 60
     pw, ph = width - left - right, height - top - bottom
-    values = [m for series in times.values() for m, _ in series.values() if m > 0]
+    values = [m for series in times.values() for m, _, _ in series.values() if m > 0]
     if not values:
         return "<svg xmlns='http://www.w3.org/2000/svg'/>"
     # The y range: from the nice value (1, 2 or 5 × 10^k) at or below the
@@ -260,7 +295,7 @@ def plot(times, counts):
         f"viewBox='0 0 {width} {height}' font-family='sans-serif' font-size='12'>",
         f"<rect width='{width}' height='{height}' fill='white'/>",
         f"<text x='{left}' y='22' font-size='15' font-weight='bold'>"
-        "Time to run `true` with N secrets from gnome-keyring</text>",
+        "Time to run `true` with N secrets from gnome-keyring (median)</text>",
     ]
     for v in nice:
         if lo * 0.9999 <= v <= hi * 1.0001:
@@ -302,10 +337,13 @@ def plot(times, counts):
 
 def main():
     results, out_md, out_svg = (Path(a) for a in sys.argv[1:4])
-    times, counts = load(results)
+    times, counts, startup, failed = load(results)
     if not counts:
-        sys.exit(f"report.py: no n-*.json in {results}")
-    out_md.write_text(report(results, times, counts))
+        sys.exit(f"report.py: no figures in {results}/runs.json")
+    # The start-up table's floor is the floor row at the smallest N.
+    if "floor" in times and counts[0] in times["floor"]:
+        startup.insert(0, ("floor",) + times["floor"][counts[0]])
+    out_md.write_text(report(results, times, counts, startup, failed))
     out_svg.write_text(plot(times, counts))
 
 
