@@ -489,3 +489,76 @@ fn the_local_keyring_and_the_file_store_are_never_cached() {
     assert!(kept.contains(";with-secrets:cache-key:1"), "{kept}");
     assert!(!kept.contains(";with-secrets:cache:"), "{kept}");
 }
+
+#[test]
+fn keys_another_user_plants_in_the_session_are_never_trusted() {
+    let (_server, _log, test, _dir) = project();
+    // As nobody, from root's login session: a cache key of nobody's
+    // choosing (32 bytes of `A`, its pad all zeros, an end far away), in
+    // root's session keyring and in root's user keyring (which the login
+    // links into the session keyring, so nobody may add to it), readable
+    // by whoever possesses them.
+    let plant = "s=$(keyctl id @s); u=$(keyctl id @u); \
+         nobody() { setpriv --reuid 65534 --regid 65534 --clear-groups \"$@\"; }; \
+         a=$(printf 'A%.0s' $(seq 32)); \
+         first=$(printf '%s\\000\\000\\000\\000\\377\\377\\377\\377' \"$a\" \
+           | nobody keyctl padd user with-secrets:cache-key:1 $s) && \
+         pad=$(head -c 32 /dev/zero \
+           | nobody keyctl padd user with-secrets:cache-key-pad:1:$s $u) && \
+         nobody keyctl setperm $first 0x3f3f0000 && nobody keyctl setperm $pad 0x3f3f0000 && \
+         keyctl rdescribe $first && keyctl rdescribe $pad";
+    let runs = in_session_with(
+        &test,
+        &[
+            like_a_login(),
+            shell(plant),
+            with_secrets(&["doctor"]),
+            print_all("-v"),
+            print_all("-v"),
+            with_secrets(&["lock"]),
+            shell("keyctl rlist @s | xargs -n1 keyctl rdescribe | grep -c with-secrets; true"),
+        ],
+        run_in_mapped_session,
+    );
+    runs[1].success().stdout_has("user;65534;");
+    runs[2].success().stdout_has("  cache:          off: ");
+    for run in &runs[3..5] {
+        run.success().stdout_is(FIRST).stderr_lacks("session cache");
+    }
+    // `lock` takes nobody's keys out of the session keyring too.
+    runs[5].success();
+    assert_eq!(runs[6].stdout(), "0\n", "{}", runs[6].stderr());
+}
+
+#[test]
+fn a_write_with_another_token_drops_what_every_other_token_keeps() {
+    let (server, _log, test, _dir) = project();
+    let reader = server.token_with_policy(
+        "app-reader",
+        "path \"secret/data/*\" { capabilities = [\"read\"] }\n\
+         path \"sys/internal/ui/mounts/*\" { capabilities = [\"read\"] }\n",
+    );
+    let test = test.env("READER", &reader);
+    let as_reader = |line: &str| shell(&format!("BAO_TOKEN=\"$READER\" {line}"));
+    let runs = in_session(
+        &test,
+        &[
+            with_secrets(&["unlock"]),
+            as_reader("\"$BIN\" get A"),
+            as_reader("\"$BIN\" -v get A"),
+            // The root token (the test's BAO_TOKEN) stores a new A.
+            with_secrets(&["set", "A"]).input("set by root"),
+            as_reader("\"$BIN\" -v get A"),
+        ],
+    );
+    runs[1].success().stdout_is("first A");
+    runs[2]
+        .success()
+        .stdout_is("first A")
+        .stderr_has("from the session cache");
+    runs[3].success();
+    runs[4]
+        .success()
+        .stdout_is("set by root")
+        .stderr_has("A from vault");
+}

@@ -32,10 +32,12 @@ pub(crate) fn unlock(duration: Option<Duration>, config: &Config) -> Result<Exit
             Some(store.unlock(duration).map_err(failed)?)
         } else {
             // Before anything else: can anything be kept here?
-            crate::store::session_keyring::session().map_err(cache_failed)?;
+            crate::store::session_keyring::session()
+                .map_err(|failure| cache_failed(failure, false))?;
             None
         };
-        let (until, session) = cache::start(duration).map_err(cache_failed)?;
+        let (until, session) =
+            cache::start(duration).map_err(|failure| cache_failed(failure, file.is_some()))?;
         let shared = "; this shell has no session keyring of its own (its login did not run \
                       pam_keyinit), so every session of yours without one shares this unlock";
         if let Some((until, session)) = file {
@@ -138,18 +140,29 @@ pub(crate) fn lock(_config: &Config) -> Result<ExitCode, Error> {
     Err(failed(not_here()))
 }
 
-/// The kernel keyring cannot keep the session cache here.
+/// The kernel keyring cannot keep the session cache here; `file_unlocked`
+/// where the file store was unlocked all the same.
 #[cfg(target_os = "linux")]
-fn cache_failed(failure: crate::store::keyutils::Failure) -> Error {
+fn cache_failed(failure: crate::store::keyutils::Failure, file_unlocked: bool) -> Error {
+    let reason = if file_unlocked {
+        format!(
+            "the file store is unlocked, but the session cache could not be turned on: {}\n  \
+             runs read every value from its store; `with-secrets lock` locks the file store \
+             again",
+            failure.why()
+        )
+    } else {
+        format!(
+            "the kernel keyring cannot be used here, so nothing can be unlocked: {}\n  \
+             runs read every value from its store as before",
+            failure.why()
+        )
+    };
     Error::Store {
         store: "cache",
         cause: StoreError::from(crate::store::Common::Unavailable {
             store: "cache",
-            reason: format!(
-                "the kernel keyring cannot be used here, so nothing can be unlocked: {}\n  \
-                 runs read every value from its store as before",
-                failure.why()
-            ),
+            reason,
         }),
     }
 }

@@ -47,12 +47,17 @@
 //! under a lock file beside the file store's, so that no change is lost to
 //! another's. The merge keeps, of two entries for one item, the one made
 //! last: a value is stamped with the moment before the store was asked for
-//! it, and a write through with-secrets first leaves a mark that the item
-//! was forgotten, stamped before the store changes, then the new value,
-//! stamped after. So a run that read the old value while a `set` or
-//! `delete` changed it can never put it back: its stamp is older than the
-//! mark. Where the lock cannot be had (no folder for it, or another run
-//! holds it for a second), the change is made without it.
+//! it, and a write through with-secrets leaves a mark that the item was
+//! forgotten before the store changes and another once it has, then keeps
+//! the new value, stamped after both. So a run that read the old value while
+//! a `set` or `delete` changed it can never put it back: its stamp is older
+//! than the second mark. Where the lock cannot be had (no folder for it, or
+//! another run holds it for a second), the change is made without it. A
+//! write also drops what every other store keeps in this session (another
+//! token or prefix may reach the same secret), and where its marks cannot
+//! be kept (the kernel's quota, say) the cache ends, as `lock` would end
+//! it: an old value is never served. A store's old key is taken out before
+//! its new one is added, so a new one refused leaves nothing old behind.
 
 use std::fs::File;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -230,8 +235,12 @@ impl Open {
         let Ok(left) = self.until.duration_since(SystemTime::now()) else {
             return Ok(0);
         };
+        // The old key goes first: were the new one refused (the kernel's
+        // quota, which counts both until the old one is collected), no
+        // older values would be left to serve.
+        keyring::remove(VALUES_KIND, id)?;
         if kept.is_empty() {
-            return keyring::remove(VALUES_KIND, id).map(|()| 0);
+            return Ok(0);
         }
         let (plain, fitted) = encode(kept);
         let sealed = self.seal(id, &plain)?;
@@ -391,10 +400,12 @@ impl Cached {
 
     /// Merges `entries` into what the cache holds for this store: of two
     /// entries for one item, the one made last stays (see the module doc).
-    fn update(&mut self, entries: Vec<Kept>) {
+    fn update(&mut self, entries: Vec<Kept>) -> bool {
         let identity = self.identity.clone();
         let name = self.inner.name();
-        let Some(open) = self.open() else { return };
+        let Some(open) = self.open() else {
+            return true;
+        };
         let id = open.id(&identity);
         let _lock = lock();
         let result = open.load(&id).and_then(|mut kept| {
@@ -402,39 +413,93 @@ impl Cached {
             open.save(&id, &kept)
         });
         match result {
-            Ok(0) => {}
-            Ok(left_out) => crate::explain!(
-                "session cache: {left_out} value{} not kept: a store's values are kept up to \
-                 {MAX_SEALED} bytes",
-                if left_out == 1 { "" } else { "s" }
-            ),
-            Err(failure) if failure.over_quota() => crate::explain!(
-                "session cache: values not kept: your kernel key quota is used up \
-                 (/proc/sys/kernel/keys/maxbytes and maxkeys); runs read them from {name}"
-            ),
+            Ok(0) => true,
+            Ok(left_out) => {
+                crate::explain!(
+                    "session cache: {left_out} value{} not kept: a store's values are kept up to \
+                     {MAX_SEALED} bytes",
+                    if left_out == 1 { "" } else { "s" }
+                );
+                true
+            }
+            Err(failure) if failure.over_quota() => {
+                crate::explain!(
+                    "session cache: values not kept ({name} is asked for them): your kernel key \
+                     quota is used up (/proc/sys/kernel/keys/maxbytes and maxkeys)"
+                );
+                false
+            }
             Err(failure) => {
-                crate::explain!("session cache: values not kept: {}", failure.why());
+                crate::explain!(
+                    "session cache: values not kept ({name} is asked for them): {}",
+                    failure.why()
+                );
+                false
             }
         }
     }
 
     /// Marks `keys` of this store forgotten, then runs `write`, a change to
-    /// them in the store, and where it worked and the cache is used, keeps
-    /// `values`. The mark comes first, so a change that fails half-way, or
-    /// that races another run, never leaves an old value kept.
+    /// them in the store, then marks them forgotten again, and where the
+    /// change worked and the cache is used, keeps `values`. The first mark
+    /// keeps a change that fails half-way from leaving an old value kept;
+    /// the second, stamped once the store has changed, outdates any old
+    /// value a run read meanwhile, whatever became of the change. What
+    /// other stores (another token, another helper) keep in this session
+    /// is dropped too: they may reach the same values by other names.
     fn forget_then<T>(
         &mut self,
         keys: &[Key<'_>],
         values: impl FnOnce() -> Vec<Kept>,
         write: impl FnOnce(&mut dyn Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let now = SystemTime::now();
-        self.update(keys.iter().map(|key| forgotten(*key, now)).collect());
+        let marks = |when| keys.iter().map(|key| forgotten(*key, when)).collect();
+        let mut marked = self.update(marks(SystemTime::now()));
+        self.drop_other_stores();
         let result = write(self.inner.as_mut());
+        marked &= self.update(marks(SystemTime::now()));
+        if !marked {
+            // What is kept may be older than the store now: the cache ends.
+            self.end();
+            return result;
+        }
         if result.is_ok() && self.using == Use::On {
             self.update(values());
         }
         result
+    }
+
+    /// Ends the cache in this session, as `lock` does, where a write could
+    /// not mark what it changed: an old value must never be served.
+    fn end(&mut self) {
+        if self.open().is_none() {
+            return;
+        }
+        self.open = Some(None);
+        match keyring::forget(KINDS) {
+            Ok(_) => crate::warning!(
+                "with-secrets: ended the session cache, which could not be updated after this \
+                 change; `with-secrets unlock` starts it again"
+            ),
+            Err(failure) => crate::warning!(
+                "with-secrets: warning: the session cache could not be updated after this \
+                 change, nor ended ({}); run `with-secrets lock` so that no run is served an \
+                 old value",
+                failure.why()
+            ),
+        }
+    }
+
+    /// Forgets what every other store keeps in this session.
+    fn drop_other_stores(&mut self) {
+        let identity = self.identity.clone();
+        let Some(open) = self.open() else { return };
+        if let Err(failure) = keyring::remove_all_but(VALUES_KIND, &open.id(&identity)) {
+            crate::explain!(
+                "session cache: other stores' values not dropped: {}",
+                failure.why()
+            );
+        }
     }
 }
 
@@ -692,6 +757,22 @@ mod tests {
         assert_eq!(ci.value.as_ref().unwrap().expose(), b"new");
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].username, "ci", "the most recent first");
+        // A `delete`: a mark before the store changes (40), a run that
+        // asked between (45), a mark once it has (50): forgotten, whichever
+        // of the three is merged last.
+        for order in [[0, 1, 2], [0, 2, 1], [1, 0, 2], [2, 1, 0]] {
+            let mut entries = vec![kept("acme", "ci", b"new", 30)];
+            let change = |index| match index {
+                0 => forgotten(key, at(40)),
+                1 => kept("acme", "ci", b"new", 45),
+                _ => forgotten(key, at(50)),
+            };
+            for index in order {
+                merge(&mut entries, vec![change(index)]);
+            }
+            let ci = entries.iter().find(|k| k.is(key)).unwrap();
+            assert!(ci.value.is_none(), "{order:?}: the deleted value came back");
+        }
     }
 
     #[test]

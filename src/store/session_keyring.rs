@@ -37,6 +37,14 @@
 //! first half is, with its permissions: another uid in the session can read
 //! it, but without the pad cannot decrypt it.
 //!
+//! Only keys our uid owns are trusted. Such another uid possesses `@s`, and
+//! `@u` through it, and possession lets it add keys to both: with our
+//! descriptions and with rights that let us read them, it could give us a
+//! cache key of its choosing, and read what we sealed under it. So every key
+//! read here is first described (`KEYCTL_DESCRIBE`), and one whose owner is
+//! not our uid is treated as absent; `forget` takes such keys out of the
+//! keyring too (unlinks what it may not invalidate).
+//!
 //! Each key is made in this thread's keyring, given its timeout and only
 //! then linked into its keyring, so a crash in between never leaves one that
 //! does not expire; the pad comes first, and is invalidated if the other half
@@ -237,13 +245,68 @@ pub(crate) fn store(
 /// Forgets the `user` key `kind` `id` in the session keyring, if it is there.
 pub(crate) fn remove(kind: &str, id: &str) -> Result<(), Failure> {
     if let Some(serial) = search(libc::KEY_SPEC_SESSION_KEYRING, &description(kind, id))? {
-        unless_gone(keyctl(
-            "keyctl(KEYCTL_INVALIDATE)",
-            libc::KEYCTL_INVALIDATE,
-            [serial_arg(serial), 0, 0, 0],
-        ))?;
+        drop_key(serial, libc::KEY_SPEC_SESSION_KEYRING)?;
     }
     Ok(())
+}
+
+/// Forgets every `user` key `kind:ID` in the session keyring but `kind:keep`.
+pub(crate) fn remove_all_but(kind: &str, keep: &str) -> Result<(), Failure> {
+    let prefix = format!("{PREFIX}{kind}:");
+    let kept = format!("{prefix}{keep}");
+    forget_in(libc::KEY_SPEC_SESSION_KEYRING, |description| {
+        description.starts_with(&prefix) && description != kept
+    })
+    .map(drop)
+}
+
+/// Whether key `serial` belongs to our uid. Another uid that possesses this
+/// session keyring (one started from it with `su` or `sudo`) may add keys
+/// to it, and to the user keyring linked into it, with our descriptions and
+/// with rights that let us read them: a key it made would give it the
+/// cache's key, so only a key our uid made is ever trusted. (Root may make
+/// one as our uid; root is not kept out.)
+fn ours(serial: i32) -> bool {
+    let mut text = [0u8; 512];
+    let Ok(len) = keyctl(
+        "keyctl(KEYCTL_DESCRIBE)",
+        libc::KEYCTL_DESCRIBE,
+        [
+            serial_arg(serial),
+            text.as_mut_ptr() as c_ulong,
+            text.len() as c_ulong,
+            0,
+        ],
+    ) else {
+        return false;
+    };
+    // "type;uid;gid;perm;description" and a NUL.
+    let text = &text[..(len as usize).min(text.len())];
+    let uid = text
+        .split(|&byte| byte == b';')
+        .nth(1)
+        .and_then(|uid| std::str::from_utf8(uid).ok())
+        .and_then(|uid| uid.parse::<u32>().ok());
+    // SAFETY: geteuid has no preconditions.
+    uid == Some(unsafe { libc::geteuid() })
+}
+
+/// Takes key `serial` out of `keyring`: invalidates it, or where its rights
+/// do not let us (a key another uid planted), unlinks it from the keyring.
+fn drop_key(serial: i32, keyring: i32) -> Result<(), Failure> {
+    match unless_gone(keyctl(
+        "keyctl(KEYCTL_INVALIDATE)",
+        libc::KEYCTL_INVALIDATE,
+        [serial_arg(serial), 0, 0, 0],
+    )) {
+        Ok(_) => Ok(()),
+        Err(_) => unless_gone(keyctl(
+            "keyctl(KEYCTL_UNLINK)",
+            libc::KEYCTL_UNLINK,
+            [serial_arg(serial), serial_arg(keyring), 0, 0],
+        ))
+        .map(drop),
+    }
 }
 
 /// The serial of the `user` key `description` a search of `keyring` finds.
@@ -272,6 +335,9 @@ fn read(
     let Some(serial) = search(keyring, description)? else {
         return Ok(None);
     };
+    if !ours(serial) {
+        return Ok(None);
+    }
     // One more byte than we take, to tell a longer payload from one of `max`.
     let mut payload = Zeroizing::new(vec![0u8; max + 1]);
     // None: expired or revoked since the search.
@@ -447,15 +513,8 @@ fn forget_in(keyring: i32, ours: impl Fn(&str) -> bool) -> Result<usize, Failure
         if !ours(description) {
             continue;
         }
-        match keyctl(
-            "keyctl(KEYCTL_INVALIDATE)",
-            libc::KEYCTL_INVALIDATE,
-            [serial_arg(serial), 0, 0, 0],
-        ) {
-            Ok(_) => forgotten += 1,
-            Err(failure) if failure.means_gone() => {}
-            Err(failure) => return Err(failure),
-        }
+        drop_key(serial, keyring)?;
+        forgotten += 1;
     }
     Ok(forgotten)
 }

@@ -310,9 +310,6 @@ impl Test {
     }
 }
 
-/// Fails, saying why, where the suite is not run as root (CI runs it as
-/// root; a test that needs it must not pass silently elsewhere).
-#[track_caller]
 /// Gives the process `command` starts an anonymous session keyring of its
 /// own, joined before it runs: what with-secrets keeps for a login session
 /// (the file store's key, the session cache) is then never read from or
@@ -335,6 +332,9 @@ pub fn own_session_keyring(command: &mut Command) {
     }
 }
 
+/// Fails, saying why, where the suite is not run as root (CI runs it as
+/// root; a test that needs it must not pass silently elsewhere).
+#[track_caller]
 pub fn needs_root(why: &str) {
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
