@@ -487,6 +487,13 @@ impl SecretService {
                         value.as_str().expect("value").to_owned(),
                     ));
                 }
+                // gnome-keyring sometimes reports the generic schema for an
+                // item made without one (seen once, under load, for an item
+                // with-secrets had just made; most reads do not show it): it
+                // says nothing of what a client wrote, so it is left out.
+                pairs.retain(|(key, value)| {
+                    !(key == "xdg:schema" && value == "org.freedesktop.Secret.Generic")
+                });
                 pairs.sort();
                 Item {
                     label: label.0,
