@@ -267,8 +267,22 @@ pub(crate) fn remove_all_but(kind: &str, keep: &str) -> Result<(), Failure> {
 /// cache's key, so only a key our uid made is ever trusted. (Root may make
 /// one as our uid; root is not kept out.)
 fn ours(serial: i32) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    describe(serial).is_some_and(|key| key.owner == Some(unsafe { libc::geteuid() }))
+}
+
+/// What `KEYCTL_DESCRIBE` says of a key.
+struct Described {
+    kind: String,
+    owner: Option<u32>,
+    description: String,
+}
+
+/// Key `serial`'s type, owner and description; `None` where it may not be
+/// viewed, or is gone.
+fn describe(serial: i32) -> Option<Described> {
     let mut text = [0u8; 512];
-    let Ok(len) = keyctl(
+    let len = keyctl(
         "keyctl(KEYCTL_DESCRIBE)",
         libc::KEYCTL_DESCRIBE,
         [
@@ -277,18 +291,20 @@ fn ours(serial: i32) -> bool {
             text.len() as c_ulong,
             0,
         ],
-    ) else {
-        return false;
-    };
+    )
+    .ok()?;
     // "type;uid;gid;perm;description" and a NUL.
     let text = &text[..(len as usize).min(text.len())];
-    let uid = text
-        .split(|&byte| byte == b';')
-        .nth(1)
-        .and_then(|uid| std::str::from_utf8(uid).ok())
-        .and_then(|uid| uid.parse::<u32>().ok());
-    // SAFETY: geteuid has no preconditions.
-    uid == Some(unsafe { libc::geteuid() })
+    let text = String::from_utf8_lossy(text.strip_suffix(&[0]).unwrap_or(text));
+    let mut fields = text.splitn(5, ';');
+    let kind = fields.next()?.to_owned();
+    let owner = fields.next()?.parse().ok();
+    let description = fields.nth(2)?.to_owned();
+    Some(Described {
+        kind,
+        owner,
+        description,
+    })
 }
 
 /// Takes key `serial` out of `keyring`: invalidates it, or where its rights
@@ -490,27 +506,10 @@ fn forget_in(keyring: i32, ours: impl Fn(&str) -> bool) -> Result<usize, Failure
     }
     let mut forgotten = 0;
     for serial in serials {
-        let mut text = [0u8; 512];
-        let Ok(len) = keyctl(
-            "keyctl(KEYCTL_DESCRIBE)",
-            libc::KEYCTL_DESCRIBE,
-            [
-                serial_arg(serial),
-                text.as_mut_ptr() as c_ulong,
-                text.len() as c_ulong,
-                0,
-            ],
-        ) else {
+        let Some(key) = describe(serial) else {
             continue;
         };
-        // "type;uid;gid;perm;description" and a NUL.
-        let text = &text[..(len as usize).min(text.len())];
-        let text = String::from_utf8_lossy(text.strip_suffix(&[0]).unwrap_or(text));
-        let mut fields = text.splitn(5, ';');
-        let (Some("user"), Some(description)) = (fields.next(), fields.nth(3)) else {
-            continue;
-        };
-        if !ours(description) {
+        if key.kind != "user" || !ours(&key.description) {
             continue;
         }
         drop_key(serial, keyring)?;
