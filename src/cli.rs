@@ -309,7 +309,9 @@ pub(crate) enum Command {
     /// Write a commented starter secrets.toml in this folder (or at --manifest).
     ///
     /// Each NAME becomes an entry whose username is the name in lower case,
-    /// under a default service named after this folder. It never overwrites.
+    /// under a default service named after this folder. Its first line points
+    /// editors at secrets.schema.json, the manifest's JSON Schema, which init
+    /// writes beside it. It never overwrites.
     Init {
         /// Variables to add entries for, e.g. API_TOKEN DATABASE_URL
         names: Vec<String>,
