@@ -1020,6 +1020,36 @@ fn a_kv_version_1_mount_is_refused_by_name_and_never_written() {
 }
 
 #[test]
+fn a_token_that_may_write_a_kv1_mount_learns_its_version_and_writes_nothing() {
+    // A policy on the mount's paths alone, none on `sys/`: the server still
+    // answers the version query (for any token with a capability under the
+    // mount), so the refusal does not rest on the root token's rights.
+    let server = Bao::dev();
+    server.ok(&["secrets", "enable", "-path=kv1", "-version=1", "kv"]);
+    let writer = server.token_with_policy(
+        "kv1-writer",
+        "path \"kv1/*\" { capabilities = [\"create\", \"read\", \"update\", \"patch\"] }\n",
+    );
+    let test = project(
+        &server,
+        &format!(
+            "[vault]\nmount = \"kv1\"\n{}",
+            manifest_for(&[("A", "acme", "token")])
+        ),
+    )
+    .env("BAO_TOKEN", &writer);
+    test.run_input("new", ["set", "A"])
+        .expect_code(125)
+        .stderr_has("the secrets engine at `kv1` is KV version 1");
+    let listed = server.cli(&["kv", "list", "-format=json", "kv1/"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        !listed.contains("data"),
+        "a write under kv1/data/: {listed}"
+    );
+}
+
+#[test]
 fn an_https_address_on_a_plain_http_server_says_to_use_http() {
     let server = Bao::dev();
     put(&server, "acme", &[("token", "v")]);

@@ -139,7 +139,11 @@ impl Vault {
     /// Refuses a KV version 1 mount, by its answer to `mount_query`: its
     /// secrets are at other paths, without versions or check-and-set. Any
     /// other answer (no such mount, a token that may not ask) leaves it to
-    /// the reads and writes to tell.
+    /// the reads and writes to tell. A token that may not ask cannot write
+    /// there either: the server answers the query for any token with a
+    /// capability on a path under the mount, no policy on `sys/` needed
+    /// (`vault::a_token_that_may_write_a_kv1_mount_learns_its_version_and_writes_nothing`),
+    /// and refuses it (403) to one with none, whose writes it refuses too.
     fn check_mount(&mut self, answer: &Response) -> Result<(), StoreError> {
         if answer.status != 200 {
             return Ok(());
