@@ -1050,6 +1050,52 @@ fn a_token_that_may_write_a_kv1_mount_learns_its_version_and_writes_nothing() {
 }
 
 #[test]
+fn a_kv1_mount_behind_a_proxy_that_hides_its_version_is_neither_read_nor_written() {
+    // A KV version 1 engine (a read of `data/…` is a secret not there, a
+    // PATCH is not allowed, a POST would make a stray secret), behind a
+    // proxy that answers `sys/` with a page of its own.
+    let posted = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&posted);
+    let address = scripted(move |asked, stream| {
+        if asked.path.starts_with("/v1/sys/") {
+            let body = "<html><body>403 Forbidden</body></html>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            return true;
+        }
+        match asked.method.as_str() {
+            "PATCH" => json_answer(stream, "405 Method Not Allowed", r#"{"errors":[]}"#),
+            "POST" | "PUT" => {
+                seen.fetch_add(1, Ordering::SeqCst);
+                json_answer(stream, "204 No Content", "")
+            }
+            _ => json_answer(stream, "404 Not Found", r#"{"errors":[]}"#),
+        }
+    });
+    let test = on_scripted(&address, &manifest_for(&[("A", "acme", "token")]));
+    let unknown = "cannot learn the KV version of the secrets engine at `secret`: \
+                   sys/internal/ui/mounts/secret answered 403, not with the server's JSON";
+    test.run(["--", "sh", "-c", "printf %s \"$A\""])
+        .expect_code(125)
+        .stderr_has(unknown)
+        .never_shows("stale");
+    test.run_input("new", ["set", "A"])
+        .expect_code(125)
+        .stderr_has(unknown);
+    test.run(["delete", "A"])
+        .expect_code(125)
+        .stderr_has(unknown);
+    assert_eq!(
+        posted.load(Ordering::SeqCst),
+        0,
+        "a write reached the engine"
+    );
+}
+
+#[test]
 fn an_https_address_on_a_plain_http_server_says_to_use_http() {
     let server = Bao::dev();
     put(&server, "acme", &[("token", "v")]);

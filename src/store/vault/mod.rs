@@ -137,27 +137,49 @@ impl Vault {
     }
 
     /// Refuses a KV version 1 mount, by its answer to `mount_query`: its
-    /// secrets are at other paths, without versions or check-and-set. Any
-    /// other answer (no such mount, a token that may not ask) leaves it to
-    /// the reads and writes to tell. A token that may not ask cannot write
-    /// there either: the server answers the query for any token with a
-    /// capability on a path under the mount, no policy on `sys/` needed
+    /// secrets are at other paths, without versions or check-and-set. The
+    /// server's own error in its JSON (a refusal, no such mount, sealed)
+    /// leaves it to the reads and writes to tell, as they will: the server
+    /// answers the query for any token with a capability on a path under
+    /// the mount, no policy on `sys/` needed
     /// (`vault::a_token_that_may_write_a_kv1_mount_learns_its_version_and_writes_nothing`),
-    /// and refuses it (403) to one with none, whose writes it refuses too.
+    /// and refuses it only to a token whose reads and writes there it
+    /// refuses too. Any other answer (a proxy's page, a 200 that is not the
+    /// server's JSON) means the version cannot be known, and the mount might
+    /// be version 1, whose secrets are read elsewhere and written as stray
+    /// ones: an error, never a guess.
     fn check_mount(&mut self, answer: &Response) -> Result<(), StoreError> {
-        if answer.status != 200 {
-            return Ok(());
-        }
-        let Ok(mount) = serde_json::from_slice::<Value>(&answer.body) else {
-            return Ok(());
+        let mount = &self.settings.mount;
+        let server_json = serde_json::from_slice::<Value>(&answer.body).ok();
+        let unknown = || {
+            server_error(format!(
+                "cannot learn the KV version of the secrets engine at `{mount}`: \
+                 sys/internal/ui/mounts/{mount} answered {}, not with the server's JSON\n  \
+                 whatever is in front of the server (a proxy, a gateway) must let that path \
+                 through, as the bao and vault CLIs ask it too",
+                answer.status
+            ))
         };
-        let kind = mount.pointer("/data/type").and_then(Value::as_str);
-        let version = mount
+        let Some(value) = server_json else {
+            return Err(unknown());
+        };
+        if answer.status != 200 {
+            // The server's own error (its JSON `errors`): a sealed server, a
+            // refusal, no such mount; the reads and writes get the same.
+            return if value.get("errors").is_some_and(Value::is_array) {
+                Ok(())
+            } else {
+                Err(unknown())
+            };
+        }
+        let Some(kind) = value.pointer("/data/type").and_then(Value::as_str) else {
+            return Err(unknown());
+        };
+        let version = value
             .pointer("/data/options/version")
             .and_then(Value::as_str)
             .unwrap_or("1");
-        if matches!(kind, Some("kv" | "generic")) && version == "1" {
-            let mount = &self.settings.mount;
+        if matches!(kind, "kv" | "generic") && version == "1" {
             return Err(server_error(format!(
                 "the secrets engine at `{mount}` is KV version 1, and with-secrets reads and \
                  writes KV version 2 (versions, check-and-set)\n  upgrade it in place with \
@@ -569,12 +591,14 @@ impl Vault {
             }))
             .collect();
         let answers = self.send(requests)?;
-        self.check_mount(&answers[0])?;
         let mut secrets = BTreeMap::new();
         for (service, answer) in services.iter().zip(&answers[1..]) {
             let (data, _) = self.secret_of(answer, service)?;
             secrets.insert(*service, data);
         }
+        // After the reads: what they answered (sealed, a web server's page)
+        // says more than what the version query did.
+        self.check_mount(&answers[0])?;
         Ok(keys
             .iter()
             .map(|key| {
