@@ -488,12 +488,22 @@ fn with_no_store_nothing_is_generated_and_the_usual_rules_apply() {
     let test = test.env("XDG_DATA_HOME", &data);
     let check = test.run(["check"]);
     check.expect_code(1);
+    // No terminal and no passphrase: `set` as it is could not make the
+    // file store, and the line says what it needs.
+    let needs = "missing: the file store is not made yet, and nothing here can give its new \
+                 passphrase: run with-secrets set SESSION_KEY at a terminal, or with \
+                 WITH_SECRETS_PASSPHRASE set";
+    assert!(check.stdout().contains(needs), "{}", check.stdout());
+    test.run_input("x", ["set", "SESSION_KEY"]).expect_code(125);
+    // With the passphrase, check gives the plain line, which works as
+    // printed.
+    let with_passphrase = test.run_env(&[("WITH_SECRETS_PASSPHRASE", "a passphrase")], ["check"]);
     assert!(
-        check
+        with_passphrase
             .stdout()
             .contains("missing: run with-secrets set SESSION_KEY"),
         "{}",
-        check.stdout()
+        with_passphrase.stdout()
     );
     test.run(["--", "true"])
         .expect_code(125)

@@ -301,5 +301,9 @@ fn check_of_a_manifest_with_no_entries_says_so_and_how_to_add_one() {
     );
     test.run(["--profile", "staging", "check"])
         .expect_code(1)
-        .stdout_is("A  s  u  missing: run with-secrets --profile staging set A\n");
+        .stdout_is(
+            "A  s  u  missing: the file store is not made yet, and nothing here can give its \
+             new passphrase: run with-secrets --profile staging set A at a terminal, or with \
+             WITH_SECRETS_PASSPHRASE set\n",
+        );
 }

@@ -36,6 +36,10 @@ pub(crate) enum Missing {
     ReadOnly,
     /// Values the agent serves live on its machine.
     NotWhereTheAgentRuns,
+    /// The file store is not made yet, and nothing here can give its new
+    /// passphrase (no terminal, no `WITH_SECRETS_PASSPHRASE`): `set` as it
+    /// is would fail.
+    NoPassphraseYet,
     /// `set` stores it.
     Set,
 }
@@ -64,6 +68,9 @@ impl Status {
                 Source::Missing if read_only => Self::Missing(Missing::ReadOnly),
                 Source::Missing if resolution.store == "agent" => {
                     Self::Missing(Missing::NotWhereTheAgentRuns)
+                }
+                Source::Missing if no_passphrase_yet(resolution) => {
+                    Self::Missing(Missing::NoPassphraseYet)
                 }
                 Source::Missing => Self::Missing(Missing::Set),
             })
@@ -126,9 +133,24 @@ impl Status {
             Self::Missing(Missing::NotWhereTheAgentRuns) => {
                 "missing: not stored where the agent runs".to_owned()
             }
+            Self::Missing(Missing::NoPassphraseYet) => format!(
+                "missing: the file store is not made yet, and nothing here can give its new \
+                 passphrase: run {fix} set {name} at a terminal, or with \
+                 WITH_SECRETS_PASSPHRASE set"
+            ),
             Self::Missing(Missing::Set) => format!("missing: run {fix} set {name}"),
         }
     }
+}
+
+/// Whether the store is a file store not made yet that `set` could not
+/// make here: no terminal to ask its new passphrase, and no
+/// `WITH_SECRETS_PASSPHRASE`.
+fn no_passphrase_yet(resolution: &resolve::Resolution) -> bool {
+    resolution.store == crate::store::StoreKind::File.name()
+        && !resolution.would_generate
+        && !crate::term::prompt::has_terminal()
+        && std::env::var_os(crate::store::file::PASSPHRASE_VARIABLE).is_none_or(|v| v.is_empty())
 }
 
 /// One aligned line per entry: name, service, username and where its value
